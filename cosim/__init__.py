@@ -1,0 +1,1 @@
+"""Verilog generation, cached Verilator builds, cocotb testbenches, reports and the CLI."""

@@ -1,0 +1,1 @@
+"""The Amaranth accelerator: systolic array, feeder, scratchpads, RRAM banks, layer sequencer."""

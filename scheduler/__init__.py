@@ -1,0 +1,1 @@
+"""Network zoo, chip description, cost model, problem instances and power-state solvers."""
