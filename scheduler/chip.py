@@ -1,0 +1,501 @@
+"""The chip description: a validated, immutable view of a ``voltflow-chip/1`` YAML file.
+
+Every hardware number (clocks, voltages, energies, banks, transition costs) comes from the chip file;
+this module holds none. It is also the one place where domain frequencies are quantised to what the
+RTL's fractional clock dividers can produce.
+"""
+
+import enum
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+__all__ = [
+    "DOMAINS",
+    "BankKind",
+    "BankSpec",
+    "Chip",
+    "ChipError",
+    "Domain",
+    "DomainSpec",
+    "EnergySpec",
+    "GatingPolicy",
+    "ScalingLaw",
+    "TimingSpec",
+    "known_chips",
+    "load_chip",
+    "ticks_to_ref_cycles",
+]
+
+FORMAT = "voltflow-chip/1"
+DEFAULT_CHIP = "powerflow_ref"
+
+
+class ChipError(ValueError):
+    """A chip file is missing, malformed or physically impossible."""
+
+
+class Domain(enum.Enum):
+    """A DVFS domain. The order of ``DOMAINS`` is the order of a power state's voltages."""
+
+    SYS = "sys"
+    RRAM = "rram"
+    FEEDER = "feeder"
+
+
+DOMAINS: tuple[Domain, ...] = (Domain.SYS, Domain.RRAM, Domain.FEEDER)
+
+
+class ScalingLaw(enum.Enum):
+    """How an energy or power at the reference voltage scales with supply voltage."""
+
+    CONSTANT = "constant"
+    LINEAR = "linear"
+    QUADRATIC = "quadratic"
+    CUBIC = "cubic"
+
+    @property
+    def exponent(self) -> int:
+        return {"constant": 0, "linear": 1, "quadratic": 2, "cubic": 3}[self.value]
+
+    def factor(self, voltage_v: np.ndarray | float, reference_v: float) -> np.ndarray:
+        """Scale factor ``(V / V_ref) ** exponent``."""
+        return (np.asarray(voltage_v, dtype=np.float64) / reference_v) ** self.exponent
+
+
+class GatingPolicy(enum.Enum):
+    """Which memory banks are powered while a layer runs."""
+
+    NO_PG = "no_pg"  # every bank on
+    LAYER_PG = "layer_pg"  # only scratchpad banks holding live tensors on; RRAM all on
+    RRAM_PG = "rram_pg"  # as layer_pg, and only the RRAM banks of the running layer on
+
+
+class BankKind(enum.Enum):
+    IFMAP = "ifmap"
+    OFMAP = "ofmap"
+    RRAM = "rram"
+
+
+@dataclass(frozen=True, slots=True)
+class DomainSpec:
+    domain: Domain
+    nominal_mhz: float
+    idle_power_uw: float
+
+
+@dataclass(frozen=True, slots=True)
+class BankSpec:
+    kind: BankKind
+    size_kib: int
+    count: int | None  # None: sized from the network ("auto"), at least min_count
+    min_count: int
+    leakage_uw: float
+    volatile: bool
+    wake_latency_ns: float
+    wake_energy_pj: float
+
+    @property
+    def domain(self) -> Domain:
+        return Domain.RRAM if self.kind is BankKind.RRAM else Domain.FEEDER
+
+    def words(self, word_bits: int) -> int:
+        return self.size_kib * 1024 * 8 // word_bits
+
+
+@dataclass(frozen=True, slots=True)
+class EnergySpec:
+    reference_v: float
+    dynamic_law: ScalingLaw
+    leakage_law: ScalingLaw
+    pe_cycle_pj: float
+    array_stagger_pj: float
+    spad_read_pj: float
+    spad_write_pj: float
+    wbuf_read_pj: float
+    wbuf_write_pj: float
+    rram_read_pj: float
+    rram_write_pj_per_bit: float
+    lane_buffer_pj_per_bit: float
+    feeder_control_pj: float
+    pg_controller_pj: float
+    dma_control_pj: float
+
+
+@dataclass(frozen=True, slots=True)
+class TimingSpec:
+    step_sync_ref_cycles: int
+    epoch_sync_ref_cycles: int
+    op_setup_ref_cycles: int
+
+
+@dataclass(frozen=True, slots=True)
+class Chip:
+    """A validated chip. Build it with :func:`load_chip`."""
+
+    name: str
+    title: str
+    source: str
+    reference_mhz: float
+    divider_phase_bits: int
+    rows: int
+    cols: int
+    operand_bits: int
+    accumulator_bits: int
+    word_bits: int
+    levels_v: tuple[float, ...]
+    nominal_v: float
+    delay_poly: tuple[float, float, float, float]
+    delay_fit_range_v: tuple[float, float]
+    domains: tuple[DomainSpec, ...]  # in DOMAINS order
+    always_on_v: float
+    always_on_idle_uw: float
+    energy: EnergySpec
+    banks: tuple[BankSpec, ...]  # ifmap, ofmap, rram
+    gating_policies: tuple[GatingPolicy, ...]
+    rails: int
+    transition_energy_nj: float
+    transition_latency_ns: float
+    sleep_power_uw: float
+    sleep_entry_switches: int
+    timing: TimingSpec
+
+    # ---- derived quantities -------------------------------------------------------------------
+    @property
+    def word_bytes(self) -> int:
+        return self.word_bits // 8
+
+    @property
+    def lanes_per_word(self) -> int:
+        """Operands (bytes) per memory word: channels per channel block."""
+        return self.word_bits // self.operand_bits
+
+    def domain(self, domain: Domain) -> DomainSpec:
+        return self.domains[DOMAINS.index(domain)]
+
+    def bank(self, kind: BankKind) -> BankSpec:
+        return next(b for b in self.banks if b.kind is kind)
+
+    def delay(self, voltage_v: np.ndarray | float) -> np.ndarray:
+        """The delay polynomial D(V), V clamped to the fitted range."""
+        lo, hi = self.delay_fit_range_v
+        v = np.clip(np.asarray(voltage_v, dtype=np.float64), lo, hi)
+        c0, c1, c2, c3 = self.delay_poly
+        return c0 + v * (c1 + v * (c2 + v * c3))
+
+    def ideal_mhz(self, domain: Domain, voltage_v: np.ndarray | float) -> np.ndarray:
+        """f(V) of a domain before quantisation: f_nominal * D(V_nominal) / D(V)."""
+        return self.domain(domain).nominal_mhz * self.delay(self.nominal_v) / self.delay(voltage_v)
+
+    def divider_increment(self, domain: Domain, voltage_v: np.ndarray | float) -> np.ndarray:
+        """Phase increment of the domain's fractional divider at voltage V (int64).
+
+        This is the one place frequencies are quantised: rounded down, so the clock never
+        exceeds f(V) of its supply.
+        """
+        scale = 1 << self.divider_phase_bits
+        inc = np.floor(self.ideal_mhz(domain, voltage_v) / self.reference_mhz * scale + 1e-9)
+        return inc.astype(np.int64)
+
+    def quantised_mhz(self, domain: Domain, voltage_v: np.ndarray | float) -> np.ndarray:
+        """The frequency the RTL really produces at voltage V."""
+        inc = self.divider_increment(domain, voltage_v)
+        return self.reference_mhz * inc / (1 << self.divider_phase_bits)
+
+    @property
+    def transition_energy_j(self) -> float:
+        return self.transition_energy_nj * 1e-9
+
+    @property
+    def transition_latency_s(self) -> float:
+        return self.transition_latency_ns * 1e-9
+
+
+def ticks_to_ref_cycles(ticks: np.ndarray | int, increment: np.ndarray, phase_bits: int) -> np.ndarray:
+    """Reference cycles from a divider restart until the ``ticks``-th enable pulse.
+
+    The divider adds ``increment`` to a ``phase_bits`` accumulator that starts at zero every
+    reference cycle and pulses on carry-out, so pulse n comes at cycle ``ceil(n * 2^bits / inc)``.
+    """
+    ticks = np.asarray(ticks, dtype=np.int64)
+    return -((-ticks << phase_bits) // increment)
+
+
+# ---- loading -------------------------------------------------------------------------------------
+def known_chips() -> tuple[str, ...]:
+    folder = resources.files("scheduler") / "hardware"
+    return tuple(sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml")))
+
+
+def load_chip(name_or_path: str | os.PathLike[str] = DEFAULT_CHIP) -> Chip:
+    """Load a chip by name (package data) or from a YAML file path."""
+    text_path = str(name_or_path)
+    if text_path.endswith((".yaml", ".yml")) or os.sep in text_path:
+        path = Path(text_path)
+        if not path.is_file():
+            raise ChipError(f"{path}: no such chip file")
+        text = path.read_text()
+        label = path.name
+    else:
+        if text_path not in known_chips():
+            raise ChipError(
+                f"unknown chip {text_path!r}; known chips: {', '.join(known_chips())} "
+                "(or give a path to a .yaml file)"
+            )
+        text = (resources.files("scheduler") / "hardware" / f"{text_path}.yaml").read_text()
+        label = f"{text_path}.yaml"
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ChipError(f"{label}: not valid YAML: {exc}") from None
+    return _Reader(label).chip(raw)
+
+
+class _Reader:
+    """Reads one chip file, naming the file and field path in every error."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def fail(self, path: str, value: Any, allowed: str) -> ChipError:
+        return ChipError(f"{self.label}: {path}: must be {allowed}, not {value!r}")
+
+    def mapping(self, raw: Any, path: str, keys: set[str], optional: set[str] = frozenset()) -> dict:
+        if not isinstance(raw, Mapping):
+            raise self.fail(path or "top level", raw, "a mapping")
+        unknown = set(raw) - keys - optional
+        if unknown:
+            raise ChipError(
+                f"{self.label}: {path + '.' if path else ''}{sorted(unknown)[0]}: unknown field; "
+                f"allowed: {', '.join(sorted(keys | optional))}"
+            )
+        missing = keys - set(raw)
+        if missing:
+            raise ChipError(f"{self.label}: {path + '.' if path else ''}{sorted(missing)[0]}: missing")
+        return dict(raw)
+
+    def number(self, raw: Any, path: str, *, positive: bool = False, lo: float | None = None) -> float:
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
+            raise self.fail(path, raw, "a finite number")
+        if positive and raw <= 0:
+            raise self.fail(path, raw, "a positive number")
+        if lo is not None and raw < lo:
+            raise self.fail(path, raw, f"a number >= {lo:g}")
+        return float(raw)
+
+    def integer(self, raw: Any, path: str, *, lo: int = 0) -> int:
+        if isinstance(raw, bool) or not isinstance(raw, int) or raw < lo:
+            raise self.fail(path, raw, f"an integer >= {lo}")
+        return raw
+
+    def text(self, raw: Any, path: str) -> str:
+        if not isinstance(raw, str) or not raw:
+            raise self.fail(path, raw, "a non-empty string")
+        return raw
+
+    def enum(self, cls: type[enum.Enum], raw: Any, path: str) -> Any:
+        try:
+            return cls(raw)
+        except ValueError:
+            allowed = ", ".join(m.value for m in cls)
+            raise self.fail(path, raw, f"one of {allowed}") from None
+
+    def chip(self, raw: Any) -> Chip:
+        top = self.mapping(
+            raw,
+            "",
+            {
+                "format", "name", "title", "source", "clock", "array", "word_bits", "voltage",
+                "domains", "always_on", "energy", "banks", "gating_policies", "rails",
+                "transition", "sleep", "timing",
+            },
+        )  # fmt: skip
+        if top["format"] != FORMAT:
+            raise self.fail("format", top["format"], repr(FORMAT))
+        clock = self.mapping(top["clock"], "clock", {"reference_mhz", "divider_phase_bits"})
+        reference_mhz = self.number(clock["reference_mhz"], "clock.reference_mhz", positive=True)
+        phase_bits = self.integer(clock["divider_phase_bits"], "clock.divider_phase_bits", lo=4)
+        if phase_bits > 32:
+            raise self.fail("clock.divider_phase_bits", phase_bits, "an integer in 4..32")
+        array = self.mapping(top["array"], "array", {"rows", "cols", "operand_bits", "accumulator_bits"})
+        rows = self.integer(array["rows"], "array.rows", lo=1)
+        cols = self.integer(array["cols"], "array.cols", lo=1)
+        operand_bits = self.integer(array["operand_bits"], "array.operand_bits", lo=1)
+        acc_bits = self.integer(array["accumulator_bits"], "array.accumulator_bits", lo=1)
+        word_bits = self.integer(top["word_bits"], "word_bits", lo=8)
+        if word_bits % operand_bits or word_bits // operand_bits != cols:
+            raise self.fail(
+                "word_bits", word_bits, f"array.cols x array.operand_bits = {cols * operand_bits}"
+            )
+
+        volt = self.mapping(
+            top["voltage"], "voltage", {"levels_v", "nominal_v", "delay_poly", "delay_fit_range_v"}
+        )
+        levels_raw = volt["levels_v"]
+        if not isinstance(levels_raw, list) or not levels_raw:
+            raise self.fail("voltage.levels_v", levels_raw, "a non-empty list of voltages")
+        levels = tuple(
+            self.number(v, f"voltage.levels_v[{i}]", positive=True) for i, v in enumerate(levels_raw)
+        )
+        if list(levels) != sorted(set(levels)):
+            raise self.fail("voltage.levels_v", levels_raw, "strictly increasing voltages")
+        poly_raw = volt["delay_poly"]
+        if not isinstance(poly_raw, list) or len(poly_raw) != 4:
+            raise self.fail("voltage.delay_poly", poly_raw, "4 coefficients [c0, c1, c2, c3]")
+        poly = tuple(self.number(c, f"voltage.delay_poly[{i}]") for i, c in enumerate(poly_raw))
+        fit_raw = volt["delay_fit_range_v"]
+        if not isinstance(fit_raw, list) or len(fit_raw) != 2:
+            raise self.fail("voltage.delay_fit_range_v", fit_raw, "[low_v, high_v]")
+        fit = (
+            self.number(fit_raw[0], "voltage.delay_fit_range_v[0]", positive=True),
+            self.number(fit_raw[1], "voltage.delay_fit_range_v[1]", positive=True),
+        )
+        if fit[0] >= fit[1]:
+            raise self.fail("voltage.delay_fit_range_v", fit_raw, "[low_v, high_v] with low < high")
+        for i, v in enumerate(levels):
+            if not fit[0] - 1e-9 <= v <= fit[1] + 1e-9:
+                raise self.fail(
+                    f"voltage.levels_v[{i}]", v, f"inside delay_fit_range_v [{fit[0]}, {fit[1]}]"
+                )
+        nominal_v = self.number(volt["nominal_v"], "voltage.nominal_v", positive=True)
+        if not any(abs(nominal_v - v) < 1e-9 for v in levels):
+            raise self.fail("voltage.nominal_v", nominal_v, "one of voltage.levels_v")
+
+        dom_raw = self.mapping(top["domains"], "domains", {d.value for d in DOMAINS})
+        domains = []
+        for d in DOMAINS:
+            spec = self.mapping(dom_raw[d.value], f"domains.{d.value}", {"nominal_mhz", "idle_power_uw"})
+            domains.append(
+                DomainSpec(
+                    d,
+                    self.number(spec["nominal_mhz"], f"domains.{d.value}.nominal_mhz", positive=True),
+                    self.number(spec["idle_power_uw"], f"domains.{d.value}.idle_power_uw", lo=0),
+                )
+            )
+        aon = self.mapping(top["always_on"], "always_on", {"voltage_v", "idle_power_uw"})
+
+        en_fields = {f for f in EnergySpec.__dataclass_fields__}
+        en = self.mapping(top["energy"], "energy", en_fields)
+        energy_kwargs: dict[str, Any] = {}
+        for f in sorted(en_fields):
+            if f in ("dynamic_law", "leakage_law"):
+                energy_kwargs[f] = self.enum(ScalingLaw, en[f], f"energy.{f}")
+            elif f == "reference_v":
+                energy_kwargs[f] = self.number(en[f], "energy.reference_v", positive=True)
+            else:
+                energy_kwargs[f] = self.number(en[f], f"energy.{f}", lo=0)
+        energy = EnergySpec(**energy_kwargs)
+
+        banks_raw = self.mapping(top["banks"], "banks", {k.value for k in BankKind})
+        banks = []
+        for kind in BankKind:
+            path = f"banks.{kind.value}"
+            b = self.mapping(
+                banks_raw[kind.value],
+                path,
+                {"size_kib", "count", "leakage_uw", "volatile", "wake_latency_ns", "wake_energy_pj"},
+                {"min_count"},
+            )
+            if b["count"] == "auto":
+                count = None
+            else:
+                count = self.integer(b["count"], f"{path}.count", lo=1)
+            min_count = self.integer(b.get("min_count", 1), f"{path}.min_count", lo=1)
+            if not isinstance(b["volatile"], bool):
+                raise self.fail(f"{path}.volatile", b["volatile"], "true or false")
+            banks.append(
+                BankSpec(
+                    kind,
+                    self.integer(b["size_kib"], f"{path}.size_kib", lo=1),
+                    count,
+                    min_count,
+                    self.number(b["leakage_uw"], f"{path}.leakage_uw", lo=0),
+                    b["volatile"],
+                    self.number(b["wake_latency_ns"], f"{path}.wake_latency_ns", lo=0),
+                    self.number(b["wake_energy_pj"], f"{path}.wake_energy_pj", lo=0),
+                )
+            )
+
+        pol_raw = top["gating_policies"]
+        if not isinstance(pol_raw, list) or not pol_raw:
+            raise self.fail("gating_policies", pol_raw, "a non-empty list of policies")
+        policies = tuple(
+            self.enum(GatingPolicy, p, f"gating_policies[{i}]") for i, p in enumerate(pol_raw)
+        )
+        rails = self.integer(top["rails"], "rails", lo=1)
+        tr = self.mapping(top["transition"], "transition", {"energy_nj", "latency_ns"})
+        sl = self.mapping(top["sleep"], "sleep", {"power_uw", "entry_switches"})
+        tm = self.mapping(top["timing"], "timing", set(TimingSpec.__dataclass_fields__))
+
+        chip = Chip(
+            name=self.text(top["name"], "name"),
+            title=self.text(top["title"], "title"),
+            source=self.text(top["source"], "source"),
+            reference_mhz=reference_mhz,
+            divider_phase_bits=phase_bits,
+            rows=rows,
+            cols=cols,
+            operand_bits=operand_bits,
+            accumulator_bits=acc_bits,
+            word_bits=word_bits,
+            levels_v=levels,
+            nominal_v=nominal_v,
+            delay_poly=poly,  # type: ignore[arg-type]
+            delay_fit_range_v=fit,
+            domains=tuple(domains),
+            always_on_v=self.number(aon["voltage_v"], "always_on.voltage_v", positive=True),
+            always_on_idle_uw=self.number(aon["idle_power_uw"], "always_on.idle_power_uw", lo=0),
+            energy=energy,
+            banks=tuple(banks),
+            gating_policies=policies,
+            rails=rails,
+            transition_energy_nj=self.number(tr["energy_nj"], "transition.energy_nj", lo=0),
+            transition_latency_ns=self.number(tr["latency_ns"], "transition.latency_ns", lo=0),
+            sleep_power_uw=self.number(sl["power_uw"], "sleep.power_uw", lo=0),
+            sleep_entry_switches=self.integer(sl["entry_switches"], "sleep.entry_switches"),
+            timing=TimingSpec(
+                **{
+                    f: self.integer(tm[f], f"timing.{f}")
+                    for f in TimingSpec.__dataclass_fields__
+                }
+            ),
+        )
+        self.check_physics(chip)
+        return chip
+
+    def check_physics(self, chip: Chip) -> None:
+        """Reject what no real chip can do, before any computation uses it."""
+        lo, hi = chip.delay_fit_range_v
+        grid = np.linspace(lo, hi, 81)
+        delay = chip.delay(grid)
+        if np.any(delay <= 0):
+            raise self.fail("voltage.delay_poly", list(chip.delay_poly), "positive on delay_fit_range_v")
+        if np.any(np.diff(delay) > 1e-9 * np.abs(delay[:-1])):
+            raise self.fail(
+                "voltage.delay_poly",
+                list(chip.delay_poly),
+                "non-increasing in V on delay_fit_range_v (a higher voltage must not be slower)",
+            )
+        for spec in chip.domains:
+            top_mhz = float(chip.ideal_mhz(spec.domain, max(chip.levels_v)))
+            if top_mhz > chip.reference_mhz:
+                raise self.fail(
+                    f"domains.{spec.domain.value}.nominal_mhz",
+                    spec.nominal_mhz,
+                    f"such that f({max(chip.levels_v)} V) = {top_mhz:.1f} MHz does not exceed "
+                    f"clock.reference_mhz = {chip.reference_mhz:g} (a clock enable cannot fire "
+                    "twice per reference cycle)",
+                )
+            if int(chip.divider_increment(spec.domain, min(chip.levels_v))) < 1:
+                raise self.fail(
+                    "clock.divider_phase_bits",
+                    chip.divider_phase_bits,
+                    f"large enough to produce {spec.domain.value}'s slowest frequency",
+                )

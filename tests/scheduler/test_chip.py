@@ -1,0 +1,135 @@
+"""The reference chip file and the chip loader's validation."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from scheduler.chip import (
+    DOMAINS,
+    BankKind,
+    ChipError,
+    Domain,
+    GatingPolicy,
+    ScalingLaw,
+    known_chips,
+    load_chip,
+    ticks_to_ref_cycles,
+)
+
+# sys/feeder MHz at 0.90..1.30 V from the PowerFlow-DNN artifact's delay polynomial (reference/).
+PAPER_MHZ = [287.5, 338.4, 392.6, 447.4, 500.0, 548.7, 594.0, 639.3, 692.0]
+
+
+def test_reference_chip_loads_with_paper_numbers() -> None:
+    chip = load_chip()
+    assert "powerflow_ref" in known_chips()
+    assert chip.levels_v == pytest.approx([0.90 + 0.05 * i for i in range(9)])
+    assert chip.rows == chip.cols == 8
+    assert chip.bank(BankKind.IFMAP).count == 25
+    assert chip.bank(BankKind.RRAM).count is None  # sized from the network
+    assert set(chip.gating_policies) == set(GatingPolicy)
+    assert chip.energy.dynamic_law is ScalingLaw.QUADRATIC
+    ideal = chip.ideal_mhz(Domain.SYS, np.array(chip.levels_v))
+    assert ideal == pytest.approx(PAPER_MHZ, abs=0.06)
+    rram = chip.ideal_mhz(Domain.RRAM, np.array(chip.levels_v))
+    assert rram == pytest.approx(np.array(PAPER_MHZ) / 5, abs=0.02)
+
+
+def test_quantised_frequency_never_exceeds_f_of_v_and_is_close() -> None:
+    chip = load_chip()
+    v = np.array(chip.levels_v)
+    for d in DOMAINS:
+        ideal = chip.ideal_mhz(d, v)
+        real = chip.quantised_mhz(d, v)
+        assert np.all(real <= ideal + 1e-9)
+        step = chip.reference_mhz / (1 << chip.divider_phase_bits)
+        assert np.all(ideal - real < step)
+
+
+def test_ticks_to_ref_cycles_matches_a_simulated_divider() -> None:
+    bits = 8
+    for inc in (1, 37, 128, 200, 255, 256):
+        acc, pulses = 0, []
+        for cycle in range(1, 3000):
+            acc += inc
+            if acc >= 1 << bits:
+                acc -= 1 << bits
+                pulses.append(cycle)
+        n = np.arange(1, 11)
+        assert list(ticks_to_ref_cycles(n, np.int64(inc), bits)) == pulses[:10]
+    assert int(ticks_to_ref_cycles(0, np.int64(5), bits)) == 0
+
+
+def _write_variant(tmp_path: Path, edit) -> Path:
+    raw = yaml.safe_load(
+        (Path(__file__).parents[2] / "scheduler/hardware/powerflow_ref.yaml").read_text()
+    )
+    edit(raw)
+    path = tmp_path / "bad_chip.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda r: r["energy"].__setitem__("spad_read_pj", -35.0),
+            r"^bad_chip\.yaml: energy\.spad_read_pj: must be a number >= 0, not -35\.0$",
+        ),
+        (
+            lambda r: r["voltage"].__setitem__("levels_v", [0.8, 0.9, 1.1]),
+            r"^bad_chip\.yaml: voltage\.levels_v\[0\]: must be inside delay_fit_range_v "
+            r"\[0\.9, 1\.3\], not 0\.8$",
+        ),
+        (
+            lambda r: r["banks"]["ifmap"].__setitem__("count", 0),
+            r"^bad_chip\.yaml: banks\.ifmap\.count: must be an integer >= 1, not 0$",
+        ),
+        (
+            lambda r: r["energy"].__setitem__("dynamic_law", "quartic"),
+            r"^bad_chip\.yaml: energy\.dynamic_law: must be one of constant, linear, quadratic, "
+            r"cubic, not 'quartic'$",
+        ),
+        (
+            lambda r: r.__setitem__("colour", "blue"),
+            r"^bad_chip\.yaml: colour: unknown field; allowed: ",
+        ),
+        (
+            lambda r: r["domains"]["sys"].__setitem__("nominal_mhz", 700.0),
+            r"^bad_chip\.yaml: domains\.sys\.nominal_mhz: must be such that f\(1\.3 V\) = 968\.7 MHz "
+            r"does not exceed clock\.reference_mhz = 800",
+        ),
+        (
+            lambda r: r["voltage"].__setitem__("nominal_v", 1.12),
+            r"^bad_chip\.yaml: voltage\.nominal_v: must be one of voltage\.levels_v, not 1\.12$",
+        ),
+        (
+            lambda r: r.__setitem__("format", "voltflow-chip/9"),
+            r"^bad_chip\.yaml: format: must be 'voltflow-chip/1', not 'voltflow-chip/9'$",
+        ),
+        (
+            lambda r: r["sleep"].pop("entry_switches"),
+            r"^bad_chip\.yaml: sleep\.entry_switches: missing$",
+        ),
+    ],
+)
+def test_bad_chip_files_are_rejected_with_file_field_value(tmp_path: Path, edit, message: str) -> None:
+    with pytest.raises(ChipError, match=message):
+        load_chip(_write_variant(tmp_path, edit))
+
+
+def test_unknown_chip_lists_known() -> None:
+    with pytest.raises(ChipError, match=r"^unknown chip 'nope'; known chips: powerflow_ref"):
+        load_chip("nope")
+
+
+def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ChipError, match=r"no such chip file"):
+        load_chip(tmp_path / "absent.yaml")
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("clock: [unclosed\n")
+    with pytest.raises(ChipError, match=r"^broken\.yaml: not valid YAML"):
+        load_chip(bad)
