@@ -1,8 +1,8 @@
 """The chip description: a validated, immutable view of a ``voltflow-chip/1`` YAML file.
 
-Every hardware number (clocks, voltages, energies, banks, transition costs) comes from the chip file;
-this module holds none. It is also the one place where domain frequencies are quantised to what the
-RTL's fractional clock dividers can produce.
+Every hardware number (clocks, voltages, energies, banks, transition costs) comes from the chip
+file; this module holds none. It is also the one place where domain frequencies are quantised
+to what the RTL's fractional clock dividers can produce.
 """
 
 import enum
@@ -218,7 +218,9 @@ class Chip:
         return self.transition_latency_ns * 1e-9
 
 
-def ticks_to_ref_cycles(ticks: np.ndarray | int, increment: np.ndarray, phase_bits: int) -> np.ndarray:
+def ticks_to_ref_cycles(
+    ticks: np.ndarray | int, increment: np.ndarray, phase_bits: int
+) -> np.ndarray:
     """Reference cycles from a divider restart until the ``ticks``-th enable pulse.
 
     The divider adds ``increment`` to a ``phase_bits`` accumulator that starts at zero every
@@ -267,7 +269,9 @@ class _Reader:
     def fail(self, path: str, value: Any, allowed: str) -> ChipError:
         return ChipError(f"{self.label}: {path}: must be {allowed}, not {value!r}")
 
-    def mapping(self, raw: Any, path: str, keys: set[str], optional: set[str] = frozenset()) -> dict:
+    def mapping(
+        self, raw: Any, path: str, keys: set[str], optional: set[str] = frozenset()
+    ) -> dict:
         if not isinstance(raw, Mapping):
             raise self.fail(path or "top level", raw, "a mapping")
         unknown = set(raw) - keys - optional
@@ -278,10 +282,14 @@ class _Reader:
             )
         missing = keys - set(raw)
         if missing:
-            raise ChipError(f"{self.label}: {path + '.' if path else ''}{sorted(missing)[0]}: missing")
+            raise ChipError(
+                f"{self.label}: {path + '.' if path else ''}{sorted(missing)[0]}: missing"
+            )
         return dict(raw)
 
-    def number(self, raw: Any, path: str, *, positive: bool = False, lo: float | None = None) -> float:
+    def number(
+        self, raw: Any, path: str, *, positive: bool = False, lo: float | None = None
+    ) -> float:
         if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
             raise self.fail(path, raw, "a finite number")
         if positive and raw <= 0:
@@ -324,7 +332,9 @@ class _Reader:
         phase_bits = self.integer(clock["divider_phase_bits"], "clock.divider_phase_bits", lo=4)
         if phase_bits > 32:
             raise self.fail("clock.divider_phase_bits", phase_bits, "an integer in 4..32")
-        array = self.mapping(top["array"], "array", {"rows", "cols", "operand_bits", "accumulator_bits"})
+        array = self.mapping(
+            top["array"], "array", {"rows", "cols", "operand_bits", "accumulator_bits"}
+        )
         rows = self.integer(array["rows"], "array.rows", lo=1)
         cols = self.integer(array["cols"], "array.cols", lo=1)
         operand_bits = self.integer(array["operand_bits"], "array.operand_bits", lo=1)
@@ -342,7 +352,8 @@ class _Reader:
         if not isinstance(levels_raw, list) or not levels_raw:
             raise self.fail("voltage.levels_v", levels_raw, "a non-empty list of voltages")
         levels = tuple(
-            self.number(v, f"voltage.levels_v[{i}]", positive=True) for i, v in enumerate(levels_raw)
+            self.number(v, f"voltage.levels_v[{i}]", positive=True)
+            for i, v in enumerate(levels_raw)
         )
         if list(levels) != sorted(set(levels)):
             raise self.fail("voltage.levels_v", levels_raw, "strictly increasing voltages")
@@ -371,11 +382,15 @@ class _Reader:
         dom_raw = self.mapping(top["domains"], "domains", {d.value for d in DOMAINS})
         domains = []
         for d in DOMAINS:
-            spec = self.mapping(dom_raw[d.value], f"domains.{d.value}", {"nominal_mhz", "idle_power_uw"})
+            spec = self.mapping(
+                dom_raw[d.value], f"domains.{d.value}", {"nominal_mhz", "idle_power_uw"}
+            )
             domains.append(
                 DomainSpec(
                     d,
-                    self.number(spec["nominal_mhz"], f"domains.{d.value}.nominal_mhz", positive=True),
+                    self.number(
+                        spec["nominal_mhz"], f"domains.{d.value}.nominal_mhz", positive=True
+                    ),
                     self.number(spec["idle_power_uw"], f"domains.{d.value}.idle_power_uw", lo=0),
                 )
             )
@@ -400,7 +415,14 @@ class _Reader:
             b = self.mapping(
                 banks_raw[kind.value],
                 path,
-                {"size_kib", "count", "leakage_uw", "volatile", "wake_latency_ns", "wake_energy_pj"},
+                {
+                    "size_kib",
+                    "count",
+                    "leakage_uw",
+                    "volatile",
+                    "wake_latency_ns",
+                    "wake_energy_pj",
+                },
                 {"min_count"},
             )
             if b["count"] == "auto":
@@ -461,10 +483,7 @@ class _Reader:
             sleep_power_uw=self.number(sl["power_uw"], "sleep.power_uw", lo=0),
             sleep_entry_switches=self.integer(sl["entry_switches"], "sleep.entry_switches"),
             timing=TimingSpec(
-                **{
-                    f: self.integer(tm[f], f"timing.{f}")
-                    for f in TimingSpec.__dataclass_fields__
-                }
+                **{f: self.integer(tm[f], f"timing.{f}") for f in TimingSpec.__dataclass_fields__}
             ),
         )
         self.check_physics(chip)
@@ -476,7 +495,9 @@ class _Reader:
         grid = np.linspace(lo, hi, 81)
         delay = chip.delay(grid)
         if np.any(delay <= 0):
-            raise self.fail("voltage.delay_poly", list(chip.delay_poly), "positive on delay_fit_range_v")
+            raise self.fail(
+                "voltage.delay_poly", list(chip.delay_poly), "positive on delay_fit_range_v"
+            )
         if np.any(np.diff(delay) > 1e-9 * np.abs(delay[:-1])):
             raise self.fail(
                 "voltage.delay_poly",

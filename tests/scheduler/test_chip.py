@@ -99,8 +99,8 @@ def _write_variant(tmp_path: Path, edit) -> Path:
         ),
         (
             lambda r: r["domains"]["sys"].__setitem__("nominal_mhz", 700.0),
-            r"^bad_chip\.yaml: domains\.sys\.nominal_mhz: must be such that f\(1\.3 V\) = 968\.7 MHz "
-            r"does not exceed clock\.reference_mhz = 800",
+            r"^bad_chip\.yaml: domains\.sys\.nominal_mhz: must be such that "
+            r"f\(1\.3 V\) = 968\.7 MHz does not exceed clock\.reference_mhz = 800",
         ),
         (
             lambda r: r["voltage"].__setitem__("nominal_v", 1.12),
@@ -116,7 +116,9 @@ def _write_variant(tmp_path: Path, edit) -> Path:
         ),
     ],
 )
-def test_bad_chip_files_are_rejected_with_file_field_value(tmp_path: Path, edit, message: str) -> None:
+def test_bad_chip_files_are_rejected_with_file_field_value(
+    tmp_path: Path, edit, message: str
+) -> None:
     with pytest.raises(ChipError, match=message):
         load_chip(_write_variant(tmp_path, edit))
 

@@ -1,0 +1,321 @@
+"""How each operation runs on the accelerator: tiles, pipeline steps and activity counts.
+
+This module is the executable form of docs/timing-model.md, the specification the RTL implements
+cycle for cycle. Everything here is independent of voltage: it counts domain clock ticks, memory
+words and pipeline steps; :mod:`scheduler.cost` turns the counts into time and energy per state.
+"""
+
+import enum
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from scheduler.chip import Chip, ticks_to_ref_cycles
+from scheduler.network import Network, Op, OpKind, Shape
+
+__all__ = ["Activity", "Mode", "OpWork", "StepKind", "UnsupportedOpError", "op_work", "valid_taps"]
+
+
+class UnsupportedOpError(ValueError):
+    """An operation the reference dataflow cannot map (the message says why and what would work)."""
+
+
+class Mode(enum.Enum):
+    """How an op uses the hardware."""
+
+    GEMM = "gemm"  # im2col GEMM on the array: tile = rows pixels x cols output channels
+    DEPTHWISE = "depthwise"  # diagonal of the array: tile = 1 pixel x cols channels
+    VECTOR = "vector"  # feeder's pool/add unit, word by word, array idle
+    ALIAS = "alias"  # concatenation: producers write into channel-block offsets, no work
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """Voltage-independent activity of one op: what the RTL's counters measure."""
+
+    sys_ticks: int = 0
+    feeder_ticks: int = 0
+    rram_ticks: int = 0
+    macs: int = 0  # useful multiply-accumulates
+    pe_cycles: int = 0  # PE clock cycles (all rows x cols PEs clocked while the array runs)
+    spad_reads: int = 0  # 64-bit words
+    spad_writes: int = 0
+    lane_bits: int = 0  # bits stored into plus bits read out of the lane buffers
+    wbuf_reads: int = 0
+    wbuf_writes: int = 0
+    rram_reads: int = 0
+    dma_beats: int = 0
+    steps: int = 0  # pipeline steps (barriers)
+    epochs: int = 0  # weight-load epochs (barriers)
+
+    def __add__(self, other: "Activity") -> "Activity":
+        return Activity(*(a + b for a, b in zip(_fields(self), _fields(other), strict=True)))
+
+
+def _fields(a: Activity) -> tuple[int, ...]:
+    return tuple(getattr(a, f) for f in Activity.__dataclass_fields__)
+
+
+@dataclass(frozen=True, slots=True)
+class StepKind:
+    """``count`` identical pipeline steps with the given feeder and array tick loads."""
+
+    count: int
+    feeder_ticks: int
+    sys_ticks: int
+
+
+@dataclass(frozen=True, slots=True)
+class OpWork:
+    """The mapped form of one op: its pipeline structure and its activity."""
+
+    op: Op
+    mode: Mode
+    passes: int  # weight tiles (epochs of compute), J
+    tiles: int  # pixel tiles per pass, T
+    gather_ticks: int  # feeder ticks to gather one tile into the lane buffer
+    stream_ticks: int  # array ticks to stream one tile
+    write_words: int  # output words per tile
+    reduction: int  # K padded to whole words (stream length before the minimum applies)
+    pass_steps: tuple[StepKind, ...]  # the steps of one pass
+    load_beats: int  # words of B loaded per pass (weights + bias from RRAM, or B from scratchpad)
+    load_from_rram: bool
+    vector_ticks: int  # feeder ticks of a VECTOR op
+    activity: Activity
+
+    def ref_cycles(
+        self, chip: Chip, inc_sys: np.ndarray, inc_rram: np.ndarray, inc_feeder: np.ndarray
+    ) -> np.ndarray:
+        """Exact reference-clock cycles of this op for every state (arrays of increments)."""
+        bits = chip.divider_phase_bits
+        t = chip.timing
+        shape = np.broadcast(inc_sys, inc_rram, inc_feeder).shape
+        if self.mode is Mode.ALIAS:
+            return np.zeros(shape, dtype=np.int64)
+        setup = t.op_setup_ref_cycles
+        if self.mode is Mode.VECTOR:
+            cycles = (
+                ticks_to_ref_cycles(self.vector_ticks, inc_feeder, bits) + t.epoch_sync_ref_cycles
+            )
+            return np.broadcast_to(cycles + setup, shape).astype(np.int64)
+        compute = np.zeros(shape, dtype=np.int64)
+        for step in self.pass_steps:
+            f = ticks_to_ref_cycles(step.feeder_ticks, inc_feeder, bits)
+            s = ticks_to_ref_cycles(step.sys_ticks, inc_sys, bits)
+            compute = compute + step.count * (np.maximum(f, s) + t.step_sync_ref_cycles)
+        sync = t.epoch_sync_ref_cycles
+        if self.load_from_rram:
+            # Epoch 0 loads pass 0; epoch j computes pass j-1 while the DMA loads pass j; the last
+            # epoch computes the last pass alone.
+            dma = ticks_to_ref_cycles(self.load_beats, inc_rram, bits)
+            overlapped = (self.passes - 1) * (np.maximum(compute, dma) + sync)
+            total = (dma + sync) + overlapped + (compute + sync)
+        else:
+            load = ticks_to_ref_cycles(self.load_beats, inc_feeder, bits)
+            total = self.passes * (load + sync + compute + sync)
+        return (total + setup).astype(np.int64)
+
+
+def valid_taps(size: int, out: int, kernel: int, stride: int, pad_before: int) -> int:
+    """Number of (output position, kernel tap) pairs along one axis that fall inside the input."""
+    pos = np.arange(out)[:, None] * stride - pad_before + np.arange(kernel)[None, :]
+    return int(np.count_nonzero((pos >= 0) & (pos < size)))
+
+
+def _pass_steps(
+    tiles: int, gather: int, stream: int, flush: int, write: int
+) -> tuple[StepKind, ...]:
+    """Steps of one pass: s = 0..T+2.
+
+    Step s gathers tile s (s < T), streams tile s-1 through the array (1 <= s <= T), flushes the
+    array (s = T+1) and writes the outputs of tile s-3 (3 <= s <= T+2); gathering and writing use
+    separate scratchpad ports and overlap. The loads are constant between these breakpoints.
+    """
+    cuts = sorted({0, 1, 3, tiles, tiles + 1, tiles + 2, tiles + 3} - {tiles + 4})
+    steps = []
+    for a, b in itertools.pairwise(c for c in cuts if c <= tiles + 3):
+        s = a
+        feeder = max(gather if s <= tiles - 1 else 0, write if 3 <= s <= tiles + 2 else 0)
+        sys = (stream if 1 <= s <= tiles else 0) + (flush if s == tiles + 1 else 0)
+        steps.append(StepKind(b - a, feeder, sys))
+    return tuple(steps)
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def op_work(op: Op, chip: Chip, network: Network) -> OpWork:
+    """Map one op onto the chip (see docs/timing-model.md)."""
+    lanes = chip.lanes_per_word
+    rows, cols = chip.rows, chip.cols
+    flush = rows + cols
+    min_stream = cols + 1
+    bias_words = _ceil(cols * chip.accumulator_bits, chip.word_bits)
+    out: Shape = op.out
+
+    if op.kind is OpKind.CONCAT:
+        for i, shape in enumerate(op.in_shapes[:-1]):
+            if shape.channels % lanes:
+                raise UnsupportedOpError(
+                    f"{op.name}: concat input {i} has {shape.channels} channels; concatenation by "
+                    f"channel-block offset needs a multiple of {lanes} for every input but the last"
+                )
+        return _vector_like(op, Mode.ALIAS, 0, Activity())
+
+    if op.kind in (OpKind.MAXPOOL, OpKind.AVGPOOL):
+        src = op.in_shapes[0]
+        cb = _ceil(src.channels, lanes)
+        kh, kw = op.kernel
+        sh, sw = op.stride
+        pt, pl, _, _ = op.padding
+        taps = kh * kw
+        outs = out.height * out.width
+        vt = valid_taps(src.height, out.height, kh, sh, pt) * valid_taps(
+            src.width, out.width, kw, sw, pl
+        )
+        ticks = cb * outs * taps + 1
+        act = Activity(feeder_ticks=ticks, spad_reads=cb * vt, spad_writes=cb * outs)
+        return _vector_like(op, Mode.VECTOR, ticks, act)
+
+    if op.kind is OpKind.ADD:
+        words = _ceil(out.channels, lanes) * out.height * out.width
+        ticks = 2 * words + 1
+        act = Activity(feeder_ticks=ticks, spad_reads=2 * words, spad_writes=words)
+        return _vector_like(op, Mode.VECTOR, ticks, act)
+
+    # ---- array ops -------------------------------------------------------------------------------
+    depthwise = op.groups > 1 and op.groups == op.in_shapes[0].channels == out.channels
+    if op.kind is OpKind.CONV and depthwise:
+        if rows != cols:
+            raise UnsupportedOpError(
+                f"{op.name}: the depthwise mapping uses the array diagonal; rows must equal cols"
+            )
+        src = op.in_shapes[0]
+        kh, kw = op.kernel
+        taps = kh * kw
+        pixels = out.height * out.width
+        vt = valid_taps(src.height, out.height, kh, op.stride[0], op.padding[0]) * valid_taps(
+            src.width, out.width, kw, op.stride[1], op.padding[1]
+        )
+        passes = _ceil(out.channels, cols)
+        tiles = pixels
+        gather = taps
+        reduction = taps
+        stream = max(taps, min_stream)
+        write = 1
+        spad_reads = passes * vt
+        spad_writes = passes * pixels
+        load_beats = taps + bias_words
+        from_rram = True
+        mode = Mode.DEPTHWISE
+    elif op.kind in (OpKind.CONV, OpKind.FC):
+        src = op.in_shapes[0]
+        if op.kind is OpKind.FC:
+            # A fully connected layer is a convolution whose kernel covers its whole input.
+            kh, kw, sh, sw, pt, pl = src.height, src.width, 1, 1, 0, 0
+            groups, cout = 1, out.channels
+            oh, ow = 1, 1
+        else:
+            kh, kw = op.kernel
+            sh, sw = op.stride
+            pt, pl = op.padding[0], op.padding[1]
+            groups, cout = op.groups, out.channels
+            oh, ow = out.height, out.width
+        cin_g, cout_g = src.channels // groups, cout // groups
+        if groups > 1 and (cin_g % lanes or cout_g % cols):
+            raise UnsupportedOpError(
+                f"{op.name}: grouped convolution with {cin_g} input / {cout_g} output channels per "
+                f"group; the array maps groups only in whole {lanes}-channel blocks"
+            )
+        cb = _ceil(cin_g, lanes)
+        taps = kh * kw
+        pixels = oh * ow
+        vt = valid_taps(src.height, oh, kh, sh, pt) * valid_taps(src.width, ow, kw, sw, pl)
+        passes = groups * _ceil(cout_g, cols)
+        tiles = _ceil(pixels, rows)
+        gather = rows * taps * cb
+        reduction = taps * cb * lanes
+        stream = max(reduction, min_stream)
+        write = rows
+        spad_reads = passes * cb * vt
+        spad_writes = passes * pixels
+        load_beats = reduction + bias_words
+        from_rram = True
+        mode = Mode.GEMM
+    elif op.kind is OpKind.MATMUL:
+        dims = op.matmul
+        assert dims is not None
+        kb = _ceil(dims.k, lanes)
+        passes = dims.batch * _ceil(dims.n, cols)
+        tiles = _ceil(dims.m, rows)
+        gather = rows * kb
+        reduction = kb * lanes
+        stream = max(reduction, min_stream)
+        write = rows
+        spad_reads = passes * (kb * dims.m + reduction)  # A rows gathered, plus B loaded per pass
+        spad_writes = passes * dims.m
+        load_beats = reduction
+        from_rram = False
+        mode = Mode.GEMM
+    else:  # pragma: no cover - every OpKind is handled above
+        raise UnsupportedOpError(f"{op.name}: unsupported op kind {op.kind.value}")
+
+    steps = _pass_steps(tiles, gather, stream, flush, write)
+    feeder_per_pass = sum(s.count * s.feeder_ticks for s in steps)
+    sys_per_pass = tiles * stream + flush
+    tile_words = gather  # words gathered into the lane buffers per tile
+    act = Activity(
+        sys_ticks=passes * sys_per_pass,
+        feeder_ticks=passes * (feeder_per_pass + (0 if from_rram else load_beats)),
+        rram_ticks=passes * load_beats if from_rram else 0,
+        macs=op.macs,
+        pe_cycles=passes * sys_per_pass * rows * cols,
+        spad_reads=spad_reads,
+        spad_writes=spad_writes,
+        lane_bits=2 * passes * tiles * tile_words * chip.word_bits,
+        wbuf_reads=passes * (tiles * reduction + (bias_words if from_rram else 0)),
+        wbuf_writes=passes * load_beats,
+        rram_reads=passes * load_beats if from_rram else 0,
+        dma_beats=passes * load_beats if from_rram else 0,
+        steps=passes * sum(s.count for s in steps),
+        epochs=passes + 1 if from_rram else 2 * passes,
+    )
+    return OpWork(
+        op=op,
+        mode=mode,
+        passes=passes,
+        tiles=tiles,
+        gather_ticks=gather,
+        stream_ticks=stream,
+        write_words=write,
+        reduction=reduction,
+        pass_steps=steps,
+        load_beats=load_beats,
+        load_from_rram=from_rram,
+        vector_ticks=0,
+        activity=act,
+    )
+
+
+def _vector_like(op: Op, mode: Mode, ticks: int, act: Activity) -> OpWork:
+    return OpWork(
+        op=op,
+        mode=mode,
+        passes=0,
+        tiles=0,
+        gather_ticks=0,
+        stream_ticks=0,
+        write_words=0,
+        reduction=0,
+        pass_steps=(),
+        load_beats=0,
+        load_from_rram=False,
+        vector_ticks=ticks,
+        activity=act if mode is Mode.ALIAS else Activity(**{**_asdict(act), "epochs": 1}),
+    )
+
+
+def _asdict(a: Activity) -> dict[str, int]:
+    return {f: getattr(a, f) for f in Activity.__dataclass_fields__}
