@@ -6,12 +6,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from scheduler.chip import GatingPolicy, load_chip  # noqa: E402
-from scheduler.cost import build_cost_table  # noqa: E402
-from scheduler.network import known_networks, load_network  # noqa: E402
-from scheduler.texttable import format_table  # noqa: E402
+from scheduler.chip import GatingPolicy, load_chip
+from scheduler.cost import build_cost_table
+from scheduler.network import known_networks, load_network
+from scheduler.texttable import format_table
 
 
 def bench_cost_model(repeats: int = 5) -> None:

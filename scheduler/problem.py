@@ -1,4 +1,4 @@
-"""Problem construction: a network on a chip under options -> a solver instance (:class:`Problem`)."""
+"""Problem construction: a network on a chip under options -> a solver instance."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
