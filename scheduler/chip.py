@@ -150,6 +150,7 @@ class Chip:
     operand_bits: int
     accumulator_bits: int
     word_bits: int
+    weight_buffer_half_kib: int
     levels_v: tuple[float, ...]
     nominal_v: float
     delay_poly: tuple[float, float, float, float]
@@ -171,6 +172,10 @@ class Chip:
     @property
     def word_bytes(self) -> int:
         return self.word_bits // 8
+
+    @property
+    def weight_buffer_half_words(self) -> int:
+        return self.weight_buffer_half_kib * 1024 * 8 // self.word_bits
 
     @property
     def lanes_per_word(self) -> int:
@@ -320,7 +325,7 @@ class _Reader:
             raw,
             "",
             {
-                "format", "name", "title", "source", "clock", "array", "word_bits", "voltage",
+                "format", "name", "title", "source", "clock", "array", "word_bits", "buffers", "voltage",
                 "domains", "always_on", "energy", "banks", "gating_policies", "rails",
                 "transition", "sleep", "timing",
             },
@@ -345,6 +350,10 @@ class _Reader:
                 "word_bits", word_bits, f"array.cols x array.operand_bits = {cols * operand_bits}"
             )
 
+        buffers = self.mapping(top["buffers"], "buffers", {"weight_buffer_half_kib"})
+        wbuf_kib = self.integer(
+            buffers["weight_buffer_half_kib"], "buffers.weight_buffer_half_kib", lo=1
+        )
         volt = self.mapping(
             top["voltage"], "voltage", {"levels_v", "nominal_v", "delay_poly", "delay_fit_range_v"}
         )
@@ -467,6 +476,7 @@ class _Reader:
             operand_bits=operand_bits,
             accumulator_bits=acc_bits,
             word_bits=word_bits,
+            weight_buffer_half_kib=wbuf_kib,
             levels_v=levels,
             nominal_v=nominal_v,
             delay_poly=poly,  # type: ignore[arg-type]

@@ -7,7 +7,8 @@ words and pipeline steps; :mod:`scheduler.cost` turns the counts into time and e
 
 import enum
 import itertools
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -46,8 +47,8 @@ class Activity:
     wbuf_writes: int = 0
     rram_reads: int = 0
     dma_beats: int = 0
-    steps: int = 0  # pipeline steps (barriers)
-    epochs: int = 0  # weight-load epochs (barriers)
+    steps: int = 0  # pipeline step barriers
+    epochs: int = 0  # epoch barriers
 
     def __add__(self, other: "Activity") -> "Activity":
         return Activity(*(a + b for a, b in zip(_fields(self), _fields(other), strict=True)))
@@ -72,17 +73,27 @@ class OpWork:
 
     op: Op
     mode: Mode
-    passes: int  # weight tiles (epochs of compute), J
-    tiles: int  # pixel tiles per pass, T
-    gather_ticks: int  # feeder ticks to gather one tile into the lane buffer
-    stream_ticks: int  # array ticks to stream one tile
-    write_words: int  # output words per tile
-    reduction: int  # K padded to whole words (stream length before the minimum applies)
-    pass_steps: tuple[StepKind, ...]  # the steps of one pass
-    load_beats: int  # words of B loaded per pass (weights + bias from RRAM, or B from scratchpad)
+    passes: int  # weight tiles of C output channels (J)
+    tiles: int  # pixel tiles (T), each gathered once per epoch
+    gather_ticks: int  # feeder ticks to gather one tile into the lane buffer (G)
+    stream_ticks: int  # array ticks to stream one tile through one pass's weights (S)
+    write_words: int  # output words per tile and pass (W)
+    reduction: int  # K padded to whole words (K_pad)
+    load_beats: int  # words loaded per pass: weights + bias from RRAM, or B from the scratchpad
     load_from_rram: bool
+    epoch_passes: tuple[int, ...]  # passes resident in the weight buffer per epoch, in order
     vector_ticks: int  # feeder ticks of a VECTOR op
     activity: Activity
+
+    def epoch_steps(self, passes: int, chip: Chip) -> tuple[StepKind, ...]:
+        """The pipeline steps of one epoch holding ``passes`` passes."""
+        return _epoch_steps(
+            self.tiles,
+            self.gather_ticks,
+            passes * self.stream_ticks,
+            chip.rows + chip.cols,
+            passes * self.write_words,
+        )
 
     def ref_cycles(
         self, chip: Chip, inc_sys: np.ndarray, inc_rram: np.ndarray, inc_feeder: np.ndarray
@@ -94,26 +105,32 @@ class OpWork:
         if self.mode is Mode.ALIAS:
             return np.zeros(shape, dtype=np.int64)
         setup = t.op_setup_ref_cycles
-        if self.mode is Mode.VECTOR:
-            cycles = (
-                ticks_to_ref_cycles(self.vector_ticks, inc_feeder, bits) + t.epoch_sync_ref_cycles
-            )
-            return np.broadcast_to(cycles + setup, shape).astype(np.int64)
-        compute = np.zeros(shape, dtype=np.int64)
-        for step in self.pass_steps:
-            f = ticks_to_ref_cycles(step.feeder_ticks, inc_feeder, bits)
-            s = ticks_to_ref_cycles(step.sys_ticks, inc_sys, bits)
-            compute = compute + step.count * (np.maximum(f, s) + t.step_sync_ref_cycles)
         sync = t.epoch_sync_ref_cycles
+        if self.mode is Mode.VECTOR:
+            cycles = ticks_to_ref_cycles(self.vector_ticks, inc_feeder, bits) + sync
+            return np.broadcast_to(cycles + setup, shape).astype(np.int64)
+        compute: dict[int, np.ndarray] = {}
+        for q in set(self.epoch_passes):
+            total = np.zeros(shape, dtype=np.int64)
+            for step in self.epoch_steps(q, chip):
+                f = ticks_to_ref_cycles(step.feeder_ticks, inc_feeder, bits)
+                s = ticks_to_ref_cycles(step.sys_ticks, inc_sys, bits)
+                total = total + step.count * (np.maximum(f, s) + t.step_sync_ref_cycles)
+            compute[q] = total
+        qs = self.epoch_passes
         if self.load_from_rram:
-            # Epoch 0 loads pass 0; epoch j computes pass j-1 while the DMA loads pass j; the last
-            # epoch computes the last pass alone.
-            dma = ticks_to_ref_cycles(self.load_beats, inc_rram, bits)
-            overlapped = (self.passes - 1) * (np.maximum(compute, dma) + sync)
-            total = (dma + sync) + overlapped + (compute + sync)
+            # Epoch 0 only loads; epoch e computes epoch e-1's passes while the DMA loads epoch
+            # e's into the other half of the weight buffer; the last epoch only computes.
+            dma = {q: ticks_to_ref_cycles(q * self.load_beats, inc_rram, bits) for q in set(qs)}
+            total = dma[qs[0]] + sync + compute[qs[-1]] + sync
+            for (prev, nxt), n in Counter(itertools.pairwise(qs)).items():
+                total = total + n * (np.maximum(compute[prev], dma[nxt]) + sync)
         else:
-            load = ticks_to_ref_cycles(self.load_beats, inc_feeder, bits)
-            total = self.passes * (load + sync + compute + sync)
+            # B comes from the scratchpad through the feeder: load, then compute, no overlap.
+            total = np.zeros(shape, dtype=np.int64)
+            for q, n in Counter(qs).items():
+                load = ticks_to_ref_cycles(q * self.load_beats, inc_feeder, bits)
+                total = total + n * (load + sync + compute[q] + sync)
         return (total + setup).astype(np.int64)
 
 
@@ -123,14 +140,15 @@ def valid_taps(size: int, out: int, kernel: int, stride: int, pad_before: int) -
     return int(np.count_nonzero((pos >= 0) & (pos < size)))
 
 
-def _pass_steps(
+def _epoch_steps(
     tiles: int, gather: int, stream: int, flush: int, write: int
 ) -> tuple[StepKind, ...]:
-    """Steps of one pass: s = 0..T+2.
+    """Steps of one epoch: s = 0..T+2.
 
-    Step s gathers tile s (s < T), streams tile s-1 through the array (1 <= s <= T), flushes the
-    array (s = T+1) and writes the outputs of tile s-3 (3 <= s <= T+2); gathering and writing use
-    separate scratchpad ports and overlap. The loads are constant between these breakpoints.
+    Step s gathers tile s (s < T), streams tile s-1 through the array against every resident
+    pass (1 <= s <= T), flushes the array (s = T+1) and writes the outputs of tile s-3
+    (3 <= s <= T+2); gathering and writing use separate scratchpad ports and overlap. The loads
+    are constant between these breakpoints.
     """
     cuts = sorted({0, 1, 3, tiles, tiles + 1, tiles + 2, tiles + 3} - {tiles + 4})
     steps = []
@@ -205,11 +223,12 @@ def op_work(op: Op, chip: Chip, network: Network) -> OpWork:
         reduction = taps
         stream = max(taps, min_stream)
         write = 1
-        spad_reads = passes * vt
+        per_epoch_reads = vt  # each pass is a different channel block: its own input words
         spad_writes = passes * pixels
         load_beats = taps + bias_words
         from_rram = True
         mode = Mode.DEPTHWISE
+        epochs = (1,) * passes
     elif op.kind in (OpKind.CONV, OpKind.FC):
         src = op.in_shapes[0]
         if op.kind is OpKind.FC:
@@ -239,11 +258,17 @@ def op_work(op: Op, chip: Chip, network: Network) -> OpWork:
         reduction = taps * cb * lanes
         stream = max(reduction, min_stream)
         write = rows
-        spad_reads = passes * cb * vt
+        per_epoch_reads = cb * vt
         spad_writes = passes * pixels
         load_beats = reduction + bias_words
         from_rram = True
         mode = Mode.GEMM
+        # Passes of one group share their input tile: as many as fit in half the weight buffer
+        # stay resident together, so a gathered tile is streamed against all of them.
+        per_group = _ceil(cout_g, cols)
+        resident = max(1, min(per_group, chip.weight_buffer_half_words // load_beats))
+        full, rest = divmod(per_group, resident)
+        epochs = ((resident,) * full + ((rest,) if rest else ())) * groups
     elif op.kind is OpKind.MATMUL:
         dims = op.matmul
         assert dims is not None
@@ -254,35 +279,22 @@ def op_work(op: Op, chip: Chip, network: Network) -> OpWork:
         reduction = kb * lanes
         stream = max(reduction, min_stream)
         write = rows
-        spad_reads = passes * (kb * dims.m + reduction)  # A rows gathered, plus B loaded per pass
+        per_epoch_reads = kb * dims.m + reduction  # A rows gathered, plus B loaded
         spad_writes = passes * dims.m
         load_beats = reduction
         from_rram = False
         mode = Mode.GEMM
+        epochs = (1,) * passes
     else:  # pragma: no cover - every OpKind is handled above
         raise UnsupportedOpError(f"{op.name}: unsupported op kind {op.kind.value}")
 
-    steps = _pass_steps(tiles, gather, stream, flush, write)
-    feeder_per_pass = sum(s.count * s.feeder_ticks for s in steps)
-    sys_per_pass = tiles * stream + flush
-    tile_words = gather  # words gathered into the lane buffers per tile
-    act = Activity(
-        sys_ticks=passes * sys_per_pass,
-        feeder_ticks=passes * (feeder_per_pass + (0 if from_rram else load_beats)),
-        rram_ticks=passes * load_beats if from_rram else 0,
-        macs=op.macs,
-        pe_cycles=passes * sys_per_pass * rows * cols,
-        spad_reads=spad_reads,
-        spad_writes=spad_writes,
-        lane_bits=2 * passes * tiles * tile_words * chip.word_bits,
-        wbuf_reads=passes * (tiles * reduction + (bias_words if from_rram else 0)),
-        wbuf_writes=passes * load_beats,
-        rram_reads=passes * load_beats if from_rram else 0,
-        dma_beats=passes * load_beats if from_rram else 0,
-        steps=passes * sum(s.count for s in steps),
-        epochs=passes + 1 if from_rram else 2 * passes,
-    )
-    return OpWork(
+    if load_beats > chip.weight_buffer_half_words:
+        need_kib = _ceil(load_beats * chip.word_bytes, 1024)
+        raise UnsupportedOpError(
+            f"{op.name}: one pass needs {load_beats} words of the weight buffer, but half of it "
+            f"holds {chip.weight_buffer_half_words}; set buffers.weight_buffer_half_kib >= {need_kib}"
+        )
+    work = OpWork(
         op=op,
         mode=mode,
         passes=passes,
@@ -291,12 +303,33 @@ def op_work(op: Op, chip: Chip, network: Network) -> OpWork:
         stream_ticks=stream,
         write_words=write,
         reduction=reduction,
-        pass_steps=steps,
         load_beats=load_beats,
         load_from_rram=from_rram,
+        epoch_passes=epochs,
         vector_ticks=0,
-        activity=act,
+        activity=Activity(),
     )
+    n_epochs = len(epochs)
+    feeder = sum(st.count * st.feeder_ticks for q in epochs for st in work.epoch_steps(q, chip))
+    sys_ticks = tiles * passes * stream + n_epochs * flush
+    act = Activity(
+        sys_ticks=sys_ticks,
+        feeder_ticks=feeder + (0 if from_rram else passes * load_beats),
+        rram_ticks=passes * load_beats if from_rram else 0,
+        macs=op.macs,
+        pe_cycles=sys_ticks * rows * cols,
+        spad_reads=n_epochs * per_epoch_reads,
+        spad_writes=spad_writes,
+        # stored once per epoch, read once per pass
+        lane_bits=(n_epochs + passes) * tiles * gather * chip.word_bits,
+        wbuf_reads=passes * (tiles * reduction + (bias_words if from_rram else 0)),
+        wbuf_writes=passes * load_beats,
+        rram_reads=passes * load_beats if from_rram else 0,
+        dma_beats=passes * load_beats if from_rram else 0,
+        steps=n_epochs * (tiles + 3),
+        epochs=n_epochs + 1 if from_rram else 2 * n_epochs,
+    )
+    return replace(work, activity=act)
 
 
 def _vector_like(op: Op, mode: Mode, ticks: int, act: Activity) -> OpWork:
@@ -309,9 +342,9 @@ def _vector_like(op: Op, mode: Mode, ticks: int, act: Activity) -> OpWork:
         stream_ticks=0,
         write_words=0,
         reduction=0,
-        pass_steps=(),
         load_beats=0,
         load_from_rram=False,
+        epoch_passes=(),
         vector_ticks=ticks,
         activity=act if mode is Mode.ALIAS else Activity(**{**_asdict(act), "epochs": 1}),
     )

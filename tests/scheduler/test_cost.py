@@ -1,6 +1,7 @@
 """The cost model against independent references: a cycle-level simulation of the step/epoch
 protocol of docs/timing-model.md, brute-force access counts, scaling laws and bank liveness."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -48,28 +49,37 @@ def _simulate_op(work, chip, inc_sys: int, inc_rram: int, inc_feeder: int) -> in
             + t.epoch_sync_ref_cycles
         )
     n_tiles = work.tiles
-    compute = 0
-    for s in range(n_tiles + 3):
-        gather = work.gather_ticks if s <= n_tiles - 1 else 0
-        write = work.write_words if 3 <= s <= n_tiles + 2 else 0
-        sys = (work.stream_ticks if 1 <= s <= n_tiles else 0) + (
-            chip.rows + chip.cols if s == n_tiles + 1 else 0
-        )
-        feeder = max(gather, write)
-        compute += max(
-            _divider_cycles(feeder, inc_feeder, bits), _divider_cycles(sys, inc_sys, bits)
-        )
-        compute += t.step_sync_ref_cycles
+
+    def compute(q: int) -> int:
+        cycles = 0
+        for s in range(n_tiles + 3):
+            gather = work.gather_ticks if s <= n_tiles - 1 else 0
+            write = q * work.write_words if 3 <= s <= n_tiles + 2 else 0
+            sys = (q * work.stream_ticks if 1 <= s <= n_tiles else 0) + (
+                chip.rows + chip.cols if s == n_tiles + 1 else 0
+            )
+            cycles += max(
+                _divider_cycles(max(gather, write), inc_feeder, bits),
+                _divider_cycles(sys, inc_sys, bits),
+            )
+            cycles += t.step_sync_ref_cycles
+        return cycles
+
+    epochs = work.epoch_passes
+    assert sum(epochs) == work.passes
     total = t.op_setup_ref_cycles
     if work.load_from_rram:
-        dma = _divider_cycles(work.load_beats, inc_rram, bits)
-        total += dma + t.epoch_sync_ref_cycles
-        for _ in range(work.passes - 1):
-            total += max(compute, dma) + t.epoch_sync_ref_cycles
-        total += compute + t.epoch_sync_ref_cycles
+        total += (
+            _divider_cycles(epochs[0] * work.load_beats, inc_rram, bits) + t.epoch_sync_ref_cycles
+        )
+        for e in range(1, len(epochs)):
+            dma = _divider_cycles(epochs[e] * work.load_beats, inc_rram, bits)
+            total += max(compute(epochs[e - 1]), dma) + t.epoch_sync_ref_cycles
+        total += compute(epochs[-1]) + t.epoch_sync_ref_cycles
     else:
-        load = _divider_cycles(work.load_beats, inc_feeder, bits)
-        total += work.passes * (load + compute + 2 * t.epoch_sync_ref_cycles)
+        for q in epochs:
+            load = _divider_cycles(q * work.load_beats, inc_feeder, bits)
+            total += load + compute(q) + 2 * t.epoch_sync_ref_cycles
     return total
 
 
@@ -108,11 +118,12 @@ def test_activity_counts_against_brute_force(tiny, chip) -> None:
             for ky in range(3):
                 for kx in range(3):
                     inside += 0 <= y + ky - 1 < 12 and 0 <= x + kx - 1 < 12
-    assert work.activity.spad_reads == 2 * inside
     assert work.activity.spad_writes == 2 * 144
     assert work.reduction == 9 * 8 and work.tiles == 18 and work.passes == 2
+    assert work.epoch_passes == (2,)  # both 8-channel passes fit in the weight buffer together
+    assert work.activity.spad_reads == inside  # so the input is gathered once
     assert work.activity.dma_beats == 2 * (72 + 4)
-    assert work.activity.sys_ticks == 2 * (18 * 72 + 16)
+    assert work.activity.sys_ticks == 18 * 2 * 72 + 16
     # The global average pool reads every word of its input once.
     gap = op_work(tiny.op("gap"), chip, tiny)
     assert gap.activity.spad_reads == 2 * 6 * 6 and gap.activity.spad_writes == 2
@@ -175,3 +186,39 @@ def test_bad_state_and_policy_messages(tiny, chip) -> None:
         table.state_index([1.12, 1.1, 1.1])
     with pytest.raises(ValueError, match=r"^voltage level 0\.8 V is not on chip 'powerflow_ref'"):
         build_cost_table(tiny, chip, levels_v=[0.8, 1.1])
+
+
+def test_mixed_epochs_equal_the_simulation(tmp_path, chip) -> None:
+    """A small weight buffer splits passes into epochs of 2, 2 and 1 (a remainder epoch)."""
+    (tmp_path / "mixed.yaml").write_text(
+        "format: voltflow-network/1\nname: mixed\ntitle: mixed\nsource: test\n"
+        "input: {name: x, shape: [48, 7, 6]}\n"
+        "ops:\n"
+        "  - {name: pw, op: conv, input: x, out_channels: 40, kernel: 1}\n"
+        "  - {name: down, op: conv, input: pw, out_channels: 8, kernel: [1, 3], stride: 2, padding: [0, 1]}\n"
+    )
+    net = load_network(tmp_path / "mixed.yaml")
+    small = replace(chip, weight_buffer_half_kib=1)
+    work = op_work(net.op("pw"), small, net)
+    assert work.load_beats == 48 + 4 and work.epoch_passes == (2, 2, 1)
+    table = build_cost_table(net, small)
+    for state in [(1.1, 1.1, 1.1), (1.3, 0.9, 0.9), (0.9, 0.9, 1.3)]:
+        s = table.state_index(state)
+        inc = {d: int(small.divider_increment(d, v)) for d, v in zip(DOMAINS, state, strict=True)}
+        for layer, work in zip(table.layers, table.works, strict=True):
+            expected = _simulate_op(
+                work, small, inc[Domain.SYS], inc[Domain.RRAM], inc[Domain.FEEDER]
+            )
+            assert int(layer.ref_cycles[s]) == expected
+
+
+def test_a_pass_larger_than_the_weight_buffer_is_rejected(chip, tiny) -> None:
+    small = replace(chip, weight_buffer_half_kib=1)
+    from scheduler.dataflow import UnsupportedOpError
+
+    with pytest.raises(
+        UnsupportedOpError,
+        match=r"^e3: one pass needs 148 words of the weight buffer, "
+        r"but half of it holds 128; set buffers\.weight_buffer_half_kib >= 2$",
+    ):
+        op_work(tiny.op("e3"), small, tiny)
