@@ -34,6 +34,10 @@ __all__ = ["DPResult", "min_period", "solve_dp"]
 #: LARAC stops when the new path improves the Lagrangian bound by less than this (relative).
 _LARAC_TOLERANCE = 1e-13
 _LARAC_MAX_STEPS = 60
+#: The search inside a subset first caps the energy at bound * (1 + _FIRST_GUESS), then raises the
+#: cap by _GUESS_GROWTH until a schedule is found or the cap reaches the incumbent.
+_FIRST_GUESS = 1e-5
+_GUESS_GROWTH = 2.0
 #: Batched passes over rail subsets keep each per-layer array below this many elements.
 _BATCH_ELEMENTS = 2_000_000
 
@@ -107,6 +111,8 @@ def _edges_touching(problem: Problem, i: int) -> int:
 
 def _undominated(problem: Problem, i: int, candidates: np.ndarray, p_high: float) -> np.ndarray:
     """The states among ``candidates`` of layer i that no other candidate can always replace.
+
+    The candidates are the states of one rail subset, so each is allowed in every schedule.
 
     State a replaces b in any schedule if, for every change Δ of the switches on the edges touching
     the layer (|Δ| <= edges * hamming(a, b)) and every slack power p in [0, p_high]:
@@ -185,6 +191,7 @@ def _min_period(problem: Problem, sub: dict[str, Any]) -> tuple[float, tuple[int
 
 
 def _build_subset(problem: Problem, levels: tuple[int, ...], p_sleep: float) -> _Subset | None:
+    """The states of the rail subset ``levels`` after pruning; None if a layer has none."""
     n = problem.num_layers
     mask = np.zeros(problem.num_levels, dtype=bool)
     mask[list(levels)] = True
@@ -539,10 +546,22 @@ class _LimitReached(Exception):
     pass
 
 
+def _completion_bounds(
+    problem: Problem, sub: _Subset, thetas: np.ndarray, period_s: float
+) -> list[np.ndarray]:
+    """h[i][k, s]: Lagrangian lower bound, at multiplier ``thetas[k]``, of what follows layer i
+    in state s (see :func:`_lagrangian_pass`)."""
+    batch = _make_batch(problem, [sub] * thetas.size, [0] * thetas.size)
+    tails = _lagrangian_pass(problem, batch, thetas, period_s, keep_tails=True).tails
+    assert tails is not None
+    return [tail[:, : sub.states[i].size] for i, tail in enumerate(tails)]
+
+
 def _search_subset(
     problem: Problem,
     sub: _Subset,
-    theta: float,
+    thetas: np.ndarray,
+    h: list[np.ndarray],
     period_s: float,
     incumbent: float,
     max_labels: int,
@@ -551,29 +570,29 @@ def _search_subset(
 ) -> tuple[float, tuple[int, ...] | None]:
     """Best schedule of the subset strictly cheaper than ``incumbent`` (or ``inf``, None).
 
+    Every multiplier ``thetas[k]`` gives completion bounds ``h[i][k]``; a label is dropped when
+    the best of them is not below the incumbent.
+
     Raises ``_LimitReached`` if the label or time budget runs out.
     """
     n = problem.num_layers
     e_tr = problem.transition_energy_j
     l_tr = problem.transition_latency_s
     entry = problem.sleep_entry_switches
-    # Completion bounds h[i][s] at this theta (one unbatched pass).
-    batch = _make_batch(problem, [sub], [0])
-    tails = _lagrangian_pass(problem, batch, np.array([theta]), period_s, keep_tails=True).tails
-    assert tails is not None
-    h = [tail[0, : sub.states[i].size] for i, tail in enumerate(tails)]
     slope = sub.p_high  # dominance: a label with less time must also beat the extra slack energy
     wrap_groups = int(sub.first_pattern.max()) + 1 if problem.wraparound else 1
 
-    def bounded(t: np.ndarray, e: np.ndarray, s: np.ndarray, i: int) -> np.ndarray:
-        ok = t + sub.tail_time[i][s] <= period_s
-        return ok & (e + theta * (t - period_s) + h[i][s] < incumbent)
+    def lower_bound(t: np.ndarray, e: np.ndarray, s: np.ndarray, i: int) -> np.ndarray:
+        bound = thetas[0] * (t - period_s) + h[i][0, s]
+        for k in range(1, thetas.size):
+            np.maximum(bound, thetas[k] * (t - period_s) + h[i][k, s], out=bound)
+        bound += e
+        return np.where(t + sub.tail_time[i][s] <= period_s, bound, np.inf)
 
-    def pareto(state: np.ndarray, first: np.ndarray, t: np.ndarray, e: np.ndarray) -> np.ndarray:
-        """Indices of the labels no other label of the same (state, first pattern) dominates."""
+    def pareto(group: np.ndarray, t: np.ndarray, e: np.ndarray) -> np.ndarray:
+        """Indices of the labels no other label of the same group dominates."""
         if t.size <= 1:
             return np.arange(t.size)
-        group = state * wrap_groups + first
         reduced = e - slope * t
         _, rank = np.unique(reduced, return_inverse=True)
         order = np.lexsort((reduced, t, group))
@@ -590,7 +609,7 @@ def _search_subset(
     e = sub.energy[0].copy()
     first = sub.first_pattern if problem.wraparound else np.zeros(size0, dtype=np.intp)
     origin = np.arange(size0)  # first-layer state of each label (for the wrap-around edge)
-    ok = np.flatnonzero(bounded(t, e, state, 0))
+    ok = np.flatnonzero(lower_bound(t, e, state, 0) < incumbent)
     state, t, e, first, origin = state[ok], t[ok], e[ok], first[ok], origin[ok]
     counters["labels_created"] += size0
     history: list[tuple[np.ndarray, np.ndarray]] = [(state, np.full(state.size, -1))]
@@ -607,10 +626,12 @@ def _search_subset(
             raise _LimitReached("labels")
         if time.perf_counter() > deadline:
             raise _LimitReached("time")
-        ok = np.flatnonzero(bounded(new_t, new_e, new_state, i))
+        bound = lower_bound(new_t, new_e, new_state, i)
+        ok = np.flatnonzero(bound < incumbent)
         parent = ok // size
         new_state, new_t, new_e = new_state[ok], new_t[ok], new_e[ok]
-        keep = pareto(new_state, first[parent], new_t, new_e)
+        group = new_state * wrap_groups + first[parent]
+        keep = pareto(group, new_t, new_e)
         parent = parent[keep]
         state, t, e = new_state[keep], new_t[keep], new_e[keep]
         first, origin = first[parent], origin[parent]
@@ -683,8 +704,8 @@ def solve_dp(
         "states_total": prepared.states_total,
         "rail_subsets": len(subsets),
         "rail_subsets_feasible": len(feasible),
-        "states_in_subsets": prepared.states_in_subsets,
-        "states_after_pruning": prepared.states_kept,
+        "states_per_subset": prepared.states_in_subsets / max(1, len(subsets)),
+        "states_per_subset_after_pruning": prepared.states_kept / max(1, len(subsets)),
     }
     if not feasible:
         stats.update(counters, subsets_searched=0, subsets_skipped_by_bound=0, lagrangian_passes=0)
@@ -715,7 +736,7 @@ def solve_dp(
     sub = subsets[feasible[best]]
     best_states = tuple(int(sub.states[i][paths[i, best]]) for i in range(problem.num_layers))
 
-    searched = skipped = 0
+    searched = skipped = rounds = 0
     open_bounds: list[float] = []
     stopped = None
     for row in np.argsort(bounds, kind="stable"):
@@ -727,31 +748,41 @@ def solve_dp(
             open_bounds.append(float(bounds[row]))
             continue
         sub = subsets[feasible[row]]
-        try:
-            energy, local = _search_subset(
-                problem,
-                sub,
-                float(thetas[row]),
-                period_s,
-                incumbent,
-                max_labels,
-                deadline,
-                counters,
-            )
-        except _LimitReached as limit:
-            stopped = str(limit)
-            open_bounds.append(float(bounds[row]))
-            continue
-        searched += 1
-        if local is not None and energy < incumbent:
-            incumbent = energy
-            best_states = tuple(int(sub.states[i][s]) for i, s in enumerate(local))
+        theta = float(thetas[row])
+        label_thetas = np.array([theta, theta / 2, theta * 2]) if theta > 0 else np.array([theta])
+        h = _completion_bounds(problem, sub, label_thetas, period_s)
+        # Search under a guessed cap just above the subset's bound, raised until the cap is the
+        # incumbent: a cheap search proves the optimum when the guess was right.
+        proven_floor = float(bounds[row])
+        gap = _FIRST_GUESS
+        while True:
+            cap = min(incumbent, float(bounds[row]) + abs(float(bounds[row])) * gap)
+            rounds += 1
+            try:
+                energy, local = _search_subset(
+                    problem, sub, label_thetas, h, period_s, cap, max_labels, deadline, counters
+                )
+            except _LimitReached as limit:
+                stopped = str(limit)
+                open_bounds.append(proven_floor)
+                break
+            if local is not None:
+                incumbent = energy
+                best_states = tuple(int(sub.states[i][s]) for i, s in enumerate(local))
+                searched += 1
+                break
+            if cap >= incumbent:
+                searched += 1
+                break
+            proven_floor = cap  # nothing in this subset is cheaper than cap
+            gap *= _GUESS_GROWTH
     lower = min([incumbent, *open_bounds])
     stats.update(
         counters,
         subsets_searched=searched,
         subsets_skipped_by_bound=skipped,
         subsets_left_open=len(open_bounds),
+        search_rounds=rounds,
         lagrangian_passes=passes,
         stopped_by=stopped,
     )
