@@ -325,7 +325,8 @@ class _Reader:
             raw,
             "",
             {
-                "format", "name", "title", "source", "clock", "array", "word_bits", "buffers", "voltage",
+                "format", "name", "title", "source", "clock", "array", "word_bits", "buffers",
+                "voltage",
                 "domains", "always_on", "energy", "banks", "gating_policies", "rails",
                 "transition", "sleep", "timing",
             },

@@ -292,7 +292,8 @@ def op_work(op: Op, chip: Chip, network: Network) -> OpWork:
         need_kib = _ceil(load_beats * chip.word_bytes, 1024)
         raise UnsupportedOpError(
             f"{op.name}: one pass needs {load_beats} words of the weight buffer, but half of it "
-            f"holds {chip.weight_buffer_half_words}; set buffers.weight_buffer_half_kib >= {need_kib}"
+            f"holds {chip.weight_buffer_half_words}; "
+            f"set buffers.weight_buffer_half_kib >= {need_kib}"
         )
     work = OpWork(
         op=op,

@@ -195,7 +195,8 @@ def test_mixed_epochs_equal_the_simulation(tmp_path, chip) -> None:
         "input: {name: x, shape: [48, 7, 6]}\n"
         "ops:\n"
         "  - {name: pw, op: conv, input: x, out_channels: 40, kernel: 1}\n"
-        "  - {name: down, op: conv, input: pw, out_channels: 8, kernel: [1, 3], stride: 2, padding: [0, 1]}\n"
+        "  - {name: down, op: conv, input: pw, out_channels: 8, kernel: [1, 3], stride: 2,"
+        " padding: [0, 1]}\n"
     )
     net = load_network(tmp_path / "mixed.yaml")
     small = replace(chip, weight_buffer_half_kib=1)
