@@ -1,0 +1,234 @@
+"""The PMU command ISA: the single source of truth for the command word.
+
+One 64-bit word per command: a 4-bit opcode and a 60-bit payload whose meaning depends on the
+opcode (a union of small structs). The layout is an Amaranth ``data.Struct``; Python encodes and
+decodes through that struct only (:func:`encode`, :func:`decode`), the RTL decodes through the same
+struct, and the disassembler formats what :func:`decode` returns. docs/pmu-isa.md is generated from
+this module (:func:`isa_markdown`).
+"""
+
+from dataclasses import dataclass
+
+from amaranth import unsigned
+from amaranth.lib import data, enum
+
+__all__ = [
+    "MEANING",
+    "WORD_BITS",
+    "Command",
+    "DomainCode",
+    "Instr",
+    "IsaError",
+    "Opcode",
+    "Payload",
+    "decode",
+    "encode",
+    "isa_markdown",
+]
+
+WORD_BITS = 64
+
+
+class IsaError(ValueError):
+    """A command that cannot be encoded, or a word that is not a valid command."""
+
+
+class Opcode(enum.Enum, shape=4):
+    """What a command does (meanings in ``MEANING``). Values 13..15 are illegal."""
+
+    HALT = 0
+    SET_PERIOD = 1
+    SET_RAIL = 2
+    WAIT_RAILS = 3
+    CONNECT = 4
+    SET_FREQ = 5
+    GATE = 6
+    WAKE = 7
+    LAUNCH = 8
+    WAIT = 9
+    IDLE = 10
+    SLEEP = 11
+    LOOP = 12
+
+
+#: What each opcode does; the PMU RTL implements exactly this.
+MEANING: dict[Opcode, str] = {
+    Opcode.HALT: "stop; code 0 is the normal end of a program, any other value an error code",
+    Opcode.SET_PERIOD: "program the frame period timer (reference cycles) and restart it",
+    Opcode.SET_RAIL: (
+        "program rail `rail` to voltage level `level` (index into the chip's grid); "
+        "it settles after the rail settling time"
+    ),
+    Opcode.WAIT_RAILS: "wait until every rail has settled",
+    Opcode.CONNECT: (
+        "connect `domain`'s supply to rail `rail`; the domain's voltage settles after the "
+        "transition latency, during which the PMU waits"
+    ),
+    Opcode.SET_FREQ: (
+        "set `domain`'s clock divider increment (frequency = f_ref * increment / 2^phase_bits)"
+    ),
+    Opcode.GATE: "power off the banks `32 * group + i` for every set bit i of `mask`",
+    Opcode.WAKE: (
+        "power on the banks `32 * group + i` for every set bit i of `mask` "
+        "(usable after the wake-up latency)"
+    ),
+    Opcode.LAUNCH: (
+        "run `count` ops of the layer program from op `first`; continue when they are done"
+    ),
+    Opcode.WAIT: "wait `cycles` reference cycles",
+    Opcode.IDLE: "stay powered with the domain clocks stopped until the period timer fires",
+    Opcode.SLEEP: "power down the domains and gate every bank until the period timer fires",
+    Opcode.LOOP: "jump to command `target` `count` more times (0: forever)",
+}
+
+
+class DomainCode(enum.Enum, shape=2):
+    """A DVFS domain as encoded in commands (value 3 is illegal)."""
+
+    SYS = 0
+    RRAM = 1
+    FEEDER = 2
+
+
+#: The fields of each opcode's payload (name -> unsigned width), in bit order from bit 4.
+_PAYLOAD_FIELDS: dict[Opcode, dict[str, int]] = {
+    Opcode.HALT: {"code": 8},
+    Opcode.SET_PERIOD: {"cycles": 48},
+    Opcode.SET_RAIL: {"rail": 3, "level": 4},
+    Opcode.WAIT_RAILS: {},
+    Opcode.CONNECT: {"domain": 2, "rail": 3},
+    Opcode.SET_FREQ: {"domain": 2, "increment": 24},
+    Opcode.GATE: {"group": 12, "mask": 32},
+    Opcode.WAKE: {"group": 12, "mask": 32},
+    Opcode.LAUNCH: {"first": 16, "count": 8},
+    Opcode.WAIT: {"cycles": 48},
+    Opcode.IDLE: {},
+    Opcode.SLEEP: {},
+    Opcode.LOOP: {"target": 12, "count": 16},
+}
+
+
+def _struct(opcode: Opcode) -> data.StructLayout:
+    members: dict[str, object] = {}
+    for name, width in _PAYLOAD_FIELDS[opcode].items():
+        members[name] = DomainCode if name == "domain" else unsigned(width)
+    return data.StructLayout(members)
+
+
+Payload = data.UnionLayout(
+    {op.name.lower(): _struct(op) for op in Opcode} | {"raw": unsigned(WORD_BITS - 4)}
+)
+
+
+class Command(data.Struct):
+    """A PMU command word: bits 0..3 opcode, bits 4..63 payload."""
+
+    opcode: Opcode
+    payload: Payload
+
+
+assert Command.as_shape().size == WORD_BITS
+
+
+@dataclass(frozen=True, slots=True)
+class Instr:
+    """A decoded command: the opcode and its payload fields (unused fields are 0)."""
+
+    opcode: Opcode
+    args: tuple[tuple[str, int], ...] = ()
+
+    def __getitem__(self, name: str) -> int:
+        return dict(self.args)[name]
+
+    def __str__(self) -> str:
+        parts = []
+        for name, value in self.args:
+            if name == "domain":
+                parts.append(DomainCode(value).name.lower())
+            elif name == "mask":
+                parts.append(f"mask=0x{value:08x}")
+            else:
+                parts.append(f"{name}={value}")
+        return self.opcode.name + (" " + ", ".join(parts) if parts else "")
+
+
+def encode(opcode: Opcode, **args: int | DomainCode) -> int:
+    """Encode one command through the :class:`Command` layout. Every payload field must be given."""
+    expected = _PAYLOAD_FIELDS[opcode]
+    if set(args) != set(expected):
+        raise IsaError(
+            f"{opcode.name} takes fields {', '.join(expected) or 'none'}, "
+            f"not {', '.join(args) or 'none'}"
+        )
+    payload: dict[str, int | DomainCode] = {}
+    for name, width in expected.items():
+        value = args[name]
+        if name == "domain":
+            value = DomainCode(value)
+        elif not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << width:
+            raise IsaError(
+                f"{opcode.name}.{name} must be an integer in 0..{(1 << width) - 1}, not {value!r}"
+            )
+        payload[name] = value
+    const = Command.const({"opcode": opcode, "payload": {opcode.name.lower(): payload}})
+    return int(const.as_bits())
+
+
+def decode(word: int) -> Instr:
+    """Decode one command word through the :class:`Command` layout; illegal words raise IsaError."""
+    if not 0 <= word < 1 << WORD_BITS:
+        raise IsaError(f"a command word has {WORD_BITS} bits, not {word!r}")
+    const = Command.as_shape().from_bits(word)
+    code = word & 0xF
+    try:
+        opcode = Opcode(code)
+    except ValueError:
+        raise IsaError(f"illegal opcode {code} in word 0x{word:016x}") from None
+    view = getattr(const.payload, opcode.name.lower())
+    args = []
+    used = 4
+    for name, width in _PAYLOAD_FIELDS[opcode].items():
+        try:
+            value = getattr(view, name)
+        except ValueError:
+            raise IsaError(f"illegal {name} code in word 0x{word:016x}") from None
+        number = value.value if isinstance(value, DomainCode) else int(value)
+        args.append((name, number))
+        used += width
+    if word >> used:
+        raise IsaError(f"word 0x{word:016x}: bits above bit {used - 1} must be 0 for {opcode.name}")
+    return Instr(opcode, tuple(args))
+
+
+def isa_markdown() -> str:
+    """The ISA reference (docs/pmu-isa.md), generated from the layout above."""
+    lines = [
+        "# PMU command ISA",
+        "",
+        "Generated from `pmu/isa.py` (`python -m pmu.isa > docs/pmu-isa.md`); do not edit.",
+        "",
+        f"One {WORD_BITS}-bit word per command: bits 0..3 the opcode, the payload from bit 4 up",
+        "(fields in the order listed, each an unsigned integer). Unused high bits must be 0; a",
+        "word with an illegal opcode, domain code or non-zero unused bits stops the PMU with an",
+        "error code.",
+        "",
+        "| opcode | value | payload (bit range) | meaning |",
+        "|---|---|---|---|",
+    ]
+    for op in Opcode:
+        bit = 4
+        parts = []
+        for name, width in _PAYLOAD_FIELDS[op].items():
+            parts.append(f"`{name}` [{bit}:{bit + width - 1}]")
+            bit += width
+        lines.append(f"| `{op.name}` | {op.value} | {', '.join(parts) or '-'} | {MEANING[op]} |")
+    lines += [
+        "",
+        "Domain codes: " + ", ".join(f"{d.name.lower()} = {d.value}" for d in DomainCode) + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(isa_markdown(), end="")
