@@ -1,0 +1,173 @@
+"""Compiler back-end: a schedule -> a PMU command program (words plus an annotated listing).
+
+Program shape (docs/pmu-isa.md has the commands):
+
+    prologue   SET_PERIOD, SET_RAIL for every rail, WAIT_RAILS,
+               then (stay-on) the last layer's supplies, clocks and banks, so every frame,
+               the first included, starts from the state the previous frame ended in
+    frame:     transition into layer 0's state (from the last layer's, or from power-down)
+               for each layer: switch the domains that change, gate banks no longer needed,
+               wake banks the next layer needs (look-ahead), LAUNCH its ops
+               IDLE (stay-on) or SLEEP until the period timer fires
+               LOOP frame (frames - 1 more times)
+               HALT 0
+
+Safety rules the compiler enforces: a domain's frequency is lowered before its supply is
+lowered, and raised only after its supply has been raised (CONNECT waits until the domain's
+voltage has settled); a bank is woken one layer ahead of the layer that reads it and gated as soon
+as no later layer of the frame needs its contents.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pmu.isa import DomainCode, Opcode, decode, encode
+from scheduler.chip import DOMAINS, Chip, Domain
+from scheduler.cost import CostTable, schedule_layers
+from scheduler.evaluate import SlackMode
+from scheduler.schedule import ScheduleFile
+
+__all__ = ["CompileError", "Program", "compile_schedule"]
+
+_DOMAIN_CODE = {
+    Domain.SYS: DomainCode.SYS,
+    Domain.RRAM: DomainCode.RRAM,
+    Domain.FEEDER: DomainCode.FEEDER,
+}
+GROUP_BANKS = 32
+
+
+class CompileError(ValueError):
+    """A schedule that cannot be compiled for this chip and network."""
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    """A compiled PMU program."""
+
+    words: tuple[int, ...]
+    comments: tuple[str, ...]  # one per word: what the command is for
+    frame_start: int  # index of the first command of a frame
+    rails_v: tuple[float, ...]  # rail index -> voltage
+
+    def listing(self) -> str:
+        """Annotated listing: address, word, disassembly, comment."""
+        lines = []
+        for addr, (word, note) in enumerate(zip(self.words, self.comments, strict=True)):
+            label = "frame:" if addr == self.frame_start else ""
+            text = f"{label:<7}{addr:04x}  {word:016x}  {decode(word)!s:<34}"
+            lines.append((text + (f" ; {note}" if note else "")).rstrip())
+        return "\n".join(lines) + "\n"
+
+
+class _Emitter:
+    def __init__(self) -> None:
+        self.words: list[int] = []
+        self.comments: list[str] = []
+
+    def __call__(self, opcode: Opcode, note: str = "", **args: int | DomainCode) -> None:
+        self.words.append(encode(opcode, **args))
+        self.comments.append(note)
+
+    def banks(self, opcode: Opcode, mask: np.ndarray, note: str) -> None:
+        """GATE or WAKE the banks set in ``mask``, one command per 32-bank group."""
+        for group in range(0, len(mask), GROUP_BANKS):
+            bits = mask[group : group + GROUP_BANKS]
+            value = int(sum(1 << i for i, on in enumerate(bits) if on))
+            if value:
+                self(opcode, note, group=group // GROUP_BANKS, mask=value)
+
+
+def compile_schedule(schedule: ScheduleFile, table: CostTable, frames: int = 1) -> Program:
+    """Compile ``schedule`` (solved on ``table``'s network and chip) for ``frames`` frames."""
+    chip: Chip = table.chip
+    groups = schedule_layers(table.network)
+    if len(schedule.layers) != len(groups):
+        raise CompileError(
+            f"the schedule has {len(schedule.layers)} layers but {table.network.name} has "
+            f"{len(groups)} schedule layers on this chip: was it solved for another network?"
+        )
+    if tuple(schedule.domains) != tuple(d.value for d in DOMAINS):
+        raise CompileError(
+            f"schedule domains {list(schedule.domains)} differ from the chip's "
+            f"{[d.value for d in DOMAINS]}"
+        )
+    if not 1 <= frames <= 1 << 16:
+        raise CompileError(f"frames must be in 1..65536, not {frames}")
+    rails = tuple(sorted({round(v, 6) for layer in schedule.layers for v in layer.voltage_v}))
+    if len(rails) > 8:
+        raise CompileError(f"the PMU has 8 rail slots; the schedule uses {len(rails)} voltages")
+    level = {v: _level(chip, v) for v in rails}
+    rail_of = {v: i for i, v in enumerate(rails)}
+    period = round(schedule.period_s * chip.reference_mhz * 1e6)
+
+    emit = _Emitter()
+    emit(Opcode.SET_PERIOD, f"period {schedule.period_s * 1e3:.6g} ms", cycles=period)
+    for v, r in rail_of.items():
+        emit(Opcode.SET_RAIL, f"rail {r} = {v:.2f} V", rail=r, level=level[v])
+    emit(Opcode.WAIT_RAILS)
+
+    last = len(groups) - 1
+    states = [tuple(round(v, 6) for v in layer.voltage_v) for layer in schedule.layers]
+    sleep = schedule.slack_mode is SlackMode.SLEEP
+
+    def set_state(prev: tuple[float, ...] | None, new: tuple[float, ...], why: str) -> None:
+        """Switch domains from ``prev`` (None: powered down) to ``new`` in a safe order."""
+        for d, v_old, v_new in zip(DOMAINS, prev or (None,) * len(DOMAINS), new, strict=True):
+            code = _DOMAIN_CODE[d]
+            inc = int(chip.divider_increment(d, v_new))
+            if v_old == v_new:
+                continue
+            if v_old is not None and v_new < v_old:
+                emit(Opcode.SET_FREQ, f"{why}: {d.value} down to {v_new:.2f} V, clock first",
+                     domain=code, increment=inc)  # fmt: skip
+                emit(Opcode.CONNECT, f"{why}: {d.value} to rail {rail_of[v_new]}",
+                     domain=code, rail=rail_of[v_new])  # fmt: skip
+            else:
+                emit(Opcode.CONNECT, f"{why}: {d.value} up to {v_new:.2f} V, supply first",
+                     domain=code, rail=rail_of[v_new])  # fmt: skip
+                emit(Opcode.SET_FREQ, f"{why}: {d.value} clock", domain=code, increment=inc)
+
+    on = [layer.banks_on for layer in table.layers]
+    if not sleep:
+        set_state(None, states[last], "prologue (stay-on): state of the last layer")
+        emit.banks(Opcode.WAKE, on[last], "prologue: banks of the last layer")
+
+    frame_start = len(emit.words)
+    for i, group in enumerate(groups):
+        name = table.layers[i].name
+        if i == 0:
+            set_state(None if sleep else states[last], states[0], f"layer 0 {name}")
+            before = np.zeros_like(on[0]) if sleep else on[last]
+        else:
+            set_state(states[i - 1], states[i], f"layer {i} {name}")
+            before = on[i - 1]
+        emit.banks(Opcode.GATE, before & ~on[i], f"layer {i}: contents no longer needed")
+        emit.banks(Opcode.WAKE, on[i] & ~before, f"layer {i}: needed now or by the next layer")
+        if i == 0 and sleep:
+            # Nothing was on during sleep: the first layer's banks cannot be woken ahead.
+            wake = max(chip.bank(k).wake_latency_ns for k, _ in table.memory.counts)
+            cycles = int(np.ceil(wake * 1e-3 * chip.reference_mhz))
+            emit(Opcode.WAIT, f"bank wake-up latency {wake:g} ns", cycles=cycles)
+        if len(group) > 255:
+            raise CompileError(f"layer {name} has {len(group)} ops; LAUNCH runs at most 255")
+        emit(Opcode.LAUNCH, f"layer {i} {name}: {' '.join(table.layers[i].ops)}",
+             first=group[0], count=len(group))  # fmt: skip
+    if sleep:
+        emit(Opcode.SLEEP, "power down until the period ends")
+    else:
+        emit(Opcode.IDLE, "stay on in the last layer's state until the period ends")
+    emit(Opcode.LOOP, f"{frames} frames in all", target=frame_start, count=frames - 1)
+    emit(Opcode.HALT, "end", code=0)
+    return Program(tuple(emit.words), tuple(emit.comments), frame_start, rails)
+
+
+def _level(chip: Chip, voltage_v: float) -> int:
+    for i, v in enumerate(chip.levels_v):
+        if abs(v - voltage_v) < 1e-6:
+            return i
+    raise CompileError(
+        f"voltage {voltage_v:g} V of the schedule is not on chip {chip.name!r}'s grid "
+        f"({', '.join(f'{v:g}' for v in chip.levels_v)} V)"
+    )
