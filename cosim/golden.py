@@ -1,0 +1,601 @@
+"""The numpy golden model: bit-exact int8 reference outputs of a network, per docs/arithmetic.md.
+
+`make_case` draws a seeded random int8 network instance (weights, biases, input), picks each op's
+requantisation parameters from the model's own run and records every op's output. The array-level
+functions (`conv_accumulate`, `requantize`, `maxpool`, ...) are the reference for single ops.
+
+Products of int8 values are at most 2^14 in magnitude, so every partial sum of a reduction shorter
+than 2^38 is an integer below 2^53: the reductions run as float64 matrix products (BLAS) and are
+exact whatever the summation order.
+"""
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from scheduler.network import Network, Op, OpKind
+
+__all__ = [
+    "ACC_MAX",
+    "ACC_MIN",
+    "BIAS_LIMIT",
+    "M_MAX",
+    "S_MAX",
+    "TARGET_STD",
+    "Case",
+    "OpParams",
+    "avgpool_accumulate",
+    "conv_accumulate",
+    "fc_accumulate",
+    "forward",
+    "make_case",
+    "maxpool",
+    "pick_multiplier",
+    "requantize",
+    "residual_add",
+    "run_op",
+]
+
+ACC_MIN = -(1 << 31)
+"""Smallest int32 accumulator value."""
+ACC_MAX = (1 << 31) - 1
+"""Largest int32 accumulator value."""
+M_MAX = (1 << 16) - 1
+"""Largest requantisation multiplier (unsigned 16 bit; the smallest is 1)."""
+S_MAX = 47
+"""Largest requantisation shift."""
+BIAS_LIMIT = 1 << 12
+"""Random biases of `make_case` are drawn from (-BIAS_LIMIT, BIAS_LIMIT)."""
+TARGET_STD = 32.0
+"""`make_case` scales each accumulator so that its standard deviation becomes this many LSBs."""
+
+_EXACT_TERMS = 1 << 38  # reductions up to this length are exact in float64 (see module docstring)
+_REQUANTISED = frozenset({OpKind.CONV, OpKind.FC, OpKind.AVGPOOL, OpKind.ADD})
+
+Pair = tuple[int, int]
+Padding = tuple[int, int, int, int]
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array = np.array(array, copy=True)
+    array.setflags(write=False)
+    return array
+
+
+def _check_int8(name: str, array: object, ndim: int) -> np.ndarray:
+    if not isinstance(array, np.ndarray) or array.dtype != np.int8 or array.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-d int8 numpy array, not {_describe(array)}")
+    return array
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, np.ndarray):
+        return f"a {value.ndim}-d {value.dtype} array of shape {value.shape}"
+    return repr(value)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+# ---- parameters and cases ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class OpParams:
+    """The parameters of one requantised op (conv, fc, avgpool, add); arrays are read-only.
+
+    Parameters
+    ----------
+    weight : numpy.ndarray of int8 or None
+        conv: (C_out, C_in / groups, kh, kw); fc: (N, C, H, W) over its (C, H, W) input;
+        None for avgpool and add.
+    bias : numpy.ndarray of int32 or None
+        (C_out,) for conv and fc; None for avgpool and add.
+    m : int
+        Requantisation multiplier, 1 .. `M_MAX` (``m_a`` of an add).
+    s : int
+        Requantisation shift, 0 .. `S_MAX`.
+    m_b : int or None
+        The add's multiplier of its second input; None for every other op.
+    """
+
+    weight: np.ndarray | None
+    bias: np.ndarray | None
+    m: int
+    s: int
+    m_b: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.weight is not None:
+            weight = self.weight
+            if not isinstance(weight, np.ndarray) or weight.dtype != np.int8 or weight.ndim != 4:
+                raise ValueError(
+                    f"OpParams.weight must be a 4-d int8 array or None, not {_describe(weight)}"
+                )
+            object.__setattr__(self, "weight", _frozen(weight))
+        if self.bias is not None:
+            bias = self.bias
+            if not isinstance(bias, np.ndarray) or bias.dtype != np.int32 or bias.ndim != 1:
+                raise ValueError(
+                    f"OpParams.bias must be a 1-d int32 array or None, not {_describe(bias)}"
+                )
+            if self.weight is None or bias.shape[0] != self.weight.shape[0]:
+                raise ValueError(
+                    "OpParams.bias must come with a weight and hold one value per output "
+                    f"channel, not {_describe(bias)}"
+                )
+            object.__setattr__(self, "bias", _frozen(bias))
+        if not _is_int(self.m) or not 1 <= self.m <= M_MAX:
+            raise ValueError(f"OpParams.m must be an int in 1..{M_MAX}, not {self.m!r}")
+        if not _is_int(self.s) or not 0 <= self.s <= S_MAX:
+            raise ValueError(f"OpParams.s must be an int in 0..{S_MAX}, not {self.s!r}")
+        if self.m_b is not None and (not _is_int(self.m_b) or not 1 <= self.m_b <= M_MAX):
+            raise ValueError(f"OpParams.m_b must be None or an int in 1..{M_MAX}, not {self.m_b!r}")
+        object.__setattr__(self, "m", int(self.m))
+        object.__setattr__(self, "s", int(self.s))
+        if self.m_b is not None:
+            object.__setattr__(self, "m_b", int(self.m_b))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Case:
+    """A seeded random instance of a network and its golden outputs; arrays are read-only.
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    seed : int
+        The seed everything random was drawn from.
+    sparsity : Mapping[str, float]
+        Fraction of zeroed weights per conv/fc op name (every conv and fc op is listed).
+    input : numpy.ndarray of int8
+        The network input, (C, H, W).
+    params : Mapping[str, OpParams]
+        Per op name, for every conv, fc, avgpool and add op.
+    outputs : Mapping[str, numpy.ndarray]
+        Every op's int8 output tensor (C, H, W) by op name; an fc's is (N, 1, 1).
+    """
+
+    network: Network
+    seed: int
+    sparsity: Mapping[str, float]
+    input: np.ndarray
+    params: Mapping[str, OpParams]
+    outputs: Mapping[str, np.ndarray]
+
+    def tensor(self, name: str) -> np.ndarray:
+        """The int8 tensor called ``name``: the network input or an op's output."""
+        if name == self.network.input_name:
+            return self.input
+        if name not in self.outputs:
+            raise KeyError(f"network {self.network.name!r} has no tensor {name!r}")
+        return self.outputs[name]
+
+
+# ---- arithmetic ----------------------------------------------------------------------------------
+
+
+def _shift_round(value: np.ndarray, s: int) -> np.ndarray:
+    """``(value + 2^(s-1)) >> s`` (arithmetic shift, round half up); ``value`` when s is 0."""
+    if s == 0:
+        return value
+    return (value + (1 << (s - 1))) >> s
+
+
+def _clamp8(value: np.ndarray, relu: bool) -> np.ndarray:
+    return np.clip(value, 0 if relu else -128, 127).astype(np.int8)
+
+
+def requantize(acc: np.ndarray, m: int, s: int, *, relu: bool = False) -> np.ndarray:
+    """Requantise int32 accumulators to int8: ``clamp((acc * m + round) >> s)``, then relu.
+
+    Parameters
+    ----------
+    acc : numpy.ndarray of integers
+        Accumulators, each within int32.
+    m, s : int
+        Multiplier (1 .. `M_MAX`) and shift (0 .. `S_MAX`).
+    relu : bool
+        Clamp negative results to 0.
+
+    Returns
+    -------
+    numpy.ndarray of int8
+        Same shape as ``acc``.
+    """
+    if not _is_int(m) or not 1 <= m <= M_MAX:
+        raise ValueError(f"m must be an int in 1..{M_MAX}, not {m!r}")
+    if not _is_int(s) or not 0 <= s <= S_MAX:
+        raise ValueError(f"s must be an int in 0..{S_MAX}, not {s!r}")
+    acc = np.asarray(acc)
+    if acc.dtype.kind not in "iu":
+        raise ValueError(f"acc must be an integer array, not {_describe(acc)}")
+    acc = acc.astype(np.int64)
+    if acc.size and (acc.min() < ACC_MIN or acc.max() > ACC_MAX):
+        raise ValueError(f"acc must lie within int32, not [{int(acc.min())}, {int(acc.max())}]")
+    # |acc * m| < 2^47 and the rounding term is below 2^46: int64 holds every intermediate.
+    return _clamp8(_shift_round(acc * int(m), int(s)), relu)
+
+
+def pick_multiplier(scale: float) -> tuple[int, int]:
+    """The (m, s) whose ``m / 2^s`` is nearest ``scale`` with m in 2^14 .. 2^15.
+
+    Exact and platform independent (``math.frexp``). Where no such s lies in 0 .. `S_MAX`, s is
+    clamped and m rounded into 1 .. `M_MAX`.
+    """
+    if not isinstance(scale, float | int) or not math.isfinite(scale) or scale <= 0:
+        raise ValueError(f"scale must be a positive finite number, not {scale!r}")
+    fraction, exponent = math.frexp(float(scale))  # scale = fraction * 2^exponent, 0.5 <= f < 1
+    s = 15 - exponent
+    if 0 <= s <= S_MAX:
+        return math.floor(math.ldexp(fraction, 15) + 0.5), s  # 2^14 .. 2^15 inclusive
+    s = min(max(s, 0), S_MAX)
+    return _round_multiplier(math.ldexp(float(scale), s)), s
+
+
+def _check_acc_range(acc: np.ndarray, what: str) -> np.ndarray:
+    if acc.size and (acc.min() < ACC_MIN or acc.max() > ACC_MAX):
+        raise OverflowError(
+            f"{what}: the accumulator leaves int32: [{int(acc.min())}, {int(acc.max())}]"
+        )
+    return acc
+
+
+def _windows(x: np.ndarray, kernel: Pair, stride: Pair, padding: Padding, fill: int) -> np.ndarray:
+    """The (C, OH, OW, kh, kw) view of every window of ``x`` padded with ``fill``."""
+    kh, kw = kernel
+    sh, sw = stride
+    top, left, bottom, right = padding
+    if min(kh, kw, sh, sw) < 1 or min(padding) < 0:
+        raise ValueError(
+            f"kernel and stride must be positive and padding non-negative, not kernel {kernel}, "
+            f"stride {stride}, padding {padding}"
+        )
+    _, height, width = x.shape
+    if height + top + bottom < kh or width + left + right < kw:
+        raise ValueError(
+            f"kernel {kernel} does not fit the {height}x{width} input padded by {padding}"
+        )
+    padded = np.pad(x, ((0, 0), (top, bottom), (left, right)), constant_values=fill)
+    return sliding_window_view(padded, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
+
+
+def _exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Integer matrix product of int8-valued operands through float64 BLAS (exact, see above)."""
+    if a.shape[-1] >= _EXACT_TERMS:
+        raise ValueError(f"reduction of {a.shape[-1]} terms is too long for an exact product")
+    return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
+
+
+def conv_accumulate(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    *,
+    stride: Pair = (1, 1),
+    padding: Padding = (0, 0, 0, 0),
+    groups: int = 1,
+) -> np.ndarray:
+    """Int32 accumulators of a zero-padded, grouped 2-d convolution (no requantisation).
+
+    Parameters
+    ----------
+    x : numpy.ndarray of int8, (C_in, H, W)
+    weight : numpy.ndarray of int8, (C_out, C_in / groups, kh, kw)
+    bias : numpy.ndarray of int32, (C_out,), or None
+    stride : (sh, sw)
+    padding : (top, left, bottom, right)
+    groups : int
+        Divides C_in and C_out; C_in for a depthwise convolution.
+
+    Returns
+    -------
+    numpy.ndarray of int64, (C_out, OH, OW)
+        ``bias[c] + sum over window and input channels of the group``, every value within int32.
+    """
+    _check_int8("x", x, 3)
+    _check_int8("weight", weight, 4)
+    c_in = x.shape[0]
+    c_out, c_in_g, kh, kw = weight.shape
+    if not _is_int(groups) or groups < 1 or c_in % groups or c_out % groups:
+        raise ValueError(
+            f"groups must be a positive int dividing C_in {c_in} and C_out {c_out}, not {groups!r}"
+        )
+    if c_in_g * groups != c_in:
+        raise ValueError(
+            f"weight must hold C_in / groups = {c_in // groups} input channels, not {c_in_g}"
+        )
+    win = _windows(x, (kh, kw), stride, padding, 0)  # (C_in, OH, OW, kh, kw)
+    _, oh, ow, _, _ = win.shape
+    cols = (
+        win.reshape(groups, c_in_g, oh, ow, kh, kw)
+        .transpose(0, 1, 4, 5, 2, 3)
+        .reshape(groups, c_in_g * kh * kw, oh * ow)
+    )
+    w = weight.reshape(groups, c_out // groups, c_in_g * kh * kw)
+    acc = _exact_matmul(w, cols).reshape(c_out, oh, ow)
+    if bias is not None:
+        acc += _check_bias(bias, c_out)[:, None, None]
+    return _check_acc_range(acc, "conv")
+
+
+def _check_bias(bias: object, channels: int) -> np.ndarray:
+    if not isinstance(bias, np.ndarray) or bias.dtype != np.int32 or bias.shape != (channels,):
+        raise ValueError(
+            f"bias must be an int32 array of shape ({channels},), not {_describe(bias)}"
+        )
+    return bias.astype(np.int64)
+
+
+def fc_accumulate(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """Int32 accumulators of a fully connected layer on a (C, H, W) input: (N, 1, 1).
+
+    ``acc[n] = bias[n] + sum over c, y, x of weight[n, c, y, x] * x[c, y, x]``.
+    """
+    _check_int8("x", x, 3)
+    _check_int8("weight", weight, 4)
+    if weight.shape[1:] != x.shape:
+        raise ValueError(
+            f"weight must have shape (N, {', '.join(map(str, x.shape))}) for the input, "
+            f"not {weight.shape}"
+        )
+    n = weight.shape[0]
+    acc = _exact_matmul(weight.reshape(n, -1), x.reshape(-1, 1)).reshape(n, 1, 1)
+    if bias is not None:
+        acc += _check_bias(bias, n)[:, None, None]
+    return _check_acc_range(acc, "fc")
+
+
+def maxpool(
+    x: np.ndarray, *, kernel: Pair, stride: Pair, padding: Padding = (0, 0, 0, 0)
+) -> np.ndarray:
+    """Max pool: the maximum of each window's in-bound positions (padding is ignored), int8."""
+    _check_int8("x", x, 3)
+    sentinel = np.iinfo(np.int16).min  # below every int8 value
+    win = _windows(x.astype(np.int16), kernel, stride, padding, sentinel)
+    out = win.max(axis=(3, 4))
+    if out.size and out.min() == sentinel:
+        raise ValueError(f"a window of kernel {kernel} lies entirely in the padding {padding}")
+    return out.astype(np.int8)
+
+
+def avgpool_accumulate(
+    x: np.ndarray, *, kernel: Pair, stride: Pair, padding: Padding = (0, 0, 0, 0)
+) -> np.ndarray:
+    """Average pool accumulators: the sum of each window's in-bound positions, int64 (C, OH, OW).
+
+    The division is the requantisation with the op's ``m, s`` (about ``1 / (kh * kw)``).
+    """
+    _check_int8("x", x, 3)
+    win = _windows(x.astype(np.int64), kernel, stride, padding, 0)
+    return win.sum(axis=(3, 4))
+
+
+def residual_add(
+    a: np.ndarray, b: np.ndarray, *, m_a: int, m_b: int, s: int, relu: bool = False
+) -> np.ndarray:
+    """Residual add: ``clamp((a * m_a + b * m_b + round) >> s, -128, 127)``, then relu; int8."""
+    _check_int8("a", a, 3)
+    _check_int8("b", b, 3)
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have equal shapes, not {a.shape} and {b.shape}")
+    for name, value in (("m_a", m_a), ("m_b", m_b)):
+        if not _is_int(value) or not 1 <= value <= M_MAX:
+            raise ValueError(f"{name} must be an int in 1..{M_MAX}, not {value!r}")
+    if not _is_int(s) or not 0 <= s <= S_MAX:
+        raise ValueError(f"s must be an int in 0..{S_MAX}, not {s!r}")
+    total = a.astype(np.int64) * int(m_a) + b.astype(np.int64) * int(m_b)
+    return _clamp8(_shift_round(total, int(s)), relu)
+
+
+# ---- ops and networks ----------------------------------------------------------------------------
+
+
+def _weighted_acc(
+    op: Op, x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None
+) -> np.ndarray:
+    if weight is None:
+        raise ValueError(f"op {op.name!r}: its OpParams need a weight")
+    if op.kind is OpKind.FC:
+        return fc_accumulate(x, weight, bias)
+    kh, kw = op.kernel
+    expected = (op.out.channels, op.in_shapes[0].channels // op.groups, kh, kw)
+    if weight.shape != expected:
+        raise ValueError(f"op {op.name!r}: weight must have shape {expected}, not {weight.shape}")
+    return conv_accumulate(x, weight, bias, stride=op.stride, padding=op.padding, groups=op.groups)
+
+
+def _avgpool_acc(op: Op, x: np.ndarray) -> np.ndarray:
+    return avgpool_accumulate(x, kernel=op.kernel, stride=op.stride, padding=op.padding)
+
+
+def run_op(op: Op, inputs: Sequence[np.ndarray], params: OpParams | None = None) -> np.ndarray:
+    """The int8 output of one op, given its int8 inputs (in ``op.inputs`` order) and parameters.
+
+    ``params`` is required for conv, fc, avgpool and add, and ignored otherwise.
+
+    Raises
+    ------
+    NotImplementedError
+        For a matmul: the data layout of its operands is not defined yet.
+    """
+    if len(inputs) != len(op.inputs):
+        raise ValueError(f"op {op.name!r} takes {len(op.inputs)} input(s), not {len(inputs)}")
+    for tensor, shape, name in zip(inputs, op.in_shapes, op.inputs, strict=True):
+        _check_int8(f"input {name!r} of op {op.name!r}", tensor, 3)
+        if tensor.shape != (shape.channels, shape.height, shape.width):
+            raise ValueError(
+                f"input {name!r} of op {op.name!r} must have shape {shape}, not {tensor.shape}"
+            )
+    if op.kind is OpKind.MATMUL:
+        raise NotImplementedError(_MATMUL_MESSAGE.format(where=f"op {op.name!r}"))
+    if op.kind is OpKind.MAXPOOL:
+        return maxpool(inputs[0], kernel=op.kernel, stride=op.stride, padding=op.padding)
+    if op.kind is OpKind.CONCAT:
+        return np.concatenate(inputs, axis=0)
+    if params is None:
+        raise ValueError(f"op {op.name!r} ({op.kind.value}) needs OpParams")
+    if op.kind in (OpKind.CONV, OpKind.FC):
+        acc = _weighted_acc(op, inputs[0], params.weight, params.bias)
+        return requantize(acc, params.m, params.s, relu=op.relu)
+    if op.kind is OpKind.AVGPOOL:
+        return requantize(_avgpool_acc(op, inputs[0]), params.m, params.s)
+    # ADD
+    if params.m_b is None:
+        raise ValueError(f"op {op.name!r}: an add's OpParams need m_b")
+    a, b = inputs
+    return residual_add(a, b, m_a=params.m, m_b=params.m_b, s=params.s, relu=op.relu)
+
+
+_MATMUL_MESSAGE = (
+    "{where}: matmul has no golden model: the data layout of its activation operands "
+    "(A rows, the B tile loaded from the scratchpad) is not defined yet"
+)
+
+
+def forward(
+    network: Network, input: np.ndarray, params: Mapping[str, OpParams]
+) -> Mapping[str, np.ndarray]:
+    """Every op's int8 output for the given input and parameters, by op name (read-only)."""
+    shape = network.input
+    _check_int8("input", input, 3)
+    if input.shape != (shape.channels, shape.height, shape.width):
+        raise ValueError(f"input must have shape {shape}, not {input.shape}")
+    tensors: dict[str, np.ndarray] = {network.input_name: input}
+    outputs: dict[str, np.ndarray] = {}
+    for op in network.ops:
+        out = run_op(op, [tensors[name] for name in op.inputs], params.get(op.name))
+        tensors[op.name] = outputs[op.name] = _frozen(out)
+    return MappingProxyType(outputs)
+
+
+# ---- random cases --------------------------------------------------------------------------------
+
+
+def _std(values: np.ndarray) -> float:
+    return max(float(np.std(values.astype(np.float64))), 1.0)
+
+
+def _round_multiplier(value: float) -> int:
+    """Round half up and clamp into 1 .. M_MAX."""
+    return min(max(math.floor(value + 0.5), 1), M_MAX)
+
+
+def _resolve_sparsity(network: Network, sparsity: object) -> dict[str, float]:
+    weighted = [op.name for op in network.ops if op.kind in (OpKind.CONV, OpKind.FC)]
+
+    def fraction(value: object, what: str) -> float:
+        if not isinstance(value, float | int) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"{what} must be a number in 0..1, not {value!r}")
+        return float(value)
+
+    if isinstance(sparsity, Mapping):
+        unknown = [name for name in sparsity if name not in weighted]
+        if unknown:
+            raise ValueError(
+                f"sparsity keys must be conv or fc op names of {network.name!r}, not {unknown[0]!r}"
+            )
+        return {name: fraction(sparsity.get(name, 0.0), f"sparsity[{name!r}]") for name in weighted}
+    value = fraction(sparsity, "sparsity")
+    return dict.fromkeys(weighted, value)
+
+
+def make_case(network: Network, seed: int = 0, sparsity: float | Mapping[str, float] = 0.0) -> Case:
+    """A seeded random int8 instance of ``network`` and every op's golden output.
+
+    Draws uniform int8 weights and input (-128 .. 127) and int32 biases (|b| < `BIAS_LIMIT`) from
+    one independent stream per op (seeded by ``(seed, op index + 1)``; the input uses index 0), so
+    an op's values depend only on the seed and its position. Sparsity then zeroes a randomly
+    chosen ``round(fraction * weights)`` of an op's weights (values already 0 stay 0). Running the
+    network op by op, each op's requantisation is picked from its own accumulators
+    (docs/arithmetic.md, "Choosing m and s"): conv and fc ``m / 2^s ~= TARGET_STD / std(acc)``,
+    avgpool ``1 / (kh * kw)``, add ``m_x / 2^s ~= TARGET_STD / (sqrt 2 * std(x))`` per input.
+
+    Parameters
+    ----------
+    network : Network
+        Any network without matmul ops.
+    seed : int
+        Non-negative.
+    sparsity : float or Mapping[str, float]
+        Fraction of weights to zero, for every conv/fc op or per op name (missing names: 0).
+
+    Raises
+    ------
+    NotImplementedError
+        If the network has a matmul op.
+    """
+    if not isinstance(network, Network):
+        raise TypeError(f"network must be a Network, not {network!r}")
+    if not _is_int(seed) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, not {seed!r}")
+    matmuls = [op.name for op in network.ops if op.kind is OpKind.MATMUL]
+    if matmuls:
+        where = f"network {network.name!r} ({len(matmuls)} matmul op(s), the first {matmuls[0]!r})"
+        raise NotImplementedError(_MATMUL_MESSAGE.format(where=where))
+    fractions = _resolve_sparsity(network, sparsity)
+    seed = int(seed)
+
+    shape = network.input
+    rng = np.random.default_rng([seed, 0])
+    image = rng.integers(-128, 128, size=(shape.channels, shape.height, shape.width), dtype=np.int8)
+    tensors: dict[str, np.ndarray] = {network.input_name: _frozen(image)}
+    params: dict[str, OpParams] = {}
+    outputs: dict[str, np.ndarray] = {}
+    for index, op in enumerate(network.ops, start=1):
+        xs = [tensors[name] for name in op.inputs]
+        if op.kind in (OpKind.CONV, OpKind.FC):
+            rng = np.random.default_rng([seed, index])
+            weight, bias = _random_weights(op, rng, fractions[op.name])
+            acc = _weighted_acc(op, xs[0], weight, bias)
+            m, s = pick_multiplier(TARGET_STD / _std(acc))
+            params[op.name] = OpParams(weight, bias, m, s)
+            out = requantize(acc, m, s, relu=op.relu)
+        elif op.kind is OpKind.AVGPOOL:
+            kh, kw = op.kernel
+            m, s = pick_multiplier(1.0 / (kh * kw))
+            params[op.name] = OpParams(None, None, m, s)
+            out = requantize(_avgpool_acc(op, xs[0]), m, s)
+        elif op.kind is OpKind.ADD:
+            scales = [TARGET_STD / (math.sqrt(2.0) * _std(x)) for x in xs]
+            m_big, s = pick_multiplier(max(scales))
+            m_a, m_b = (
+                m_big if scale == max(scales) else _round_multiplier(math.ldexp(scale, s))
+                for scale in scales
+            )
+            params[op.name] = OpParams(None, None, m_a, s, m_b)
+            out = run_op(op, xs, params[op.name])
+        else:
+            out = run_op(op, xs)
+        tensors[op.name] = outputs[op.name] = _frozen(out)
+    return Case(
+        network=network,
+        seed=seed,
+        sparsity=MappingProxyType(fractions),
+        input=tensors[network.input_name],
+        params=MappingProxyType(params),
+        outputs=MappingProxyType(outputs),
+    )
+
+
+def _random_weights(
+    op: Op, rng: np.random.Generator, fraction: float
+) -> tuple[np.ndarray, np.ndarray]:
+    src = op.in_shapes[0]
+    if op.kind is OpKind.FC:
+        shape = (op.out.channels, src.channels, src.height, src.width)
+    else:
+        kh, kw = op.kernel
+        shape = (op.out.channels, src.channels // op.groups, kh, kw)
+    weight = rng.integers(-128, 128, size=shape, dtype=np.int8)
+    bias = rng.integers(1 - BIAS_LIMIT, BIAS_LIMIT, size=op.out.channels, dtype=np.int32)
+    zeros = round(fraction * weight.size)
+    if zeros:
+        weight.reshape(-1)[rng.permutation(weight.size)[:zeros]] = 0
+    return weight, bias

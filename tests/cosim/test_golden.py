@@ -1,0 +1,500 @@
+"""The golden model against independent loop implementations, and the properties of make_case."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cosim.golden import (
+    ACC_MAX,
+    ACC_MIN,
+    M_MAX,
+    Case,
+    OpParams,
+    avgpool_accumulate,
+    conv_accumulate,
+    fc_accumulate,
+    forward,
+    make_case,
+    maxpool,
+    pick_multiplier,
+    requantize,
+    residual_add,
+    run_op,
+)
+from scheduler.network import Network, OpKind, load_network
+
+TINY = Path(__file__).parents[1] / "scheduler" / "data" / "tiny.yaml"
+
+
+# ---- independent references: direct loops, explicit bounds checks, Python ints ----------------
+
+
+def naive_conv(x, w, bias, stride, padding, groups):
+    """Direct convolution: loop over output pixels and taps, skip out-of-bound taps."""
+    _, height, width = x.shape
+    c_out, c_in_g, kh, kw = w.shape
+    sh, sw = stride
+    top, left, bottom, right = padding
+    oh = (height + top + bottom - kh) // sh + 1
+    ow = (width + left + right - kw) // sw + 1
+    c_out_g = c_out // groups
+    acc = np.zeros((c_out, oh, ow), dtype=np.int64)
+    if bias is not None:
+        acc += bias.astype(np.int64)[:, None, None]
+    x64, w64 = x.astype(np.int64), w.astype(np.int64)
+    for g in range(groups):
+        outs = slice(g * c_out_g, (g + 1) * c_out_g)
+        ins = slice(g * c_in_g, (g + 1) * c_in_g)
+        for oy in range(oh):
+            for ox in range(ow):
+                for ky in range(kh):
+                    iy = oy * sh - top + ky
+                    if not 0 <= iy < height:
+                        continue
+                    for kx in range(kw):
+                        ix = ox * sw - left + kx
+                        if 0 <= ix < width:
+                            acc[outs, oy, ox] += w64[outs, :, ky, kx] @ x64[ins, iy, ix]
+    return acc
+
+
+def naive_pool(x, kernel, stride, padding, reduce):
+    """Apply ``reduce`` to the list of in-bound values of every window."""
+    channels, height, width = x.shape
+    (kh, kw), (sh, sw), (top, left, bottom, right) = kernel, stride, padding
+    oh = (height + top + bottom - kh) // sh + 1
+    ow = (width + left + right - kw) // sw + 1
+    out = np.zeros((channels, oh, ow), dtype=np.int64)
+    for c in range(channels):
+        for oy in range(oh):
+            for ox in range(ow):
+                values = [
+                    int(x[c, oy * sh - top + ky, ox * sw - left + kx])
+                    for ky in range(kh)
+                    for kx in range(kw)
+                    if 0 <= oy * sh - top + ky < height and 0 <= ox * sw - left + kx < width
+                ]
+                out[c, oy, ox] = reduce(values)
+    return out
+
+
+def naive_requant(acc, m, s, relu=False):
+    """docs/arithmetic.md with Python's unbounded ints (>> is an arithmetic shift)."""
+
+    def one(value):
+        prod = int(value) * m
+        y = (prod + (1 << (s - 1))) >> s if s > 0 else prod
+        y = min(max(y, -128), 127)
+        return max(y, 0) if relu else y
+
+    return np.vectorize(one, otypes=[np.int64])(acc).astype(np.int8)
+
+
+def naive_add(a, b, m_a, m_b, s, relu=False):
+    def one(x, y):
+        total = int(x) * m_a + int(y) * m_b
+        out = (total + (1 << (s - 1))) >> s if s > 0 else total
+        out = min(max(out, -128), 127)
+        return max(out, 0) if relu else out
+
+    return np.vectorize(one, otypes=[np.int64])(a, b).astype(np.int8)
+
+
+def int8(rng, shape):
+    return rng.integers(-128, 128, size=shape, dtype=np.int8)
+
+
+# ---- conv ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("c_in", "c_out", "size", "kernel", "stride", "padding", "groups"),
+    [
+        (3, 16, (12, 12), (3, 3), (1, 1), (1, 1, 1, 1), 1),
+        (5, 4, (9, 7), (5, 5), (2, 2), (2, 1, 2, 0), 1),
+        (4, 6, (11, 10), (3, 1), (2, 1), (1, 0, 0, 0), 2),  # non-square kernel, grouped
+        (1, 3, (10, 4), (10, 4), (2, 2), (4, 1, 5, 2), 1),  # ds_cnn's first layer, 'same'
+        (8, 8, (7, 7), (3, 3), (2, 2), (0, 0, 1, 1), 8),  # depthwise, stride 2, bottom-right pad
+        (16, 16, (5, 6), (5, 3), (1, 1), (2, 1, 2, 1), 16),  # depthwise, non-square
+        (9, 17, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), 1),
+    ],
+)
+def test_conv_matches_direct_loops(c_in, c_out, size, kernel, stride, padding, groups):
+    rng = np.random.default_rng(sum(size) + c_in * c_out + groups)
+    x = int8(rng, (c_in, *size))
+    w = int8(rng, (c_out, c_in // groups, *kernel))
+    bias = rng.integers(-4000, 4000, size=c_out, dtype=np.int32)
+    got = conv_accumulate(x, w, bias, stride=stride, padding=padding, groups=groups)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, naive_conv(x, w, bias, stride, padding, groups))
+
+
+@st.composite
+def conv_problems(draw):
+    groups = draw(st.sampled_from([1, 2, 3]))
+    c_in = groups * draw(st.integers(1, 3))
+    c_out = groups * draw(st.integers(1, 3))
+    kh, kw = draw(st.sampled_from([1, 3, 5])), draw(st.sampled_from([1, 2, 3, 5]))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = tuple(draw(st.integers(0, k - 1)) for k in (kh, kw, kh, kw))
+    height = draw(st.integers(max(1, kh - padding[0] - padding[2]), 8))
+    width = draw(st.integers(max(1, kw - padding[1] - padding[3]), 8))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return c_in, c_out, (height, width), (kh, kw), stride, padding, groups, seed
+
+
+@settings(max_examples=40, deadline=None)
+@given(conv_problems())
+def test_conv_property(problem):
+    c_in, c_out, size, kernel, stride, padding, groups, seed = problem
+    rng = np.random.default_rng(seed)
+    x = int8(rng, (c_in, *size))
+    w = int8(rng, (c_out, c_in // groups, *kernel))
+    got = conv_accumulate(x, w, None, stride=stride, padding=padding, groups=groups)
+    np.testing.assert_array_equal(got, naive_conv(x, w, None, stride, padding, groups))
+
+
+def test_conv_extreme_operands_are_exact():
+    # The zoo's longest reduction (3x3x512) with every product at +2^14: 75 497 472.
+    x = np.full((512, 3, 3), -128, dtype=np.int8)
+    w = np.full((2, 512, 3, 3), -128, dtype=np.int8)
+    w[1] = 127
+    bias = np.array([ACC_MAX - 4608 * 16384, 7], dtype=np.int32)
+    got = conv_accumulate(x, w, bias)
+    assert got[:, 0, 0].tolist() == [ACC_MAX, 7 - 4608 * 128 * 127]
+
+
+def test_conv_accumulator_overflow_is_an_error():
+    x = np.full((1 << 17, 1, 1), -128, dtype=np.int8)  # 2^17 products of 2^14: 2^31
+    w = np.full((1, 1 << 17, 1, 1), -128, dtype=np.int8)
+    with pytest.raises(OverflowError, match=r"^conv: the accumulator leaves int32: "):
+        conv_accumulate(x, w)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"groups": 2}, r"^groups must be a positive int dividing C_in 3 and C_out 4, not 2$"),
+        ({"padding": (0, 0, 0, -1)}, r"^kernel and stride must be positive"),
+    ],
+)
+def test_conv_rejects_bad_arguments(kwargs, message):
+    x = np.zeros((3, 4, 4), dtype=np.int8)
+    w = np.zeros((4, 3, 3, 3), dtype=np.int8)
+    with pytest.raises(ValueError, match=message):
+        conv_accumulate(x, w, **kwargs)
+
+
+def test_conv_rejects_non_int8():
+    with pytest.raises(ValueError, match=r"^x must be a 3-d int8 numpy array, not a 3-d int16"):
+        conv_accumulate(np.zeros((1, 2, 2), np.int16), np.zeros((1, 1, 1, 1), np.int8))
+
+
+def test_fc_is_a_dot_product_over_c_h_w():
+    rng = np.random.default_rng(3)
+    x = int8(rng, (5, 3, 2))
+    w = int8(rng, (7, 5, 3, 2))
+    bias = rng.integers(-4000, 4000, size=7, dtype=np.int32)
+    expected = [
+        int(bias[n])
+        + sum(
+            int(w[n, c, y, i]) * int(x[c, y, i])
+            for c in range(5)
+            for y in range(3)
+            for i in range(2)
+        )
+        for n in range(7)
+    ]
+    got = fc_accumulate(x, w, bias)
+    assert got.shape == (7, 1, 1)
+    assert got.ravel().tolist() == expected
+
+
+# ---- requantisation --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("acc", "m", "s", "relu", "expected"),
+    [
+        (5, 1, 1, False, 3),  # 2.5 rounds up
+        (-5, 1, 1, False, -2),  # -2.5 rounds up too (toward +infinity)
+        (-7, 1, 1, False, -3),
+        (-6, 1, 2, False, -1),  # -1.5 -> -1
+        (-10, 1, 2, False, -2),  # -2.5 -> -2
+        (3, 2, 0, False, 6),  # s = 0: no rounding term
+        (-100, 2, 0, False, -128),  # saturation
+        (100, 2, 0, False, 127),
+        (-100, 2, 0, True, 0),
+        (1000, 1, 0, True, 127),
+        (ACC_MAX, M_MAX, 47, False, 1),  # the largest product, the largest shift
+        (ACC_MIN, M_MAX, 47, False, -1),
+        (ACC_MIN, M_MAX, 0, False, -128),
+        (-(1 << 30), 1, 31, False, 0),  # -0.5 -> 0
+        (-(1 << 30) - 1, 1, 31, False, -1),
+    ],
+)
+def test_requantize_edge_cases(acc, m, s, relu, expected):
+    got = requantize(np.array([acc], dtype=np.int64), m, s, relu=relu)
+    assert got.dtype == np.int8
+    assert got.tolist() == [expected]
+    assert naive_requant(np.array([acc]), m, s, relu).tolist() == [expected]
+
+
+def test_requantize_matches_python_ints_on_random_values():
+    rng = np.random.default_rng(11)
+    acc = rng.integers(ACC_MIN, ACC_MAX, size=400, endpoint=True)
+    for m, s in [(1, 0), (M_MAX, 47), (20000, 20), (16384, 14), (12345, 30)]:
+        for relu in (False, True):
+            np.testing.assert_array_equal(
+                requantize(acc, m, s, relu=relu), naive_requant(acc, m, s, relu)
+            )
+
+
+@pytest.mark.parametrize(
+    ("acc", "m", "s", "message"),
+    [
+        (0, 0, 1, r"^m must be an int in 1\.\.65535, not 0$"),
+        (0, 1, 48, r"^s must be an int in 0\.\.47, not 48$"),
+        (ACC_MAX + 1, 1, 1, r"^acc must lie within int32, not \[2147483648, 2147483648\]$"),
+    ],
+)
+def test_requantize_rejects_out_of_range(acc, m, s, message):
+    with pytest.raises(ValueError, match=message):
+        requantize(np.array([acc], dtype=np.int64), m, s)
+
+
+@pytest.mark.parametrize(
+    ("scale", "expected"),
+    [
+        (1 / 64, (1 << 14, 20)),
+        (1.0, (1 << 14, 14)),
+        (1 / 120, (17476, 21)),
+        (1e6, (M_MAX, 0)),  # would need a negative shift
+        (1e-20, (1, 47)),  # would need a shift beyond 47
+    ],
+)
+def test_pick_multiplier(scale, expected):
+    assert pick_multiplier(scale) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(min_value=2**-32, max_value=2**14))
+def test_pick_multiplier_is_close(scale):
+    m, s = pick_multiplier(scale)
+    assert 1 << 14 <= m <= 1 << 15
+    assert math.isclose(m / 2**s, scale, rel_tol=2**-15)
+
+
+# ---- pools and add -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shape", "kernel", "stride", "padding"),
+    [
+        ((3, 13, 13), (3, 3), (2, 2), (0, 0, 1, 1)),  # ceil_mode: the last windows overhang
+        ((2, 8, 7), (3, 3), (2, 2), (1, 1, 1, 1)),  # resnet18's padded max pool
+        ((4, 5, 6), (2, 2), (1, 1), (1, 1, 1, 1)),  # mobilevit's padded avg pool
+        ((5, 6, 6), (6, 6), (6, 6), (0, 0, 0, 0)),  # global
+        ((1, 25, 5), (24, 5), (24, 5), (0, 0, 0, 0)),  # ds_cnn's pool: the last row is dropped
+    ],
+)
+def test_pools_match_loops(shape, kernel, stride, padding):
+    x = int8(np.random.default_rng(sum(shape)), shape)
+    got = maxpool(x, kernel=kernel, stride=stride, padding=padding)
+    assert got.dtype == np.int8
+    np.testing.assert_array_equal(got, naive_pool(x, kernel, stride, padding, max))
+    got_sum = avgpool_accumulate(x, kernel=kernel, stride=stride, padding=padding)
+    np.testing.assert_array_equal(got_sum, naive_pool(x, kernel, stride, padding, sum))
+
+
+def test_maxpool_of_all_minimum_values_ignores_padding():
+    x = np.full((1, 3, 3), -128, dtype=np.int8)
+    got = maxpool(x, kernel=(3, 3), stride=(2, 2), padding=(1, 1, 1, 1))
+    assert (got == -128).all()
+
+
+@pytest.mark.parametrize(("m_a", "m_b", "s", "relu"), [(16384, 9000, 15, False), (3, 1, 0, True)])
+def test_residual_add_matches_python_ints(m_a, m_b, s, relu):
+    rng = np.random.default_rng(m_a)
+    a, b = int8(rng, (3, 4, 5)), int8(rng, (3, 4, 5))
+    got = residual_add(a, b, m_a=m_a, m_b=m_b, s=s, relu=relu)
+    np.testing.assert_array_equal(got, naive_add(a, b, m_a, m_b, s, relu))
+
+
+def test_residual_add_rounds_half_up():
+    a = np.array([[[-3, 3, -1]]], dtype=np.int8)
+    b = np.zeros_like(a)
+    assert residual_add(a, b, m_a=1, m_b=1, s=1).ravel().tolist() == [-1, 2, 0]
+
+
+# ---- networks ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Network:
+    return load_network(TINY)
+
+
+def independent_op(op, inputs, params):
+    """One op through the loop references of this file."""
+    if op.kind is OpKind.CONV:
+        acc = naive_conv(inputs[0], params.weight, params.bias, op.stride, op.padding, op.groups)
+        return naive_requant(acc, params.m, params.s, op.relu)
+    if op.kind is OpKind.FC:
+        w = params.weight.reshape(params.weight.shape[0], -1).astype(np.int64)
+        acc = w @ inputs[0].reshape(-1).astype(np.int64) + params.bias
+        return naive_requant(acc.reshape(-1, 1, 1), params.m, params.s, op.relu)
+    if op.kind is OpKind.MAXPOOL:
+        return naive_pool(inputs[0], op.kernel, op.stride, op.padding, max).astype(np.int8)
+    if op.kind is OpKind.AVGPOOL:
+        acc = naive_pool(inputs[0], op.kernel, op.stride, op.padding, sum)
+        return naive_requant(acc, params.m, params.s)
+    if op.kind is OpKind.ADD:
+        return naive_add(*inputs, params.m, params.m_b, params.s, op.relu)
+    assert op.kind is OpKind.CONCAT
+    return np.concatenate(inputs)
+
+
+def test_tiny_case_matches_the_loop_references(tiny):
+    case = make_case(tiny, seed=5, sparsity={"conv1": 0.3})
+    tensors = {tiny.input_name: case.input, **case.outputs}
+    for op in tiny.ops:
+        expected = independent_op(op, [tensors[n] for n in op.inputs], case.params.get(op.name))
+        np.testing.assert_array_equal(case.outputs[op.name], expected, err_msg=op.name)
+
+
+def test_case_shapes_types_and_parameters(tiny):
+    case = make_case(tiny)
+    assert case.input.shape == (3, 12, 12)
+    assert set(case.outputs) == {op.name for op in tiny.ops}
+    for op in tiny.ops:
+        out = case.outputs[op.name]
+        assert out.dtype == np.int8
+        assert out.shape == (op.out.channels, op.out.height, op.out.width)
+        assert not out.flags.writeable
+    assert set(case.params) == {"conv1", "dw", "pw", "add", "e1", "e3", "gap", "fc"}
+    assert case.params["dw"].weight.shape == (16, 1, 3, 3)
+    assert case.params["fc"].weight.shape == (10, 16, 1, 1)
+    assert case.params["gap"].weight is None
+    assert (case.params["gap"].m, case.params["gap"].s) == pick_multiplier(1 / 36)
+    assert case.params["add"].m_b is not None
+    assert case.params["conv1"].m_b is None
+    for params in case.params.values():
+        if params.bias is not None:
+            assert np.abs(params.bias).max() < 1 << 12
+    assert case.tensor("input") is case.input
+    assert case.tensor("cat") is case.outputs["cat"]
+    with pytest.raises(KeyError, match="no tensor 'nope'"):
+        case.tensor("nope")
+
+
+def test_make_case_is_deterministic(tiny):
+    a, b, c = make_case(tiny, seed=7), make_case(tiny, seed=7), make_case(tiny, seed=8)
+    np.testing.assert_array_equal(a.input, b.input)
+    for name in a.outputs:
+        np.testing.assert_array_equal(a.outputs[name], b.outputs[name])
+    for name, params in a.params.items():
+        assert (params.m, params.s, params.m_b) == (
+            b.params[name].m,
+            b.params[name].s,
+            b.params[name].m_b,
+        )
+        if params.weight is not None:
+            np.testing.assert_array_equal(params.weight, b.params[name].weight)
+            np.testing.assert_array_equal(params.bias, b.params[name].bias)
+    assert not np.array_equal(a.input, c.input)
+
+
+def test_forward_reproduces_the_case(tiny):
+    case = make_case(tiny, seed=2)
+    outputs = forward(tiny, case.input, case.params)
+    for name, out in case.outputs.items():
+        np.testing.assert_array_equal(outputs[name], out)
+
+
+def test_sparsity_only_zeroes_weights(tiny):
+    dense = make_case(tiny, seed=4)
+    sparse = make_case(tiny, seed=4, sparsity={"pw": 0.75, "fc": 1.0})
+    assert sparse.sparsity["pw"] == 0.75 and sparse.sparsity["conv1"] == 0.0
+    w_dense, w_sparse = dense.params["pw"].weight, sparse.params["pw"].weight
+    assert np.count_nonzero(w_sparse == 0) >= round(0.75 * w_sparse.size)
+    kept = w_sparse != 0
+    np.testing.assert_array_equal(w_sparse[kept], w_dense[kept])
+    np.testing.assert_array_equal(sparse.params["conv1"].weight, dense.params["conv1"].weight)
+    assert not sparse.params["fc"].weight.any()
+    uniform = make_case(tiny, seed=4, sparsity=0.5)
+    assert set(uniform.sparsity.values()) == {0.5}
+
+
+@pytest.mark.parametrize(
+    ("sparsity", "message"),
+    [
+        ({"gap": 0.5}, r"^sparsity keys must be conv or fc op names of 'tiny', not 'gap'$"),
+        ({"pw": 1.5}, r"^sparsity\['pw'\] must be a number in 0\.\.1, not 1\.5$"),
+        (-0.1, r"^sparsity must be a number in 0\.\.1, not -0\.1$"),
+    ],
+)
+def test_make_case_rejects_bad_sparsity(tiny, sparsity, message):
+    with pytest.raises(ValueError, match=message):
+        make_case(tiny, sparsity=sparsity)
+
+
+def test_make_case_rejects_bad_seed(tiny):
+    with pytest.raises(ValueError, match=r"^seed must be a non-negative int, not -1$"):
+        make_case(tiny, seed=-1)
+
+
+def test_matmul_has_no_golden_model():
+    with pytest.raises(NotImplementedError, match=r"^network 'mobilevit_xxs' \(18 matmul op"):
+        make_case(load_network("mobilevit_xxs"))
+
+
+def test_case_is_read_only(tiny):
+    case = make_case(tiny)
+    with pytest.raises(ValueError, match="read-only"):
+        case.input[0, 0, 0] = 1
+    with pytest.raises(ValueError, match="read-only"):
+        case.params["conv1"].weight[0, 0, 0, 0] = 1
+    with pytest.raises(TypeError):
+        case.outputs["fc"] = case.outputs["fc"]  # type: ignore[index]
+    assert isinstance(case, Case)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"m": 0}, r"^OpParams\.m must be an int in 1\.\.65535, not 0$"),
+        ({"s": 48}, r"^OpParams\.s must be an int in 0\.\.47, not 48$"),
+        ({"m_b": 70000}, r"^OpParams\.m_b must be None or an int in 1\.\.65535, not 70000$"),
+        ({"weight": np.zeros((1, 1, 1), np.int8)}, r"^OpParams\.weight must be a 4-d int8"),
+        ({"bias": np.zeros(1, np.int32)}, r"^OpParams\.bias must come with a weight"),
+    ],
+)
+def test_op_params_validation(kwargs, message):
+    args = {"weight": None, "bias": None, "m": 1, "s": 0, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        OpParams(**args)
+
+
+def test_run_op_checks_its_inputs(tiny):
+    op = tiny.op("conv1")
+    with pytest.raises(ValueError, match=r"^input 'input' of op 'conv1' must have shape 3x12x12"):
+        run_op(op, [np.zeros((3, 12, 11), np.int8)], None)
+    with pytest.raises(ValueError, match=r"^op 'conv1' \(conv\) needs OpParams$"):
+        run_op(op, [np.zeros((3, 12, 12), np.int8)], None)
+
+
+@pytest.mark.parametrize("name", ["ds_cnn", "resnet8", "squeezenet"])
+def test_zoo_outputs_neither_saturate_nor_vanish(name):
+    network = load_network(name)
+    case = make_case(network, seed=0)
+    for op in network.ops:
+        out = case.outputs[op.name]
+        saturated = np.count_nonzero((out == 127) | (out == -128)) / out.size
+        assert saturated < 0.2, (op.name, saturated)
+        assert out.any(), op.name
+        assert np.unique(out).size > min(8, out.size // 2), op.name
