@@ -125,7 +125,8 @@ def compile_schedule(schedule: ScheduleFile, table: CostTable, frames: int = 1) 
                 emit(Opcode.CONNECT, f"{why}: {d.value} to rail {rail_of[v_new]}",
                      domain=code, rail=rail_of[v_new])  # fmt: skip
             else:
-                emit(Opcode.CONNECT, f"{why}: {d.value} up to {v_new:.2f} V, supply first",
+                verb = "power up at" if v_old is None else "up to"
+                emit(Opcode.CONNECT, f"{why}: {d.value} {verb} {v_new:.2f} V, supply first",
                      domain=code, rail=rail_of[v_new])  # fmt: skip
                 emit(Opcode.SET_FREQ, f"{why}: {d.value} clock", domain=code, increment=inc)
 

@@ -1,0 +1,123 @@
+"""Compiling schedules into PMU programs: states survive the round trip, ordering rules hold."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pmu.compiler import CompileError, compile_schedule
+from pmu.disasm import disassemble, launch_states
+from pmu.isa import DomainCode, Opcode, decode
+from pmu.rom import RomError, read_rom, write_bin, write_hex
+from scheduler.chip import DOMAINS, load_chip
+from scheduler.evaluate import SlackMode
+from scheduler.network import load_network
+from scheduler.problem import build_problem
+from scheduler.schedule import ScheduledLayer, ScheduleFile
+from scheduler.solve import Method, Status
+
+TINY = Path(__file__).parents[1] / "scheduler" / "data" / "tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def table():
+    _, table = build_problem(load_network(TINY), load_chip())
+    return table
+
+
+def _schedule(table, states: list[int], mode: SlackMode) -> ScheduleFile:
+    volts = [tuple(float(v) for v in table.voltages_v[s]) for s in states]
+    layers = tuple(
+        ScheduledLayer(layer.name, s, v, float(layer.time_s[s]), float(layer.energy_j[s]), 0)
+        for layer, s, v in zip(table.layers, states, volts, strict=True)
+    )
+    return ScheduleFile(
+        instance="tiny", domains=tuple(d.value for d in DOMAINS), period_s=1e-3, rails=3,
+        method=Method.DP, status=Status.PROVEN_OPTIMAL, lower_bound_j=None, gap=None,
+        rails_used_v=tuple(sorted({v for vs in volts for v in vs})), layers=layers, energy_j=0.0,
+        layer_energy_j=0.0, transition_energy_j=0.0, slack_energy_j=0.0, latency_s=0.0,
+        idle_s=0.0, switches=0, slack_mode=mode, wrap_switches=0, sleep_entry_switches=0,
+    )  # fmt: skip
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), mode=st.sampled_from(list(SlackMode)))
+def test_disassembly_gives_back_every_layers_state_and_ordering_is_safe(table, data, mode) -> None:
+    # At most 3 distinct voltages: the schedule's rails.
+    rails = data.draw(
+        st.lists(st.sampled_from(table.levels_v), min_size=1, max_size=3, unique=True)
+    )
+    allowed = [
+        s
+        for s in range(table.n_states)
+        if all(any(abs(v - r) < 1e-9 for r in rails) for v in table.voltages_v[s])
+    ]
+    states = data.draw(
+        st.lists(st.sampled_from(allowed), min_size=len(table.layers), max_size=len(table.layers))
+    )
+    schedule = _schedule(table, states, mode)
+    program = compile_schedule(schedule, table, frames=2)
+    launched = launch_states(list(program.words), table.chip)
+    assert [ls.voltage_v for ls in launched] == [layer.voltage_v for layer in schedule.layers]
+    for ls, layer in zip(launched, schedule.layers, strict=True):
+        for d, inc, v in zip(DOMAINS, ls.increment, layer.voltage_v, strict=True):
+            assert inc == int(table.chip.divider_increment(d, v))
+    # Safety: replay the program; a domain's frequency never exceeds f(V) of its supply.
+    rail_v: dict[int, float] = {}
+    supply: dict[int, float] = {}
+    freq: dict[int, int] = {}
+    for word in program.words:
+        instr = decode(word)
+        if instr.opcode is Opcode.SET_RAIL:
+            rail_v[instr["rail"]] = table.chip.levels_v[instr["level"]]
+        elif instr.opcode is Opcode.CONNECT:
+            supply[instr["domain"]] = rail_v[instr["rail"]]
+        elif instr.opcode is Opcode.SET_FREQ:
+            freq[instr["domain"]] = instr["increment"]
+        for code, inc in freq.items():
+            d = DOMAINS[
+                [c.value for c in (DomainCode.SYS, DomainCode.RRAM, DomainCode.FEEDER)].index(code)
+            ]
+            assert inc <= int(table.chip.divider_increment(d, supply[code]))
+        if instr.opcode is Opcode.LOOP:
+            break
+    # Every bank a layer needs is on when it is launched.
+    on = np.zeros(table.memory.total, dtype=bool)
+    launch = 0
+    for word in program.words:
+        instr = decode(word)
+        if instr.opcode in (Opcode.GATE, Opcode.WAKE):
+            for i in range(32):
+                if instr["mask"] >> i & 1:
+                    on[32 * instr["group"] + i] = instr.opcode is Opcode.WAKE
+        elif instr.opcode is Opcode.LAUNCH:
+            assert np.all(on[table.layers[launch].banks_needed]), launch
+            launch += 1
+        elif instr.opcode is Opcode.LOOP:
+            break
+    assert launch == len(table.layers)
+
+
+def test_rom_files_round_trip(tmp_path, table) -> None:
+    program = compile_schedule(_schedule(table, [0] * len(table.layers), SlackMode.SLEEP), table)
+    write_hex(tmp_path / "rom.hex", program.words)
+    write_bin(tmp_path / "rom.bin", program.words)
+    assert read_rom(tmp_path / "rom.hex") == list(program.words)
+    assert read_rom(tmp_path / "rom.bin") == list(program.words)
+    text = disassemble(read_rom(tmp_path / "rom.hex"))
+    assert "SLEEP" in text and "HALT code=0" in text
+    assert "frame:" in program.listing()
+    (tmp_path / "bad.hex").write_text("0000000000000000\nzz\n")
+    with pytest.raises(RomError, match=r"^bad\.hex:2: must be a 16-digit hex word, not 'zz'$"):
+        read_rom(tmp_path / "bad.hex")
+
+
+def test_schedule_for_another_network_is_rejected(table) -> None:
+    schedule = _schedule(table, [0] * len(table.layers), SlackMode.SLEEP)
+    _, other = build_problem(load_network("ds_cnn"), load_chip())
+    with pytest.raises(
+        CompileError, match=r"^the schedule has 6 layers but ds_cnn has 10 schedule layers"
+    ):
+        compile_schedule(schedule, other)
