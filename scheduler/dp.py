@@ -75,7 +75,8 @@ class _Subset:
     """One rail subset after state pruning (arrays indexed by subset-local state)."""
 
     levels: tuple[int, ...]
-    states: tuple[np.ndarray, ...]  # original indices per layer
+    states_before: int  # states of the subset (all layers) before pruning
+    states: tuple[np.ndarray, ...]  # original indices per layer, after pruning
     time: tuple[np.ndarray, ...]
     energy: tuple[np.ndarray, ...]
     leak_last: np.ndarray
@@ -91,8 +92,6 @@ class _Subset:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class _Prepared:
-    problem: Problem
-    rails: int
     subsets: tuple[_Subset, ...]
     states_total: int
     states_kept: int  # summed over subsets and layers
@@ -147,14 +146,21 @@ def _pairwise_switches(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a[:, None, :] != b[None, :, :]).sum(axis=2).astype(np.int8)
 
 
-def _min_period(problem: Problem, sub: dict[str, Any]) -> tuple[float, tuple[int, ...], list]:
+def _fastest(
+    problem: Problem,
+    time_: tuple[np.ndarray, ...],
+    ham: tuple[np.ndarray, ...],
+    wrap: np.ndarray,
+) -> tuple[float, tuple[int, ...], list[np.ndarray]]:
     """Shortest period a subset can meet (exactly, wrap-around included), a path achieving it,
-    and per layer the least time still needed after each state (a lower bound, slack excluded)."""
+    and per layer the least time still needed after each state (a lower bound, slack excluded).
+
+    ``time_``, ``ham`` and ``wrap`` are the subset's layer times, switch matrices and wrap-around
+    switch matrix.
+    """
     n = problem.num_layers
     l_tr = problem.transition_latency_s
     entry_time = l_tr * problem.sleep_entry_switches
-    time_ = sub["time"]
-    ham = sub["hamming"]
     # Tail: least busy time after layer i (layers i+1.., their switches), no reserve.
     tail = [np.zeros(0)] * n
     tail[n - 1] = np.zeros(time_[n - 1].size)
@@ -178,15 +184,14 @@ def _min_period(problem: Problem, sub: dict[str, Any]) -> tuple[float, tuple[int
         cand = best[:, :, None] + l_tr * ham[i][None, :, :] + time_[i][None, None, :]
         back.append(cand.argmin(axis=1))
         best = cand.min(axis=1)
-    reserve = np.minimum(l_tr * sub["wrap"].T, entry_time)  # [f, s_N]
+    reserve = np.minimum(l_tr * wrap.T, entry_time)  # [f, s_N]
     total = best + reserve
-    f, s = np.unravel_index(int(np.argmin(total)), total.shape)
-    path = [int(s)]
+    f, s = (int(k) for k in np.unravel_index(int(np.argmin(total)), total.shape))
+    path = [s]
     for i in range(n - 1, 0, -1):
-        s = back[i - 1][f, s]
-        path.append(int(s))
+        s = int(back[i - 1][f, s])
+        path.append(s)
     path.reverse()
-    assert path[0] == f or first == 0
     return float(total[f, path[-1]]), tuple(path), tail
 
 
@@ -211,21 +216,17 @@ def _build_subset(problem: Problem, levels: tuple[int, ...], p_sleep: float) -> 
     else:
         wrap = np.zeros((kept[-1].size, kept[0].size), dtype=np.int8)
     _, first_pattern = np.unique(patterns[0], axis=0, return_inverse=True)
-    sub: dict[str, Any] = {
-        "time": tuple(problem.layers[i].time_s[kept[i]] for i in range(n)),
-        "energy": tuple(problem.layers[i].energy_j[kept[i]] for i in range(n)),
-        "hamming": tuple(hamming),
-        "wrap": wrap,
-    }
-    period, path, tail = _min_period(problem, sub)
+    times = tuple(problem.layers[i].time_s[kept[i]] for i in range(n))
+    period, path, tail = _fastest(problem, times, tuple(hamming), wrap)
     leak = problem.layers[-1].leakage_w[kept[-1]]
     return _Subset(
         levels=levels,
+        states_before=sum(states.size for states in within),
         states=kept,
-        time=sub["time"],
-        energy=sub["energy"],
+        time=times,
+        energy=tuple(problem.layers[i].energy_j[kept[i]] for i in range(n)),
         leak_last=leak,
-        hamming=sub["hamming"],
+        hamming=tuple(hamming),
         wrap=wrap,
         first_pattern=first_pattern.reshape(-1).astype(np.intp),
         min_period_s=period,
@@ -238,23 +239,18 @@ def _build_subset(problem: Problem, levels: tuple[int, ...], p_sleep: float) -> 
 
 @functools.lru_cache(maxsize=8)
 def _prepare(problem: Problem, rails: int) -> _Prepared:
+    """Rail subsets with their pruned states and fastest schedules (independent of the period)."""
     size = min(rails, problem.num_levels)
     subsets = []
-    in_subsets = 0
     for levels in itertools.combinations(range(problem.num_levels), size):
         built = _build_subset(problem, levels, problem.sleep_power_w)
         if built is not None:
             subsets.append(built)
-            mask = np.zeros(problem.num_levels, dtype=bool)
-            mask[list(levels)] = True
-            in_subsets += sum(int(mask[index].all(axis=1).sum()) for index in problem.level_index)
     return _Prepared(
-        problem=problem,
-        rails=rails,
         subsets=tuple(subsets),
         states_total=sum(layer.num_states for layer in problem.layers),
         states_kept=sum(sum(s.size for s in sub.states) for sub in subsets),
-        states_in_subsets=in_subsets,
+        states_in_subsets=sum(sub.states_before for sub in subsets),
     )
 
 
@@ -364,7 +360,7 @@ def _lagrangian_pass(
     sleep = (coef * entry)[:, None]
     sleeps = sleep < stay
     tail = np.minimum(stay, sleep)
-    tails = [tail] if keep_tails else None
+    tails = [tail]
     choices = []
     for i in range(n - 1, 0, -1):
         node = batch.energy[i] + theta[:, None] * batch.time[i] + tail  # (K, S_i)
@@ -375,8 +371,7 @@ def _lagrangian_pass(
         if keep_tails:
             tails.append(tail)
     choices.reverse()
-    if keep_tails:
-        tails.reverse()
+    tails.reverse()
     root = batch.energy[0] + theta[:, None] * batch.time[0] + tail
     s = root.argmin(axis=1)
     bound = root[rows, s] - theta * period_s
@@ -396,30 +391,27 @@ def _lagrangian_pass(
     relaxed_wrap = stay_wrap[rows, s]
     a = energy + np.where(last_sleeps, e_tr * entry, e_tr * relaxed_wrap)
     b = busy + np.where(last_sleeps, l_tr * entry, l_tr * relaxed_wrap)
-    exact = _true_energy(problem, batch, paths, energy, busy, period_s)
-    return _Pass(bound, a, b, exact, paths, tails)
+    wrap = batch.wrap[rows, paths[-1], paths[0]] if problem.wraparound else np.zeros(k)
+    exact = _final_energy(problem, energy, busy, batch.leak[rows, paths[-1]], wrap, period_s)
+    return _Pass(bound, a, b, exact, paths, tails if keep_tails else None)
 
 
-def _true_energy(
+def _final_energy(
     problem: Problem,
-    batch: _Batch,
-    paths: np.ndarray,
     energy: np.ndarray,
     busy: np.ndarray,
+    leak: np.ndarray,
+    wrap: np.ndarray,
     period_s: float,
 ) -> np.ndarray:
-    """Energy of whole paths (layers and switches ``energy``, ``busy``) with the cheaper slack
-    option that fits the period; ``inf`` where none fits."""
-    k = energy.shape[0]
-    rows = np.arange(k)
+    """Energy of whole schedules from their layer-and-switch ``energy`` and ``busy`` time, the
+    last state's ``leak`` and the ``wrap``-around switches, with the cheaper slack option that
+    fits the period; ``inf`` where none fits."""
     e_tr = problem.transition_energy_j
     l_tr = problem.transition_latency_s
     entry = problem.sleep_entry_switches
-    wrap = batch.wrap[rows, paths[-1], paths[0]] if problem.wraparound else np.zeros(k)
     stay_idle = period_s - busy - l_tr * wrap
-    stay = np.where(
-        stay_idle >= 0, energy + e_tr * wrap + batch.leak[rows, paths[-1]] * stay_idle, np.inf
-    )
+    stay = np.where(stay_idle >= 0, energy + e_tr * wrap + leak * stay_idle, np.inf)
     sleep_idle = period_s - busy - l_tr * entry
     sleep = np.where(
         sleep_idle >= 0, energy + e_tr * entry + problem.sleep_power_w * sleep_idle, np.inf
@@ -453,8 +445,21 @@ def _lagrangian_bounds(
     for row, m in enumerate(members):
         sub = subsets[m]
         path = sub.min_period_states
-        hi_a[row], hi_b[row] = _path_cost(problem, sub, path)
-        exact = _path_true_energy(problem, sub, path, period_s)
+        energy, busy, wrap = _walk(problem, sub, path)
+        # LARAC's upper line uses its least-time slack option.
+        reserve = min(wrap, problem.sleep_entry_switches)
+        hi_a[row] = energy + problem.transition_energy_j * reserve
+        hi_b[row] = busy + problem.transition_latency_s * reserve
+        exact = float(
+            _final_energy(
+                problem,
+                np.array(energy),
+                np.array(busy),
+                sub.leak_last[path[-1]],
+                np.array(wrap),
+                period_s,
+            )
+        )
         if exact < best_exact[row]:
             best_exact[row] = exact
             best_paths[:, row] = path
@@ -499,8 +504,8 @@ def _select(batch: _Batch, rows: np.ndarray) -> _Batch:
     )
 
 
-def _path_cost(problem: Problem, sub: _Subset, path: tuple[int, ...]) -> tuple[float, float]:
-    """(a, b) of a subset-local path with its least-time slack option (for LARAC's upper line)."""
+def _walk(problem: Problem, sub: _Subset, path: tuple[int, ...]) -> tuple[float, float, int]:
+    """Layer-and-switch energy, busy time and wrap-around switches of a subset-local path."""
     e_tr = problem.transition_energy_j
     l_tr = problem.transition_latency_s
     energy = float(sub.energy[0][path[0]])
@@ -510,33 +515,7 @@ def _path_cost(problem: Problem, sub: _Subset, path: tuple[int, ...]) -> tuple[f
         energy += float(sub.energy[i][path[i]]) + e_tr * switches
         busy += float(sub.time[i][path[i]]) + l_tr * switches
     wrap = int(sub.wrap[path[-1], path[0]]) if problem.wraparound else 0
-    entry = problem.sleep_entry_switches
-    if wrap <= entry:
-        return energy + e_tr * wrap, busy + l_tr * wrap
-    return energy + e_tr * entry, busy + l_tr * entry
-
-
-def _path_true_energy(
-    problem: Problem, sub: _Subset, path: tuple[int, ...], period_s: float
-) -> float:
-    e_tr = problem.transition_energy_j
-    l_tr = problem.transition_latency_s
-    energy = float(sub.energy[0][path[0]])
-    busy = float(sub.time[0][path[0]])
-    for i in range(1, len(path)):
-        switches = int(sub.hamming[i][path[i - 1], path[i]])
-        energy += float(sub.energy[i][path[i]]) + e_tr * switches
-        busy += float(sub.time[i][path[i]]) + l_tr * switches
-    best = math.inf
-    wrap = int(sub.wrap[path[-1], path[0]]) if problem.wraparound else 0
-    idle = period_s - busy - l_tr * wrap
-    if idle >= 0:
-        best = energy + e_tr * wrap + float(sub.leak_last[path[-1]]) * idle
-    entry = problem.sleep_entry_switches
-    idle = period_s - busy - l_tr * entry
-    if idle >= 0:
-        best = min(best, energy + e_tr * entry + problem.sleep_power_w * idle)
-    return best
+    return energy, busy, wrap
 
 
 # --- The label search inside one subset ---------------------------------------------------------
@@ -578,7 +557,6 @@ def _search_subset(
     n = problem.num_layers
     e_tr = problem.transition_energy_j
     l_tr = problem.transition_latency_s
-    entry = problem.sleep_entry_switches
     slope = sub.p_high  # dominance: a label with less time must also beat the extra slack energy
     wrap_groups = int(sub.first_pattern.max()) + 1 if problem.wraparound else 1
 
@@ -641,11 +619,7 @@ def _search_subset(
         return math.inf, None
     # Exact slack for every surviving label.
     wrap = sub.wrap[state, origin] if problem.wraparound else np.zeros(state.size)
-    stay_idle = period_s - t - l_tr * wrap
-    stay = np.where(stay_idle >= 0, e + e_tr * wrap + sub.leak_last[state] * stay_idle, np.inf)
-    sleep_idle = period_s - t - l_tr * entry
-    sleep = np.where(sleep_idle >= 0, e + e_tr * entry + problem.sleep_power_w * sleep_idle, np.inf)
-    final = np.minimum(stay, sleep)
+    final = _final_energy(problem, e, t, sub.leak_last[state], wrap, period_s)
     best = int(np.argmin(final))
     if not final[best] < incumbent:
         return math.inf, None

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from .instance import Problem
 
-__all__ = ["DEADLINE_TOLERANCE", "Evaluation", "SlackMode", "evaluate"]
+__all__ = ["DEADLINE_TOLERANCE", "Evaluation", "SlackMode", "evaluate", "required_period"]
 
 #: A schedule meets its deadline if it needs at most ``period * (1 + DEADLINE_TOLERANCE)``: the
 #: solvers decide feasibility in their own floating-point arithmetic (sums in another order, the
@@ -205,3 +205,20 @@ def evaluate(problem: Problem, states: Sequence[int], period_s: float, rails: in
         idle_s=period_s - latency,
         rails_used_v=rails_used,
     )
+
+
+def required_period(problem: Problem, states: Sequence[int]) -> float:
+    """The shortest period at which ``states`` meets its deadline (rails not considered).
+
+    Layer times and switch latencies, plus the cheaper in time of what must follow the last
+    layer: the wrap-around switches (staying on, with wraparound) or the sleep entry.
+    """
+    states = _check_states(problem, states)
+    n = problem.num_layers
+    l_tr = problem.transition_latency_s
+    busy = sum(float(problem.layers[i].time_s[s]) for i, s in enumerate(states))
+    busy += l_tr * sum(
+        _switches_between(problem, i - 1, states[i - 1], i, states[i]) for i in range(1, n)
+    )
+    wrap = _switches_between(problem, n - 1, states[-1], 0, states[0]) if problem.wraparound else 0
+    return busy + l_tr * min(wrap, problem.sleep_entry_switches)

@@ -463,12 +463,13 @@ def _layer_from_json(layer: Any, num_domains: int) -> LayerTable:
             )
     for name in ("energy_j", "time_s", "leakage_w"):
         _number_list(name, layer[name])
+    # Every entry is a number and the rows are rectangular: conversion cannot fail.
     return LayerTable(
         name=layer["name"],
-        voltage_v=voltage,
-        energy_j=layer["energy_j"],
-        time_s=layer["time_s"],
-        leakage_w=layer["leakage_w"],
+        voltage_v=np.asarray(voltage, dtype=np.float64),
+        energy_j=np.asarray(layer["energy_j"], dtype=np.float64),
+        time_s=np.asarray(layer["time_s"], dtype=np.float64),
+        leakage_w=np.asarray(layer["leakage_w"], dtype=np.float64),
     )
 
 
