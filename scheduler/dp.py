@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .evaluate import DEADLINE_TOLERANCE
 from .instance import Problem
 
 __all__ = ["DPResult", "min_period", "solve_dp"]
@@ -668,6 +669,9 @@ def solve_dp(
     _check_args(problem, rails)
     if not period_s > 0 or not math.isfinite(period_s):
         raise ValueError(f"period must be a positive finite number of seconds, not {period_s!r}")
+    # Decide feasibility with half of evaluate()'s tolerance: a schedule whose time sums to the
+    # period exactly (in another summation order) is found, and whatever is found passes evaluate().
+    period_s *= 1.0 + DEADLINE_TOLERANCE / 2
     started = time.perf_counter()
     deadline = math.inf if time_limit_s is None else started + time_limit_s
     prepared = _prepare(problem, rails)

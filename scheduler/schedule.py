@@ -71,14 +71,22 @@ class ScheduleFile:
     slack_mode: SlackMode
     wrap_switches: int
     sleep_entry_switches: int
+    # Where the instance came from, for tools that need the network and chip again (the PMU
+    # compiler): {"network", "chip", "policy", "levels_v", "wraparound"}. Optional.
+    provenance: Mapping[str, Any] | None = None
 
 
 def _finite_or_none(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def schedule_to_json(result: Result, problem: Problem) -> dict[str, Any]:
-    """The ``voltflow-schedule/1`` object of ``result`` (``problem`` is the instance it solved)."""
+def schedule_to_json(
+    result: Result, problem: Problem, provenance: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ``voltflow-schedule/1`` object of ``result`` (``problem`` is the instance it solved).
+
+    ``provenance`` (optional) records the network, chip and options the instance was built from.
+    """
     evaluation = result.evaluation
     layers = []
     for i, s in enumerate(result.states):
@@ -127,12 +135,18 @@ def schedule_to_json(result: Result, problem: Problem) -> dict[str, Any]:
                 problem.sleep_entry_switches if evaluation.slack_mode is SlackMode.SLEEP else 0
             ),
         },
+        **({"provenance": dict(provenance)} if provenance is not None else {}),
     }
 
 
-def save_schedule(result: Result, problem: Problem, path: str | Path) -> None:
+def save_schedule(
+    result: Result,
+    problem: Problem,
+    path: str | Path,
+    provenance: Mapping[str, Any] | None = None,
+) -> None:
     """Write ``result`` as a ``voltflow-schedule/1`` file (indented JSON)."""
-    text = json.dumps(schedule_to_json(result, problem), indent=2, allow_nan=False)
+    text = json.dumps(schedule_to_json(result, problem, provenance), indent=2, allow_nan=False)
     Path(path).write_text(text + "\n", encoding="utf-8")
 
 
@@ -221,6 +235,11 @@ def schedule_from_json(data: Any, *, file: str | None = None) -> ScheduleFile:
         if isinstance(data, Mapping) and data.get("format") != FORMAT:
             tag = data.get("format")
             raise ScheduleError(f"format must be {FORMAT!r}, not {tag!r}")
+        provenance = data.get("provenance") if isinstance(data, Mapping) else None
+        if provenance is not None and not isinstance(provenance, Mapping):
+            raise ScheduleError(f"provenance must be a JSON object, not {provenance!r:.60}")
+        if isinstance(data, Mapping):
+            data = {k: v for k, v in data.items() if k != "provenance"}
         top = _fields("", data, _TOP)
         domains = tuple(top["domains"])
         layers = []
@@ -275,6 +294,7 @@ def schedule_from_json(data: Any, *, file: str | None = None) -> ScheduleFile:
             slack_mode=mode,
             wrap_switches=slack["wrap_switches"],
             sleep_entry_switches=slack["sleep_entry_switches"],
+            provenance=dict(provenance) if provenance is not None else None,
         )
     except ScheduleError as error:
         if file:
