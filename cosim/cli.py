@@ -4,7 +4,10 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+METHODS = ["dp", "ilp", "nominal", "gating", "greedy", "gating-greedy", "even-rails"]
 
 __all__ = ["main"]
 
@@ -25,6 +28,26 @@ def _parse_state(text: str) -> list[float]:
             f"--state must be three voltages sys,rram,feeder such as 1.1,1.1,1.1, not {text!r}"
         )
     return volts
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, not {text!r}")
+    return value
 
 
 def _emit(args: argparse.Namespace, report: dict[str, Any], text: str) -> None:
@@ -49,7 +72,15 @@ def cmd_model(args: argparse.Namespace) -> int:
     from scheduler.model_report import model_json, model_text
 
     network, chip, policy = _load_inputs(args)
-    table = build_cost_table(network, chip, policy)
+    table = build_cost_table(network, chip, policy, _levels(args.levels, chip))
+    if args.export_instance:
+        from scheduler.instance import save_instance
+        from scheduler.problem import problem_from_table
+
+        save_instance(
+            problem_from_table(table, _problem_options(args, chip, policy)), args.export_instance
+        )
+        print(f"instance written to {args.export_instance}", file=sys.stderr)
     state_v = args.state if args.state is not None else [chip.nominal_v] * 3
     try:
         state = table.state_index(state_v)
@@ -57,6 +88,238 @@ def cmd_model(args: argparse.Namespace) -> int:
         raise CliError(f"--state: {exc}") from None
     report = model_json(table, state)
     _emit(args, report, model_text(report))
+    return 0
+
+
+def _levels(text: str | None, chip: Any) -> tuple[float, ...] | None:
+    """``--levels``: N (N evenly spaced levels of the chip's grid) or a comma list of voltages."""
+    if text is None:
+        return None
+    grid = chip.levels_v
+    try:
+        if "," not in text and "." not in text:
+            n = int(text)
+            if not 1 <= n <= len(grid):
+                raise ValueError
+            if n == 1:
+                return (chip.nominal_v,)
+            return tuple(grid[round(i * (len(grid) - 1) / (n - 1))] for i in range(n))
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise CliError(
+            f"--levels must be a count 1..{len(grid)} or voltages such as 0.9,1.1,1.3, not {text!r}"
+        ) from None
+
+
+def _problem_options(args: argparse.Namespace, chip: Any, policy: Any) -> Any:
+    from scheduler.problem import ProblemOptions
+
+    return ProblemOptions(
+        policy=policy,
+        levels_v=_levels(args.levels, chip),
+        transition_energy_j=args.transition_energy_j,
+        transition_latency_s=args.transition_latency_s,
+        wraparound=not args.no_wraparound,
+    )
+
+
+def _instances(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str], Any, str, Any]:
+    """Problems by policy, the policy each method uses, the chip, a header line, provenance."""
+    from scheduler.chip import GatingPolicy
+    from scheduler.instance import load_instance
+    from scheduler.problem import build_problem
+    from scheduler.solve import Method
+
+    methods = [m.value for m in Method]
+    if args.instance:
+        problem = load_instance(args.instance)
+        header = f"instance {problem.name} ({args.instance})"
+        return {"file": problem}, dict.fromkeys(methods, "file"), None, header, None
+    network, chip, policy = _load_inputs(args)
+    problems = {}
+    for pol in {policy, GatingPolicy.NO_PG, GatingPolicy.RRAM_PG}:
+        problems[pol.value], _ = build_problem(network, chip, _problem_options(args, chip, pol))
+    # The paper's baselines: nominal and greedy run without gating, the others with rram_pg.
+    instance_of = dict.fromkeys(methods, policy.value)
+    instance_of.update(
+        {"nominal": "no_pg", "greedy": "no_pg", "gating": "rram_pg", "gating-greedy": "rram_pg"}
+    )
+    levels = _levels(args.levels, chip) or chip.levels_v
+    header = (
+        f"{network.title} on {chip.name}, policy {policy.value}, "
+        f"levels {', '.join(f'{v:g}' for v in levels)} V"
+    )
+    provenance = {
+        "network": args.net,
+        "chip": args.hw,
+        "policy": policy.value,
+        "levels_v": list(levels),
+        "wraparound": not args.no_wraparound,
+        "transition_energy_j": args.transition_energy_j,
+        "transition_latency_s": args.transition_latency_s,
+    }
+    return problems, instance_of, chip, header, provenance
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from scheduler.schedule import save_schedule, schedule_to_json
+    from scheduler.schedule_report import schedule_text
+    from scheduler.solve import InfeasibleError, Method, NoSolutionError, solve
+
+    problems, instance_of, chip, header, provenance = _instances(args)
+    nominal_v = chip.nominal_v if chip else args.nominal_v
+    period = 1.0 / args.fps
+    method = Method(args.method)
+    problem = problems[instance_of[method.value]]
+    try:
+        result = solve(
+            problem, period, args.rails, method, time_limit_s=args.time_limit, nominal_v=nominal_v
+        )
+    except InfeasibleError as exc:
+        raise CliError(str(exc)) from None
+    except NoSolutionError as exc:
+        print(f"voltflow schedule: {exc}", file=sys.stderr)
+        return 3
+    report = schedule_to_json(result, problem, provenance)
+    baselines = []
+    if not args.no_baselines:
+        for other in Method:
+            if other in (method, Method.ILP, Method.DP):
+                continue
+            try:
+                r = solve(
+                    problems[instance_of[other.value]],
+                    period,
+                    args.rails,
+                    other,
+                    nominal_v=nominal_v,
+                )
+                baselines.append((other.value, r.energy_j, instance_of[other.value]))
+            except InfeasibleError as exc:
+                baselines.append((other.value, None, f"highest rate {exc.max_rate_fps:.1f} FPS"))
+        report["baselines"] = [
+            {"method": m, "energy_j": e, "saving": None if e is None else 1 - result.energy_j / e}
+            for m, e, _ in baselines
+        ]
+    report["solve_time_s"] = result.solve_time_s
+    if args.output:
+        save_schedule(result, problem, args.output, provenance)
+    head = f"{header}\n{args.fps:g} FPS (period {period * 1e3:.4f} ms), at most {args.rails} rails"
+    _emit(args, report, schedule_text(report, result, head, baselines))
+    if args.output and not args.json:
+        print(f"\nschedule written to {args.output}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from scheduler.solve import Method
+    from scheduler.sweep import parse_rates, run_sweep
+    from scheduler.texttable import format_table
+
+    problems, instance_of, chip, header, _ = _instances(args)
+    rates = parse_rates(args.fps)
+    methods = [Method(m) for m in args.methods.split(",")]
+    out = open(args.output, "w", newline="") if args.output else sys.stdout  # noqa: SIM115
+    try:
+        points = run_sweep(
+            problems,
+            instance_of,
+            rates,
+            methods,
+            args.rails,
+            chip.nominal_v if chip else args.nominal_v,
+            out,
+            time_limit_s=args.time_limit,
+            workers=args.workers,
+            progress=None if args.quiet else sys.stderr,
+        )
+    finally:
+        if args.output:
+            out.close()
+    if args.output and not args.quiet:
+        rows = []
+        for fps in rates:
+            row: list[object] = [fps]
+            for m in methods:
+                p = next(p for p in points if p.fps == fps and p.method is m)
+                energy = p.row.get("energy_j")
+                row.append(float(energy) * 1e6 if isinstance(energy, float) else "-")
+            rows.append(row)
+        print(header)
+        print(format_table(["FPS", *(f"{m.value} uJ" for m in methods)], rows))
+        print(f"rows written to {args.output}")
+    return 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from pmu.compiler import compile_schedule
+    from pmu.rom import write_bin, write_hex
+    from scheduler.chip import GatingPolicy, load_chip
+    from scheduler.network import load_network
+    from scheduler.problem import ProblemOptions, build_problem
+    from scheduler.schedule import load_schedule
+
+    schedule = load_schedule(args.schedule)
+    prov = dict(schedule.provenance or {})
+    net = args.net or prov.get("network")
+    if not net:
+        raise CliError(
+            f"{args.schedule}: the schedule does not say which network it is for "
+            "(no provenance); pass --net and --hw"
+        )
+    chip = load_chip(args.hw or prov.get("chip") or "powerflow_ref")
+    policy = GatingPolicy(args.policy or prov.get("policy") or "rram_pg")
+    options = ProblemOptions(
+        policy=policy, levels_v=tuple(prov["levels_v"]) if prov.get("levels_v") else None
+    )
+    _, table = build_problem(load_network(net), chip, options)
+    program = compile_schedule(schedule, table, frames=args.frames)
+    write_hex(args.output, program.words)
+    if args.bin:
+        write_bin(args.bin, program.words)
+    if args.listing:
+        Path(args.listing).write_text(program.listing())
+    report = {
+        "format": "voltflow-rom/1",
+        "words": [f"{w:016x}" for w in program.words],
+        "frame_start": program.frame_start,
+        "rails_v": list(program.rails_v),
+        "hex": str(args.output),
+    }
+    text = program.listing() + f"\n{len(program.words)} commands written to {args.output}"
+    _emit(args, report, text)
+    return 0
+
+
+def cmd_disasm(args: argparse.Namespace) -> int:
+    from pmu.disasm import disassemble, launch_states
+    from pmu.rom import read_rom
+    from scheduler.chip import DOMAINS, load_chip
+    from scheduler.texttable import format_table
+
+    words = read_rom(args.rom)
+    chip = load_chip(args.hw)
+    states = launch_states(words, chip)
+    report = {
+        "format": "voltflow-disasm/1",
+        "commands": disassemble(words).splitlines(),
+        "launches": [
+            {
+                "address": s.address,
+                "first_op": s.first_op,
+                "op_count": s.op_count,
+                "voltage_v": dict(zip([d.value for d in DOMAINS], s.voltage_v, strict=True)),
+                "increment": dict(zip([d.value for d in DOMAINS], s.increment, strict=True)),
+            }
+            for s in states
+        ],
+    }
+    rows = [
+        [i, s.first_op, s.op_count, *(f"{v:.2f}" for v in s.voltage_v)]
+        for i, s in enumerate(states)
+    ]
+    table = format_table(["layer", "first op", "ops", *(f"V {d.value}" for d in DOMAINS)], rows)
+    _emit(args, report, disassemble(words) + "\nstates at each launch (first frame):\n" + table)
     return 0
 
 
@@ -80,6 +343,37 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
 
+    def problem_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--levels", help="voltage levels: a count (3, 5, 9) or 0.9,1.1,1.3")
+        p.add_argument(
+            "--transition-energy-j",
+            type=_non_negative,
+            default=None,
+            help="energy per domain switch (default: the chip's)",
+        )
+        p.add_argument(
+            "--transition-latency-s",
+            type=_non_negative,
+            default=None,
+            help="latency per domain switch (default: the chip's)",
+        )
+        p.add_argument(
+            "--no-wraparound",
+            action="store_true",
+            help="do not charge the last-to-first switch (the paper's formulation)",
+        )
+
+    def solver_flags(p: argparse.ArgumentParser) -> None:
+        problem_flags(p)
+        p.add_argument("--rails", type=int, default=3, help="distinct voltages allowed (default 3)")
+        p.add_argument("--time-limit", type=_positive, default=60.0, help="solver limit, seconds")
+        p.add_argument(
+            "--nominal-v",
+            type=_positive,
+            default=1.1,
+            help="nominal voltage for baselines on --instance files (default 1.1)",
+        )
+
     model = sub.add_parser("model", help="per-layer cycles, time and energy of one power state")
     common(model)
     model.add_argument(
@@ -89,19 +383,77 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="VSYS,VRRAM,VFEEDER",
         help="voltages of the sys, rram and feeder domains (default: nominal)",
     )
+    model.add_argument(
+        "--export-instance", metavar="FILE", help="also write the voltflow-instance/1 JSON here"
+    )
+    problem_flags(model)
     model.set_defaults(func=cmd_model)
+
+    sched = sub.add_parser("schedule", help="energy-minimal power-state schedule for a rate")
+    common(sched)
+    sched.add_argument(
+        "--instance", metavar="FILE", help="solve a voltflow-instance/1 file instead"
+    )
+    sched.add_argument("--fps", type=_positive, required=True, help="target rate (frames/s)")
+    solver_flags(sched)
+    sched.add_argument("--method", default="dp", choices=METHODS, help="solver or baseline")
+    sched.add_argument("-o", "--output", metavar="FILE", help="write the schedule JSON here")
+    sched.add_argument("--no-baselines", action="store_true", help="skip the baseline comparison")
+    sched.set_defaults(func=cmd_schedule)
+
+    sweep = sub.add_parser("sweep", help="energy versus rate for several methods (CSV)")
+    common(sweep)
+    sweep.add_argument("--instance", metavar="FILE", help="sweep a voltflow-instance/1 file")
+    sweep.add_argument("--fps", required=True, help="LO:HI[:STEP] or a comma list")
+    solver_flags(sweep)
+    sweep.add_argument("--methods", default=",".join(METHODS), help="comma list of methods")
+    sweep.add_argument("-o", "--output", metavar="FILE", help="CSV file (default: stdout)")
+    sweep.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar and summary")
+    sweep.set_defaults(func=cmd_sweep)
+
+    comp = sub.add_parser("compile", help="compile a schedule JSON into a PMU command ROM")
+    comp.add_argument("schedule", help="voltflow-schedule/1 JSON (from voltflow schedule -o)")
+    comp.add_argument("-o", "--output", required=True, metavar="ROM.hex", help="$readmemh image")
+    comp.add_argument("--listing", metavar="FILE", help="annotated listing")
+    comp.add_argument("--bin", metavar="FILE", help="binary image (little-endian words)")
+    comp.add_argument("--frames", type=int, default=1, help="frames the program runs (default 1)")
+    comp.add_argument("--net", help="override the schedule's network")
+    comp.add_argument("--hw", help="override the schedule's chip")
+    comp.add_argument("--policy", choices=["no_pg", "layer_pg", "rram_pg"], help="override")
+    comp.add_argument("--json", action="store_true", help="print a JSON object")
+    comp.set_defaults(func=cmd_compile)
+
+    dis = sub.add_parser("disasm", help="disassemble a PMU ROM and show each layer's state")
+    dis.add_argument("rom", help="ROM image (.hex or .bin)")
+    dis.add_argument("--hw", default="powerflow_ref", help="chip (for voltages)")
+    dis.add_argument("--json", action="store_true", help="print a JSON object")
+    dis.set_defaults(func=cmd_disasm)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from pmu.compiler import CompileError
+    from pmu.rom import RomError
     from scheduler.chip import ChipError
+    from scheduler.instance import InstanceError
     from scheduler.network import NetworkError
+    from scheduler.schedule import ScheduleError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (CliError, ChipError, NetworkError, ValueError) as exc:
+    except (
+        CliError,
+        ChipError,
+        NetworkError,
+        InstanceError,
+        ScheduleError,
+        CompileError,
+        RomError,
+        ValueError,
+    ) as exc:
         print(f"voltflow {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

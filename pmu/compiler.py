@@ -120,14 +120,26 @@ def compile_schedule(schedule: ScheduleFile, table: CostTable, frames: int = 1) 
             if v_old == v_new:
                 continue
             if v_old is not None and v_new < v_old:
-                emit(Opcode.SET_FREQ, f"{why}: {d.value} down to {v_new:.2f} V, clock first",
-                     domain=code, increment=inc)  # fmt: skip
-                emit(Opcode.CONNECT, f"{why}: {d.value} to rail {rail_of[v_new]}",
-                     domain=code, rail=rail_of[v_new])  # fmt: skip
+                emit(
+                    Opcode.SET_FREQ,
+                    f"{why}: {d.value} down to {v_new:.2f} V, clock first",
+                    domain=code,
+                    increment=inc,
+                )
+                emit(
+                    Opcode.CONNECT,
+                    f"{why}: {d.value} to rail {rail_of[v_new]}",
+                    domain=code,
+                    rail=rail_of[v_new],
+                )
             else:
                 verb = "power up at" if v_old is None else "up to"
-                emit(Opcode.CONNECT, f"{why}: {d.value} {verb} {v_new:.2f} V, supply first",
-                     domain=code, rail=rail_of[v_new])  # fmt: skip
+                emit(
+                    Opcode.CONNECT,
+                    f"{why}: {d.value} {verb} {v_new:.2f} V, supply first",
+                    domain=code,
+                    rail=rail_of[v_new],
+                )
                 emit(Opcode.SET_FREQ, f"{why}: {d.value} clock", domain=code, increment=inc)
 
     on = [layer.banks_on for layer in table.layers]
@@ -153,8 +165,12 @@ def compile_schedule(schedule: ScheduleFile, table: CostTable, frames: int = 1) 
             emit(Opcode.WAIT, f"bank wake-up latency {wake:g} ns", cycles=cycles)
         if len(group) > 255:
             raise CompileError(f"layer {name} has {len(group)} ops; LAUNCH runs at most 255")
-        emit(Opcode.LAUNCH, f"layer {i} {name}: {' '.join(table.layers[i].ops)}",
-             first=group[0], count=len(group))  # fmt: skip
+        emit(
+            Opcode.LAUNCH,
+            f"layer {i} {name}: {' '.join(table.layers[i].ops)}",
+            first=group[0],
+            count=len(group),
+        )
     if sleep:
         emit(Opcode.SLEEP, "power down until the period ends")
     else:

@@ -61,3 +61,75 @@ def test_malformed_state_is_rejected_by_the_parser(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["model", "--state", "1.1,fast"])
     assert "--state must be three voltages sys,rram,feeder" in capsys.readouterr().err
+
+
+def test_schedule_compile_disasm_round_trip(capsys, tmp_path) -> None:
+    sched = tmp_path / "s.json"
+    code, out, _ = run(capsys, "schedule", "--net", "ds_cnn", "--fps", "2000", "-o", str(sched))
+    assert code == 0
+    assert "method dp: proven-optimal" in out and "nominal" in out
+    report = json.loads(sched.read_text())
+    assert report["format"] == "voltflow-schedule/1" and report["provenance"]["network"] == "ds_cnn"
+    rom = tmp_path / "rom.hex"
+    code, out, _ = run(
+        capsys, "compile", str(sched), "-o", str(rom), "--listing", str(tmp_path / "l")
+    )
+    assert code == 0 and rom.exists() and (tmp_path / "l").read_text().count("LAUNCH") == 10
+    code, out, _ = run(capsys, "disasm", str(rom), "--json")
+    launches = json.loads(out)["launches"]
+    assert [[x["voltage_v"][d] for d in ("sys", "rram", "feeder")] for x in launches] == [
+        layer["voltage_v"] for layer in report["layers"]
+    ]
+
+
+def test_schedule_json_has_savings_and_an_infeasible_rate_names_the_limit(capsys) -> None:
+    code, out, _ = run(capsys, "schedule", "--net", "ds_cnn", "--fps", "1000", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert {b["method"] for b in report["baselines"]} >= {"nominal", "gating", "greedy"}
+    assert all(b["saving"] >= -1e-9 for b in report["baselines"] if b["energy_j"] is not None)
+    code, _, err = run(capsys, "schedule", "--net", "ds_cnn", "--fps", "100000")
+    assert code == 2
+    assert "the shortest achievable latency is" in err and "highest feasible rate is" in err
+
+
+def test_export_instance_then_schedule_it(capsys, tmp_path) -> None:
+    inst = tmp_path / "i.json"
+    code, _, _ = run(
+        capsys, "model", "--net", "ds_cnn", "--levels", "3", "--export-instance", str(inst)
+    )
+    assert code == 0
+    assert len(json.loads(inst.read_text())["layers"][0]["energy_j"]) == 27
+    code, out, _ = run(capsys, "schedule", "--instance", str(inst), "--fps", "3000", "--json")
+    assert code == 0 and json.loads(out)["status"] == "proven-optimal"
+
+
+def test_sweep_writes_csv_rows(capsys, tmp_path) -> None:
+    csv_path = tmp_path / "sweep.csv"
+    code, out, _ = run(
+        capsys,
+        "sweep",
+        "--net",
+        "ds_cnn",
+        "--fps",
+        "1000,3000",
+        "--methods",
+        "dp,nominal",
+        "--workers",
+        "1",
+        "-o",
+        str(csv_path),
+    )
+    assert code == 0
+    lines = csv_path.read_text().splitlines()
+    assert lines[0].startswith("fps,method,status,energy_j") and len(lines) == 5
+    assert "rows written to" in out
+
+
+def test_bad_levels_and_schedule_files(capsys, tmp_path) -> None:
+    code, _, err = run(capsys, "schedule", "--net", "ds_cnn", "--fps", "100", "--levels", "12")
+    assert code == 2 and "--levels must be a count 1..9 or voltages" in err
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "voltflow-schedule/9"}')
+    code, _, err = run(capsys, "compile", str(bad), "-o", str(tmp_path / "r.hex"))
+    assert code == 2 and "bad.json" in err and "voltflow-schedule/1" in err
