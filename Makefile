@@ -45,7 +45,7 @@ cosim: venv
 		--method $(METHOD) --frames $(FRAMES) $(if $(WAVES),--waves $(WAVES))
 
 bench: venv
-	$(BIN)/python bench/run.py
+	$(BIN)/python -m bench.run
 
 figures: venv
 	$(BIN)/python bench/figures.py

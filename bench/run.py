@@ -29,12 +29,36 @@ def bench_cost_model(repeats: int = 5) -> None:
     print()
 
 
+def bench_networks(ilp_limit_s: float) -> None:
+    """DP vs ILP on voltflow's own instances of the paper's four networks, 3/5/9 levels, and the
+    SqueezeNet 9-level sweep from 1 FPS to the highest feasible rate."""
+    from bench.solvers import compare_problems, sweep
+    from scheduler.problem import ProblemOptions, build_problem
+
+    chip = load_chip()
+    grids = {3: (0.9, 1.1, 1.3), 5: (0.9, 1.0, 1.1, 1.2, 1.3), 9: None}
+    items = []
+    for name in ("squeezenet", "resnet18", "mobilenet_v3_small", "mobilevit_xxs"):
+        net = load_network(name)
+        for n, levels in grids.items():
+            problem, table = build_problem(net, chip, ProblemOptions(levels_v=levels))
+            nominal = table.latency_s(table.state_index([chip.nominal_v] * 3))
+            fps = round(0.8 / nominal, 1)  # 80 % of the highest rate nominal voltage meets
+            items.append((f"{name} {n}lv", problem, fps))
+    compare_problems(items, rails=3, ilp_limit=ilp_limit_s)
+    problem, _ = build_problem(load_network("squeezenet"), chip, ProblemOptions())
+    sweep(problem, rails=3)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", choices=["cost", "solvers"], help="run one section")
+    parser.add_argument("--only", choices=["cost", "networks", "solvers"], help="run one section")
+    parser.add_argument("--ilp-time-limit", type=float, default=120.0, help="seconds per ILP")
     args = parser.parse_args()
     if args.only in (None, "cost"):
         bench_cost_model()
+    if args.only in (None, "networks"):
+        bench_networks(args.ilp_time_limit)
     if args.only in (None, "solvers"):
         solvers = Path(__file__).with_name("solvers.py")
         if solvers.exists():

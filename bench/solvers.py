@@ -28,9 +28,16 @@ DEFAULT = [ARTIFACTS / f"squeezenet-pfdnn-{n}lv.json" for n in (3, 5, 6, 9)]
 
 def compare(paths: list[Path], fps: float, rails: int, ilp_limit: float | None) -> None:
     """DP (cold: preparation included; warm: cached) and ILP on each instance at one rate."""
-    period = 1.0 / fps
+    compare_problems([(p.stem, load_instance(p), fps) for p in paths], rails, ilp_limit)
+
+
+def compare_problems(
+    items: list[tuple[str, Problem, float]], rails: int, ilp_limit: float | None
+) -> None:
+    """DP and ILP on each (label, instance, rate)."""
     header = [
         "instance",
+        "FPS",
         "levels",
         "DP cold s",
         "DP warm s",
@@ -48,8 +55,8 @@ def compare(paths: list[Path], fps: float, rails: int, ilp_limit: float | None) 
         "labels",
     ]
     rows = []
-    for path in paths:
-        problem = load_instance(path)
+    for label, problem, fps in items:
+        period = 1.0 / fps
         started = time.perf_counter()
         cold = solve_dp(problem, period, rails)
         cold_s = time.perf_counter() - started
@@ -59,7 +66,8 @@ def compare(paths: list[Path], fps: float, rails: int, ilp_limit: float | None) 
         stats = warm.stats
         dp_uj = "infeasible" if cold.states is None else f"{cold.energy_j * 1e6:.4f}"
         cells = [
-            path.stem,
+            label,
+            f"{fps:g}",
             str(problem.num_levels),
             f"{cold_s:.3f}",
             f"{warm_s:.3f}",
@@ -90,9 +98,9 @@ def compare(paths: list[Path], fps: float, rails: int, ilp_limit: float | None) 
             str(stats["labels_created"]),
         ]
         rows.append(cells)
-        print(f"  done {path.name}", file=sys.stderr, flush=True)
+        print(f"  done {label}", file=sys.stderr, flush=True)
     print(
-        f"\nDP vs ILP at {fps:g} FPS, R = {rails} (DP cold includes the per-instance "
+        f"\nDP vs ILP, R = {rails} (DP cold includes the per-instance "
         f"preparation; DP warm reuses it)"
     )
     print(format_table(header, rows))
