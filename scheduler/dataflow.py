@@ -77,6 +77,7 @@ class OpWork:
     tiles: int  # pixel tiles (T), each gathered once per epoch
     gather_ticks: int  # feeder ticks to gather one tile into the lane buffer (G)
     stream_ticks: int  # array ticks to stream one tile through one pass's weights (S)
+    drain_ticks: int  # extra array ticks per stream step so the drain ends in the step (X)
     write_words: int  # output words per tile and pass (W)
     reduction: int  # K padded to whole words (K_pad)
     load_beats: int  # words loaded per pass: weights + bias from RRAM, or B from the scratchpad
@@ -90,7 +91,7 @@ class OpWork:
         return _epoch_steps(
             self.tiles,
             self.gather_ticks,
-            passes * self.stream_ticks,
+            passes * self.stream_ticks + self.drain_ticks,
             chip.rows + chip.cols,
             passes * self.write_words,
         )
@@ -288,6 +289,9 @@ def op_work(op: Op, chip: Chip, network: Network) -> OpWork:
     else:  # pragma: no cover - every OpKind is handled above
         raise UnsupportedOpError(f"{op.name}: unsupported op kind {op.kind.value}")
 
+    # A tile's results leave the skewed array R + C ticks after its last operand entered; the
+    # step that drains them (the next stream step) lasts at least that long.
+    drain = max(0, flush - stream)
     if load_beats > chip.weight_buffer_half_words:
         need_kib = _ceil(load_beats * chip.word_bytes, 1024)
         raise UnsupportedOpError(
@@ -302,6 +306,7 @@ def op_work(op: Op, chip: Chip, network: Network) -> OpWork:
         tiles=tiles,
         gather_ticks=gather,
         stream_ticks=stream,
+        drain_ticks=drain,
         write_words=write,
         reduction=reduction,
         load_beats=load_beats,
@@ -312,7 +317,7 @@ def op_work(op: Op, chip: Chip, network: Network) -> OpWork:
     )
     n_epochs = len(epochs)
     feeder = sum(st.count * st.feeder_ticks for q in epochs for st in work.epoch_steps(q, chip))
-    sys_ticks = tiles * passes * stream + n_epochs * flush
+    sys_ticks = tiles * (passes * stream + n_epochs * drain) + n_epochs * flush
     act = Activity(
         sys_ticks=sys_ticks,
         feeder_ticks=feeder + (0 if from_rram else passes * load_beats),
@@ -341,6 +346,7 @@ def _vector_like(op: Op, mode: Mode, ticks: int, act: Activity) -> OpWork:
         tiles=0,
         gather_ticks=0,
         stream_ticks=0,
+        drain_ticks=0,
         write_words=0,
         reduction=0,
         load_beats=0,

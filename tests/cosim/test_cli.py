@@ -87,7 +87,10 @@ def test_schedule_json_has_savings_and_an_infeasible_rate_names_the_limit(capsys
     assert code == 0
     report = json.loads(out)
     assert {b["method"] for b in report["baselines"]} >= {"nominal", "gating", "greedy"}
-    assert all(b["saving"] >= -1e-9 for b in report["baselines"] if b["energy_j"] is not None)
+    # The exact solver cannot lose to a baseline solved on the same (rram_pg) instance; baselines
+    # without gating solve another instance and may win on a small network (gating has a cost).
+    same = {"gating", "gating-greedy", "even-rails"}
+    assert all(b["saving"] >= -1e-9 for b in report["baselines"] if b["method"] in same)
     code, _, err = run(capsys, "schedule", "--net", "ds_cnn", "--fps", "100000")
     assert code == 2
     assert "the shortest achievable latency is" in err and "highest feasible rate is" in err

@@ -55,7 +55,9 @@ def _simulate_op(work, chip, inc_sys: int, inc_rram: int, inc_feeder: int) -> in
         for s in range(n_tiles + 3):
             gather = work.gather_ticks if s <= n_tiles - 1 else 0
             write = q * work.write_words if 3 <= s <= n_tiles + 2 else 0
-            sys = (q * work.stream_ticks if 1 <= s <= n_tiles else 0) + (
+            # The step's last sub-tile lasts until the previous tile has drained (R + C ticks).
+            stream = (q - 1) * work.stream_ticks + max(work.stream_ticks, chip.rows + chip.cols)
+            sys = (stream if 1 <= s <= n_tiles else 0) + (
                 chip.rows + chip.cols if s == n_tiles + 1 else 0
             )
             cycles += max(
@@ -101,6 +103,9 @@ def test_cycles_equal_a_cycle_level_simulation(chip, tiny, state) -> None:
 def test_every_op_kind_is_mapped(tiny, chip) -> None:
     modes = {op.kind: op_work(op, chip, tiny).mode for op in tiny.ops}
     assert modes[OpKind.CONCAT] is Mode.ALIAS
+    dw = op_work(tiny.op("dw"), chip, tiny)  # 3x3 depthwise on 6x6: 36 one-pixel tiles, 2 passes
+    assert (dw.stream_ticks, dw.drain_ticks, dw.tiles, dw.passes) == (9, 7, 36, 2)
+    assert dw.activity.sys_ticks == 2 * (36 * (9 + 7) + 16)
     assert modes[OpKind.MAXPOOL] is Mode.VECTOR and modes[OpKind.ADD] is Mode.VECTOR
     assert op_work(tiny.op("dw"), chip, tiny).mode is Mode.DEPTHWISE
     assert op_work(tiny.op("fc"), chip, tiny).mode is Mode.GEMM

@@ -1,0 +1,290 @@
+"""Run a network on the RTL accelerator: build once per chip, load, simulate, compare.
+
+``run_network`` maps the network (``op_work``, ``plan_memory``), draws a seeded case from the
+golden model, writes the memory images and the layer program, runs the cached Verilator build
+through cocotb and returns, per op, the measured reference cycles and counters next to the cost
+model's prediction, and whether each op's output is bit-exact.
+"""
+
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from cosim.build import VerilatorBuild, build, run_cocotb
+from cosim.golden import Case, make_case
+from cosim.images import (
+    descriptor_quant,
+    from_words,
+    read_readmemh,
+    rram_image,
+    scratchpad_image,
+    write_readmemh,
+)
+from cosim.sim_top import SimSizes, accel_build_spec
+from rtl.activity_counters import COUNTERS
+from rtl.config import ADDR_BITS
+from rtl.program import DESCRIPTOR_BITS, Program, compile_program
+from scheduler.chip import DOMAINS, Chip, Domain
+from scheduler.dataflow import Activity, Mode, OpWork, op_work
+from scheduler.memory import BankLayout, plan_memory
+from scheduler.network import Network
+
+__all__ = ["OpResult", "RunResult", "accelerator_build", "measured_activity", "run_network"]
+
+TB_MODULE = "cosim.tb_accel"
+
+
+@dataclass(frozen=True, slots=True)
+class OpResult:
+    """One op: measured against predicted."""
+
+    name: str
+    mode: Mode
+    measured_cycles: int
+    predicted_cycles: int
+    measured: Activity
+    predicted: Activity
+    bit_exact: bool | None  # None: the output is not observable (no dump covers it)
+
+    @property
+    def cycles_match(self) -> bool:
+        return self.measured_cycles == self.predicted_cycles
+
+    @property
+    def activity_match(self) -> bool:
+        return self.measured == self.predicted
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """A network run on the RTL."""
+
+    network: str
+    state_v: tuple[float, float, float]  # sys, rram, feeder
+    increments: tuple[int, int, int]
+    ops: tuple[OpResult, ...]
+    counters: dict[str, int]  # run totals, by rtl.activity_counters.COUNTERS name
+    outputs: dict[str, np.ndarray]  # observed int8 op outputs
+    wall_s: float  # whole run_cocotb call (process start, loading, simulation, dumps)
+    sim_wall_s: float  # from start to finish inside the simulator
+    build_seconds: float
+    built: bool
+
+    @property
+    def total_cycles(self) -> int:
+        return sum(op.measured_cycles for op in self.ops)
+
+    @property
+    def cycles_per_s(self) -> float:
+        return self.total_cycles / self.sim_wall_s if self.sim_wall_s > 0 else 0.0
+
+    @property
+    def passed(self) -> bool:
+        return all(
+            op.cycles_match and op.activity_match and op.bit_exact is not False for op in self.ops
+        )
+
+
+def accelerator_build(chip: Chip) -> VerilatorBuild:
+    """The (cached) Verilator build of the accelerator for this chip."""
+    return build(accel_build_spec(chip))
+
+
+def measured_activity(delta: dict[str, int], rows: int, cols: int, word_bits: int) -> Activity:
+    """Counter differences as an :class:`Activity` (PE cycles = R * C * sys ticks, lane bits =
+    words * word bits)."""
+    return Activity(
+        sys_ticks=delta["sys_ticks"],
+        feeder_ticks=delta["feeder_ticks"],
+        rram_ticks=delta["rram_ticks"],
+        macs=delta["macs"],
+        pe_cycles=rows * cols * delta["sys_ticks"],
+        spad_reads=delta["spad_reads"],
+        spad_writes=delta["spad_writes"],
+        lane_bits=word_bits * delta["lane_words"],
+        wbuf_reads=delta["wbuf_reads"],
+        wbuf_writes=delta["wbuf_writes"],
+        rram_reads=delta["rram_reads"],
+        dma_beats=delta["dma_beats"],
+        steps=delta["steps"],
+        epochs=delta["epochs"],
+    )
+
+
+def _dump_plan(
+    network: Network, works: Sequence[OpWork], layout: BankLayout, program: Program
+) -> tuple[list[tuple[int, int]], dict[str, tuple[int, int, int]]]:
+    """Per descriptor the word range dumped after it, and per op where its output is found:
+    (descriptor index, first word, words)."""
+    base = {p.tensor: (p.base_word, p.words) for p in layout.placements}
+    desc_of = {op_i: k for k, op_i in enumerate(program.op_index)}
+    index = {op.name: i for i, op in enumerate(network.ops)}
+
+    def producer(name: str) -> int | None:
+        """The descriptor after which tensor ``name`` is complete."""
+        if name not in index:
+            return None  # the network input
+        i = index[name]
+        if works[i].mode is not Mode.ALIAS:
+            return desc_of[i]
+        found = [producer(x) for x in network.ops[i].inputs]
+        return None if None in found else max(k for k in found if k is not None)
+
+    ranges = [list(base[network.ops[i].name]) for i in program.op_index]
+    ranges = [[b, b + n] for b, n in ranges]
+    where: dict[str, tuple[int, int, int]] = {}
+    for op in network.ops:
+        k = producer(op.name)
+        if k is None:
+            continue
+        b, n = base[op.name]
+        ranges[k] = [min(ranges[k][0], b), max(ranges[k][1], b + n)]
+        where[op.name] = (k, b, n)
+    return [(lo, hi - 1) for lo, hi in ranges], where
+
+
+def _write_hex(path: Path, values: Sequence[int], bits: int) -> None:
+    digits = -(-bits // 4)
+    path.write_text("".join(f"{v:0{digits}x}\n" for v in values))
+
+
+def run_network(
+    network: Network,
+    chip: Chip,
+    state_v: Sequence[float],
+    *,
+    seed: int = 0,
+    sparsity: float = 0.0,
+    case: Case | None = None,
+    run_dir: Path | None = None,
+    verilator_build: VerilatorBuild | None = None,
+) -> RunResult:
+    """Run one inference of ``network`` on the RTL at the power state ``state_v`` (sys, rram,
+    feeder voltages) and compare it with the cost model and the golden model."""
+    if len(state_v) != len(DOMAINS):
+        raise ValueError(f"state_v must hold sys, rram, feeder voltages, not {list(state_v)!r}")
+    volts = dict(zip(DOMAINS, (float(v) for v in state_v), strict=True))
+    inc = {d: int(chip.divider_increment(d, volts[d])) for d in DOMAINS}
+    works = tuple(op_work(op, chip, network) for op in network.ops)
+    layout = plan_memory(network, chip, works)
+    if case is None:
+        case = make_case(network, seed, sparsity)
+    quant = {op.name: descriptor_quant(case, op.name) for op in network.ops}
+    program = compile_program(network, chip, layout, works, quant)
+    sizes = SimSizes.for_chip(chip)
+    spad = scratchpad_image(case, chip, layout)
+    rram = rram_image(case, chip, layout, works)
+    if spad.size > sizes.spad_words or rram.size > sizes.rram_words:
+        raise ValueError(
+            f"{network.name} needs {spad.size} scratchpad and {rram.size} RRAM words; the "
+            f"simulation of {chip.name} has {sizes.spad_words} and {sizes.rram_words}"
+        )
+    if verilator_build is None:
+        verilator_build = accelerator_build(chip)
+    predicted = [
+        int(
+            w.ref_cycles(
+                chip,
+                np.array(inc[Domain.SYS]),
+                np.array(inc[Domain.RRAM]),
+                np.array(inc[Domain.FEEDER]),
+            )
+        )
+        for w in works
+    ]
+    with tempfile.TemporaryDirectory(prefix="voltflow-accel-") as scratch:
+        work_dir = Path(scratch) if run_dir is None else Path(run_dir)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        write_readmemh(work_dir / "spad.hex", spad)
+        write_readmemh(work_dir / "rram.hex", rram)
+        _write_hex(work_dir / "prog.hex", program.words(), DESCRIPTOR_BITS)
+        ranges, where = _dump_plan(network, works, layout, program)
+        _write_hex(work_dir / "dump_first.hex", [lo for lo, _ in ranges], ADDR_BITS)
+        _write_hex(work_dir / "dump_last.hex", [hi for _, hi in ranges], ADDR_BITS)
+        max_cycles = 2 * sum(predicted) + 1000 * len(works) + 10_000
+        plusargs = (
+            f"+spad={work_dir / 'spad.hex'}",
+            f"+rram={work_dir / 'rram.hex'}",
+            f"+prog={work_dir / 'prog.hex'}",
+            f"+dump_first={work_dir / 'dump_first.hex'}",
+            f"+dump_last={work_dir / 'dump_last.hex'}",
+            f"+dump_prefix={work_dir / 'out_'}",
+            f"+stats={work_dir / 'stats.txt'}",
+            f"+result={work_dir / 'result.json'}",
+            f"+inc_sys={inc[Domain.SYS]}",
+            f"+inc_rram={inc[Domain.RRAM]}",
+            f"+inc_feeder={inc[Domain.FEEDER]}",
+            f"+max_cycles={max_cycles}",
+        )
+        wall = time.perf_counter()
+        run = run_cocotb(verilator_build, TB_MODULE, plusargs=plusargs, run_dir=work_dir / "sim")
+        wall = time.perf_counter() - wall
+        if not run.passed:
+            raise RuntimeError(f"the accelerator simulation failed:\n{run.log_tail()}")
+        names = [name for name, _ in COUNTERS]
+        lines = (work_dir / "stats.txt").read_text().split()
+        rows = np.array(lines, dtype=np.int64).reshape(-1, len(names) + 1)
+        sim_wall = json.loads((work_dir / "result.json").read_text())["sim_wall_s"]
+        outputs: dict[str, np.ndarray] = {}
+        dumps: dict[int, tuple[int, np.ndarray]] = {}
+        for k, (lo, _hi) in enumerate(ranges):
+            path = work_dir / f"out_{k}.hex"
+            if path.is_file():
+                dumps[k] = (lo, read_readmemh(path))
+        for name, (k, b, n) in where.items():
+            if k in dumps:
+                lo, words = dumps[k]
+                outputs[name] = from_words(words[b - lo : b - lo + n], network.shape(name))
+    if len(rows) != len(program.descriptors) or list(rows[:, 0]) != list(range(len(rows))):
+        raise RuntimeError(f"expected one stats line per descriptor, got op indices {rows[:, 0]}")
+    per_desc = {program.op_index[k]: k for k in range(len(rows))}
+    previous = np.zeros(len(names), dtype=np.int64)
+    results = []
+    for i, (op, work) in enumerate(zip(network.ops, works, strict=True)):
+        if i in per_desc:
+            current = rows[per_desc[i], 1:]
+            delta = dict(zip(names, (int(x) for x in current - previous), strict=True))
+            previous = current
+        else:
+            delta = dict.fromkeys(names, 0)
+        exact = None
+        if op.name in outputs:
+            exact = bool(np.array_equal(outputs[op.name], case.outputs[op.name]))
+        results.append(
+            OpResult(
+                name=op.name,
+                mode=work.mode,
+                measured_cycles=delta["cycles"],
+                predicted_cycles=predicted[i],
+                measured=measured_activity(delta, chip.rows, chip.cols, chip.word_bits),
+                predicted=work.activity,
+                bit_exact=exact,
+            )
+        )
+    totals = dict(zip(names, (int(x) for x in rows[-1, 1:]), strict=True))
+    return RunResult(
+        network=network.name,
+        state_v=(volts[Domain.SYS], volts[Domain.RRAM], volts[Domain.FEEDER]),
+        increments=(inc[Domain.SYS], inc[Domain.RRAM], inc[Domain.FEEDER]),
+        ops=tuple(results),
+        counters=totals,
+        outputs=outputs,
+        wall_s=wall,
+        sim_wall_s=float(sim_wall),
+        build_seconds=verilator_build.build_seconds,
+        built=verilator_build.built,
+    )
+
+
+def activity_diff(a: Activity, b: Activity) -> dict[str, tuple[int, int]]:
+    """Fields where two activities differ: name -> (a, b)."""
+    return {
+        f.name: (getattr(a, f.name), getattr(b, f.name))
+        for f in fields(Activity)
+        if getattr(a, f.name) != getattr(b, f.name)
+    }

@@ -1,0 +1,54 @@
+"""The activity counters: cumulative event counts the energy model and the tests read."""
+
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from rtl.config import COUNTER_BITS
+
+__all__ = ["COUNTERS", "ActivityCounters"]
+
+#: Counter names in output order, with what one count is (docs/rtl.md, "Counters").
+COUNTERS: tuple[tuple[str, str], ...] = (
+    ("cycles", "reference cycles while the program runs"),
+    ("sys_ticks", "sys clock enables with an array engine busy"),
+    ("feeder_ticks", "feeder clock enables with a feeder engine (gather, writer, vector) busy"),
+    ("rram_ticks", "rram clock enables with the DMA busy"),
+    ("sys_idle", "running reference cycles with no array engine busy"),
+    ("feeder_idle", "running reference cycles with no feeder engine busy"),
+    ("rram_idle", "running reference cycles with the DMA idle"),
+    ("macs", "useful multiply-accumulates issued into the array"),
+    ("spad_reads", "scratchpad words read (gather and vector unit)"),
+    ("spad_writes", "scratchpad words written (output writer and vector unit)"),
+    ("lane_words", "lane-buffer words written plus read"),
+    ("wbuf_reads", "weight-buffer words read (weights and biases)"),
+    ("wbuf_writes", "weight-buffer words written"),
+    ("rram_reads", "RRAM words read"),
+    ("dma_beats", "DMA beats"),
+    ("steps", "pipeline-step barriers"),
+    ("epochs", "epoch barriers"),
+)
+
+
+class ActivityCounters(wiring.Component):
+    """One ``COUNTER_BITS`` accumulator per :data:`COUNTERS` entry: ``<name>`` += ``<name>_inc``.
+
+    ``clear`` resets every counter (a new run).
+    """
+
+    def __init__(self) -> None:
+        ports = {"clear": In(1)}
+        for name, _ in COUNTERS:
+            ports[f"{name}_inc"] = In(8)
+            ports[name] = Out(COUNTER_BITS)
+        super().__init__(ports)
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        for name, _ in COUNTERS:
+            value = getattr(self, name)
+            with m.If(self.clear):
+                m.d.sync += value.eq(0)
+            with m.Else():
+                m.d.sync += value.eq(value + getattr(self, f"{name}_inc"))
+        return m

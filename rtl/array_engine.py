@@ -1,0 +1,280 @@
+"""The sys-domain engine: streams tiles from the lane and weight buffers through the array,
+captures biases, and drains finished tiles, requantised, into the output buffer."""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from rtl.arith import address_bits, widened_signed
+from rtl.config import AccelConfig
+from rtl.requantizer import Requantizer
+from rtl.systolic_array import SystolicArray
+
+__all__ = ["ArrayEngine"]
+
+
+class ArrayEngine(wiring.Component):
+    """One step's array work: stream tile t against the epoch's q passes, or flush.
+
+    A stream of one sub-tile (tile t x pass p) lasts ``S = max(K_pad, C + 1)`` ticks: in tick u
+    (u < K_pad) element k = u enters: column c gets weight row k of the pass (one weight-buffer
+    read), row r byte k % 8 of its lane-buffer word k / 8 (one read per row every 8 ticks); in
+    DEPTHWISE mode row i gets lane i of word k (the pixel's tap k) each tick. Tick 0 carries the
+    ``first`` marker, which finishes the previous sub-tile; its rows then drain one per tick into
+    the output buffer while this one streams (``row_drain``). While streaming tile 0 the pass's
+    bias words are read once (second weight-buffer port) into the bias RAM. A flush sends a bare
+    marker and ends when it leaves the array's last PE, i.e. when the last row has drained.
+
+    The engine is self-timed: ``busy`` falls after its own last tick (``done_now``), and the
+    sequencer's step barrier waits for it. Ports are grouped by memory; counts are per tick.
+    """
+
+    def __init__(self, config: AccelConfig) -> None:
+        self.config = cfg = config
+        self.lane_bits = address_bits(2 * cfg.max_row_words)
+        self.wbuf_bits = address_bits(2 * cfg.half_words)
+        self.obuf_bits = address_bits(3 * cfg.obuf_slot_words)
+        self.bias_bits = address_bits(cfg.max_resident)
+        super().__init__(
+            {
+                "tick": In(1),
+                "start": In(1),
+                "flush": In(1),
+                "epoch_begin": In(1),
+                "dw": In(1),
+                "k_pad": In(16),
+                "cin": In(16),
+                "cout": In(16),
+                "pixels": In(24),
+                "cb": In(12),
+                "q": In(12),
+                "jp0": In(12),
+                "whalf": In(1),
+                "m": In(16),
+                "s": In(6),
+                "relu": In(1),
+                "lane_raddr": Out(self.lane_bits),
+                "lane_rdata": In(64).array(cfg.rows),
+                "wbuf_raddr": Out(self.wbuf_bits),
+                "wbuf_rdata": In(64),
+                "wbuf_baddr": Out(self.wbuf_bits),
+                "wbuf_bdata": In(64),
+                "bias_waddr": Out(self.bias_bits),
+                "bias_wdata": Out(32 * cfg.cols),
+                "bias_we": Out(1),
+                "bias_raddr": Out(self.bias_bits),
+                "bias_rdata": In(32 * cfg.cols),
+                "obuf_waddr": Out(self.obuf_bits),
+                "obuf_wdata": Out(64),
+                "obuf_we": Out(1),
+                "busy": Out(1),
+                "done_now": Out(1),
+                "macs_inc": Out(16),
+                "lane_reads_inc": Out(8),
+                "wbuf_reads_inc": Out(2),
+            }
+        )
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        cfg = self.config
+        R, C, L, BW = cfg.rows, cfg.cols, cfg.lanes, cfg.bias_words
+        lane_shift = L.bit_length() - 1
+
+        m.submodules.array = array = SystolicArray(rows=R, cols=C)
+        quants = []
+        for c in range(C):
+            rq = Requantizer()
+            m.submodules[f"requant{c}"] = rq
+            quants.append(rq)
+
+        # ---- stream state ----------------------------------------------------------------------
+        flushing = Signal()
+        flush_mark = Signal()  # the flush's first tick: send the marker
+        u = Signal(16)
+        p = Signal(12)
+        pass_base = Signal(self.wbuf_bits)
+        cbk = Signal(12)  # channel block of element u (GEMM), for useful-MAC counting
+        tile = Signal(24)  # tile being streamed, within the epoch
+        tile_pix = Signal(24)  # its first pixel
+        shift = [Signal(64, name=f"row{r}_word") for r in range(R)]
+        bias_acc = Signal(64 * max(BW - 1, 1))
+
+        active = Signal()
+        m.d.comb += active.eq(self.tick & self.busy)
+        streaming = Signal()
+        m.d.comb += streaming.eq(active & ~flushing)
+
+        stream_len = Signal(16)
+        m.d.comb += stream_len.eq(Mux(self.k_pad > C, self.k_pad, C + 1))
+        in_k = Signal()
+        m.d.comb += in_k.eq(u < self.k_pad)
+        lane = Signal(lane_shift)
+        m.d.comb += lane.eq(u[:lane_shift])
+
+        # ---- buffer reads ----------------------------------------------------------------------
+        half_words = Const(cfg.half_words, self.wbuf_bits)
+        wbase = Mux(self.whalf, half_words, 0) + pass_base
+        m.d.comb += [
+            self.wbuf_raddr.eq(wbase + u),
+            self.wbuf_baddr.eq(wbase + self.k_pad + u),
+            self.lane_raddr.eq(
+                Mux(tile[0], cfg.max_row_words, 0) + Mux(self.dw, u, u >> lane_shift)
+            ),
+        ]
+        load_word = Signal()
+        m.d.comb += load_word.eq(lane == 0)
+        for r in range(R):
+            byte = Signal(signed(8), name=f"row{r}_byte")
+            with m.If(self.dw):
+                m.d.comb += byte.eq(self.lane_rdata[0].word_select(r, 8))
+            with m.Elif(load_word):
+                m.d.comb += byte.eq(self.lane_rdata[r][:8])
+            with m.Else():
+                m.d.comb += byte.eq(shift[r][:8])
+            with m.If(streaming & in_k & ~self.dw):
+                m.d.sync += shift[r].eq(Mux(load_word, self.lane_rdata[r], shift[r]) >> 8)
+            m.d.comb += array.a_in[r].eq(Mux(~flushing & in_k, byte, 0))
+        for c in range(C):
+            m.d.comb += array.w_in[c].eq(
+                Mux(~flushing & in_k, self.wbuf_rdata.word_select(c, 8), 0)
+            )
+        m.d.comb += [
+            array.tick.eq(active),
+            array.valid.eq(~flushing & in_k),
+            array.first.eq(Mux(flushing, flush_mark, u == 0)),
+            array.drain.eq(flushing | (tile != 0) | (p != 0)),
+            array.last.eq(flushing),
+        ]
+
+        # Biases: once per pass, while tile 0 streams (second weight-buffer port).
+        capture_bias = Signal()
+        m.d.comb += capture_bias.eq(streaming & (tile == 0) & (u < BW))
+        with m.If(capture_bias):
+            m.d.sync += bias_acc.word_select(u[: max(1, (BW - 1).bit_length())], 64).eq(
+                self.wbuf_bdata
+            )
+        m.d.comb += [
+            self.bias_waddr.eq(p),
+            self.bias_wdata.eq(Cat(bias_acc[: 64 * (BW - 1)], self.wbuf_bdata)),
+            self.bias_we.eq(capture_bias & (u == BW - 1)),
+        ]
+
+        # ---- counts ----------------------------------------------------------------------------
+        rows_real = Signal(8)
+        left_pix = Signal(signed(25))
+        m.d.comb += left_pix.eq(widened_signed(self.pixels) - tile_pix)
+        m.d.comb += rows_real.eq(Mux(self.dw, 1, Mux(left_pix >= R, R, left_pix)))
+        cols_real = Signal(8)
+        left_ch = Signal(signed(20))
+        m.d.comb += left_ch.eq(widened_signed(self.cout) - (self.jp0 + p) * C)
+        m.d.comb += cols_real.eq(Mux(left_ch >= C, C, left_ch))
+        k_real = Signal()
+        m.d.comb += k_real.eq(self.dw | ((cbk * L + lane) < self.cin))
+        with m.If(streaming & in_k & k_real):
+            m.d.comb += self.macs_inc.eq(rows_real * cols_real)
+        with m.If(streaming & in_k & (self.dw | load_word)):
+            m.d.comb += self.lane_reads_inc.eq(Mux(self.dw, 1, R))
+        m.d.comb += self.wbuf_reads_inc.eq((streaming & in_k) + capture_bias)
+
+        # ---- sequencing ------------------------------------------------------------------------
+        sub_end = Signal()
+        # The step's last sub-tile lasts until the drains started in this step are done
+        # (docs/timing-model.md: q S + X sys ticks per stream step, X = max(0, R + C - S)).
+        tail_len = Mux(stream_len > R + C, stream_len, R + C)
+        m.d.comb += sub_end.eq(u == Mux(p == self.q - 1, tail_len, stream_len) - 1)
+        with m.If(streaming):
+            m.d.sync += u.eq(u + 1)
+            with m.If(in_k & (lane == L - 1)):
+                m.d.sync += cbk.eq(Mux(cbk == self.cb - 1, 0, cbk + 1))
+            with m.If(sub_end):
+                m.d.sync += [
+                    u.eq(0),
+                    cbk.eq(0),
+                    p.eq(p + 1),
+                    pass_base.eq(pass_base + self.k_pad + BW),
+                ]
+                with m.If(p == self.q - 1):
+                    m.d.comb += self.done_now.eq(1)
+                    m.d.sync += [
+                        self.busy.eq(0),
+                        p.eq(0),
+                        pass_base.eq(0),
+                        tile.eq(tile + 1),
+                        tile_pix.eq(tile_pix + R),
+                    ]
+        with m.If(active & flushing):
+            m.d.sync += flush_mark.eq(0)
+            with m.If(array.last_exit):
+                m.d.comb += self.done_now.eq(1)
+                m.d.sync += self.busy.eq(0)
+        with m.If(self.start):
+            m.d.sync += [
+                self.busy.eq(1),
+                flushing.eq(self.flush),
+                flush_mark.eq(self.flush),
+                u.eq(0),
+                p.eq(0),
+                pass_base.eq(0),
+                cbk.eq(0),
+            ]
+
+        # ---- drain -----------------------------------------------------------------------------
+        d_row = Signal(8)
+        d_pass = Signal(12)
+        d_pass_off = Signal(self.obuf_bits)
+        d_slot = Signal(2)
+        m.d.comb += self.bias_raddr.eq(d_pass)
+        for c in range(C):
+            rq = quants[c]
+            m.d.comb += [
+                rq.a.eq(
+                    Mux(self.dw, array.diag_acc[c], array.row_acc[c])
+                    + self.bias_rdata.word_select(c, 32).as_signed()
+                ),
+                rq.m_a.eq(self.m),
+                rq.s.eq(self.s),
+                rq.relu.eq(self.relu),
+            ]
+        # Depthwise: PE (i, i) finishes 2i ticks after PE (0, 0); lane i waits 2(C-1-i) ticks in
+        # a delay line so the whole word is written when the last lane finishes.
+        dw_lanes = []
+        for c in range(C):
+            value = quants[c].y
+            for d in range(2 * (C - 1 - c)):
+                nxt = Signal(8, name=f"dw_lane{c}_delay{d}")
+                with m.If(active):
+                    m.d.sync += nxt.eq(value)
+                value = nxt
+            dw_lanes.append(value)
+        gemm_word = Cat(*(q.y for q in quants))
+        write = Signal()
+        m.d.comb += write.eq(active & Mux(self.dw, array.diag_drain[C - 1], array.row_drain.any()))
+        slot_words = cfg.obuf_slot_words
+        slot_base = Mux(d_slot == 0, 0, Mux(d_slot == 1, slot_words, 2 * slot_words))
+        width = Mux(self.dw, 1, R)
+        m.d.comb += [
+            self.obuf_we.eq(write),
+            self.obuf_waddr.eq(slot_base + d_pass_off + d_row),
+            self.obuf_wdata.eq(Mux(self.dw, Cat(*dw_lanes), gemm_word)),
+        ]
+        with m.If(write):
+            m.d.sync += d_row.eq(d_row + 1)
+            with m.If(d_row == width - 1):
+                m.d.sync += [d_row.eq(0), d_pass.eq(d_pass + 1), d_pass_off.eq(d_pass_off + width)]
+                with m.If(d_pass == self.q - 1):
+                    m.d.sync += [
+                        d_pass.eq(0),
+                        d_pass_off.eq(0),
+                        d_slot.eq(Mux(d_slot == 2, 0, d_slot + 1)),
+                    ]
+        with m.If(self.epoch_begin):
+            m.d.sync += [
+                tile.eq(0),
+                tile_pix.eq(0),
+                d_row.eq(0),
+                d_pass.eq(0),
+                d_pass_off.eq(0),
+                d_slot.eq(0),
+            ]
+        return m

@@ -1,0 +1,95 @@
+"""Build-time parameters of the accelerator RTL, derived from a chip (one Verilator build each).
+
+Everything here is either a number of the chip file or a size that follows from one; the RTL
+components take an :class:`AccelConfig` and nothing else, so two chips with equal configs share
+a build.
+"""
+
+from dataclasses import dataclass
+
+from scheduler.chip import Chip
+
+__all__ = ["ADDR_BITS", "COUNTER_BITS", "AccelConfig"]
+
+#: Word-address width of the scratchpad and RRAM ports (16 M words each; the SV wrapper's
+#: memories are smaller and sized per chip).
+ADDR_BITS = 24
+#: Width of every activity counter and of the cycle counter.
+COUNTER_BITS = 48
+
+
+@dataclass(frozen=True, slots=True)
+class AccelConfig:
+    """The parameters that decide the generated Verilog.
+
+    Attributes
+    ----------
+    rows, cols : int
+        Systolic array size (R pixel rows x C output-channel columns).
+    lanes : int
+        int8 lanes per 64-bit word (= cols).
+    phase_bits : int
+        Width B of the fractional dividers' accumulators.
+    half_words : int
+        Words in one half of the double-buffered weight tile buffer.
+    bias_words : int
+        Words of int32 biases after a pass's K_pad weight words.
+    step_sync, epoch_sync, op_setup : int
+        Barrier and descriptor-fetch costs in reference cycles (chip ``timing``).
+    """
+
+    rows: int
+    cols: int
+    lanes: int
+    phase_bits: int
+    half_words: int
+    bias_words: int
+    step_sync: int
+    epoch_sync: int
+    op_setup: int
+
+    def __post_init__(self) -> None:
+        if self.rows != self.cols or self.lanes != self.cols:
+            raise ValueError(
+                f"The RTL needs rows == cols == lanes per word, not {self.rows}x{self.cols} "
+                f"with {self.lanes} lanes (depthwise uses the diagonal; a word feeds a row)"
+            )
+        for name in ("step_sync", "epoch_sync", "op_setup"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"{name} must be at least 1 reference cycle, not {getattr(self, name)}"
+                )
+        if self.op_setup < 3:
+            raise ValueError(
+                f"op_setup must be at least 3 reference cycles (fetch, decode, launch), "
+                f"not {self.op_setup}"
+            )
+
+    @classmethod
+    def from_chip(cls, chip: Chip) -> "AccelConfig":
+        return cls(
+            rows=chip.rows,
+            cols=chip.cols,
+            lanes=chip.lanes_per_word,
+            phase_bits=chip.divider_phase_bits,
+            half_words=chip.weight_buffer_half_words,
+            bias_words=-(-chip.cols * chip.accumulator_bits // chip.word_bits),
+            step_sync=chip.timing.step_sync_ref_cycles,
+            epoch_sync=chip.timing.epoch_sync_ref_cycles,
+            op_setup=chip.timing.op_setup_ref_cycles,
+        )
+
+    @property
+    def max_row_words(self) -> int:
+        """Largest K_pad / lanes a pass can have: its K_pad + bias words fit half the buffer."""
+        return (self.half_words - self.bias_words) // self.lanes
+
+    @property
+    def max_resident(self) -> int:
+        """Most passes one epoch can hold (the smallest pass is lanes + bias_words words)."""
+        return self.half_words // (self.lanes + self.bias_words)
+
+    @property
+    def obuf_slot_words(self) -> int:
+        """Output-buffer words of one tile slot: every resident pass's R words."""
+        return self.max_resident * self.rows

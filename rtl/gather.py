@@ -1,0 +1,136 @@
+"""The feeder's im2col gather: one lane-buffer word slot per feeder tick."""
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from rtl.arith import address_bits, widened_signed
+from rtl.config import ADDR_BITS, AccelConfig
+
+__all__ = ["Gather"]
+
+
+class Gather(wiring.Component):
+    """Fills the lane buffer with one tile, one word slot per tick, in im2col order.
+
+    GEMM: for each of the tile's R pixels r, for each tap (ky, kx), for each of the group's CB
+    input channel blocks: the word of channel block ``cb0 + cb`` at the input pixel the tap
+    reaches goes to lane-buffer row r, word ``tap * CB + cb`` (so row r holds pixel r's K_pad
+    reduction elements in order). DEPTHWISE: one pixel, channel block ``cb0``, one word per tap
+    into row 0. A slot in the padding or beyond the last pixel is written with zeros in its tick
+    without a scratchpad read. Tile t goes to lane-buffer half t % 2.
+
+    ``epoch_begin`` rewinds to pixel 0; ``start`` gathers the next tile.
+    """
+
+    def __init__(self, config: AccelConfig) -> None:
+        self.config = cfg = config
+        self.lane_bits = address_bits(2 * cfg.max_row_words)
+        super().__init__(
+            {
+                "tick": In(1),
+                "start": In(1),
+                "epoch_begin": In(1),
+                "dw": In(1),
+                "in_base": In(ADDR_BITS),
+                "in_h": In(12),
+                "in_w": In(12),
+                "out_w": In(12),
+                "pixels": In(24),
+                "kh": In(12),
+                "kw": In(12),
+                "sh": In(12),
+                "sw": In(12),
+                "pad_t": In(8),
+                "pad_l": In(8),
+                "cb": In(12),
+                "cb0": In(12),
+                "spad_raddr": Out(ADDR_BITS),
+                "spad_rdata": In(64),
+                "lane_waddr": Out(self.lane_bits),
+                "lane_wdata": Out(64),
+                "lane_we": Out(cfg.rows),
+                "busy": Out(1),
+                "done_now": Out(1),
+                "spad_reads_inc": Out(1),
+                "lane_writes_inc": Out(1),
+            }
+        )
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        cfg = self.config
+        R = cfg.rows
+
+        row = Signal(8)
+        ky = Signal(12)
+        kx = Signal(12)
+        cb = Signal(12)
+        word = Signal(self.lane_bits)
+        tile = Signal(1)  # parity of the tile: the lane-buffer half
+        pix = Signal(24)
+        ox = Signal(12)
+        iy0 = Signal(signed(14))  # input row of tap (0, 0) for the current pixel
+        ix0 = Signal(signed(14))
+
+        active = Signal()
+        m.d.comb += active.eq(self.tick & self.busy)
+        blocks = Mux(self.dw, 1, self.cb)
+        rows = Mux(self.dw, 1, R)
+
+        iy = Signal(signed(15))
+        ix = Signal(signed(15))
+        m.d.comb += [iy.eq(iy0 + ky), ix.eq(ix0 + kx)]
+        inside = Signal()
+        m.d.comb += inside.eq(
+            (pix < self.pixels)
+            & (iy >= 0)
+            & (iy < widened_signed(self.in_h))
+            & (ix >= 0)
+            & (ix < widened_signed(self.in_w))
+        )
+        plane = self.in_h * self.in_w
+        m.d.comb += [
+            self.spad_raddr.eq(
+                self.in_base + (self.cb0 + cb) * plane + iy[:12] * self.in_w + ix[:12]
+            ),
+            self.lane_waddr.eq(Mux(tile, cfg.max_row_words, 0) + word),
+            self.lane_wdata.eq(Mux(inside, self.spad_rdata, 0)),
+            self.spad_reads_inc.eq(active & inside),
+            self.lane_writes_inc.eq(active),
+        ]
+        for r in range(R):
+            m.d.comb += self.lane_we[r].eq(active & (row == r))
+
+        with m.If(active):
+            m.d.sync += [cb.eq(cb + 1), word.eq(word + 1)]
+            with m.If(cb == blocks - 1):
+                m.d.sync += [cb.eq(0), kx.eq(kx + 1)]
+                with m.If(kx == self.kw - 1):
+                    m.d.sync += [kx.eq(0), ky.eq(ky + 1)]
+                    with m.If(ky == self.kh - 1):
+                        # Next pixel (raster order over the output).
+                        m.d.sync += [ky.eq(0), word.eq(0), row.eq(row + 1), pix.eq(pix + 1)]
+                        with m.If(ox == self.out_w - 1):
+                            m.d.sync += [ox.eq(0), ix0.eq(-self.pad_l), iy0.eq(iy0 + self.sh)]
+                        with m.Else():
+                            m.d.sync += [ox.eq(ox + 1), ix0.eq(ix0 + self.sw)]
+                        with m.If(row == rows - 1):
+                            m.d.comb += self.done_now.eq(1)
+                            m.d.sync += [self.busy.eq(0), row.eq(0), tile.eq(~tile)]
+        with m.If(self.start):
+            m.d.sync += self.busy.eq(1)
+        with m.If(self.epoch_begin):
+            m.d.sync += [
+                row.eq(0),
+                ky.eq(0),
+                kx.eq(0),
+                cb.eq(0),
+                word.eq(0),
+                tile.eq(0),
+                pix.eq(0),
+                ox.eq(0),
+                iy0.eq(-self.pad_t),
+                ix0.eq(-self.pad_l),
+            ]
+        return m

@@ -1,0 +1,312 @@
+"""The layer program: one descriptor per op, its bit layout, compiler, encoder and decoder.
+
+:class:`Descriptor` (an Amaranth ``data.Struct``) is the single source of truth for the format:
+the RTL decodes a program word by viewing it through it, and Python encodes and decodes through
+``Descriptor.const`` / ``Descriptor.from_bits``; there is no second bit packer. The compiler turns
+a network mapped on a chip (``op_work``, ``plan_memory``) and per-op quantisation into
+descriptors; concatenations (mode ALIAS) cost nothing and get none.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Protocol
+
+from amaranth.lib import data
+from amaranth.lib import enum as shaped_enum
+
+from rtl.config import ADDR_BITS
+from scheduler.chip import BankKind, Chip
+from scheduler.dataflow import Mode, OpWork, UnsupportedOpError
+from scheduler.memory import BankLayout
+from scheduler.network import Network, OpKind
+
+__all__ = [
+    "Descriptor",
+    "OpDescriptor",
+    "OpMode",
+    "Program",
+    "QuantLike",
+    "compile_program",
+    "decode",
+    "encode",
+]
+
+
+class OpMode(shaped_enum.Enum, shape=3):
+    """What the sequencer does with a descriptor."""
+
+    GEMM = 0  # conv / fc on the array: tiles of R pixels x C output channels
+    DEPTHWISE = 1  # depthwise conv on the array diagonal
+    MAXPOOL = 2  # feeder's vector unit
+    AVGPOOL = 3  # feeder's vector unit, requantised
+    ADD = 4  # feeder's vector unit, two inputs
+
+
+class Descriptor(data.Struct):
+    """One op of the layer program (field meanings: docs/rtl.md, "Layer program")."""
+
+    mode: OpMode
+    last: 1  # the last descriptor of the program
+    relu: 1
+    in_base: ADDR_BITS  # scratchpad word address of the (first) input
+    in2_base: ADDR_BITS  # second input of an add
+    out_base: ADDR_BITS
+    in_h: 12
+    in_w: 12
+    out_w: 12
+    pixels: 24  # output pixels P (add: pixels of one channel block)
+    tiles: 24  # T
+    kh: 12
+    kw: 12
+    sh: 12
+    sw: 12
+    pad_t: 8
+    pad_l: 8
+    cb: 12  # input channel blocks per group (GEMM); channel blocks (others)
+    cin: 16  # input channels per group (GEMM; counts useful MACs)
+    cout: 16  # output channels per group (GEMM) / channels (DEPTHWISE)
+    groups: 12
+    group_passes: 12  # passes per group J_g
+    resident: 12  # passes per full epoch Q
+    k_pad: 16
+    rram_base: ADDR_BITS  # RRAM word address of the op's first pass
+    m: 16
+    s: 6
+    m_b: 16
+
+
+#: Width of a program word (one descriptor).
+DESCRIPTOR_BITS = Descriptor.as_shape().size
+
+
+@dataclass(frozen=True, slots=True)
+class OpDescriptor:
+    """Python view of one :class:`Descriptor` (same field names; ``mode`` an :class:`OpMode`)."""
+
+    mode: OpMode
+    last: int = 0
+    relu: int = 0
+    in_base: int = 0
+    in2_base: int = 0
+    out_base: int = 0
+    in_h: int = 1
+    in_w: int = 1
+    out_w: int = 1
+    pixels: int = 1
+    tiles: int = 0
+    kh: int = 1
+    kw: int = 1
+    sh: int = 1
+    sw: int = 1
+    pad_t: int = 0
+    pad_l: int = 0
+    cb: int = 1
+    cin: int = 0
+    cout: int = 0
+    groups: int = 1
+    group_passes: int = 0
+    resident: int = 0
+    k_pad: int = 0
+    rram_base: int = 0
+    m: int = 1
+    s: int = 0
+    m_b: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.mode, OpMode):
+            raise TypeError(f"mode must be an OpMode, not {self.mode!r}")
+        layout = Descriptor.as_shape()
+        for f in fields(self):
+            if f.name == "mode":
+                continue
+            value = getattr(self, f.name)
+            width = layout[f.name].width
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << width:
+                raise ValueError(
+                    f"descriptor field {f.name} must be an int in 0..{(1 << width) - 1}, "
+                    f"not {value!r}"
+                )
+
+
+def encode(descriptor: OpDescriptor) -> int:
+    """The program word of a descriptor."""
+    return Descriptor.const(asdict(descriptor)).as_bits()
+
+
+def decode(word: int) -> OpDescriptor:
+    """The descriptor held by a program word (inverse of :func:`encode`)."""
+    if not isinstance(word, int) or not 0 <= word < 1 << DESCRIPTOR_BITS:
+        raise ValueError(f"word must be an int of {DESCRIPTOR_BITS} bits, not {word!r}")
+    view = Descriptor.from_bits(word)
+    values = {}
+    for f in fields(OpDescriptor):
+        value = getattr(view, f.name)
+        values[f.name] = value if f.name == "mode" else int(value)
+    return OpDescriptor(**values)
+
+
+class QuantLike(Protocol):
+    """Per-op arithmetic fields (``cosim.images.DescriptorQuant`` has them)."""
+
+    m: int
+    s: int
+    m_b: int
+    relu: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    """A compiled layer program.
+
+    Attributes
+    ----------
+    descriptors : tuple of OpDescriptor
+        In execution order.
+    op_index : tuple of int
+        For each descriptor, the index of its op in ``network.ops``.
+    """
+
+    descriptors: tuple[OpDescriptor, ...]
+    op_index: tuple[int, ...]
+
+    def words(self) -> tuple[int, ...]:
+        return tuple(encode(d) for d in self.descriptors)
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def compile_program(
+    network: Network,
+    chip: Chip,
+    layout: BankLayout,
+    works: Sequence[OpWork],
+    quant: Mapping[str, QuantLike],
+) -> Program:
+    """Descriptors for every op of ``network`` but concatenations.
+
+    Raises
+    ------
+    UnsupportedOpError
+        For a matmul (the RTL has no scratchpad B-operand path yet).
+    """
+    lanes = chip.lanes_per_word
+    base = {p.tensor: p.base_word for p in layout.placements}
+    bank_words = chip.bank(BankKind.RRAM).words(chip.word_bits)
+    first_rram = layout.first_bank(BankKind.RRAM)
+    out: list[OpDescriptor] = []
+    index: list[int] = []
+    for i, (op, work) in enumerate(zip(network.ops, works, strict=True)):
+        if work.op.name != op.name:
+            raise ValueError(f"works must follow the chain: {work.op.name!r} where {op.name!r} is")
+        if work.mode is Mode.ALIAS:
+            continue
+        if op.kind is OpKind.MATMUL:
+            raise UnsupportedOpError(
+                f"{op.name}: matmul ops are not supported by the RTL yet (no scratchpad "
+                "B-operand path); remove them or use the cost model only"
+            )
+        q = quant[op.name]
+        common = {
+            "relu": int(bool(q.relu)),
+            "m": int(q.m),
+            "s": int(q.s),
+            "m_b": int(q.m_b),
+            "in_base": base[op.inputs[0]],
+            "out_base": base[op.name],
+        }
+        src = op.in_shapes[0]
+        pt, pl = op.padding[0], op.padding[1]
+        if work.mode is Mode.VECTOR:
+            if op.kind is OpKind.ADD:
+                d = OpDescriptor(
+                    mode=OpMode.ADD,
+                    in2_base=base[op.inputs[1]],
+                    in_h=src.height,
+                    in_w=src.width,
+                    out_w=src.width,
+                    pixels=src.height * src.width,
+                    cb=_ceil(src.channels, lanes),
+                    **common,
+                )
+            else:
+                d = OpDescriptor(
+                    mode=OpMode.MAXPOOL if op.kind is OpKind.MAXPOOL else OpMode.AVGPOOL,
+                    in_h=src.height,
+                    in_w=src.width,
+                    out_w=op.out.width,
+                    pixels=op.out.height * op.out.width,
+                    kh=op.kernel[0],
+                    kw=op.kernel[1],
+                    sh=op.stride[0],
+                    sw=op.stride[1],
+                    pad_t=pt,
+                    pad_l=pl,
+                    cb=_ceil(src.channels, lanes),
+                    **common,
+                )
+        else:
+            lo, _ = layout.weight_banks[i]
+            rram_base = (lo - first_rram) * bank_words
+            if work.mode is Mode.DEPTHWISE:
+                d = OpDescriptor(
+                    mode=OpMode.DEPTHWISE,
+                    in_h=src.height,
+                    in_w=src.width,
+                    out_w=op.out.width,
+                    pixels=op.out.height * op.out.width,
+                    tiles=work.tiles,
+                    kh=op.kernel[0],
+                    kw=op.kernel[1],
+                    sh=op.stride[0],
+                    sw=op.stride[1],
+                    pad_t=pt,
+                    pad_l=pl,
+                    cb=1,
+                    cin=1,
+                    cout=op.out.channels,
+                    groups=1,
+                    group_passes=work.passes,
+                    resident=1,
+                    k_pad=work.reduction,
+                    rram_base=rram_base,
+                    **common,
+                )
+            else:
+                if op.kind is OpKind.FC:
+                    kh, kw, sh, sw, pt, pl = src.height, src.width, 1, 1, 0, 0
+                    groups, out_w, pixels = 1, 1, 1
+                else:
+                    (kh, kw), (sh, sw), groups = op.kernel, op.stride, op.groups
+                    out_w, pixels = op.out.width, op.out.height * op.out.width
+                d = OpDescriptor(
+                    mode=OpMode.GEMM,
+                    in_h=src.height,
+                    in_w=src.width,
+                    out_w=out_w,
+                    pixels=pixels,
+                    tiles=work.tiles,
+                    kh=kh,
+                    kw=kw,
+                    sh=sh,
+                    sw=sw,
+                    pad_t=pt,
+                    pad_l=pl,
+                    cb=_ceil(src.channels // groups, lanes),
+                    cin=src.channels // groups,
+                    cout=op.out.channels // groups,
+                    groups=groups,
+                    group_passes=work.passes // groups,
+                    resident=work.epoch_passes[0],
+                    k_pad=work.reduction,
+                    rram_base=rram_base,
+                    **common,
+                )
+        out.append(d)
+        index.append(i)
+    if not out:
+        raise ValueError(f"network {network.name!r} has no op the RTL executes")
+    last = out[-1]
+    out[-1] = OpDescriptor(**{**asdict(last), "last": 1})
+    return Program(tuple(out), tuple(index))

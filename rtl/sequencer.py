@@ -1,0 +1,272 @@
+"""The layer sequencer: runs the program's descriptors through setup, phases, epochs and steps."""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from rtl.arith import address_bits
+from rtl.config import ADDR_BITS, AccelConfig
+from rtl.divider import FractionalDivider
+from rtl.program import DESCRIPTOR_BITS, Descriptor, OpMode
+
+__all__ = ["LayerSequencer"]
+
+
+class LayerSequencer(wiring.Component):
+    """Fetches descriptors and drives the engines through the barriers of docs/timing-model.md.
+
+    Per op: ``op_setup`` cycles (fetch, decode); then a VECTOR op runs the vector unit alone, or
+    an array op runs phases 0..E: phase e starts the DMA of epoch e (e < E) and the compute of
+    epoch e-1 (e >= 1), and ends when both have finished; each phase is followed by
+    ``epoch_sync`` cycles. Compute of an epoch is T + 3 steps; step s starts the gather of tile s
+    (s < T), the write of tile s-3 (s >= 3), the stream of tile s-1 (1 <= s <= T) or the flush
+    (s = T + 1), and ends when every started engine has finished, followed by ``step_sync``
+    cycles. The feeder and sys dividers run only inside steps and the rram divider only while the
+    DMA is busy, each restarting from phase zero, so n ticks take ceil(n 2^B / inc) cycles. The
+    engines are self-timed: their own loops decide when they finish.
+
+    ``op_done`` pulses (registered) one cycle after each op's last cycle, with ``op_index``;
+    ``done`` rises with it after the last op.
+    """
+
+    def __init__(self, config: AccelConfig) -> None:
+        self.config = cfg = config
+        self.wbuf_bits = address_bits(2 * cfg.half_words)
+        B = cfg.phase_bits
+        super().__init__(
+            {
+                "start": In(1),
+                "inc_sys": In(B),
+                "inc_rram": In(B),
+                "inc_feeder": In(B),
+                "prog_addr": Out(12),
+                "prog_rdata": In(DESCRIPTOR_BITS),
+                "desc": Out(Descriptor),
+                "tick_sys": Out(1),
+                "tick_feeder": Out(1),
+                "tick_rram": Out(1),
+                "gather_busy": In(1),
+                "gather_done": In(1),
+                "writer_busy": In(1),
+                "writer_done": In(1),
+                "array_busy": In(1),
+                "array_done": In(1),
+                "vector_busy": In(1),
+                "vector_done": In(1),
+                "dma_busy": In(1),
+                "dma_done": In(1),
+                "epoch_begin": Out(1),
+                "gather_start": Out(1),
+                "writer_start": Out(1),
+                "array_start": Out(1),
+                "array_flush": Out(1),
+                "vector_start": Out(1),
+                "dma_start": Out(1),
+                "dma_src": Out(ADDR_BITS),
+                "dma_words": Out(self.wbuf_bits),
+                "dma_half": Out(1),
+                "epoch_q": Out(12),
+                "epoch_jp0": Out(12),
+                "epoch_cb0": Out(12),
+                "epoch_cbo0": Out(12),
+                "epoch_half": Out(1),
+                "running": Out(1),
+                "step_barrier": Out(1),
+                "epoch_barrier": Out(1),
+                "op_done": Out(1),
+                "op_index": Out(12),
+                "done": Out(1),
+            }
+        )
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        cfg = self.config
+        desc = self.desc
+        m.submodules.div_sys = div_sys = FractionalDivider(phase_bits=cfg.phase_bits)
+        m.submodules.div_feeder = div_feeder = FractionalDivider(phase_bits=cfg.phase_bits)
+        m.submodules.div_rram = div_rram = FractionalDivider(phase_bits=cfg.phase_bits)
+        m.d.comb += [
+            div_sys.inc.eq(self.inc_sys),
+            div_feeder.inc.eq(self.inc_feeder),
+            div_rram.inc.eq(self.inc_rram),
+            div_rram.run.eq(self.dma_busy),
+            self.tick_sys.eq(div_sys.tick),
+            self.tick_feeder.eq(div_feeder.tick),
+            self.tick_rram.eq(div_rram.tick),
+        ]
+
+        pc = Signal(12)
+        count = Signal(16)
+        step = Signal(25)
+        m.d.comb += self.prog_addr.eq(pc)
+        is_vector = Signal()
+        m.d.comb += is_vector.eq(
+            (desc.mode == OpMode.MAXPOOL)
+            | (desc.mode == OpMode.AVGPOOL)
+            | (desc.mode == OpMode.ADD)
+        )
+        dw = desc.mode == OpMode.DEPTHWISE
+
+        # ---- epoch cursor: the next epoch to load ------------------------------------------------
+        ld_more = Signal()
+        ld_j = Signal(12)  # global index of its first pass
+        ld_jp = Signal(12)  # index within its group
+        ld_g = Signal(12)
+        ld_cb0 = Signal(12)  # its group's first input channel block
+        ld_off = Signal(ADDR_BITS)  # RRAM offset of its first pass
+        ld_half = Signal()
+        left = desc.group_passes - ld_jp
+        ld_q = Signal(12)
+        m.d.comb += ld_q.eq(Mux(desc.resident < left, desc.resident, left))
+        ld_words = Signal(self.wbuf_bits)
+        m.d.comb += ld_words.eq(ld_q * (desc.k_pad + cfg.bias_words))
+        # The loaded epoch waiting for its compute phase, and the one being computed.
+        pend = Signal()
+        pend_q, pend_jp0, pend_cb0, pend_cbo0 = (
+            Signal(12, name=f"pend_{n}") for n in ("q", "jp0", "cb0", "cbo0")
+        )
+        pend_half = Signal()
+        m.d.comb += [
+            self.dma_src.eq(desc.rram_base + ld_off),
+            self.dma_words.eq(ld_words),
+            self.dma_half.eq(ld_half),
+        ]
+
+        tiles = desc.tiles
+
+        def start_step(s: object) -> None:
+            """Start the engines of step ``s`` (a signal, or 0 for an epoch's first step)."""
+            if isinstance(s, int):  # step 0 only gathers tile 0 (every op has a tile)
+                assert s == 0
+                m.d.comb += self.gather_start.eq(1)
+            else:
+                m.d.comb += [
+                    self.gather_start.eq(s < tiles),
+                    self.writer_start.eq(s >= 3),
+                    self.array_start.eq(((s >= 1) & (s <= tiles)) | (s == tiles + 1)),
+                    self.array_flush.eq(s == tiles + 1),
+                ]
+            m.d.sync += step.eq(s)
+
+        def launch_phase() -> None:
+            """Start phase: DMA of the next epoch (if any), compute of the loaded one (if any)."""
+            with m.If(ld_more):
+                m.d.comb += self.dma_start.eq(1)
+                m.d.sync += [
+                    pend.eq(1),
+                    pend_q.eq(ld_q),
+                    pend_jp0.eq(Mux(dw, ld_j, ld_jp)),
+                    pend_cb0.eq(Mux(dw, ld_j, ld_cb0)),
+                    pend_cbo0.eq(ld_j),
+                    pend_half.eq(ld_half),
+                    ld_off.eq(ld_off + ld_words),
+                    ld_half.eq(~ld_half),
+                    ld_j.eq(ld_j + ld_q),
+                    ld_jp.eq(ld_jp + ld_q),
+                ]
+                with m.If(ld_jp + ld_q == desc.group_passes):
+                    m.d.sync += [ld_jp.eq(0), ld_g.eq(ld_g + 1), ld_cb0.eq(ld_cb0 + desc.cb)]
+                    with m.If(ld_g + 1 == desc.groups):
+                        m.d.sync += ld_more.eq(0)
+            with m.Else():
+                m.d.sync += pend.eq(0)
+            with m.If(pend):
+                m.d.comb += self.epoch_begin.eq(1)
+                m.d.sync += [
+                    self.epoch_q.eq(pend_q),
+                    self.epoch_jp0.eq(pend_jp0),
+                    self.epoch_cb0.eq(pend_cb0),
+                    self.epoch_cbo0.eq(pend_cbo0),
+                    self.epoch_half.eq(pend_half),
+                ]
+                start_step(0)
+                m.next = "RUN"
+            with m.Else():
+                m.next = "WAIT_DMA"
+
+        dma_idle_next = ~self.dma_busy | self.dma_done
+        feeder_idle_next = (~self.gather_busy | self.gather_done) & (
+            ~self.writer_busy | self.writer_done
+        )
+        sys_idle_next = ~self.array_busy | self.array_done
+
+        op_end = Signal()
+        m.d.sync += [self.op_done.eq(op_end), self.op_index.eq(pc)]
+
+        with m.FSM(name="seq"):
+            with m.State("IDLE"):
+                m.d.sync += count.eq(cfg.op_setup - 1)
+                with m.If(self.start):
+                    m.next = "SETUP"
+            with m.State("SETUP"):
+                m.d.comb += self.running.eq(1)
+                m.d.sync += [
+                    desc.eq(self.prog_rdata),
+                    count.eq(count - 1),
+                    ld_more.eq(~is_vector),
+                    ld_j.eq(0),
+                    ld_jp.eq(0),
+                    ld_g.eq(0),
+                    ld_cb0.eq(0),
+                    ld_off.eq(0),
+                    ld_half.eq(0),
+                    pend.eq(0),
+                ]
+                with m.If(count == 0):
+                    # desc was latched in the first setup cycle and the cursors set from it in
+                    # the second (op_setup >= 3).
+                    with m.If(is_vector):
+                        m.d.comb += self.vector_start.eq(1)
+                        m.next = "VEC_RUN"
+                    with m.Else():
+                        launch_phase()
+            with m.State("RUN"):
+                m.d.comb += [self.running.eq(1), div_sys.run.eq(1), div_feeder.run.eq(1)]
+                with m.If(feeder_idle_next & sys_idle_next):
+                    m.d.comb += self.step_barrier.eq(1)
+                    m.d.sync += count.eq(cfg.step_sync - 1)
+                    m.next = "STEP_SYNC"
+            with m.State("STEP_SYNC"):
+                m.d.comb += self.running.eq(1)
+                m.d.sync += count.eq(count - 1)
+                with m.If(count == 0):
+                    with m.If(step == tiles + 2):
+                        with m.If(dma_idle_next):
+                            m.d.comb += self.epoch_barrier.eq(1)
+                            m.d.sync += count.eq(cfg.epoch_sync - 1)
+                            m.next = "EPOCH_SYNC"
+                        with m.Else():
+                            m.next = "WAIT_DMA"
+                    with m.Else():
+                        start_step(step + 1)
+                        m.next = "RUN"
+            with m.State("WAIT_DMA"):
+                m.d.comb += self.running.eq(1)
+                with m.If(dma_idle_next):
+                    m.d.comb += self.epoch_barrier.eq(1)
+                    m.d.sync += count.eq(cfg.epoch_sync - 1)
+                    m.next = "EPOCH_SYNC"
+            with m.State("VEC_RUN"):
+                m.d.comb += [self.running.eq(1), div_feeder.run.eq(1)]
+                with m.If(~self.vector_busy | self.vector_done):
+                    m.d.comb += self.epoch_barrier.eq(1)
+                    m.d.sync += count.eq(cfg.epoch_sync - 1)
+                    m.next = "EPOCH_SYNC"
+            with m.State("EPOCH_SYNC"):
+                m.d.comb += self.running.eq(1)
+                m.d.sync += count.eq(count - 1)
+                with m.If(count == 0):
+                    with m.If(ld_more | pend):
+                        launch_phase()
+                    with m.Else():
+                        m.d.comb += op_end.eq(1)
+                        m.d.sync += count.eq(cfg.op_setup - 1)
+                        with m.If(desc.last):
+                            m.next = "DONE"
+                        with m.Else():
+                            m.d.sync += pc.eq(pc + 1)
+                            m.next = "SETUP"
+            with m.State("DONE"):
+                m.d.comb += self.done.eq(1)
+        return m

@@ -1,0 +1,125 @@
+"""The R x C output-stationary systolic array with skewed operands and in-band tile markers."""
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["Operand", "SystolicArray"]
+
+
+class Operand(data.Struct):
+    """An activation travelling along a row, with the tile markers that travel with it."""
+
+    a: signed(8)
+    valid: 1  # a real operand pair: multiply-accumulate
+    first: 1  # first operand of a tile: move the accumulator to the output register
+    drain: 1  # the output register then holds a finished tile: drain it
+    last: 1  # the marker of an epoch's flush
+
+
+class SystolicArray(wiring.Component):
+    """Output-stationary int8 x int8 -> int32 array.
+
+    Row r's operand stream (``a_in[r]`` with the shared flags) is delayed r ticks and column c's
+    weight stream (``w_in[c]``) c ticks before entering; inside, activations move right and
+    weights down one PE per tick, so PE (r, c) sees element k at tick k + r + c. A ``first``
+    marker makes each PE copy its accumulator to its output register and restart; when the marker
+    leaves row r's last PE the row's output registers hold the finished tile (``row_drain[r]``).
+    PE (i, i)'s register is final when the marker leaves it (``diag_drain[i]``, depthwise).
+    Everything advances only on ``tick`` (the sys domain's clock enable).
+
+    Attributes
+    ----------
+    tick : In(1)
+    a_in : In(signed(8)) x rows  row r's activation (before its skew)
+    valid, first, drain, last : In(1)  markers of this tick's elements (see :class:`Operand`)
+    w_in : In(signed(8)) x cols
+    row_drain : Out(rows)  one-hot: row r's results are readable on ``row_acc`` this tick
+    row_acc : Out(signed(32)) x cols  the output registers of the draining row
+    diag_drain : Out(cols)  PE (i, i)'s result is readable on ``diag_acc[i]`` this tick
+    diag_acc : Out(signed(32)) x cols
+    last_exit : Out(1)  the flush marker leaves PE (R-1, C-1) this tick
+    """
+
+    def __init__(self, *, rows: int, cols: int) -> None:
+        self.rows, self.cols = rows, cols
+        super().__init__(
+            {
+                "tick": In(1),
+                "a_in": In(signed(8)).array(rows),
+                "valid": In(1),
+                "first": In(1),
+                "drain": In(1),
+                "last": In(1),
+                "w_in": In(signed(8)).array(cols),
+                "row_drain": Out(rows),
+                "row_acc": Out(signed(32)).array(cols),
+                "diag_drain": Out(cols),
+                "diag_acc": Out(signed(32)).array(cols),
+                "last_exit": Out(1),
+            }
+        )
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        rows, cols = self.rows, self.cols
+
+        # Skew: row r's stream delayed r ticks, column c's c ticks.
+        row_in = []
+        for r in range(rows):
+            src = Signal(Operand, name=f"row{r}_src")
+            m.d.comb += [
+                src.a.eq(self.a_in[r]),
+                src.valid.eq(self.valid),
+                src.first.eq(self.first),
+                src.drain.eq(self.drain),
+                src.last.eq(self.last),
+            ]
+            for d in range(r):
+                nxt = Signal(Operand, name=f"row{r}_skew{d}")
+                with m.If(self.tick):
+                    m.d.sync += nxt.eq(src)
+                src = nxt
+            row_in.append(src)
+        col_in = []
+        for c in range(cols):
+            src = Signal(signed(8), name=f"col{c}_src")
+            m.d.comb += src.eq(self.w_in[c])
+            for d in range(c):
+                nxt = Signal(signed(8), name=f"col{c}_skew{d}")
+                with m.If(self.tick):
+                    m.d.sync += nxt.eq(src)
+                src = nxt
+            col_in.append(src)
+
+        h = [[Signal(Operand, name=f"h_{r}_{c}") for c in range(cols)] for r in range(rows)]
+        v = [[Signal(signed(8), name=f"v_{r}_{c}") for c in range(cols)] for r in range(rows)]
+        acc = [[Signal(signed(32), name=f"acc_{r}_{c}") for c in range(cols)] for r in range(rows)]
+        out = [[Signal(signed(32), name=f"out_{r}_{c}") for c in range(cols)] for r in range(rows)]
+        with m.If(self.tick):
+            for r in range(rows):
+                for c in range(cols):
+                    a = row_in[r] if c == 0 else h[r][c - 1]
+                    w = col_in[c] if r == 0 else v[r - 1][c]
+                    prod = a.a * w
+                    m.d.sync += [h[r][c].eq(a), v[r][c].eq(w)]
+                    with m.If(a.first):
+                        m.d.sync += out[r][c].eq(acc[r][c])
+                        m.d.sync += acc[r][c].eq(Mux(a.valid, prod, 0))
+                    with m.Elif(a.valid):
+                        m.d.sync += acc[r][c].eq(acc[r][c] + prod)
+
+        for r in range(rows):
+            exiting = h[r][cols - 1]
+            m.d.comb += self.row_drain[r].eq(exiting.first & exiting.drain)
+            with m.If(exiting.first & exiting.drain):
+                for c in range(cols):
+                    m.d.comb += self.row_acc[c].eq(out[r][c])
+        for i in range(cols):
+            m.d.comb += [
+                self.diag_drain[i].eq(h[i][i].first & h[i][i].drain),
+                self.diag_acc[i].eq(out[i][i]),
+            ]
+        corner = h[rows - 1][cols - 1]
+        m.d.comb += self.last_exit.eq(corner.first & corner.last)
+        return m

@@ -1,0 +1,67 @@
+"""The rram-domain weight DMA: one RRAM word into the weight tile buffer per rram tick."""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from rtl.arith import address_bits
+from rtl.config import ADDR_BITS, AccelConfig
+
+__all__ = ["WeightDma"]
+
+
+class WeightDma(wiring.Component):
+    """Copies ``words`` RRAM words from ``src`` into weight-buffer half ``half`` from its word 0.
+
+    ``start`` (with the parameters) begins; each tick reads one RRAM word and writes it (a DMA
+    beat); ``done_now`` marks the tick of the last beat.
+    """
+
+    def __init__(self, config: AccelConfig) -> None:
+        self.config = cfg = config
+        self.wbuf_bits = address_bits(2 * cfg.half_words)
+        super().__init__(
+            {
+                "tick": In(1),
+                "start": In(1),
+                "src": In(ADDR_BITS),
+                "words": In(self.wbuf_bits),
+                "half": In(1),
+                "rram_raddr": Out(ADDR_BITS),
+                "rram_rdata": In(64),
+                "wbuf_waddr": Out(self.wbuf_bits),
+                "wbuf_wdata": Out(64),
+                "wbuf_we": Out(1),
+                "busy": Out(1),
+                "done_now": Out(1),
+            }
+        )
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        index = Signal(self.wbuf_bits)
+        src = Signal(ADDR_BITS)
+        words = Signal(self.wbuf_bits)
+        half = Signal()
+        active = Signal()
+        m.d.comb += active.eq(self.tick & self.busy)
+        m.d.comb += [
+            self.rram_raddr.eq(src + index),
+            self.wbuf_waddr.eq(Mux(half, self.config.half_words, 0) + index),
+            self.wbuf_wdata.eq(self.rram_rdata),
+            self.wbuf_we.eq(active),
+        ]
+        with m.If(active):
+            m.d.sync += index.eq(index + 1)
+            with m.If(index == words - 1):
+                m.d.comb += self.done_now.eq(1)
+                m.d.sync += self.busy.eq(0)
+        with m.If(self.start):
+            m.d.sync += [
+                self.busy.eq(1),
+                index.eq(0),
+                src.eq(self.src),
+                words.eq(self.words),
+                half.eq(self.half),
+            ]
+        return m

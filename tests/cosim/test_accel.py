@@ -1,0 +1,200 @@
+"""The RTL accelerator on Verilator: bit-exact against the golden model, cycles and counters equal
+to the cost model's prediction (scheduler/dataflow.py), per op, at several frequency settings."""
+
+from pathlib import Path
+
+import pytest
+
+from cosim.accel_run import RunResult, accelerator_build, run_network
+from cosim.build import VerilatorBuild, lint
+from cosim.sim_top import accel_build_spec
+from scheduler.chip import Chip, load_chip
+from scheduler.dataflow import OpWork
+from scheduler.network import Network, load_network
+
+SMALL_CHIP = Path(__file__).resolve().parents[1] / "data" / "chip_small.yaml"
+STATES = [(1.1, 1.1, 1.1), (0.9, 1.3, 1.0), (1.3, 0.9, 1.2)]
+
+#: Single-layer networks: (input shape, ops). Strides 1/2, kernels 1/3/5 and non-square,
+#: asymmetric padding, depthwise, fc, max/avg pool (ceil_mode, global), add, concat.
+LAYERS = {
+    "conv3x3_relu": (
+        "[8, 6, 6]",
+        "- {name: c, op: conv, input: x, out_channels: 16, kernel: 3, padding: 1, relu: true}",
+    ),
+    "conv5x3_s2_asym": (
+        "[5, 11, 9]",
+        (
+            "- {name: c, op: conv, input: x, out_channels: 11, kernel: [5, 3], "
+            "stride: 2, padding: [2, 1, 1, 0]}"
+        ),
+    ),
+    "conv1x1": (
+        "[20, 5, 7]",
+        "- {name: c, op: conv, input: x, out_channels: 24, kernel: 1, relu: true}",
+    ),
+    "conv_many_passes": (
+        "[8, 6, 6]",
+        "- {name: c, op: conv, input: x, out_channels: 100, kernel: 3, padding: 1}",
+    ),
+    "conv_epochs": (
+        "[64, 4, 4]",
+        "- {name: c, op: conv, input: x, out_channels: 40, kernel: 3, padding: 1}",
+    ),
+    "depthwise5x5": (
+        "[16, 9, 9]",
+        "- {name: c, op: conv, input: x, out_channels: 16, kernel: 5, padding: 2, groups: 16}",
+    ),
+    "fc": ("[13, 3, 2]", "- {name: c, op: fc, input: x, out_features: 19, relu: true}"),
+    "maxpool_ceil": (
+        "[10, 7, 7]",
+        "- {name: c, op: maxpool, input: x, kernel: 3, stride: 2, ceil_mode: true}",
+    ),
+    "avgpool_pad": (
+        "[9, 6, 5]",
+        "- {name: c, op: avgpool, input: x, kernel: [2, 3], stride: [2, 1], padding: [1, 1, 0, 1]}",
+    ),
+    "avgpool_global": ("[16, 4, 4]", "- {name: c, op: avgpool, input: x, global: true}"),
+    "add_relu": (
+        "[16, 5, 5]",
+        (
+            "- {name: a, op: conv, input: x, out_channels: 16, "
+            "kernel: 1}\n  - {name: c, op: add, inputs: [x, a], relu: true}"
+        ),
+    ),
+    "concat": (
+        "[8, 5, 5]",
+        (
+            "- {name: a, op: conv, input: x, out_channels: 8, kernel: 3, "
+            "padding: 1}\n  - {name: b, op: conv, input: x, out_channels: 16, "
+            "kernel: 1}\n  - {name: c, op: concat, inputs: [a, b]}\n  - {name: d, "
+            "op: maxpool, input: c, kernel: 2, stride: 2}"
+        ),
+    ),
+}
+#: Layers whose stream steps have fewer than R + C sys ticks (docs/rtl.md, "Spec issue"): their
+#: data is only right with the drain extension.
+DRAIN_LAYERS = {
+    "depthwise3x3_s2": (
+        "[12, 7, 6]",
+        (
+            "- {name: c, op: conv, input: x, out_channels: 12, kernel: 3, stride: 2, "
+            "padding: 1, groups: 12, relu: true}"
+        ),
+    ),
+    "conv1x1_k8": ("[8, 5, 5]", "- {name: c, op: conv, input: x, out_channels: 5, kernel: 1}"),
+}
+
+
+def _network(tmp_path: Path, name: str, spec: tuple[str, str]) -> Network:
+    shape, ops = spec
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        f"format: voltflow-network/1\nname: {name}\ntitle: {name}\nsource: test\n"
+        f"input: {{name: x, shape: {shape}}}\nops:\n  {ops}\n"
+    )
+    return load_network(str(path))
+
+
+@pytest.fixture(scope="module")
+def chip() -> Chip:
+    return load_chip(SMALL_CHIP)
+
+
+@pytest.fixture(scope="module")
+def spec_build(chip: Chip) -> VerilatorBuild:
+    return accelerator_build(chip)
+
+
+def _assert_exact(result: RunResult, *, data: bool = True) -> None:
+    for op in result.ops:
+        assert op.measured_cycles == op.predicted_cycles, (
+            op.name,
+            op.measured_cycles,
+            op.predicted_cycles,
+        )
+        assert op.measured == op.predicted, (op.name, op.measured, op.predicted)
+        if data:
+            assert op.bit_exact is not False, op.name
+    if data:
+        assert result.ops[-1].bit_exact is True
+
+
+# ---- single layers ---------------------------------------------------------------------------
+
+
+@pytest.mark.cosim
+@pytest.mark.parametrize("state", STATES, ids=lambda s: ",".join(map(str, s)))
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_layer_is_bit_exact_and_cycle_exact(
+    name: str,
+    state: tuple[float, float, float],
+    chip: Chip,
+    spec_build: VerilatorBuild,
+    tmp_path: Path,
+) -> None:
+    network = _network(tmp_path, name, LAYERS[name])
+    result = run_network(network, chip, state, seed=7, verilator_build=spec_build)
+    _assert_exact(result)
+
+
+@pytest.mark.cosim
+@pytest.mark.parametrize("state", STATES, ids=lambda s: ",".join(map(str, s)))
+@pytest.mark.parametrize("name", sorted(DRAIN_LAYERS))
+def test_short_streams_drain_within_their_step(
+    name: str,
+    state: tuple[float, float, float],
+    chip: Chip,
+    spec_build: VerilatorBuild,
+    tmp_path: Path,
+) -> None:
+    """Streams shorter than R + C ticks (3x3 depthwise, K_pad = 8): the step is extended by
+    X = R + C - S ticks so the tile has left the array before it is written (docs/rtl.md)."""
+    network = _network(tmp_path, name, DRAIN_LAYERS[name])
+    result = run_network(network, chip, state, seed=7, verilator_build=spec_build)
+    _assert_exact(result)
+    assert any(_work(network, chip, op.name).drain_ticks > 0 for op in result.ops)
+
+
+def _work(network: Network, chip: Chip, name: str) -> OpWork:
+    from scheduler.dataflow import op_work
+
+    return op_work(network.op(name), chip, network)
+
+
+# ---- whole networks --------------------------------------------------------------------------
+
+
+@pytest.mark.cosim
+@pytest.mark.parametrize("state", STATES, ids=lambda s: ",".join(map(str, s)))
+def test_resnet8_is_exact(
+    state: tuple[float, float, float], chip: Chip, spec_build: VerilatorBuild
+) -> None:
+    result = run_network(load_network("resnet8"), chip, state, seed=1, verilator_build=spec_build)
+    _assert_exact(result)
+
+
+@pytest.mark.cosim
+@pytest.mark.parametrize("state", STATES, ids=lambda s: ",".join(map(str, s)))
+def test_ds_cnn_is_exact(
+    state: tuple[float, float, float], chip: Chip, spec_build: VerilatorBuild
+) -> None:
+    result = run_network(load_network("ds_cnn"), chip, state, seed=1, verilator_build=spec_build)
+    _assert_exact(result)
+
+
+@pytest.mark.cosim
+@pytest.mark.slow
+def test_squeezenet_on_the_reference_chip_is_exact() -> None:
+    chip = load_chip()
+    result = run_network(load_network("squeezenet"), chip, (1.1, 1.1, 1.1), seed=0)
+    _assert_exact(result)
+
+
+# ---- lint ------------------------------------------------------------------------------------
+
+
+@pytest.mark.cosim
+def test_generated_verilog_passes_lint_wall(chip: Chip) -> None:
+    report = lint(accel_build_spec(chip))
+    assert report.passed, report.output
