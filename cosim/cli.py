@@ -323,6 +323,97 @@ def cmd_disasm(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cosim(args: argparse.Namespace) -> int:
+    from cosim.accel_run import accelerator_build, activity_diff, run_network
+    from scheduler.texttable import format_table
+
+    if args.fps is not None:
+        raise CliError(
+            "--fps (a scheduled, PMU-driven run) needs the PMU (issue 5) and the end-to-end flow "
+            "(issue 6); today `voltflow cosim` runs one inference at a fixed --state"
+        )
+    network, chip, _ = _load_inputs(args)
+    state_v = args.state if args.state is not None else [chip.nominal_v] * 3
+    progress = sys.stderr
+    print(f"[1/2] Verilator model for {chip.name} (built once, cached)...", file=progress)
+    build = accelerator_build(chip)
+    how = f"built in {build.build_seconds:.1f} s" if build.built else "cached"
+    print(f"      {how}", file=progress)
+    print(f"[2/2] {network.name}: {len(network.ops)} ops on the RTL...", file=progress)
+    result = run_network(
+        network, chip, state_v, seed=args.seed, sparsity=args.sparsity, verilator_build=build
+    )
+    rows = []
+    ops = []
+    for op in result.ops:
+        diff = activity_diff(op.measured, op.predicted)
+        exact = {True: "yes", False: "NO", None: "-"}[op.bit_exact]
+        rows.append(
+            [
+                op.name,
+                op.mode.value,
+                op.measured_cycles,
+                op.predicted_cycles,
+                op.measured_cycles - op.predicted_cycles,
+                "yes" if not diff else "NO",
+                exact,
+            ]
+        )
+        ops.append(
+            {
+                "name": op.name,
+                "mode": op.mode.value,
+                "measured_cycles": op.measured_cycles,
+                "predicted_cycles": op.predicted_cycles,
+                "counters_match": not diff,
+                "counter_differences": {k: list(v) for k, v in diff.items()},
+                "bit_exact": op.bit_exact,
+            }
+        )
+    measured = sum(op.measured_cycles for op in result.ops)
+    predicted = sum(op.predicted_cycles for op in result.ops)
+    footer = ["total", "", measured, predicted, measured - predicted, "", ""]
+    table = format_table(
+        ["op", "mode", "measured cycles", "predicted cycles", "diff", "counters", "bit-exact"],
+        rows,
+        footer,
+    )
+    passed = result.passed
+    report = {
+        "format": "voltflow-cosim-state/1",
+        "network": network.name,
+        "chip": chip.name,
+        "state_v": list(result.state_v),
+        "increments": list(result.increments),
+        "ops": ops,
+        "counters": result.counters,
+        "measured_cycles": measured,
+        "predicted_cycles": predicted,
+        "passed": passed,
+        "sim_wall_s": result.sim_wall_s,
+        "wall_s": result.wall_s,
+        "cycles_per_s": result.cycles_per_s,
+    }
+    speed = (
+        f"{result.total_cycles:,} reference cycles in {result.sim_wall_s:.2f} s of simulation "
+        f"({result.cycles_per_s / 1e3:,.0f} k cycles/s); {result.wall_s:.2f} s with loading"
+    )
+    verdict = (
+        "PASS: every op cycle-exact, counters equal, outputs bit-exact"
+        if passed
+        else ("FAIL: see the rows marked NO or a non-zero diff")
+    )
+    state = ", ".join(
+        f"{d} {v:.2f} V" for d, v in zip(("sys", "rram", "feeder"), state_v, strict=True)
+    )
+    _emit(
+        args,
+        report,
+        f"{network.title} on {chip.name} RTL at {state}\n\n{table}\n\n{speed}\n{verdict}",
+    )
+    return 0 if passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="voltflow",
@@ -423,6 +514,24 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--policy", choices=["no_pg", "layer_pg", "rram_pg"], help="override")
     comp.add_argument("--json", action="store_true", help="print a JSON object")
     comp.set_defaults(func=cmd_compile)
+
+    cos = sub.add_parser("cosim", help="run a network on the cycle-accurate RTL and check it")
+    common(cos)
+    cos.add_argument(
+        "--state",
+        type=_parse_state,
+        default=None,
+        metavar="VSYS,VRRAM,VFEEDER",
+        help="fixed power state (default: nominal)",
+    )
+    cos.add_argument("--fps", type=_positive, default=None, help="(end-to-end flow, issue 6)")
+    cos.add_argument("--rails", type=int, default=3, help="(end-to-end flow)")
+    cos.add_argument("--method", default="dp", choices=METHODS, help="(end-to-end flow)")
+    cos.add_argument("--frames", type=int, default=2, help="(end-to-end flow)")
+    cos.add_argument("--waves", choices=["fst", "vcd", "saif"], help="(end-to-end flow)")
+    cos.add_argument("--seed", type=int, default=0, help="seed of the random weights and input")
+    cos.add_argument("--sparsity", type=float, default=0.0, help="fraction of zero weights")
+    cos.set_defaults(func=cmd_cosim)
 
     dis = sub.add_parser("disasm", help="disassemble a PMU ROM and show each layer's state")
     dis.add_argument("rom", help="ROM image (.hex or .bin)")

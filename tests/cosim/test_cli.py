@@ -136,3 +136,23 @@ def test_bad_levels_and_schedule_files(capsys, tmp_path) -> None:
     bad.write_text('{"format": "voltflow-schedule/9"}')
     code, _, err = run(capsys, "compile", str(bad), "-o", str(tmp_path / "r.hex"))
     assert code == 2 and "bad.json" in err and "voltflow-schedule/1" in err
+
+
+@pytest.mark.cosim
+def test_cosim_at_a_fixed_state_is_exact(capsys) -> None:
+    from pathlib import Path
+
+    small = Path(__file__).parents[1] / "data" / "chip_small.yaml"
+    code, out, err = run(
+        capsys, "cosim", "--net", "resnet8", "--hw", str(small), "--state", "1.3,0.9,1.2", "--json"
+    )
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["passed"] and report["measured_cycles"] == report["predicted_cycles"]
+    assert all(op["bit_exact"] is not False and op["counters_match"] for op in report["ops"])
+    assert "[1/2] Verilator model" in err
+
+
+def test_cosim_with_fps_says_what_is_missing(capsys) -> None:
+    code, _, err = run(capsys, "cosim", "--net", "ds_cnn", "--fps", "100")
+    assert code == 2 and "needs the PMU" in err
