@@ -50,13 +50,54 @@ def bench_networks(ilp_limit_s: float) -> None:
     sweep(problem, rails=3)
 
 
+def bench_cosim() -> None:
+    """Simulation speed of the full reference chip: one SqueezeNet inference on the RTL."""
+    from cosim.accel_run import accelerator_build, run_network
+
+    chip = load_chip()
+    t0 = time.perf_counter()
+    build = accelerator_build(chip)
+    build_s = time.perf_counter() - t0
+    rows = []
+    for name in ("resnet8", "squeezenet"):
+        t0 = time.perf_counter()
+        result = run_network(load_network(name), chip, [chip.nominal_v] * 3, verilator_build=build)
+        total_s = time.perf_counter() - t0
+        exact = all(op.cycles_match and op.activity_match for op in result.ops)
+        rows.append(
+            [
+                name,
+                result.total_cycles,
+                result.sim_wall_s,
+                result.cycles_per_s / 1e3,
+                result.wall_s,
+                total_s,
+                "yes" if exact and result.passed else "NO",
+            ]
+        )
+    how = f"built in {build.build_seconds:.1f} s" if build.built else "cached build"
+    print(f"RTL co-simulation on {chip.name} at nominal voltage ({how}, lookup {build_s:.2f} s)")
+    print(
+        format_table(
+            ["network", "ref cycles", "sim s", "k cycles/s", "run s", "inference s", "exact"],
+            rows,
+        )
+    )
+    print("(inference s: golden model, images, program, simulation and comparison, after build)")
+    print()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", choices=["cost", "networks", "solvers"], help="run one section")
+    parser.add_argument(
+        "--only", choices=["cost", "cosim", "networks", "solvers"], help="run one section"
+    )
     parser.add_argument("--ilp-time-limit", type=float, default=120.0, help="seconds per ILP")
     args = parser.parse_args()
     if args.only in (None, "cost"):
         bench_cost_model()
+    if args.only in (None, "cosim"):
+        bench_cosim()
     if args.only in (None, "networks"):
         bench_networks(args.ilp_time_limit)
     if args.only in (None, "solvers"):
