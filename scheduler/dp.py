@@ -196,7 +196,9 @@ def _fastest(
     return float(total[f, path[-1]]), tuple(path), tail
 
 
-def _build_subset(problem: Problem, levels: tuple[int, ...], p_sleep: float) -> _Subset | None:
+def _build_subset(
+    problem: Problem, levels: tuple[int, ...], p_sleep: float, prune: bool = True
+) -> _Subset | None:
     """The states of the rail subset ``levels`` after pruning; None if a layer has none."""
     n = problem.num_layers
     mask = np.zeros(problem.num_levels, dtype=bool)
@@ -207,7 +209,9 @@ def _build_subset(problem: Problem, levels: tuple[int, ...], p_sleep: float) -> 
     leak_all = problem.layers[-1].leakage_w[within[-1]]
     # The slack power is the sleep power or the last state's leakage (any state of the subset).
     p_high = max(p_sleep, float(leak_all.max()))
-    kept = tuple(_undominated(problem, i, within[i], p_high) for i in range(n))
+    kept = tuple(
+        _undominated(problem, i, within[i], p_high) if prune else within[i] for i in range(n)
+    )
     patterns = [problem.level_index[i][kept[i]] for i in range(n)]
     hamming = [np.zeros((0, 0), dtype=np.int8)] + [
         _pairwise_switches(patterns[i - 1], patterns[i]) for i in range(1, n)
@@ -239,12 +243,14 @@ def _build_subset(problem: Problem, levels: tuple[int, ...], p_sleep: float) -> 
 
 
 @functools.lru_cache(maxsize=8)
-def _prepare(problem: Problem, rails: int) -> _Prepared:
-    """Rail subsets with their pruned states and fastest schedules (independent of the period)."""
+def _prepare(problem: Problem, rails: int, prune: bool = True) -> _Prepared:
+    """Rail subsets with their pruned states and fastest schedules (independent of the period).
+
+    ``prune=False`` keeps dominated states (for measuring what the pruning buys)."""
     size = min(rails, problem.num_levels)
     subsets = []
     for levels in itertools.combinations(range(problem.num_levels), size):
-        built = _build_subset(problem, levels, problem.sleep_power_w)
+        built = _build_subset(problem, levels, problem.sleep_power_w, prune)
         if built is not None:
             subsets.append(built)
     return _Prepared(
@@ -644,6 +650,7 @@ def solve_dp(
     *,
     time_limit_s: float | None = None,
     max_labels: int = 20_000_000,
+    prune: bool = True,
 ) -> DPResult:
     """Energy-optimal schedule for one period and rail limit, with a proof.
 
@@ -659,6 +666,8 @@ def solve_dp(
         Stop searching after this long; the answer then carries a lower bound and a gap.
     max_labels : int
         Stop searching after creating this many labels (same consequence).
+    prune : bool
+        Dominance pruning of states (default); False keeps every state, same answer, slower.
 
     Returns
     -------
@@ -674,7 +683,7 @@ def solve_dp(
     period_s *= 1.0 + DEADLINE_TOLERANCE / 2
     started = time.perf_counter()
     deadline = math.inf if time_limit_s is None else started + time_limit_s
-    prepared = _prepare(problem, rails)
+    prepared = _prepare(problem, rails, prune)
     subsets = list(prepared.subsets)
     feasible = [m for m, sub in enumerate(subsets) if sub.min_period_s <= period_s]
     counters = {"labels_created": 0, "labels_kept": 0}

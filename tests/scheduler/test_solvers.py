@@ -599,3 +599,21 @@ def test_bad_schedule_files_are_named(tmp_path: Path, mid_problem: Problem) -> N
     path.write_text(json.dumps(data))
     with pytest.raises(ScheduleError, match=r": format must be 'voltflow-schedule/1', not "):
         load_schedule(path)
+
+
+def test_dominance_pruning_does_not_change_the_optimum() -> None:
+    from scheduler.chip import load_chip
+    from scheduler.dp import solve_dp
+    from scheduler.network import load_network
+    from scheduler.problem import ProblemOptions, build_problem
+
+    problem, _ = build_problem(
+        load_network("ds_cnn"), load_chip(), ProblemOptions(levels_v=(0.9, 1.0, 1.1, 1.2, 1.3))
+    )
+    for fps in (1500.0, 2500.0, 3500.0):
+        pruned = solve_dp(problem, 1 / fps, 3)
+        full = solve_dp(problem, 1 / fps, 3, prune=False)
+        assert pruned.proven and full.proven
+        assert pruned.energy_j == pytest.approx(full.energy_j, rel=1e-12)
+        key = "states_per_subset_after_pruning"
+        assert pruned.stats[key] < full.stats[key]
