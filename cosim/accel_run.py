@@ -26,6 +26,8 @@ from cosim.images import (
     write_readmemh,
 )
 from cosim.sim_top import SimSizes, accel_build_spec
+from pmu.compiler import state_program
+from pmu.rom import write_hex
 from rtl.activity_counters import COUNTERS
 from rtl.config import ADDR_BITS
 from rtl.program import DESCRIPTOR_BITS, Program, compile_program
@@ -34,7 +36,15 @@ from scheduler.dataflow import Activity, Mode, OpWork, op_work
 from scheduler.memory import BankLayout, plan_memory
 from scheduler.network import Network
 
-__all__ = ["OpResult", "RunResult", "accelerator_build", "measured_activity", "run_network"]
+__all__ = [
+    "OpResult",
+    "RunResult",
+    "accelerator_build",
+    "dump_plan",
+    "measured_activity",
+    "run_network",
+    "write_words_hex",
+]
 
 TB_MODULE = "cosim.tb_accel"
 
@@ -116,7 +126,7 @@ def measured_activity(delta: dict[str, int], rows: int, cols: int, word_bits: in
     )
 
 
-def _dump_plan(
+def dump_plan(
     network: Network, works: Sequence[OpWork], layout: BankLayout, program: Program
 ) -> tuple[list[tuple[int, int]], dict[str, tuple[int, int, int]]]:
     """Per descriptor the word range dumped after it, and per op where its output is found:
@@ -148,7 +158,7 @@ def _dump_plan(
     return [(lo, hi - 1) for lo, hi in ranges], where
 
 
-def _write_hex(path: Path, values: Sequence[int], bits: int) -> None:
+def write_words_hex(path: Path, values: Sequence[int], bits: int) -> None:
     digits = -(-bits // 4)
     path.write_text("".join(f"{v:0{digits}x}\n" for v in values))
 
@@ -202,24 +212,28 @@ def run_network(
         work_dir.mkdir(parents=True, exist_ok=True)
         write_readmemh(work_dir / "spad.hex", spad)
         write_readmemh(work_dir / "rram.hex", rram)
-        _write_hex(work_dir / "prog.hex", program.words(), DESCRIPTOR_BITS)
-        ranges, where = _dump_plan(network, works, layout, program)
-        _write_hex(work_dir / "dump_first.hex", [lo for lo, _ in ranges], ADDR_BITS)
-        _write_hex(work_dir / "dump_last.hex", [hi for _, hi in ranges], ADDR_BITS)
-        max_cycles = 2 * sum(predicted) + 1000 * len(works) + 10_000
+        write_words_hex(work_dir / "prog.hex", program.words(), DESCRIPTOR_BITS)
+        pmu_program = state_program(chip, tuple(volts[d] for d in DOMAINS), len(program.words()))
+        write_hex(work_dir / "cmd.hex", pmu_program.words)
+        ranges, where = dump_plan(network, works, layout, program)
+        write_words_hex(work_dir / "dump_first.hex", [lo for lo, _ in ranges], ADDR_BITS)
+        write_words_hex(work_dir / "dump_last.hex", [hi for _, hi in ranges], ADDR_BITS)
+        # The PMU's prologue waits for the rails (one skipped tick each); the rest is one tick
+        # per reference cycle.
+        max_ticks = 2 * sum(predicted) + 1000 * len(works) + 10_000
         plusargs = (
             f"+spad={work_dir / 'spad.hex'}",
             f"+rram={work_dir / 'rram.hex'}",
             f"+prog={work_dir / 'prog.hex'}",
+            f"+cmd={work_dir / 'cmd.hex'}",
+            f"+cmd_words={len(pmu_program.words)}",
+            f"+prog_ops={len(program.words())}",
             f"+dump_first={work_dir / 'dump_first.hex'}",
             f"+dump_last={work_dir / 'dump_last.hex'}",
             f"+dump_prefix={work_dir / 'out_'}",
             f"+stats={work_dir / 'stats.txt'}",
             f"+result={work_dir / 'result.json'}",
-            f"+inc_sys={inc[Domain.SYS]}",
-            f"+inc_rram={inc[Domain.RRAM]}",
-            f"+inc_feeder={inc[Domain.FEEDER]}",
-            f"+max_cycles={max_cycles}",
+            f"+max_ticks={max_ticks}",
         )
         wall = time.perf_counter()
         run = run_cocotb(verilator_build, TB_MODULE, plusargs=plusargs, run_dir=work_dir / "sim")
@@ -233,7 +247,7 @@ def run_network(
         outputs: dict[str, np.ndarray] = {}
         dumps: dict[int, tuple[int, np.ndarray]] = {}
         for k, (lo, _hi) in enumerate(ranges):
-            path = work_dir / f"out_{k}.hex"
+            path = work_dir / f"out_0_{k}.hex"
             if path.is_file():
                 dumps[k] = (lo, read_readmemh(path))
         for name, (k, b, n) in where.items():

@@ -1,10 +1,10 @@
 """cocotb testbench of the accelerator simulation top (``cosim/sim_top.py``).
 
-Runs inside the simulator. Python sets the divider increments, releases reset, starts the
-program and awaits ``finished``: the wrapper's own clock drives every cycle, the wrapper loads the
-memories and writes the per-op stats and dumps. Plusargs (besides the wrapper's file names):
-``+inc_sys=`` ``+inc_rram=`` ``+inc_feeder=`` (increments), ``+max_cycles=`` (timeout budget),
-``+result=`` (a JSON file receiving the simulation's wall time).
+Runs inside the simulator. Python releases reset and awaits ``finished``: the PMU runs its
+command program (rails, clocks, banks, launches), the wrapper's own clock drives every cycle, the
+wrapper loads the memories and writes the stats and dumps. Plusargs (besides the wrapper's):
+``+max_ticks=`` (timeout budget in wrapper clocks), ``+result=`` (a JSON file receiving the
+simulation's wall time).
 """
 
 import json
@@ -28,17 +28,11 @@ def _plusarg(name: str) -> str:
 
 @cocotb.test()
 async def run_program(dut: HierarchyObject) -> None:
-    """Run the loaded program to its end; the wrapper records everything else."""
-    dut.inc_sys.value = int(_plusarg("inc_sys"))
-    dut.inc_rram.value = int(_plusarg("inc_rram"))
-    dut.inc_feeder.value = int(_plusarg("inc_feeder"))
-    dut.start.value = 0
+    """Run the PMU program to its end; the wrapper records everything else."""
     dut.rst.value = 1
     await Timer(RESET_NS, "ns")
     dut.rst.value = 0
-    await Timer(CLOCK_PERIOD_NS, "ns")
-    dut.start.value = 1
-    budget_ns = int(_plusarg("max_cycles")) * CLOCK_PERIOD_NS + 100
+    budget_ns = int(_plusarg("max_ticks")) * CLOCK_PERIOD_NS + 100
     wall = time.perf_counter()
     await with_timeout(RisingEdge(dut.finished), budget_ns, "ns")
     wall = time.perf_counter() - wall

@@ -2,33 +2,41 @@
 
 Program shape (docs/pmu-isa.md has the commands):
 
-    prologue   SET_PERIOD, SET_RAIL for every rail, WAIT_RAILS,
+    prologue   SET_PERIOD, SET_RAIL for every rail, WAIT_RAILS, GATE every bank a frame does
+               not start with (all banks are on after reset, holding the preloaded memories),
                then (stay-on) the last layer's supplies, clocks and banks, so every frame,
                the first included, starts from the state the previous frame ended in
     frame:     transition into layer 0's state (from the last layer's, or from power-down)
                for each layer: switch the domains that change, gate banks no longer needed,
                wake banks the next layer needs (look-ahead), LAUNCH its ops
                IDLE (stay-on) or SLEEP until the period timer fires
-               LOOP frame (frames - 1 more times)
+               LOOP frame (frames - 1 more times; no LOOP for one frame: count 0 loops forever)
                HALT 0
+
+LAUNCH counts layer-program descriptors (``rtl.program``: one per op that is not a
+concatenation), not network ops.
 
 Safety rules the compiler enforces: a domain's frequency is lowered before its supply is
 lowered, and raised only after its supply has been raised (CONNECT waits until the domain's
 voltage has settled); a bank is woken one layer ahead of the layer that reads it and gated as soon
-as no later layer of the frame needs its contents.
+as no later layer of the frame needs its contents; when the layer in between is shorter than the
+wake-up latency, a WAIT makes up the difference before the next LAUNCH (found by the PMU RTL's
+access monitor: look-ahead alone does not hide the latency behind a short layer).
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
+from pmu.config import ns_to_cycles
 from pmu.isa import DomainCode, Opcode, decode, encode
 from scheduler.chip import DOMAINS, Chip, Domain
 from scheduler.cost import CostTable, schedule_layers
+from scheduler.dataflow import Mode
 from scheduler.evaluate import SlackMode
 from scheduler.schedule import ScheduleFile
 
-__all__ = ["CompileError", "Program", "compile_schedule"]
+__all__ = ["CompileError", "Program", "compile_schedule", "state_program"]
 
 _DOMAIN_CODE = {
     Domain.SYS: DomainCode.SYS,
@@ -109,6 +117,12 @@ def compile_schedule(schedule: ScheduleFile, table: CostTable, frames: int = 1) 
     emit(Opcode.WAIT_RAILS)
 
     last = len(groups) - 1
+    # Descriptor index of every op: concatenations (ALIAS) have none.
+    descriptor = np.cumsum([0] + [w.mode is not Mode.ALIAS for w in table.works])
+    wake_cycles = max(
+        ns_to_cycles(chip.bank(k).wake_latency_ns, chip.reference_mhz)
+        for k, _ in table.memory.counts
+    )
     states = [tuple(round(v, 6) for v in layer.voltage_v) for layer in schedule.layers]
     sleep = schedule.slack_mode is SlackMode.SLEEP
 
@@ -143,6 +157,8 @@ def compile_schedule(schedule: ScheduleFile, table: CostTable, frames: int = 1) 
                 emit(Opcode.SET_FREQ, f"{why}: {d.value} clock", domain=code, increment=inc)
 
     on = [layer.banks_on for layer in table.layers]
+    start_banks = on[0] if sleep else on[last]
+    emit.banks(Opcode.GATE, ~start_banks, "prologue: banks a frame does not start with")
     if not sleep:
         set_state(None, states[last], "prologue (stay-on): state of the last layer")
         emit.banks(Opcode.WAKE, on[last], "prologue: banks of the last layer")
@@ -160,22 +176,34 @@ def compile_schedule(schedule: ScheduleFile, table: CostTable, frames: int = 1) 
         emit.banks(Opcode.WAKE, on[i] & ~before, f"layer {i}: needed now or by the next layer")
         if i == 0 and sleep:
             # Nothing was on during sleep: the first layer's banks cannot be woken ahead.
-            wake = max(chip.bank(k).wake_latency_ns for k, _ in table.memory.counts)
-            cycles = int(np.ceil(wake * 1e-3 * chip.reference_mhz))
-            emit(Opcode.WAIT, f"bank wake-up latency {wake:g} ns", cycles=cycles)
-        if len(group) > 255:
-            raise CompileError(f"layer {name} has {len(group)} ops; LAUNCH runs at most 255")
-        emit(
-            Opcode.LAUNCH,
-            f"layer {i} {name}: {' '.join(table.layers[i].ops)}",
-            first=group[0],
-            count=len(group),
-        )
+            emit(Opcode.WAIT, f"bank wake-up latency {wake_cycles} cycles", cycles=wake_cycles)
+        elif i > 0:
+            # This layer's banks were woken before the previous layer's LAUNCH: wait out what
+            # of the wake-up latency a short previous layer did not cover.
+            previous = int(table.layers[i - 1].ref_cycles[table.state_index(states[i - 1])])
+            if previous < wake_cycles:
+                emit(
+                    Opcode.WAIT,
+                    f"layer {i - 1} is shorter than the bank wake-up latency",
+                    cycles=wake_cycles - previous,
+                )
+        first = int(descriptor[group[0]])
+        count = int(descriptor[group[-1] + 1]) - first
+        if count > 255:
+            raise CompileError(f"layer {name} has {count} ops; LAUNCH runs at most 255")
+        if count:
+            emit(
+                Opcode.LAUNCH,
+                f"layer {i} {name}: {' '.join(table.layers[i].ops)}",
+                first=first,
+                count=count,
+            )
     if sleep:
         emit(Opcode.SLEEP, "power down until the period ends")
     else:
         emit(Opcode.IDLE, "stay on in the last layer's state until the period ends")
-    emit(Opcode.LOOP, f"{frames} frames in all", target=frame_start, count=frames - 1)
+    if frames > 1:
+        emit(Opcode.LOOP, f"{frames} frames in all", target=frame_start, count=frames - 1)
     emit(Opcode.HALT, "end", code=0)
     return Program(tuple(emit.words), tuple(emit.comments), frame_start, rails)
 
@@ -188,3 +216,30 @@ def _level(chip: Chip, voltage_v: float) -> int:
         f"voltage {voltage_v:g} V of the schedule is not on chip {chip.name!r}'s grid "
         f"({', '.join(f'{v:g}' for v in chip.levels_v)} V)"
     )
+
+
+def state_program(chip: Chip, state_v: tuple[float, ...], descriptors: int) -> Program:
+    """A program that runs the whole layer program once in one power state (no gating).
+
+    Rails for the state's distinct voltages, WAIT_RAILS, every domain connected and clocked,
+    then LAUNCHes of at most 255 descriptors each, HALT 0. The accelerator-only runs
+    (``cosim.accel_run.run_network``) use it.
+    """
+    rails = tuple(sorted({round(float(v), 6) for v in state_v}))
+    if len(rails) > chip.rails:
+        raise CompileError(f"{len(rails)} distinct voltages need more than {chip.rails} rails")
+    emit = _Emitter()
+    for r, v in enumerate(rails):
+        emit(Opcode.SET_RAIL, f"rail {r} = {v:.2f} V", rail=r, level=_level(chip, v))
+    emit(Opcode.WAIT_RAILS)
+    for d, v in zip(DOMAINS, state_v, strict=True):
+        v = round(float(v), 6)
+        emit(Opcode.CONNECT, f"{d.value} at {v:.2f} V", domain=_DOMAIN_CODE[d], rail=rails.index(v))
+        inc = int(chip.divider_increment(d, v))
+        emit(Opcode.SET_FREQ, f"{d.value} clock", domain=_DOMAIN_CODE[d], increment=inc)
+    frame_start = len(emit.words)
+    for first in range(0, descriptors, 255):
+        count = min(255, descriptors - first)
+        emit(Opcode.LAUNCH, f"ops {first}..{first + count - 1}", first=first, count=count)
+    emit(Opcode.HALT, "end", code=0)
+    return Program(tuple(emit.words), tuple(emit.comments), frame_start, rails)

@@ -17,6 +17,7 @@ __all__ = [
     "WORD_BITS",
     "Command",
     "DomainCode",
+    "ErrorCode",
     "Instr",
     "IsaError",
     "Opcode",
@@ -24,13 +25,21 @@ __all__ = [
     "decode",
     "encode",
     "isa_markdown",
+    "payload_fields",
 ]
 
 WORD_BITS = 64
 
 
 class IsaError(ValueError):
-    """A command that cannot be encoded, or a word that is not a valid command."""
+    """A command that cannot be encoded, or a word that is not a valid command.
+
+    ``error`` is the :class:`ErrorCode` the PMU stops with on such a word (decode errors only).
+    """
+
+    def __init__(self, message: str, error: "ErrorCode | None" = None) -> None:
+        super().__init__(message)
+        self.error = error
 
 
 class Opcode(enum.Enum, shape=4):
@@ -78,8 +87,32 @@ MEANING: dict[Opcode, str] = {
     Opcode.WAIT: "wait `cycles` reference cycles",
     Opcode.IDLE: "stay powered with the domain clocks stopped until the period timer fires",
     Opcode.SLEEP: "power down the domains and gate every bank until the period timer fires",
-    Opcode.LOOP: "jump to command `target` `count` more times (0: forever)",
+    Opcode.LOOP: (
+        "jump to command `target` `count` more times (0: forever); one loop register, so a "
+        "different LOOP met while one is counting is an error (no nesting)"
+    ),
 }
+
+
+class ErrorCode(enum.Enum, shape=8):
+    """Why the PMU stopped on its own (its ``error`` output; 0: it did not). The PMU checks each
+    command when it executes it and never hangs: every command finishes in a bounded number of
+    PMU clock ticks (docs/pmu.md)."""
+
+    NONE = 0
+    ILLEGAL_OPCODE = 1  # opcode 13..15
+    ILLEGAL_DOMAIN = 2  # domain code 3
+    UNUSED_BITS = 3  # non-zero bits above the opcode's payload
+    RAIL_RANGE = 4  # rail index >= the chip's rails
+    LEVEL_RANGE = 5  # voltage level >= the chip's grid
+    FREQ_RANGE = 6  # increment >= 2^phase_bits (a divider cannot fire twice per cycle)
+    BANK_RANGE = 7  # GATE/WAKE mask bit beyond the chip's banks
+    LAUNCH_RANGE = 8  # LAUNCH of 0 ops or beyond the loaded layer program
+    PERIOD = 9  # SET_PERIOD 0, or IDLE/SLEEP before any SET_PERIOD
+    LOOP_NESTED = 10  # a LOOP met while another LOOP is counting
+    END_OF_PROGRAM = 11  # fetch beyond the loaded command words
+    WATCHDOG = 12  # the command budget of the run (simulation plusarg) is used up
+    CLOCK_STOPPED = 13  # LAUNCH while a domain's increment is 0 (the ops could never finish)
 
 
 class DomainCode(enum.Enum, shape=2):
@@ -106,6 +139,11 @@ _PAYLOAD_FIELDS: dict[Opcode, dict[str, int]] = {
     Opcode.SLEEP: {},
     Opcode.LOOP: {"target": 12, "count": 16},
 }
+
+
+def payload_fields(opcode: Opcode) -> dict[str, int]:
+    """The payload fields of ``opcode`` (name -> width), in bit order from bit 4."""
+    return dict(_PAYLOAD_FIELDS[opcode])
 
 
 def _struct(opcode: Opcode) -> data.StructLayout:
@@ -183,7 +221,9 @@ def decode(word: int) -> Instr:
     try:
         opcode = Opcode(code)
     except ValueError:
-        raise IsaError(f"illegal opcode {code} in word 0x{word:016x}") from None
+        raise IsaError(
+            f"illegal opcode {code} in word 0x{word:016x}", ErrorCode.ILLEGAL_OPCODE
+        ) from None
     view = getattr(const.payload, opcode.name.lower())
     args = []
     used = 4
@@ -191,12 +231,17 @@ def decode(word: int) -> Instr:
         try:
             value = getattr(view, name)
         except ValueError:
-            raise IsaError(f"illegal {name} code in word 0x{word:016x}") from None
+            raise IsaError(
+                f"illegal {name} code in word 0x{word:016x}", ErrorCode.ILLEGAL_DOMAIN
+            ) from None
         number = value.value if isinstance(value, DomainCode) else int(value)
         args.append((name, number))
         used += width
     if word >> used:
-        raise IsaError(f"word 0x{word:016x}: bits above bit {used - 1} must be 0 for {opcode.name}")
+        raise IsaError(
+            f"word 0x{word:016x}: bits above bit {used - 1} must be 0 for {opcode.name}",
+            ErrorCode.UNUSED_BITS,
+        )
     return Instr(opcode, tuple(args))
 
 
@@ -225,6 +270,15 @@ def isa_markdown() -> str:
     lines += [
         "",
         "Domain codes: " + ", ".join(f"{d.name.lower()} = {d.value}" for d in DomainCode) + ".",
+        "",
+        "## Error codes",
+        "",
+        "When a command cannot be executed the PMU stops with `error` set (HALT's own `code` is",
+        "reported separately), at the cycle of the offending command:",
+        "",
+        "| error | value |",
+        "|---|---|",
+        *(f"| `{e.name}` | {e.value} |" for e in ErrorCode),
         "",
     ]
     return "\n".join(lines)

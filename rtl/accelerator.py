@@ -27,8 +27,8 @@ class Accelerator(wiring.Component):
 
     Attributes
     ----------
-    start : In(1)
-        Run the program from descriptor 0 (level or pulse, sampled while idle).
+    start : In(1), first_op : In(12), op_count : In(8)
+        Run ``op_count`` descriptors from ``first_op`` (held until ``done``, then dropped).
     inc_sys, inc_rram, inc_feeder : In(B)
         Divider increments of the three DVFS domains (programmable while running).
     prog_addr : Out(12), prog_rdata : In(descriptor bits)
@@ -39,10 +39,12 @@ class Accelerator(wiring.Component):
         Scratchpad write port.
     rram_raddr : Out(24), rram_rdata : In(64)
         RRAM read port (asynchronous read).
+    spad_re : Out(1), rram_re : Out(1)
+        A scratchpad / RRAM word is read (and used) this cycle (for the bank monitors).
     op_done : Out(1), op_index : Out(12)
         Pulses one cycle after each op's last cycle; the counters then include that op.
     done : Out(1)
-        The program has finished.
+        The launched ops have finished (until ``start`` drops).
     <counter> : Out(48)
         Every entry of :data:`rtl.activity_counters.COUNTERS`.
     """
@@ -51,6 +53,8 @@ class Accelerator(wiring.Component):
         self.config = cfg = config
         ports = {
             "start": In(1),
+            "first_op": In(12),
+            "op_count": In(8),
             "inc_sys": In(cfg.phase_bits),
             "inc_rram": In(cfg.phase_bits),
             "inc_feeder": In(cfg.phase_bits),
@@ -61,6 +65,8 @@ class Accelerator(wiring.Component):
             "spad_waddr": Out(ADDR_BITS),
             "spad_wdata": Out(64),
             "spad_we": Out(1),
+            "spad_re": Out(1),
+            "rram_re": Out(1),
             "rram_raddr": Out(ADDR_BITS),
             "rram_rdata": In(64),
             "op_done": Out(1),
@@ -139,6 +145,8 @@ class Accelerator(wiring.Component):
         dw = desc.mode == OpMode.DEPTHWISE
         m.d.comb += [
             seq.start.eq(self.start),
+            seq.first.eq(self.first_op),
+            seq.count.eq(self.op_count),
             seq.inc_sys.eq(self.inc_sys),
             seq.inc_rram.eq(self.inc_rram),
             seq.inc_feeder.eq(self.inc_feeder),
@@ -278,7 +286,12 @@ class Accelerator(wiring.Component):
             "steps": seq.step_barrier,
             "epochs": seq.epoch_barrier,
         }
-        m.d.comb += counters.clear.eq(self.start & ~running & ~self.done)
+        # Counters are cumulative from reset across launches (readers take differences).
+        m.d.comb += [
+            counters.clear.eq(0),
+            self.spad_re.eq(gather.spad_reads_inc | vector.spad_reads_inc),
+            self.rram_re.eq(dma.wbuf_we),
+        ]
         for name, _ in COUNTERS:
             m.d.comb += [
                 getattr(counters, f"{name}_inc").eq(incs[name]),

@@ -25,6 +25,8 @@ class LayerSequencer(wiring.Component):
     DMA is busy, each restarting from phase zero, so n ticks take ceil(n 2^B / inc) cycles. The
     engines are self-timed: their own loops decide when they finish.
 
+    ``start`` (held until ``done``) runs ``count`` descriptors from ``first`` (fewer if one has
+    ``last`` set); ``done`` stays high until ``start`` drops, then the sequencer is idle again.
     ``op_done`` pulses (registered) one cycle after each op's last cycle, with ``op_index``;
     ``done`` rises with it after the last op.
     """
@@ -36,6 +38,8 @@ class LayerSequencer(wiring.Component):
         super().__init__(
             {
                 "start": In(1),
+                "first": In(12),
+                "count": In(8),
                 "inc_sys": In(B),
                 "inc_rram": In(B),
                 "inc_feeder": In(B),
@@ -97,6 +101,7 @@ class LayerSequencer(wiring.Component):
         ]
 
         pc = Signal(12)
+        ops_left = Signal(8)
         count = Signal(16)
         step = Signal(25)
         m.d.comb += self.prog_addr.eq(pc)
@@ -198,6 +203,7 @@ class LayerSequencer(wiring.Component):
             with m.State("IDLE"):
                 m.d.sync += count.eq(cfg.op_setup - 1)
                 with m.If(self.start):
+                    m.d.sync += [pc.eq(self.first), ops_left.eq(self.count)]
                     m.next = "SETUP"
             with m.State("SETUP"):
                 m.d.comb += self.running.eq(1)
@@ -262,11 +268,14 @@ class LayerSequencer(wiring.Component):
                     with m.Else():
                         m.d.comb += op_end.eq(1)
                         m.d.sync += count.eq(cfg.op_setup - 1)
-                        with m.If(desc.last):
+                        with m.If(desc.last | (ops_left == 1)):
                             m.next = "DONE"
                         with m.Else():
-                            m.d.sync += pc.eq(pc + 1)
+                            m.d.sync += [pc.eq(pc + 1), ops_left.eq(ops_left - 1)]
                             m.next = "SETUP"
             with m.State("DONE"):
+                # Held until the launcher drops start (a PMU LAUNCH handshake).
                 m.d.comb += self.done.eq(1)
+                with m.If(~self.start):
+                    m.next = "IDLE"
         return m

@@ -164,6 +164,7 @@ class Chip:
     rails: int
     transition_energy_nj: float
     transition_latency_ns: float
+    rail_settle_ns: float
     sleep_power_uw: float
     sleep_entry_switches: int
     timing: TimingSpec
@@ -462,7 +463,9 @@ class _Reader:
             self.enum(GatingPolicy, p, f"gating_policies[{i}]") for i, p in enumerate(pol_raw)
         )
         rails = self.integer(top["rails"], "rails", lo=1)
-        tr = self.mapping(top["transition"], "transition", {"energy_nj", "latency_ns"})
+        tr = self.mapping(
+            top["transition"], "transition", {"energy_nj", "latency_ns", "rail_settle_ns"}
+        )
         sl = self.mapping(top["sleep"], "sleep", {"power_uw", "entry_switches"})
         tm = self.mapping(top["timing"], "timing", set(TimingSpec.__dataclass_fields__))
 
@@ -491,6 +494,7 @@ class _Reader:
             rails=rails,
             transition_energy_nj=self.number(tr["energy_nj"], "transition.energy_nj", lo=0),
             transition_latency_ns=self.number(tr["latency_ns"], "transition.latency_ns", lo=0),
+            rail_settle_ns=self.number(tr["rail_settle_ns"], "transition.rail_settle_ns", lo=0),
             sleep_power_uw=self.number(sl["power_uw"], "sleep.power_uw", lo=0),
             sleep_entry_switches=self.integer(sl["entry_switches"], "sleep.entry_switches"),
             timing=TimingSpec(

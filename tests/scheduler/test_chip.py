@@ -111,6 +111,10 @@ def _write_variant(tmp_path: Path, edit) -> Path:
             r"^bad_chip\.yaml: format: must be 'voltflow-chip/1', not 'voltflow-chip/9'$",
         ),
         (
+            lambda r: r["transition"].__setitem__("rail_settle_ns", -1),
+            r"^bad_chip\.yaml: transition\.rail_settle_ns: must be a number >= 0, not -1$",
+        ),
+        (
             lambda r: r["sleep"].pop("entry_switches"),
             r"^bad_chip\.yaml: sleep\.entry_switches: missing$",
         ),

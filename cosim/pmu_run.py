@@ -1,0 +1,273 @@
+"""Run a PMU command program on the chip (accelerator + PMU) and compare it with its prediction.
+
+``run_program`` loads a network's layer program, weights and input (as ``run_network`` does),
+plus a PMU command program (e.g. from ``pmu.compiler.compile_schedule``), simulates the chip's
+one Verilator build until the PMU stops, and returns the PMU's counters and violations, every
+LAUNCH's measured cycles next to ``pmu.timing.predict``'s, and whether every frame's outputs are
+bit-exact.
+"""
+
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cosim.accel_run import accelerator_build, dump_plan, write_words_hex
+from cosim.build import VerilatorBuild, run_cocotb
+from cosim.golden import Case, make_case
+from cosim.images import (
+    descriptor_quant,
+    from_words,
+    read_readmemh,
+    rram_image,
+    scratchpad_image,
+    to_words,
+    write_readmemh,
+)
+from cosim.sim_top import SimSizes, chip_configs
+from pmu.isa import ErrorCode
+from pmu.rom import write_hex
+from pmu.timing import Outcome, predict
+from rtl.config import ADDR_BITS
+from rtl.program import DESCRIPTOR_BITS, Program, compile_program
+from scheduler.chip import Chip
+from scheduler.dataflow import OpWork, op_work
+from scheduler.memory import BankLayout, plan_memory
+from scheduler.network import Network
+
+__all__ = ["LaunchResult", "PmuRunResult", "launch_cycles_of", "run_program"]
+
+TB_MODULE = "cosim.tb_accel"
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchResult:
+    """One LAUNCH: measured (RTL) and predicted (pmu.timing) reference cycles."""
+
+    first: int
+    count: int
+    exec_cycle: int
+    done_cycle: int
+    predicted_exec_cycle: int
+    predicted_done_cycle: int
+
+    @property
+    def cycles(self) -> int:
+        return self.done_cycle - self.exec_cycle - 2
+
+    @property
+    def predicted_cycles(self) -> int:
+        return self.predicted_done_cycle - self.predicted_exec_cycle - 2
+
+    @property
+    def exact(self) -> bool:
+        return (self.exec_cycle, self.done_cycle) == (
+            self.predicted_exec_cycle,
+            self.predicted_done_cycle,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PmuRunResult:
+    """A PMU program run on the chip."""
+
+    network: str
+    error: ErrorCode
+    halt_code: int
+    end_cycle: int
+    predicted: Outcome
+    launches: tuple[LaunchResult, ...]
+    counters: dict[str, int]  # the PMU's counters (pmu.unit.COUNTER_PORTS) and status
+    bank_on_cycles: tuple[int, ...]
+    frame_exact: tuple[bool, ...]  # per frame: every observed op output equals the golden one
+    outputs: dict[tuple[int, str], np.ndarray]  # (frame, op) -> observed output
+    wall_s: float
+    sim_wall_s: float
+
+    @property
+    def overclock_violations(self) -> int:
+        return self.counters["overclock_count"]
+
+    @property
+    def access_violations(self) -> int:
+        return self.counters["access_count"]
+
+    @property
+    def violations(self) -> int:
+        return self.overclock_violations + self.access_violations
+
+    @property
+    def bit_exact(self) -> bool:
+        return bool(self.frame_exact) and all(self.frame_exact)
+
+    @property
+    def timing_exact(self) -> bool:
+        """Every LAUNCH and the end at exactly the predicted cycles."""
+        return (
+            len(self.launches) == len(self.predicted.launches)
+            and all(x.exact for x in self.launches)
+            and self.end_cycle == self.predicted.end_cycle
+        )
+
+    @property
+    def cycles_per_s(self) -> float:
+        """Simulated reference cycles per wall second (skipped waits included)."""
+        return (self.end_cycle + 1) / self.sim_wall_s if self.sim_wall_s > 0 else 0.0
+
+
+def launch_cycles_of(chip: Chip, works: Sequence[OpWork], program: Program):  # type: ignore[no-untyped-def]
+    """``launch_cycles`` for pmu.timing.predict: the ops' predicted reference cycles."""
+
+    def cycles(first: int, count: int, incs: tuple[int, int, int]) -> int:
+        total = 0
+        for k in range(first, first + count):
+            w = works[program.op_index[k]]
+            total += int(w.ref_cycles(chip, *(np.array(x) for x in incs)))
+        return total
+
+    return cycles
+
+
+def run_program(
+    network: Network,
+    chip: Chip,
+    words: Sequence[int],
+    *,
+    seed: int = 0,
+    case: Case | None = None,
+    budget: int = 0,
+    run_dir: Path | None = None,
+    verilator_build: VerilatorBuild | None = None,
+) -> PmuRunResult:
+    """Run the PMU program ``words`` with ``network``'s layer program on the chip's build."""
+    works = tuple(op_work(op, chip, network) for op in network.ops)
+    layout: BankLayout = plan_memory(network, chip, works)
+    if case is None:
+        case = make_case(network, seed)
+    quant = {op.name: descriptor_quant(case, op.name) for op in network.ops}
+    program = compile_program(network, chip, layout, works, quant)
+    sizes = SimSizes.for_chip(chip)
+    _, pmu_config = chip_configs(chip)
+    spad = scratchpad_image(case, chip, layout)
+    rram = rram_image(case, chip, layout, works)
+    if spad.size > sizes.spad_words or rram.size > sizes.rram_words:
+        raise ValueError(
+            f"{network.name} needs {spad.size} scratchpad and {rram.size} RRAM words; the "
+            f"simulation of {chip.name} has {sizes.spad_words} and {sizes.rram_words}"
+        )
+    if verilator_build is None:
+        verilator_build = accelerator_build(chip)
+    n_desc = len(program.descriptors)
+    predicted = predict(
+        list(words),
+        pmu_config,
+        launch_cycles_of(chip, works, program),
+        program_ops=n_desc,
+        budget=budget,
+    )
+    input_place = next(p for p in layout.placements if p.tensor == network.input_name)
+    with tempfile.TemporaryDirectory(prefix="voltflow-pmu-") as scratch:
+        work_dir = Path(scratch) if run_dir is None else Path(run_dir)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        write_readmemh(work_dir / "spad.hex", spad)
+        write_readmemh(work_dir / "rram.hex", rram)
+        write_readmemh(work_dir / "sensor.hex", to_words(case.input))
+        write_words_hex(work_dir / "prog.hex", program.words(), DESCRIPTOR_BITS)
+        write_hex(work_dir / "cmd.hex", list(words))
+        ranges, where = dump_plan(network, works, layout, program)
+        write_words_hex(work_dir / "dump_first.hex", [lo for lo, _ in ranges], ADDR_BITS)
+        write_words_hex(work_dir / "dump_last.hex", [hi for _, hi in ranges], ADDR_BITS)
+        # Ticks: one per running cycle, two per skipped wait, the bank read-out at the end.
+        max_ticks = (
+            2 * sum(x.cycles for x in predicted.launches)
+            + 4 * (predicted.commands + 10)
+            + 4 * pmu_config.n_banks
+            + 10_000
+        )
+        plusargs = (
+            f"+spad={work_dir / 'spad.hex'}",
+            f"+rram={work_dir / 'rram.hex'}",
+            f"+prog={work_dir / 'prog.hex'}",
+            f"+cmd={work_dir / 'cmd.hex'}",
+            f"+cmd_words={len(words)}",
+            f"+prog_ops={n_desc}",
+            f"+budget={budget}",
+            f"+sensor={work_dir / 'sensor.hex'}",
+            f"+sensor_base={input_place.base_word}",
+            f"+sensor_words={input_place.words}",
+            f"+dump_first={work_dir / 'dump_first.hex'}",
+            f"+dump_last={work_dir / 'dump_last.hex'}",
+            f"+dump_prefix={work_dir / 'out_'}",
+            f"+stats={work_dir / 'stats.txt'}",
+            f"+launches={work_dir / 'launches.txt'}",
+            f"+pmu_stats={work_dir / 'pmu.txt'}",
+            f"+result={work_dir / 'result.json'}",
+            f"+max_ticks={max_ticks}",
+        )
+        wall = time.perf_counter()
+        run = run_cocotb(verilator_build, TB_MODULE, plusargs=plusargs, run_dir=work_dir / "sim")
+        wall = time.perf_counter() - wall
+        if not run.passed:
+            raise RuntimeError(f"the chip simulation failed:\n{run.log_tail()}")
+        sim_wall = float(json.loads((work_dir / "result.json").read_text())["sim_wall_s"])
+        counters: dict[str, int] = {}
+        bank_on = [0] * pmu_config.n_banks
+        for line in (work_dir / "pmu.txt").read_text().splitlines():
+            parts = line.split()
+            if parts[0] == "bank_on":
+                bank_on[int(parts[1])] = int(parts[2])
+            else:
+                counters[parts[0]] = int(parts[1])
+        measured = [
+            tuple(int(x) for x in line.split())
+            for line in (work_dir / "launches.txt").read_text().splitlines()
+        ]
+        outputs: dict[tuple[int, str], np.ndarray] = {}
+        dumps = {}
+        for path in work_dir.glob("out_*_*.hex"):
+            frame, k = (int(x) for x in path.stem.split("_")[1:])
+            dumps[frame, k] = read_readmemh(path)
+        for (frame, k), data in dumps.items():
+            lo = ranges[k][0]
+            for name, (kk, b, n) in where.items():
+                if kk == k:
+                    outputs[(frame, name)] = from_words(
+                        data[b - lo : b - lo + n], network.shape(name)
+                    )
+    launches = tuple(
+        LaunchResult(
+            first=m[0],
+            count=m[1],
+            exec_cycle=m[2],
+            done_cycle=m[3],
+            predicted_exec_cycle=p.exec_cycle,
+            predicted_done_cycle=p.done_cycle,
+        )
+        for m, p in zip(measured, predicted.launches, strict=False)
+    )
+    by_frame: dict[int, bool] = {}
+    for (frame, name), value in outputs.items():
+        same = bool(np.array_equal(value, case.outputs[name]))
+        by_frame[frame] = by_frame.get(frame, True) and same
+    # A frame must show the network's output to count.
+    last = network.ops[-1].name
+    frame_exact = tuple(by_frame[f] and (f, last) in outputs for f in sorted(by_frame))
+    return PmuRunResult(
+        network=network.name,
+        error=ErrorCode(counters["error"]),
+        halt_code=counters["halt_code"],
+        end_cycle=counters["end_cycle"],
+        predicted=predicted,
+        launches=launches
+        + tuple(LaunchResult(m[0], m[1], m[2], m[3], -1, -1) for m in measured[len(launches) :]),
+        counters=counters,
+        bank_on_cycles=tuple(bank_on),
+        frame_exact=frame_exact,
+        outputs=outputs,
+        wall_s=wall,
+        sim_wall_s=sim_wall,
+    )

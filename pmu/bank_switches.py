@@ -1,0 +1,183 @@
+"""Bank power switches: per-bank power state, wake-up latency, isolation and on-time."""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from pmu.config import GROUP_BANKS, TIME_BITS, PmuConfig
+from rtl.config import ADDR_BITS
+from scheduler.chip import BankKind
+
+__all__ = ["BankSwitches"]
+
+
+class BankSwitches(wiring.Component):
+    """The header switches of every memory bank and the isolation cells at their ports.
+
+    A bank is *on* from the cycle after a WAKE (reset: every bank on, so preloaded memories are
+    valid) until the cycle after a GATE (or SLEEP's ``gate_all``); it is *ready* (usable) once
+    its WAKE's latency has passed: a WAKE's newly woken banks become ready together, after the
+    slowest of them (``PmuConfig.group_wake_cycles``); a second WAKE of a group whose banks are
+    still waking extends their common deadline. A port whose address falls in a bank that is not
+    ready is isolated (the core reads 0, a write is dropped) and counts one ``access_violation``.
+
+    Attributes
+    ----------
+    now, delta : In(64)
+        The present cycle and the cycles this tick covers (bank on-time counts ``delta``).
+    gate, wake : In(1), group : In(12), mask : In(32), gate_all : In(1)
+        Power commands from the sequencer (validated there).
+    spad_raddr, spad_waddr, rram_raddr : In(24), spad_re, spad_we, rram_re : In(1)
+        The accelerator's memory accesses.
+    spad_rd_ok, spad_wr_ok, rram_rd_ok : Out(1)
+        The addressed bank is ready (else isolate).
+    access_violation : Out(1)
+        An access to a bank that is not ready, this cycle.
+    on, ready, gated_now : Out(n_banks)
+        Power state; ``gated_now`` marks banks that lose power this cycle (the simulation
+        scrambles volatile ones).
+    wakes, gates : Out(16)
+        Banks turned on / off by this cycle's command.
+    sel : In(16), on_cycles : Out(64)
+        Read port of the per-bank on-time counters (reference cycles powered).
+    """
+
+    def __init__(self, config: PmuConfig) -> None:
+        self.config = cfg = config
+        n = cfg.n_banks
+        super().__init__(
+            {
+                "now": In(TIME_BITS),
+                "delta": In(TIME_BITS),
+                "gate": In(1),
+                "wake": In(1),
+                "group": In(12),
+                "mask": In(GROUP_BANKS),
+                "gate_all": In(1),
+                "spad_raddr": In(ADDR_BITS),
+                "spad_re": In(1),
+                "spad_waddr": In(ADDR_BITS),
+                "spad_we": In(1),
+                "rram_raddr": In(ADDR_BITS),
+                "rram_re": In(1),
+                "spad_rd_ok": Out(1),
+                "spad_wr_ok": Out(1),
+                "rram_rd_ok": Out(1),
+                "access_violation": Out(1),
+                "on": Out(n, init=(1 << n) - 1),
+                "ready": Out(n),
+                "gated_now": Out(n),
+                "wakes": Out(16),
+                "gates": Out(16),
+                "sel": In(16),
+                "on_cycles": Out(TIME_BITS),
+            }
+        )
+
+    def _bank_of(self, m: Module, addr: object, rram: bool, name: str) -> tuple[Signal, Signal]:
+        """Global bank index of a word address, and whether it falls in a bank at all."""
+        cfg = self.config
+        index = Signal(16, name=f"{name}_bank")
+        inside = Signal(name=f"{name}_in_bank")
+        runs = []  # (first global index, base word, count, log2 words) per kind
+        for kind in BankKind:
+            if (kind is BankKind.RRAM) != rram:
+                continue
+            idx = [i for i, b in enumerate(cfg.banks) if b.kind is kind]
+            if idx:
+                b = cfg.banks[idx[0]]
+                runs.append((idx[0], b.first_word, len(idx), b.log2_words))
+        cond = None
+        for first, base, count, log2 in runs:
+            here = addr < base + (count << log2)
+            if base:
+                here = here & (addr >= base)
+            value = first + ((addr - base) >> log2)
+            if cond is None:
+                with m.If(here):
+                    m.d.comb += [index.eq(value), inside.eq(1)]
+            else:
+                with m.Elif(here):
+                    m.d.comb += [index.eq(value), inside.eq(1)]
+            cond = here
+        return index, inside
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        cfg = self.config
+        n = cfg.n_banks
+        groups = cfg.groups
+        width = groups * GROUP_BANKS
+        now = self.now
+
+        on = self.on
+        until = Array(Signal(TIME_BITS, name=f"group{g}_until") for g in range(groups))
+        waking = Array(Signal(GROUP_BANKS, name=f"group{g}_waking") for g in range(groups))
+        n_on = Signal(16, init=n)
+
+        # ---- readiness and isolation ---------------------------------------------------------
+        busy = Signal(width)
+        m.d.comb += busy.eq(Cat(Mux(now < until[g], waking[g], 0) for g in range(groups)))
+        m.d.comb += self.ready.eq(on & ~busy[:n])
+        for addr, ok, rram, name in (
+            (self.spad_raddr, self.spad_rd_ok, False, "spad_r"),
+            (self.spad_waddr, self.spad_wr_ok, False, "spad_w"),
+            (self.rram_raddr, self.rram_rd_ok, True, "rram_r"),
+        ):
+            index, inside = self._bank_of(m, addr, rram, name)
+            m.d.comb += ok.eq(~inside | self.ready.bit_select(index, 1))
+        m.d.comb += self.access_violation.eq(
+            (self.spad_re & ~self.spad_rd_ok)
+            | (self.spad_we & ~self.spad_wr_ok)
+            | (self.rram_re & ~self.rram_rd_ok)
+        )
+
+        # ---- commands ------------------------------------------------------------------------
+        cmd_vec = Signal(width)
+        with m.Switch(self.group):
+            for g in range(groups):
+                with m.Case(g):
+                    m.d.comb += cmd_vec[g * GROUP_BANKS : (g + 1) * GROUP_BANKS].eq(self.mask)
+        on_g = Signal(GROUP_BANKS)
+        m.d.comb += on_g.eq(
+            Array(on[g * GROUP_BANKS : (g + 1) * GROUP_BANKS] for g in range(groups))[self.group]
+        )
+        new_g = Signal(GROUP_BANKS)
+        off_g = Signal(GROUP_BANKS)
+        m.d.comb += [new_g.eq(self.mask & ~on_g), off_g.eq(self.mask & on_g)]
+
+        def popcount(v: Signal) -> object:
+            return sum(v[i] for i in range(len(v)))
+
+        with m.If(self.gate_all):
+            m.d.comb += [self.gates.eq(n_on), self.gated_now.eq(on)]
+            m.d.sync += [on.eq(0), n_on.eq(0)]
+        with m.Elif(self.gate):
+            m.d.comb += [self.gates.eq(popcount(off_g)), self.gated_now.eq(on & cmd_vec[:n])]
+            m.d.sync += [on.eq(on & ~cmd_vec[:n]), n_on.eq(n_on - self.gates)]
+        with m.Elif(self.wake):
+            m.d.comb += self.wakes.eq(popcount(new_g))
+            m.d.sync += [on.eq(on | cmd_vec[:n]), n_on.eq(n_on + self.wakes)]
+            for g in range(groups):
+                latencies: dict[int, int] = {}
+                for i in range(GROUP_BANKS):
+                    b = g * GROUP_BANKS + i
+                    if b < n:
+                        w = cfg.banks[b].wake_cycles
+                        latencies[w] = latencies.get(w, 0) | 1 << i
+                latest = Const(0, TIME_BITS)
+                for w, bits in sorted(latencies.items()):
+                    latest = Mux((new_g & bits) != 0, now + 1 + w, latest)
+                with m.If((self.group == g) & (new_g != 0)):
+                    m.d.sync += [
+                        waking[g].eq(Mux(until[g] <= now + 1, new_g, waking[g] | new_g)),
+                        until[g].eq(Mux(until[g] > latest, until[g], latest)),
+                    ]
+
+        # ---- on-time -------------------------------------------------------------------------
+        counters = [Signal(TIME_BITS, name=f"bank{b}_on_cycles") for b in range(n)]
+        for b, counter in enumerate(counters):
+            with m.If(on[b]):
+                m.d.sync += counter.eq(counter + self.delta)
+        m.d.comb += self.on_cycles.eq(Array(counters)[self.sel])
+        return m

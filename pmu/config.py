@@ -1,0 +1,150 @@
+"""Build-time parameters of the PMU hardware, derived from a chip (one Verilator build each).
+
+The PMU RTL (``pmu/sequencer.py``, ``pmu/bank_switches.py``, ...) and its Python model
+(``pmu/timing.py``) read only a :class:`PmuConfig`, so the model and the RTL share every number.
+"""
+
+import math
+from dataclasses import dataclass
+
+from scheduler.chip import DOMAINS, BankKind, Chip
+
+__all__ = [
+    "COMMAND_WORDS",
+    "GROUP_BANKS",
+    "PROGRAM_OPS",
+    "TIME_BITS",
+    "BankGeometry",
+    "PmuConfig",
+    "ns_to_cycles",
+]
+
+#: Depth of the command memory (the ISA's 12-bit LOOP target).
+COMMAND_WORDS = 4096
+#: Depth of the layer-program memory (12-bit op index).
+PROGRAM_OPS = 4096
+#: Banks per GATE/WAKE group (the ISA's 32-bit mask).
+GROUP_BANKS = 32
+#: Width of the reference-cycle clock and of every PMU time counter: a fuzz program may WAIT
+#: 2^48 - 1 cycles many times, so 48 bits (the activity counters' width) could wrap.
+TIME_BITS = 64
+
+
+def ns_to_cycles(ns: float, reference_mhz: float) -> int:
+    """Reference cycles that cover ``ns`` nanoseconds, rounded up (the one place latencies are
+    quantised; 1e-9 absorbs float noise such as 20 ns x 800 MHz = 16.000000000000004)."""
+    return max(0, math.ceil(ns * reference_mhz / 1000.0 - 1e-9))
+
+
+@dataclass(frozen=True, slots=True)
+class BankGeometry:
+    """One power-switched bank as the hardware sees it."""
+
+    kind: BankKind
+    first_word: int  # in its memory (scratchpad or RRAM)
+    log2_words: int
+    wake_cycles: int
+    volatile: bool
+
+    @property
+    def words(self) -> int:
+        return 1 << self.log2_words
+
+
+@dataclass(frozen=True, slots=True)
+class PmuConfig:
+    """The parameters that decide the PMU's generated Verilog.
+
+    Attributes
+    ----------
+    phase_bits : int
+        Width of the domains' divider increments.
+    rails : int
+        Rail regulators (SET_RAIL/CONNECT rail indices below this are legal).
+    levels_v : tuple of float
+        The voltage grid (SET_RAIL levels below ``len(levels_v)`` are legal).
+    max_increment : tuple of tuple of int
+        Per domain (DOMAINS order), per level: the fastest legal increment,
+        ``chip.divider_increment(domain, V)`` (the single quantisation).
+    transition_cycles : int
+        A CONNECT's supply switch settles (and the PMU waits) this long.
+    rail_settle_cycles : int
+        A SET_RAIL's regulator settles this long after the command.
+    banks : tuple of BankGeometry
+        Global bank index order: ifmap, ofmap (scratchpad), then RRAM.
+    """
+
+    phase_bits: int
+    rails: int
+    levels_v: tuple[float, ...]
+    max_increment: tuple[tuple[int, ...], ...]
+    transition_cycles: int
+    rail_settle_cycles: int
+    banks: tuple[BankGeometry, ...]
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.rails <= 8:
+            raise ValueError(f"rails must be in 1..8 (3-bit rail field), not {self.rails}")
+        if not 1 <= len(self.levels_v) <= 16:
+            raise ValueError(
+                f"the voltage grid must have 1..16 levels (4-bit field), not {len(self.levels_v)}"
+            )
+
+    @classmethod
+    def from_chip(cls, chip: Chip, bank_counts: dict[BankKind, int]) -> "PmuConfig":
+        """``bank_counts``: banks per kind the hardware has (the simulation's fixed sizes)."""
+        banks = []
+        word = {BankKind.IFMAP: 0, BankKind.OFMAP: 0, BankKind.RRAM: 0}
+        for kind in (BankKind.IFMAP, BankKind.OFMAP, BankKind.RRAM):
+            spec = chip.bank(kind)
+            words = spec.words(chip.word_bits)
+            if words & (words - 1):
+                raise ValueError(
+                    f"banks.{kind.value}.size_kib must give a power-of-two number of words for "
+                    f"the PMU's address decode, not {words} words"
+                )
+            memory = BankKind.RRAM if kind is BankKind.RRAM else BankKind.IFMAP
+            for _ in range(bank_counts[kind]):
+                banks.append(
+                    BankGeometry(
+                        kind,
+                        word[memory],
+                        words.bit_length() - 1,
+                        ns_to_cycles(spec.wake_latency_ns, chip.reference_mhz),
+                        spec.volatile,
+                    )
+                )
+                word[memory] += words
+        return cls(
+            phase_bits=chip.divider_phase_bits,
+            rails=chip.rails,
+            levels_v=tuple(chip.levels_v),
+            max_increment=tuple(
+                tuple(int(chip.divider_increment(d, v)) for v in chip.levels_v) for d in DOMAINS
+            ),
+            transition_cycles=ns_to_cycles(chip.transition_latency_ns, chip.reference_mhz),
+            rail_settle_cycles=ns_to_cycles(chip.rail_settle_ns, chip.reference_mhz),
+            banks=tuple(banks),
+        )
+
+    @property
+    def n_banks(self) -> int:
+        return len(self.banks)
+
+    @property
+    def groups(self) -> int:
+        return -(-self.n_banks // GROUP_BANKS)
+
+    def bank_range(self, kind_is_rram: bool) -> tuple[int, int]:
+        """[first, last) global indices of the scratchpad (False) or RRAM (True) banks."""
+        idx = [i for i, b in enumerate(self.banks) if (b.kind is BankKind.RRAM) == kind_is_rram]
+        return (idx[0], idx[-1] + 1) if idx else (0, 0)
+
+    def group_wake_cycles(self, group: int, mask: int) -> int:
+        """Wake latency of a WAKE command: its banks become usable together, after the slowest."""
+        cycles = 0
+        for i in range(GROUP_BANKS):
+            b = group * GROUP_BANKS + i
+            if mask >> i & 1 and b < self.n_banks:
+                cycles = max(cycles, self.banks[b].wake_cycles)
+        return cycles

@@ -1,0 +1,351 @@
+"""The PMU's behaviour in Python, cycle for cycle: the golden model of the PMU RTL.
+
+:func:`predict` executes a command program the way ``pmu/sequencer.py`` does and returns, for
+every command, LAUNCH and frame, the exact reference cycle, plus the end state (HALT code or
+error), the counters and the overclock monitor. The RTL is checked against it to the cycle
+(tests/pmu, tests/cosim/test_pmu.py); docs/pmu.md states the same timing in prose.
+
+Timing (t = the reference cycle in which a command executes; every command's effects are visible
+from t + 1; the next command executes at its continuation c):
+
+- SET_PERIOD, SET_RAIL, SET_FREQ, GATE, WAKE, LOOP: c = t + 1.
+- WAIT n: c = t + 1 + n.  CONNECT: c = t + 1 + transition_cycles (the PMU waits for the switch).
+- WAIT_RAILS: c = max(t + 1, every rail's settle deadline); SET_RAIL's deadline is
+  t + 1 + rail_settle_cycles.
+- LAUNCH: the accelerator runs its ops in cycles t + 2 .. t + 1 + C (C = the ops' reference
+  cycles at the present increments); the PMU sees ``done`` at t + 2 + C; c = t + 3 + C.
+- IDLE / SLEEP: c = max(t + 1, deadline), then deadline += period (SET_PERIOD at t sets the
+  period and deadline = t + period). SLEEP first powers every domain off (supply and clock) and
+  gates every bank.
+- HALT and errors: the PMU stops in cycle t; counters include cycle t.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from pmu.config import COMMAND_WORDS, GROUP_BANKS, PmuConfig
+from pmu.isa import DomainCode, ErrorCode, Instr, IsaError, Opcode, decode
+from scheduler.chip import DOMAINS
+
+__all__ = [
+    "LAUNCH_DONE_DELAY",
+    "LAUNCH_OVERHEAD",
+    "TRANSITION_KINDS",
+    "Launch",
+    "Outcome",
+    "predict",
+]
+
+#: A LAUNCH executed at t sees the accelerator's ``done`` at t + LAUNCH_DONE_DELAY + C.
+LAUNCH_DONE_DELAY = 2
+#: Cycles a LAUNCH costs on top of its ops' cycles C (the next command executes at t + C + 3).
+LAUNCH_OVERHEAD = 3
+#: Transition counters, in the order of the RTL's ``transitions`` outputs.
+TRANSITION_KINDS = (
+    "rail_sets",
+    "supply_switches",
+    "freq_changes",
+    "bank_wakes",
+    "bank_gates",
+    "sleeps",
+)
+_DOMAIN_INDEX = {DomainCode.SYS.value: 0, DomainCode.RRAM.value: 1, DomainCode.FEEDER.value: 2}
+assert [d.name for d in DOMAINS] == ["SYS", "RRAM", "FEEDER"]
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """One LAUNCH: the cycle it executed and the cycle the PMU saw the ops done."""
+
+    first: int
+    count: int
+    exec_cycle: int
+    done_cycle: int
+
+    @property
+    def cycles(self) -> int:
+        """The accelerator's running cycles (== the ops' predicted reference cycles)."""
+        return self.done_cycle - self.exec_cycle - LAUNCH_DONE_DELAY
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How a program ran (the RTL's counters and status, in the same units)."""
+
+    end_cycle: int = 0  # the cycle of the HALT or of the offending command
+    halt_code: int | None = None  # HALT's code; None when stopped by an error
+    error: ErrorCode = ErrorCode.NONE
+    error_pc: int | None = None
+    commands: int = 0  # commands executed (the erroring one not included)
+    launches: list[Launch] = field(default_factory=list)
+    frames: int = 0  # IDLE/SLEEP completions (period timer fires)
+    overruns: int = 0  # IDLE/SLEEP reached after the period had already ended
+    level_cycles: list[list[int]] = field(default_factory=list)  # [domain][level]
+    bank_on_cycles: list[int] = field(default_factory=list)
+    transitions: dict[str, int] = field(default_factory=dict)
+    asleep_cycles: int = 0
+    idle_cycles: int = 0
+    overclock_count: int = 0
+    overclock_first: int | None = None
+    command_cycles: list[tuple[int, int]] = field(default_factory=list)  # (pc, cycle) executed
+
+    @property
+    def cycles(self) -> int:
+        """Reference cycles the run took (cycle 0 .. end_cycle)."""
+        return self.end_cycle + 1
+
+
+class _Pmu:
+    def __init__(self, config: PmuConfig) -> None:
+        self.cfg = config
+        nd = len(DOMAINS)
+        self.rail_code = [0] * config.rails  # 0 = off, k + 1 = level k
+        self.rail_prev = [0] * config.rails
+        self.rail_until = [0] * config.rails
+        self.conn: list[int | None] = [None] * nd
+        self.dom_prev = [0] * nd
+        self.dom_until = [0] * nd
+        self.inc = [0] * nd
+        self.on = [True] * config.n_banks
+        self.group_until = [0] * config.groups
+        self.group_waking = [0] * config.groups
+        self.out = Outcome(
+            level_cycles=[[0] * len(config.levels_v) for _ in range(nd)],
+            bank_on_cycles=[0] * config.n_banks,
+            transitions=dict.fromkeys(TRANSITION_KINDS, 0),
+        )
+        self.violating = False
+
+    # ---- state as seen in a cycle -------------------------------------------------------------
+    def rail_safe(self, r: int, x: int) -> int:
+        if x < self.rail_until[r]:
+            return min(self.rail_prev[r], self.rail_code[r])
+        return self.rail_code[r]
+
+    def dom_safe(self, d: int, x: int) -> int:
+        r = self.conn[d]
+        if r is None:
+            return 0
+        safe = self.rail_safe(r, x)
+        return min(self.dom_prev[d], safe) if x < self.dom_until[d] else safe
+
+    def overclocked(self, x: int) -> bool:
+        for d in range(len(DOMAINS)):
+            code = self.dom_safe(d, x)
+            limit = 0 if code == 0 else self.cfg.max_increment[d][code - 1]
+            if self.inc[d] > limit:
+                return True
+        return False
+
+    def account(self, start: int, stop: int) -> None:
+        """Charge cycles [start, stop) to the state as it is (no command executes inside)."""
+        n = stop - start
+        if n <= 0:
+            return
+        for d, r in enumerate(self.conn):
+            if r is not None and self.rail_code[r]:
+                self.out.level_cycles[d][self.rail_code[r] - 1] += n
+        for b, on in enumerate(self.on):
+            if on:
+                self.out.bank_on_cycles[b] += n
+        # The monitor: rising edges only happen when a command takes effect (start); deadlines
+        # inside the interval can only end a violation.
+        points = [
+            start,
+            *sorted({u for u in (*self.rail_until, *self.dom_until) if start < u < stop}),
+        ]
+        for x in points:
+            now = self.overclocked(x)
+            if now and not self.violating:
+                self.out.overclock_count += 1
+                if self.out.overclock_first is None:
+                    self.out.overclock_first = x
+            self.violating = now
+
+    def gate(self, b: int) -> None:
+        if self.on[b]:
+            self.on[b] = False
+            self.out.transitions["bank_gates"] += 1
+
+
+def _check_banks(config: PmuConfig, group: int, mask: int) -> bool:
+    return all(
+        group * GROUP_BANKS + i < config.n_banks for i in range(GROUP_BANKS) if mask >> i & 1
+    )
+
+
+def predict(
+    words: Sequence[int],
+    config: PmuConfig,
+    launch_cycles: Callable[[int, int, tuple[int, int, int]], int],
+    *,
+    program_ops: int,
+    budget: int = 0,
+    max_commands: int = 10_000_000,
+) -> Outcome:
+    """Run ``words`` on the PMU model.
+
+    Parameters
+    ----------
+    words : sequence of int
+        The command memory (its length is the loaded program: fetching beyond is an error).
+    config : PmuConfig
+        The PMU build the RTL has.
+    launch_cycles : callable
+        ``(first, count, (inc_sys, inc_rram, inc_feeder)) -> C``: the accelerator's running
+        cycles for a LAUNCH (the sum of the ops' ``OpWork.ref_cycles``).
+    program_ops : int
+        Descriptors loaded in the layer program (LAUNCH beyond is an error).
+    budget : int
+        Commands the run may execute (0: unlimited); the next one stops with WATCHDOG.
+    max_commands : int
+        A Python-side guard for programs that loop forever without a budget.
+    """
+    cfg = config
+    pmu = _Pmu(cfg)
+    out = pmu.out
+    t = 0
+    pc = 0
+    period = 0
+    deadline = 0
+    loop_armed = False
+    loop_pc = 0
+    loop_left = 0
+
+    def stop(error: ErrorCode) -> Outcome:
+        out.error = error
+        out.error_pc = pc
+        return finish()
+
+    def finish() -> Outcome:
+        out.end_cycle = t
+        pmu.account(t, t + 1)
+        return out
+
+    while True:
+        if out.commands >= max_commands:
+            raise RuntimeError(f"the program ran {max_commands} commands without stopping")
+        if budget and out.commands >= budget:
+            return stop(ErrorCode.WATCHDOG)
+        if not 0 <= pc < min(len(words), COMMAND_WORDS):
+            return stop(ErrorCode.END_OF_PROGRAM)
+        word = words[pc]
+        error, instr = _decode(word)
+        if error is not ErrorCode.NONE:
+            return stop(error)
+        assert instr is not None
+        op = instr.opcode
+        a = dict(instr.args)
+        # Checks that need the chip.
+        if op in (Opcode.SET_RAIL, Opcode.CONNECT) and a["rail"] >= cfg.rails:
+            return stop(ErrorCode.RAIL_RANGE)
+        if op is Opcode.SET_RAIL and a["level"] >= len(cfg.levels_v):
+            return stop(ErrorCode.LEVEL_RANGE)
+        if op is Opcode.SET_FREQ and a["increment"] >= 1 << cfg.phase_bits:
+            return stop(ErrorCode.FREQ_RANGE)
+        if op in (Opcode.GATE, Opcode.WAKE) and not _check_banks(cfg, a["group"], a["mask"]):
+            return stop(ErrorCode.BANK_RANGE)
+        if op is Opcode.LAUNCH and (a["count"] == 0 or a["first"] + a["count"] > program_ops):
+            return stop(ErrorCode.LAUNCH_RANGE)
+        if op is Opcode.LAUNCH and 0 in pmu.inc:
+            return stop(ErrorCode.CLOCK_STOPPED)
+        if op is Opcode.SET_PERIOD and a["cycles"] == 0:
+            return stop(ErrorCode.PERIOD)
+        if op in (Opcode.IDLE, Opcode.SLEEP) and period == 0:
+            return stop(ErrorCode.PERIOD)
+        if op is Opcode.LOOP and loop_armed and loop_pc != pc:
+            return stop(ErrorCode.LOOP_NESTED)
+        if op is Opcode.HALT:
+            out.halt_code = a["code"]
+            return finish()
+
+        out.commands += 1
+        out.command_cycles.append((pc, t))
+        pmu.account(t, t + 1)  # the command's own cycle sees the state before its effects
+        c = t + 1
+        next_pc = pc + 1
+        if op is Opcode.SET_PERIOD:
+            period = a["cycles"]
+            deadline = t + period
+        elif op is Opcode.SET_RAIL:
+            r = a["rail"]
+            pmu.rail_prev[r] = pmu.rail_safe(r, t)
+            pmu.rail_code[r] = a["level"] + 1
+            pmu.rail_until[r] = t + 1 + cfg.rail_settle_cycles
+            out.transitions["rail_sets"] += 1
+        elif op is Opcode.WAIT_RAILS:
+            c = max([t + 1, *pmu.rail_until])
+        elif op is Opcode.CONNECT:
+            d = _DOMAIN_INDEX[a["domain"]]
+            pmu.dom_prev[d] = pmu.dom_safe(d, t)
+            pmu.conn[d] = a["rail"]
+            pmu.dom_until[d] = t + 1 + cfg.transition_cycles
+            out.transitions["supply_switches"] += 1
+            c = t + 1 + cfg.transition_cycles
+        elif op is Opcode.SET_FREQ:
+            pmu.inc[_DOMAIN_INDEX[a["domain"]]] = a["increment"]
+            out.transitions["freq_changes"] += 1
+        elif op is Opcode.GATE:
+            for i in range(GROUP_BANKS):
+                if a["mask"] >> i & 1:
+                    pmu.gate(a["group"] * GROUP_BANKS + i)
+        elif op is Opcode.WAKE:
+            g = a["group"]
+            new = 0
+            for i in range(GROUP_BANKS):
+                b = g * GROUP_BANKS + i
+                if a["mask"] >> i & 1 and not pmu.on[b]:
+                    pmu.on[b] = True
+                    new |= 1 << i
+                    out.transitions["bank_wakes"] += 1
+            if new:
+                if pmu.group_until[g] <= t + 1:
+                    pmu.group_waking[g] = 0
+                pmu.group_waking[g] |= new
+                pmu.group_until[g] = max(pmu.group_until[g], t + 1 + cfg.group_wake_cycles(g, new))
+        elif op is Opcode.LAUNCH:
+            cycles = int(launch_cycles(a["first"], a["count"], tuple(pmu.inc)))  # type: ignore[arg-type]
+            done = t + LAUNCH_DONE_DELAY + cycles
+            out.launches.append(Launch(a["first"], a["count"], t, done))
+            c = done + 1
+        elif op is Opcode.WAIT:
+            c = t + 1 + a["cycles"]
+        elif op in (Opcode.IDLE, Opcode.SLEEP):
+            if op is Opcode.SLEEP:
+                pmu.conn = [None] * len(DOMAINS)
+                pmu.inc = [0] * len(DOMAINS)
+                for b in range(cfg.n_banks):
+                    pmu.gate(b)
+                out.transitions["sleeps"] += 1
+            if deadline < t + 1:
+                out.overruns += 1
+            c = max(t + 1, deadline)
+            deadline += period
+            out.frames += 1
+            if op is Opcode.SLEEP:
+                out.asleep_cycles += c - t
+            else:
+                out.idle_cycles += c - t
+        elif op is Opcode.LOOP:
+            if a["count"] == 0:
+                next_pc = a["target"]
+            elif not loop_armed:
+                loop_armed, loop_pc, loop_left = True, pc, a["count"] - 1
+                next_pc = a["target"]
+            elif loop_left == 0:
+                loop_armed = False
+            else:
+                loop_left -= 1
+                next_pc = a["target"]
+        pmu.account(t + 1, c)
+        t = c
+        pc = next_pc
+
+
+def _decode(word: int) -> tuple[ErrorCode, Instr | None]:
+    """pmu.isa.decode, with its IsaError turned into the error code the RTL stops with."""
+    try:
+        return ErrorCode.NONE, decode(word)
+    except IsaError as exc:
+        assert exc.error is not None
+        return exc.error, None

@@ -1,0 +1,147 @@
+"""The PMU alone in Amaranth's simulator: a stub accelerator, a command memory, many programs
+per simulation (a reset between programs), each run compared with ``pmu.timing.predict``."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from amaranth.hdl import Elaboratable, Module, ResetInserter, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In
+from amaranth.sim import Simulator
+
+from pmu.config import TIME_BITS, PmuConfig
+from pmu.isa import ErrorCode
+from pmu.timing import TRANSITION_KINDS
+from pmu.unit import COUNTER_PORTS, PowerManagementUnit
+
+__all__ = ["RtlOutcome", "run_programs", "stub_cycles"]
+
+DEPTH = 64
+
+
+def stub_cycles(first: int, count: int, incs: tuple[int, int, int]) -> int:
+    """The stub accelerator's running cycles for a LAUNCH (known to the model too)."""
+    return (first + count) % 5 + 1
+
+
+class _StubAccelerator(Elaboratable):
+    """IDLE sees start -> runs ``stub_cycles`` cycles -> DONE (done high) until start drops."""
+
+    def __init__(self, pmu: PowerManagementUnit) -> None:
+        self.pmu = pmu
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        pmu = self.pmu
+        left = Signal(8)
+        with m.FSM(name="stub"):
+            with m.State("IDLE"), m.If(pmu.acc_start):
+                m.d.sync += left.eq((pmu.acc_first + pmu.acc_count) % 5 + 1)
+                m.next = "RUN"
+            with m.State("RUN"):
+                m.d.sync += left.eq(left - 1)
+                with m.If(left == 1):
+                    m.next = "DONE"
+            with m.State("DONE"):
+                m.d.comb += pmu.acc_done.eq(1)
+                with m.If(~pmu.acc_start):
+                    m.next = "IDLE"
+        return m
+
+
+class _Harness(wiring.Component):
+    def __init__(self, config: PmuConfig) -> None:
+        self.config = config
+        super().__init__({"restart": In(1), "cmd_words": In(13), "budget": In(32)})
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        pmu = PowerManagementUnit(self.config)
+        m.submodules.pmu = ResetInserter(self.restart)(pmu)
+        self.pmu = pmu
+        m.submodules.cmd = self.mem = mem = Memory(shape=64, depth=DEPTH, init=[])
+        rd = mem.read_port(domain="comb")
+        m.d.comb += [
+            rd.addr.eq(pmu.cmd_addr),
+            pmu.cmd_rdata.eq(rd.data),
+            pmu.cmd_words.eq(self.cmd_words),
+            pmu.prog_ops.eq(200),
+            pmu.budget.eq(self.budget),
+        ]
+        m.submodules.stub = ResetInserter(self.restart)(_StubAccelerator(pmu))
+        return m
+
+
+@dataclass
+class RtlOutcome:
+    """What the RTL reported for one program (fields named as in pmu.timing.Outcome)."""
+
+    ticks: int
+    end_cycle: int
+    halt_code: int | None
+    error: ErrorCode
+    error_pc: int | None
+    launches: list[tuple[int, int]]  # (exec cycle, done cycle)
+    counters: dict[str, int]
+    bank_on_cycles: list[int]
+
+
+def run_programs(
+    config: PmuConfig,
+    programs: Sequence[Sequence[int]],
+    *,
+    budget: int,
+    max_ticks: int,
+    check: Callable[[int, RtlOutcome], None] | None = None,
+) -> list[RtlOutcome]:
+    """Run each program from reset; stop a program after ``max_ticks`` simulator ticks."""
+    dut = _Harness(config)
+    results: list[RtlOutcome] = []
+
+    async def bench(ctx) -> None:  # type: ignore[no-untyped-def]
+        pmu = dut.pmu
+        for k, words in enumerate(programs):
+            assert len(words) <= DEPTH
+            for i, w in enumerate(words):
+                ctx.set(dut.mem.data[i], w)
+            ctx.set(dut.cmd_words, len(words))
+            ctx.set(dut.budget, budget)
+            ctx.set(dut.restart, 1)
+            await ctx.tick()
+            ctx.set(dut.restart, 0)
+            ticks = 0
+            launches = []
+            while not ctx.get(pmu.halted) and ticks < max_ticks:
+                if ctx.get(pmu.launch_done):
+                    launches.append((ctx.get(pmu.launch_exec), ctx.get(pmu.now)))
+                await ctx.tick()
+                ticks += 1
+            halted = bool(ctx.get(pmu.halted))
+            error = ErrorCode(ctx.get(pmu.error))
+            on = []
+            for b in range(config.n_banks):
+                ctx.set(pmu.bank_sel, b)
+                on.append(ctx.get(pmu.bank_on_cycles))
+            outcome = RtlOutcome(
+                ticks=ticks,
+                end_cycle=ctx.get(pmu.end_cycle) if halted else -1,
+                halt_code=ctx.get(pmu.halt_code) if halted and error is ErrorCode.NONE else None,
+                error=error,
+                error_pc=ctx.get(pmu.error_pc) if error is not ErrorCode.NONE else None,
+                launches=launches,
+                counters={n: ctx.get(getattr(pmu, n)) for n in COUNTER_PORTS(config)},
+                bank_on_cycles=on,
+            )
+            results.append(outcome)
+            if check is not None:
+                check(k, outcome)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return results
+
+
+del TIME_BITS, TRANSITION_KINDS

@@ -1,0 +1,225 @@
+"""The PMU RTL (Amaranth simulator, stub accelerator) against its Python model, pmu/timing.py:
+hand-written programs, every error code, and a fuzz of thousands of random programs that must
+all stop (HALT or error) within a bounded number of ticks, exactly as the model predicts."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pmu.config import PmuConfig
+from pmu.isa import DomainCode, ErrorCode, Opcode, encode
+from pmu.timing import TRANSITION_KINDS, Outcome, predict
+from scheduler.chip import BankKind, load_chip
+from tests.pmu.pmu_harness import RtlOutcome, run_programs, stub_cycles
+
+SMALL_CHIP = Path(__file__).resolve().parents[1] / "data" / "chip_small.yaml"
+#: Banks of the fuzz build: 2 ifmap, 1 ofmap, 40 RRAM (two groups, a partial last group).
+COUNTS = {BankKind.IFMAP: 2, BankKind.OFMAP: 1, BankKind.RRAM: 40}
+PROGRAM_OPS = 200
+BUDGET = 48
+#: Ticks per command at most: EXEC + one WAIT tick, or a LAUNCH: EXEC + start + C (<= 5 for
+#: the stub) + done. So a run stops within MAX_TICKS_PER_COMMAND * (budget + 1) ticks.
+MAX_TICKS_PER_COMMAND = 8
+BOUND = MAX_TICKS_PER_COMMAND * (BUDGET + 1)
+
+
+@pytest.fixture(scope="module")
+def config() -> PmuConfig:
+    return PmuConfig.from_chip(load_chip(SMALL_CHIP), COUNTS)
+
+
+def _expected(config: PmuConfig, words: list[int]) -> Outcome:
+    return predict(words, config, stub_cycles, program_ops=PROGRAM_OPS, budget=BUDGET)
+
+
+def _assert_same(config: PmuConfig, words: list[int], rtl: RtlOutcome) -> None:
+    model = _expected(config, words)
+    where = f"program {[hex(w) for w in words]}"
+    assert rtl.error is model.error, where
+    assert rtl.end_cycle == model.end_cycle, where
+    assert rtl.halt_code == model.halt_code, where
+    assert rtl.error_pc == model.error_pc, where
+    assert rtl.launches == [(x.exec_cycle, x.done_cycle) for x in model.launches], where
+    expected = {
+        f"cycles_{d}_{k}": model.level_cycles[i][k]
+        for i, d in enumerate(("sys", "rram", "feeder"))
+        for k in range(len(config.levels_v))
+    }
+    expected |= {kind: model.transitions[kind] for kind in TRANSITION_KINDS}
+    expected |= {
+        "asleep_cycles": model.asleep_cycles,
+        "idle_cycles": model.idle_cycles,
+        "frames": model.frames,
+        "overruns": model.overruns,
+        "overclock_count": model.overclock_count,
+        "overclock_first": model.overclock_first or 0,
+        "access_count": 0,
+        "access_first": 0,
+    }
+    assert rtl.counters == expected, where
+    assert rtl.bank_on_cycles == model.bank_on_cycles, where
+    assert rtl.ticks <= BOUND, where
+
+
+E = encode
+
+
+def _setup(config: PmuConfig, level: int = 4) -> list[int]:
+    words = [E(Opcode.SET_PERIOD, cycles=3000), E(Opcode.SET_RAIL, rail=0, level=level)]
+    words.append(E(Opcode.WAIT_RAILS))
+    for i, d in enumerate(DomainCode):
+        words.append(E(Opcode.CONNECT, domain=d, rail=0))
+        words.append(E(Opcode.SET_FREQ, domain=d, increment=config.max_increment[i][level]))
+    return words
+
+
+HAND = {
+    "frame_idle_loop": lambda c: [
+        *_setup(c),
+        E(Opcode.GATE, group=0, mask=0b110),
+        E(Opcode.WAKE, group=0, mask=0b010),
+        E(Opcode.WAKE, group=1, mask=0b1),
+        E(Opcode.LAUNCH, first=3, count=4),
+        E(Opcode.WAIT, cycles=17),
+        E(Opcode.IDLE),
+        E(Opcode.LOOP, target=len(_setup(c)) + 3, count=2),
+        E(Opcode.HALT, code=7),
+    ],
+    "sleep_frames": lambda c: [
+        *_setup(c),
+        E(Opcode.LAUNCH, first=0, count=9),
+        E(Opcode.SLEEP),
+        E(Opcode.WAKE, group=0, mask=0b111),
+        E(Opcode.WAIT, cycles=20),
+        E(Opcode.CONNECT, domain=DomainCode.SYS, rail=0),
+        E(Opcode.SET_FREQ, domain=DomainCode.SYS, increment=c.max_increment[0][4]),
+        E(Opcode.SLEEP),
+        E(Opcode.SLEEP),
+        E(Opcode.HALT, code=0),
+    ],
+    # Raising the rail's voltage but the clock before it settles, then lowering the rail under
+    # the fast clock: two overclock episodes.
+    "overclock": lambda c: [
+        *_setup(c, 2),
+        E(Opcode.SET_RAIL, rail=0, level=6),
+        E(Opcode.SET_FREQ, domain=DomainCode.SYS, increment=c.max_increment[0][6]),
+        E(Opcode.WAIT_RAILS),
+        E(Opcode.SET_RAIL, rail=0, level=1),
+        E(Opcode.HALT, code=1),
+    ],
+    "overrun": lambda c: [
+        E(Opcode.SET_PERIOD, cycles=3),
+        E(Opcode.WAIT, cycles=10),
+        E(Opcode.IDLE),
+        E(Opcode.IDLE),
+        E(Opcode.IDLE),
+        E(Opcode.HALT, code=2),
+    ],
+}
+
+
+def test_hand_written_programs_match_the_model(config: PmuConfig) -> None:
+    programs = [HAND[name](config) for name in sorted(HAND)]
+    rtl = run_programs(config, programs, budget=BUDGET, max_ticks=BOUND + 1)
+    for words, outcome in zip(programs, rtl, strict=True):
+        _assert_same(config, words, outcome)
+    overclock = _expected(config, HAND["overclock"](config))
+    # Two episodes: the early SET_FREQ, and lowering the rail under the fast clock at the end.
+    assert overclock.overclock_count == 2
+    # The violation starts in the cycle after the SET_FREQ (its effect), while the rail settles.
+    set_freq = overclock.command_cycles[len(_setup(config, 2)) + 1]
+    assert overclock.overclock_first == set_freq[1] + 1
+
+
+ERRORS = {
+    ErrorCode.ILLEGAL_OPCODE: [13],
+    ErrorCode.ILLEGAL_DOMAIN: [Opcode.CONNECT.value | 3 << 4],
+    ErrorCode.UNUSED_BITS: [Opcode.WAIT_RAILS.value | 1 << 63],
+    ErrorCode.RAIL_RANGE: [E(Opcode.SET_RAIL, rail=3, level=0)],
+    ErrorCode.LEVEL_RANGE: [E(Opcode.SET_RAIL, rail=0, level=9)],
+    ErrorCode.FREQ_RANGE: [E(Opcode.SET_FREQ, domain=DomainCode.SYS, increment=1 << 16)],
+    ErrorCode.BANK_RANGE: [E(Opcode.WAKE, group=1, mask=1 << 11)],
+    ErrorCode.LAUNCH_RANGE: [E(Opcode.LAUNCH, first=199, count=2)],
+    ErrorCode.PERIOD: [E(Opcode.IDLE)],
+    ErrorCode.LOOP_NESTED: [
+        E(Opcode.LOOP, target=1, count=3),
+        E(Opcode.LOOP, target=0, count=3),
+    ],
+    ErrorCode.END_OF_PROGRAM: [E(Opcode.WAIT, cycles=5)],
+    ErrorCode.WATCHDOG: [E(Opcode.LOOP, target=0, count=0)],
+    ErrorCode.CLOCK_STOPPED: [E(Opcode.LAUNCH, first=0, count=1)],
+}
+
+
+def test_every_error_code_stops_the_pmu(config: PmuConfig) -> None:
+    assert set(ERRORS) == set(ErrorCode) - {ErrorCode.NONE}
+    programs = [ERRORS[code] for code in ERRORS]
+    rtl = run_programs(config, programs, budget=BUDGET, max_ticks=BOUND + 1)
+    for (code, words), outcome in zip(ERRORS.items(), rtl, strict=True):
+        assert outcome.error is code, (code, outcome.error)
+        _assert_same(config, words, outcome)
+
+
+_SETUP = [
+    E(Opcode.SET_PERIOD, cycles=2000),
+    E(Opcode.SET_RAIL, rail=0, level=4),
+    *(E(Opcode.CONNECT, domain=d, rail=0) for d in DomainCode),
+    *(E(Opcode.SET_FREQ, domain=d, increment=1 << 14) for d in DomainCode),
+]
+
+
+def _random_programs(seed: int, count: int) -> list[list[int]]:
+    """Random programs: often a random-length prefix of a legal set-up (period, rail, clocks),
+    then words that are raw 64-bit values (5 %) or opcodes with random small fields, some with
+    a flipped bit (so runs get past their first commands and reach every error)."""
+    rng = np.random.default_rng(seed)
+    programs = []
+    for _ in range(count):
+        n = int(rng.integers(1, 13))
+        words = _SETUP[: int(rng.integers(0, len(_SETUP) + 1))] if rng.random() < 0.7 else []
+        for _ in range(n):
+            kind = rng.random()
+            if kind < 0.05:
+                word = int(rng.integers(0, 1 << 63, dtype=np.uint64)) << 1 | int(rng.integers(2))
+            else:
+                op = Opcode(int(rng.integers(0, 13)))
+                word = op.value
+                small = {
+                    Opcode.HALT: int(rng.integers(0, 4)) << 4,
+                    Opcode.SET_PERIOD: int(rng.integers(0, 400)) << 4,
+                    Opcode.SET_RAIL: int(rng.integers(0, 4)) << 4 | int(rng.integers(0, 10)) << 7,
+                    Opcode.CONNECT: int(rng.integers(0, 4)) << 4 | int(rng.integers(0, 4)) << 6,
+                    Opcode.SET_FREQ: int(rng.integers(0, 4)) << 4
+                    | int(rng.integers(0, 70000)) << 6,
+                    Opcode.GATE: int(rng.integers(0, 3)) << 4 | int(rng.integers(0, 1 << 32)) << 16,
+                    Opcode.WAKE: int(rng.integers(0, 3)) << 4 | int(rng.integers(0, 1 << 32)) << 16,
+                    Opcode.LAUNCH: int(rng.integers(0, 210)) << 4 | int(rng.integers(0, 9)) << 20,
+                    Opcode.WAIT: int(rng.integers(0, 1 << 48)) << 4
+                    if rng.random() < 0.2
+                    else int(rng.integers(0, 3000)) << 4,
+                    Opcode.LOOP: int(rng.integers(0, n + 1)) << 4 | int(rng.integers(0, 4)) << 16,
+                }.get(op, 0)
+                word |= small
+                if rng.random() < 0.05:
+                    word ^= 1 << int(rng.integers(4, 64))
+            words.append(word)
+        programs.append(words)
+    return programs
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_programs_always_stop_within_the_bound_as_the_model_says(
+    config: PmuConfig, seed: int
+) -> None:
+    programs = _random_programs(seed, 750)
+    rtl = run_programs(
+        config,
+        programs,
+        budget=BUDGET,
+        max_ticks=BOUND + 1,
+        check=lambda k, outcome: _assert_same(config, programs[k], outcome),
+    )
+    assert all(r.end_cycle >= 0 for r in rtl)
+    stops = {r.error for r in rtl}
+    assert ErrorCode.NONE in stops and len(stops) >= 8
