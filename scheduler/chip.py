@@ -276,8 +276,8 @@ class _Reader:
         return ChipError(f"{self.label}: {path}: must be {allowed}, not {value!r}")
 
     def mapping(
-        self, raw: Any, path: str, keys: set[str], optional: set[str] = frozenset()
-    ) -> dict:
+        self, raw: Any, path: str, keys: set[str], optional: frozenset[str] = frozenset()
+    ) -> dict[str, Any]:
         if not isinstance(raw, Mapping):
             raise self.fail(path or "top level", raw, "a mapping")
         unknown = set(raw) - keys - optional
@@ -434,7 +434,7 @@ class _Reader:
                     "wake_latency_ns",
                     "wake_energy_pj",
                 },
-                {"min_count"},
+                frozenset({"min_count"}),
             )
             if b["count"] == "auto":
                 count = None

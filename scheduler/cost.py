@@ -176,10 +176,10 @@ def build_cost_table(
             f"it offers {', '.join(p.value for p in chip.gating_policies)}"
         )
     levels = tuple(chip.levels_v) if levels_v is None else tuple(float(v) for v in levels_v)
-    for v in levels:
-        if not any(abs(v - g) < 1e-9 for g in chip.levels_v):
+    for level in levels:
+        if not any(abs(level - g) < 1e-9 for g in chip.levels_v):
             raise ValueError(
-                f"voltage level {v:g} V is not on chip {chip.name!r}'s grid "
+                f"voltage level {level:g} V is not on chip {chip.name!r}'s grid "
                 f"({', '.join(f'{g:g}' for g in chip.levels_v)} V)"
             )
     volts = np.array(list(itertools.product(levels, repeat=len(DOMAINS))), dtype=np.float64)

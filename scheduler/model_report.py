@@ -23,7 +23,7 @@ def model_json(table: CostTable, state: int) -> dict[str, Any]:
     """The model report for one state as a JSON-ready object."""
     chip, net = table.chip, table.network
     volts = [float(v) for v in table.voltages_v[state]]
-    layers = []
+    layers: list[dict[str, Any]] = []
     for layer in table.layers:
         head = net.ops[[op.name for op in net.ops].index(layer.ops[0])]
         dyn = {c.value: float(layer.dynamic_j[c][state]) for c in Component}

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 from types import MappingProxyType
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, TypeGuard
 
 import yaml
 
@@ -57,7 +57,7 @@ _POOLS: Final = frozenset({OpKind.MAXPOOL, OpKind.AVGPOOL})
 _MAY_RELU: Final = frozenset({OpKind.CONV, OpKind.FC, OpKind.ADD})
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -664,7 +664,7 @@ class _Reader:
             value, where, _OP_KEYS[kind], _OP_REQUIRED[kind], f" for op kind {kind.value!r}"
         )
         if "input" in spec:
-            inputs = (self.text(spec["input"], f"{where}.input"),)
+            inputs: tuple[str, ...] = (self.text(spec["input"], f"{where}.input"),)
             input_key = "input"
         else:
             listed = spec["inputs"]

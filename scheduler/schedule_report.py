@@ -52,7 +52,7 @@ def schedule_text(
         + ", ".join(f"{v:.2f} V" for v in report["rails_used_v"]),
     ]
     if baselines:
-        base_rows = []
+        base_rows: list[list[object]] = []
         for method, energy, note in baselines:
             if energy is None:
                 base_rows.append([method, "infeasible", "", note])

@@ -36,6 +36,16 @@ class SweepPoint:
     row: dict[str, object]
 
 
+@dataclass(frozen=True, slots=True)
+class _Options:
+    """What every worker needs besides the problems."""
+
+    instance_of: dict[str, str]  # method value -> key into the problems
+    rails: int
+    nominal_v: float | None
+    time_limit_s: float
+
+
 def parse_rates(text: str) -> tuple[float, ...]:
     """``"1:150"`` (step 1), ``"1:150:5"`` or ``"10,30,60"`` -> rates in FPS."""
     try:
@@ -61,30 +71,31 @@ def parse_rates(text: str) -> tuple[float, ...]:
 
 # Worker state: each process receives the problems once, then solves many points.
 _PROBLEMS: dict[str, Problem] = {}
-_OPTIONS: dict[str, object] = {}
+_OPTIONS: list[_Options] = []
 
 
-def _init(problems: dict[str, Problem], options: dict[str, object]) -> None:
+def _init(problems: dict[str, Problem], options: _Options) -> None:
     _PROBLEMS.update(problems)
-    _OPTIONS.update(options)
+    _OPTIONS[:] = [options]
 
 
 def _solve_point(fps: float, method: Method) -> SweepPoint:
-    problem = _PROBLEMS[_OPTIONS["instance_of"][method.value]]  # type: ignore[index]
+    options = _OPTIONS[0]
+    problem = _PROBLEMS[options.instance_of[method.value]]
     try:
         r = solve(
             problem,
             1.0 / fps,
-            int(_OPTIONS["rails"]),
-            method,  # type: ignore[call-overload]
-            time_limit_s=float(_OPTIONS["time_limit_s"]),
-            nominal_v=_OPTIONS["nominal_v"],
+            options.rails,
+            method,
+            time_limit_s=options.time_limit_s,
+            nominal_v=options.nominal_v,
         )
     except (InfeasibleError, NoSolutionError) as exc:
         status = "infeasible" if isinstance(exc, InfeasibleError) else "no-solution"
         return SweepPoint(fps, method, {"fps": fps, "method": method.value, "status": status})
     ev = r.evaluation
-    row = {
+    row: dict[str, object] = {
         "fps": fps,
         "method": method.value,
         "status": r.status.value,
@@ -116,12 +127,7 @@ def run_sweep(
     """Solve every (rate, method) point with a process pool, writing CSV rows as they finish."""
     writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore")
     writer.writeheader()
-    options = {
-        "rails": rails,
-        "nominal_v": nominal_v,
-        "time_limit_s": time_limit_s,
-        "instance_of": instance_of,
-    }
+    options = _Options(instance_of, rails, nominal_v, time_limit_s)
     jobs = [(fps, m) for fps in rates for m in methods]
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     points = []
