@@ -87,10 +87,29 @@ def bench_cosim() -> None:
     print()
 
 
+def bench_e2e() -> None:
+    """Wall time of `voltflow cosim --net squeezenet` (`make cosim`) with a warm build."""
+    import subprocess
+    import sys
+    import time
+
+    print("\n== end to end: voltflow cosim --net squeezenet (warm build) ==")
+    start = time.perf_counter()
+    run = subprocess.run(
+        [sys.executable, "-m", "cosim.cli", "cosim", "--net", "squeezenet"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - start
+    verdict = (run.stdout.strip().splitlines() or ["(no output)"])[-1]
+    print(f"exit {run.returncode} in {wall:.1f} s (target <= 60 s): {verdict}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--only", choices=["cost", "cosim", "networks", "solvers"], help="run one section"
+        "--only", choices=["cost", "cosim", "networks", "solvers", "e2e"], help="run one section"
     )
     parser.add_argument("--ilp-time-limit", type=float, default=120.0, help="seconds per ILP")
     args = parser.parse_args()
@@ -100,6 +119,8 @@ def main() -> int:
         bench_cosim()
     if args.only in (None, "networks"):
         bench_networks(args.ilp_time_limit)
+    if args.only in (None, "e2e"):
+        bench_e2e()
     if args.only in (None, "solvers"):
         solvers = Path(__file__).with_name("solvers.py")
         if solvers.exists():

@@ -327,11 +327,8 @@ def cmd_cosim(args: argparse.Namespace) -> int:
     from cosim.accel_run import accelerator_build, activity_diff, run_network
     from scheduler.texttable import format_table
 
-    if args.fps is not None:
-        raise CliError(
-            "--fps (a scheduled, PMU-driven run) needs the PMU (issue 5) and the end-to-end flow "
-            "(issue 6); today `voltflow cosim` runs one inference at a fixed --state"
-        )
+    if args.state is None:
+        return cmd_cosim_flow(args)
     network, chip, _ = _load_inputs(args)
     state_v = args.state if args.state is not None else [chip.nominal_v] * 3
     progress = sys.stderr
@@ -412,6 +409,103 @@ def cmd_cosim(args: argparse.Namespace) -> int:
         f"{network.title} on {chip.name} RTL at {state}\n\n{table}\n\n{speed}\n{verdict}",
     )
     return 0 if passed else 1
+
+
+def cmd_cosim_flow(args: argparse.Namespace) -> int:
+    """The end-to-end flow: schedule, compile, run frames on the RTL, energy, report."""
+    import shutil
+    import time
+
+    from cosim.e2e import default_rate, measure, plan, run_in_process
+    from cosim.e2e_report import report_json, report_text, write_csv, write_plots
+    from cosim.sim_top import chip_configs
+    from pmu.rom import write_hex
+    from scheduler.chip import GatingPolicy
+    from scheduler.problem import ProblemOptions, build_problem
+    from scheduler.solve import InfeasibleError
+
+    wall = time.perf_counter()
+    progress = sys.stderr
+    network, chip, policy = _load_inputs(args)
+    if args.frames < 1:
+        raise CliError(f"--frames must be at least 1, not {args.frames}")
+    problem, table = build_problem(network, chip, ProblemOptions(policy=policy))
+    fps = args.fps if args.fps is not None else default_rate(table)
+    n_banks = chip_configs(chip)[1].n_banks
+    provenance = {"network": args.net, "chip": args.hw, "policy": policy.value}
+    print(f"[1/5] schedule: {network.name} at {fps:g} FPS, {args.method}...", file=progress)
+    try:
+        main_plan = plan(
+            table, problem, fps, args.rails, args.method, args.frames, provenance, n_banks
+        )
+        base_problem, base_table = build_problem(
+            network, chip, ProblemOptions(policy=GatingPolicy.NO_PG)
+        )
+        base_plan = plan(
+            base_table, base_problem, fps, args.rails, "nominal", args.frames,
+            {**provenance, "policy": "no_pg"}, n_banks,
+        )  # fmt: skip
+    except InfeasibleError as exc:
+        raise CliError(str(exc)) from None
+    out = Path(args.out_dir or f"build/cosim/{network.name}-{fps:g}fps")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "schedule.json").write_text(json.dumps(main_plan.schedule_json, indent=2) + "\n")
+    print(f"[2/5] compile: {len(main_plan.program.words)} PMU commands -> {out}/rom.hex",
+          file=progress)  # fmt: skip
+    write_hex(out / "rom.hex", main_plan.program.words)
+    (out / "rom.lst").write_text(main_plan.program.listing())
+    print(f"[3/5] Verilator build of {chip.name} (once per chip, cached)...", file=progress)
+    from cosim.e2e import _build
+
+    built = _build(chip, args.waves)
+    how = f"built in {built.build_seconds:.1f} s" if built.built else "cached"
+    print(f"      {how}", file=progress)
+    print(f"[4/5] frames: {args.frames} periods on the RTL, and the nominal baseline beside "
+          "them (second process)...", file=progress)  # fmt: skip
+    base_future = run_in_process(
+        measure, args.net, args.hw, "no_pg", base_plan.schedule, args.frames, args.seed, None
+    )
+    run_dir = out / "sim" if args.waves else None
+    run, _ = measure(
+        args.net, args.hw, policy.value, main_plan.schedule, args.frames, args.seed, run_dir,
+        args.waves,
+    )  # fmt: skip
+    base, _ = base_future.result()
+    if run.trace:
+        trace = Path(run.trace)
+        shutil.copy(trace, out / f"waves{trace.suffix}")
+        shutil.rmtree(out / "sim", ignore_errors=True)
+    print("[5/5] report...", file=progress)
+    head = {
+        "network": network.name,
+        "title": network.title,
+        "chip": chip.name,
+        "fps": fps,
+        "period_s": 1.0 / fps,
+        "method": args.method,
+        "rails": args.rails,
+        "policy": policy.value,
+        "frames": args.frames,
+        "slack_mode": main_plan.schedule.slack_mode.value,
+        "schedule_energy_j": main_plan.schedule.energy_j,
+        "out_dir": str(out),
+    }
+    report = report_json(head, run, base, main_plan)
+    report["total_wall_s"] = time.perf_counter() - wall
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_csv(out / "layers.csv", run)
+    write_plots(out, run, chip, report)
+    text = report_text(report, run, chip)
+    failures = run.failures()
+    verdict = (
+        f"PASS: every layer and frame cycle-exact, energy within {0.1:g} %, deadlines met, "
+        f"no violations, bit-exact ({report['total_wall_s']:.1f} s; files in {out})"
+    )
+    _emit(args, report, text + ("" if failures else "\n" + verdict))
+    if failures:
+        print(f"voltflow cosim: FAIL: {'; '.join(failures)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -522,13 +616,22 @@ def build_parser() -> argparse.ArgumentParser:
         type=_parse_state,
         default=None,
         metavar="VSYS,VRRAM,VFEEDER",
-        help="fixed power state (default: nominal)",
+        help="one inference at this fixed power state instead of the end-to-end flow",
     )
-    cos.add_argument("--fps", type=_positive, default=None, help="(end-to-end flow, issue 6)")
-    cos.add_argument("--rails", type=int, default=3, help="(end-to-end flow)")
-    cos.add_argument("--method", default="dp", choices=METHODS, help="(end-to-end flow)")
-    cos.add_argument("--frames", type=int, default=2, help="(end-to-end flow)")
-    cos.add_argument("--waves", choices=["fst", "vcd", "saif"], help="(end-to-end flow)")
+    cos.add_argument(
+        "--fps",
+        type=_positive,
+        default=None,
+        help="frame rate (default: half the highest rate the chip reaches at its top voltage, "
+        "rounded: met with slack; 50 FPS for squeezenet on powerflow_ref)",
+    )
+    cos.add_argument("--rails", type=int, default=3, help="distinct voltages (default 3)")
+    cos.add_argument("--method", default="dp", choices=METHODS, help="solver or baseline")
+    cos.add_argument("--frames", type=int, default=2, help="periods to run (default 2)")
+    cos.add_argument(
+        "--waves", choices=["fst", "vcd", "saif"], help="also dump waves (a separate build)"
+    )
+    cos.add_argument("--out-dir", help="default build/cosim/<net>-<fps>fps")
     cos.add_argument("--seed", type=int, default=0, help="seed of the random weights and input")
     cos.add_argument("--sparsity", type=float, default=0.0, help="fraction of zero weights")
     cos.set_defaults(func=cmd_cosim)

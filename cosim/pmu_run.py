@@ -32,6 +32,8 @@ from cosim.sim_top import SimSizes, chip_configs
 from pmu.isa import ErrorCode
 from pmu.rom import write_hex
 from pmu.timing import Outcome, predict
+from pmu.unit import COUNTER_PORTS
+from rtl.activity_counters import COUNTERS
 from rtl.config import ADDR_BITS
 from rtl.program import DESCRIPTOR_BITS, Program, compile_program
 from scheduler.chip import Chip
@@ -39,7 +41,7 @@ from scheduler.dataflow import OpWork, op_work
 from scheduler.memory import BankLayout, plan_memory
 from scheduler.network import Network
 
-__all__ = ["LaunchResult", "PmuRunResult", "launch_cycles_of", "run_program"]
+__all__ = ["LaunchResult", "PmuRunResult", "Snapshot", "launch_cycles_of", "run_program"]
 
 TB_MODULE = "cosim.tb_accel"
 
@@ -72,6 +74,16 @@ class LaunchResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The PMU's power counters at an event: ``S`` a LAUNCH's first cycle, ``D`` its done,
+    ``F`` a period boundary (after IDLE/SLEEP)."""
+
+    event: str
+    now: int
+    counters: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
 class PmuRunResult:
     """A PMU program run on the chip."""
 
@@ -85,8 +97,11 @@ class PmuRunResult:
     bank_on_cycles: tuple[int, ...]
     frame_exact: tuple[bool, ...]  # per frame: every observed op output equals the golden one
     outputs: dict[tuple[int, str], np.ndarray]  # (frame, op) -> observed output
+    snapshots: tuple[Snapshot, ...]  # in simulation order
+    op_stats: np.ndarray  # per op done: descriptor index, then rtl COUNTERS (cumulative)
     wall_s: float
     sim_wall_s: float
+    trace: Path | None = None  # the waveform, when the build has a trace format
 
     @property
     def overclock_violations(self) -> int:
@@ -142,8 +157,13 @@ def run_program(
     budget: int = 0,
     run_dir: Path | None = None,
     verilator_build: VerilatorBuild | None = None,
+    waves: bool = False,
 ) -> PmuRunResult:
-    """Run the PMU program ``words`` with ``network``'s layer program on the chip's build."""
+    """Run the PMU program ``words`` with ``network``'s layer program on the chip's build.
+
+    ``waves``: write a waveform (the build must have a trace format); keep it by giving a
+    ``run_dir`` (the trace is in ``run_dir / "sim"``).
+    """
     works = tuple(op_work(op, chip, network) for op in network.ops)
     layout: BankLayout = plan_memory(network, chip, works)
     if case is None:
@@ -205,11 +225,14 @@ def run_program(
             f"+stats={work_dir / 'stats.txt'}",
             f"+launches={work_dir / 'launches.txt'}",
             f"+pmu_stats={work_dir / 'pmu.txt'}",
+            f"+snapshots={work_dir / 'snapshots.txt'}",
             f"+result={work_dir / 'result.json'}",
             f"+max_ticks={max_ticks}",
         )
         wall = time.perf_counter()
-        run = run_cocotb(verilator_build, TB_MODULE, plusargs=plusargs, run_dir=work_dir / "sim")
+        run = run_cocotb(
+            verilator_build, TB_MODULE, plusargs=plusargs, run_dir=work_dir / "sim", waves=waves
+        )
         wall = time.perf_counter() - wall
         if not run.passed:
             raise RuntimeError(f"the chip simulation failed:\n{run.log_tail()}")
@@ -222,6 +245,17 @@ def run_program(
                 bank_on[int(parts[1])] = int(parts[2])
             else:
                 counters[parts[0]] = int(parts[1])
+        names = list(COUNTER_PORTS(pmu_config))
+        snapshots = []
+        for line in (work_dir / "snapshots.txt").read_text().splitlines():
+            parts = line.split()
+            values = [int(x) for x in parts[2:]]
+            snapshots.append(
+                Snapshot(parts[0], int(parts[1]), dict(zip(names, values, strict=True)))
+            )
+        stats = np.array((work_dir / "stats.txt").read_text().split(), dtype=np.int64).reshape(
+            -1, len(COUNTERS) + 1
+        )
         measured = [
             tuple(int(x) for x in line.split())
             for line in (work_dir / "launches.txt").read_text().splitlines()
@@ -268,6 +302,9 @@ def run_program(
         bank_on_cycles=tuple(bank_on),
         frame_exact=frame_exact,
         outputs=outputs,
+        snapshots=tuple(snapshots),
+        op_stats=stats,
         wall_s=wall,
         sim_wall_s=sim_wall,
+        trace=run.trace if run_dir is not None else None,
     )

@@ -141,6 +141,8 @@ def wrapper_verilog(accel: AccelConfig, pmu: PmuConfig, sizes: SimSizes) -> str:
         f'      $fwrite(pmu_fd, "{n} %0d\\n", {n});'
         for n in ["halt_code", "error", "error_pc", "end_cycle", "now", *pmu_names]
     )
+    snap_fmt = " ".join(["%s", "%0d"] + ["%0d"] * len(pmu_names))
+    snap_args = ", ".join(["now", *pmu_names])
     n_banks = pmu.n_banks
     spad_lo, spad_hi = pmu.bank_range(kind_is_rram=False)
     spad_banks = pmu.banks[spad_lo:spad_hi]
@@ -260,7 +262,8 @@ module {TOP_NAME} (
 
   string path;
   string dump_prefix;
-  integer stats_fd = 0, launch_fd = 0, pmu_fd = 0;
+  integer stats_fd = 0, launch_fd = 0, pmu_fd = 0, snap_fd = 0;
+  reg [{TIME_BITS - 1}:0] frames_q, idle_q, asleep_q;
   initial begin
     finished = 1'b0;
     if ($value$plusargs("spad=%s", path)) $readmemh(path, spad);
@@ -279,6 +282,22 @@ module {TOP_NAME} (
     if ($value$plusargs("stats=%s", path)) stats_fd = $fopen(path, "w");
     if ($value$plusargs("launches=%s", path)) launch_fd = $fopen(path, "w");
     if ($value$plusargs("pmu_stats=%s", path)) pmu_fd = $fopen(path, "w");
+    if ($value$plusargs("snapshots=%s", path)) snap_fd = $fopen(path, "w");
+  end
+
+  // Power-counter snapshots (for the energy model's windows): S at a LAUNCH's first cycle, D
+  // when it is done, F at each period boundary: after the tick in which IDLE/SLEEP waited for
+  // the period timer (the idle or asleep counter grew without a new frame being counted).
+  always @(posedge clk) begin
+    frames_q <= rst ? 0 : frames;
+    idle_q <= rst ? 0 : idle_cycles;
+    asleep_q <= rst ? 0 : asleep_cycles;
+    if (snap_fd != 0 && !rst) begin
+      if (acc_start && !start_q) $fwrite(snap_fd, "{snap_fmt}\\n", "S", {snap_args});
+      if (launch_done) $fwrite(snap_fd, "{snap_fmt}\\n", "D", {snap_args});
+      if (frames == frames_q && (idle_cycles != idle_q || asleep_cycles != asleep_q))
+        $fwrite(snap_fd, "{snap_fmt}\\n", "F", {snap_args});
+    end
   end
 
   // op_done comes one cycle after an op's last cycle: the counters then include the whole op.
@@ -304,6 +323,7 @@ module {TOP_NAME} (
         end
         if (stats_fd != 0) $fclose(stats_fd);
         if (launch_fd != 0) $fclose(launch_fd);
+        if (snap_fd != 0) $fclose(snap_fd);
         finished <= 1'b1;
       end
     end

@@ -40,6 +40,10 @@ class BankSwitches(wiring.Component):
         Banks turned on / off by this cycle's command.
     sel : In(16), on_cycles : Out(64)
         Read port of the per-bank on-time counters (reference cycles powered).
+    on_<kind> : Out(16), wakes_<kind> : Out(16)
+        Banks of each kind (ifmap, ofmap, rram) that are on, and turned on by this cycle's
+        command: the power counters charge bank leakage and wake energy by kind, at the voltage
+        of the kind's domain.
     """
 
     def __init__(self, config: PmuConfig) -> None:
@@ -71,6 +75,8 @@ class BankSwitches(wiring.Component):
                 "gates": Out(16),
                 "sel": In(16),
                 "on_cycles": Out(TIME_BITS),
+                **{f"on_{k.value}": Out(16) for k in BankKind},
+                **{f"wakes_{k.value}": Out(16) for k in BankKind},
             }
         )
 
@@ -157,6 +163,18 @@ class BankSwitches(wiring.Component):
             m.d.sync += [on.eq(on & ~cmd_vec[:n]), n_on.eq(n_on - self.gates)]
         with m.Elif(self.wake):
             m.d.comb += self.wakes.eq(popcount(new_g))
+            for kind in BankKind:
+                masks = [
+                    sum(
+                        1 << i
+                        for i in range(GROUP_BANKS)
+                        if g * GROUP_BANKS + i < n and cfg.banks[g * GROUP_BANKS + i].kind is kind
+                    )
+                    for g in range(groups)
+                ]
+                kind_g = Signal(GROUP_BANKS, name=f"wake_mask_{kind.value}")
+                m.d.comb += kind_g.eq(Array(Const(x, GROUP_BANKS) for x in masks)[self.group])
+                m.d.comb += getattr(self, f"wakes_{kind.value}").eq(popcount(new_g & kind_g))
             m.d.sync += [on.eq(on | cmd_vec[:n]), n_on.eq(n_on + self.wakes)]
             for g in range(groups):
                 latencies: dict[int, int] = {}
@@ -180,4 +198,7 @@ class BankSwitches(wiring.Component):
             with m.If(on[b]):
                 m.d.sync += counter.eq(counter + self.delta)
         m.d.comb += self.on_cycles.eq(Array(counters)[self.sel])
+        for kind in BankKind:
+            idx = [i for i, b in enumerate(cfg.banks) if b.kind is kind]
+            m.d.comb += getattr(self, f"on_{kind.value}").eq(sum(on[i] for i in idx) if idx else 0)
         return m

@@ -2,10 +2,11 @@
 
 Program shape (docs/pmu-isa.md has the commands):
 
-    prologue   SET_PERIOD, SET_RAIL for every rail, WAIT_RAILS, GATE every bank a frame does
-               not start with (all banks are on after reset, holding the preloaded memories),
-               then (stay-on) the last layer's supplies, clocks and banks, so every frame,
-               the first included, starts from the state the previous frame ended in
+    prologue   SET_RAIL for every rail, WAIT_RAILS, GATE every bank a frame does not start
+               with (all banks are on after reset, holding the preloaded memories), then
+               (stay-on) the last layer's supplies, clocks and banks, so every frame, the
+               first included, starts from the state the previous frame ended in; SET_PERIOD
+               last, so the first period starts with the first frame
     frame:     transition into layer 0's state (from the last layer's, or from power-down)
                for each layer: switch the domains that change, gate banks no longer needed,
                wake banks the next layer needs (look-ahead), LAUNCH its ops
@@ -87,8 +88,16 @@ class _Emitter:
                 self(opcode, note, group=group // GROUP_BANKS, mask=value)
 
 
-def compile_schedule(schedule: ScheduleFile, table: CostTable, frames: int = 1) -> Program:
-    """Compile ``schedule`` (solved on ``table``'s network and chip) for ``frames`` frames."""
+def compile_schedule(
+    schedule: ScheduleFile, table: CostTable, frames: int = 1, hardware_banks: int | None = None
+) -> Program:
+    """Compile ``schedule`` (solved on ``table``'s network and chip) for ``frames`` frames.
+
+    ``hardware_banks``: banks the PMU switches (``PmuConfig.n_banks``) when the hardware has more
+    than the network's layout uses (an ``auto`` RRAM count is simulated with a fixed number of
+    banks): the prologue gates the unused ones, which are on after reset and would otherwise
+    leak in every frame (found by the co-simulation's energy model).
+    """
     chip: Chip = table.chip
     groups = schedule_layers(table.network)
     if len(schedule.layers) != len(groups):
@@ -111,7 +120,6 @@ def compile_schedule(schedule: ScheduleFile, table: CostTable, frames: int = 1) 
     period = round(schedule.period_s * chip.reference_mhz * 1e6)
 
     emit = _Emitter()
-    emit(Opcode.SET_PERIOD, f"period {schedule.period_s * 1e3:.6g} ms", cycles=period)
     for v, r in rail_of.items():
         emit(Opcode.SET_RAIL, f"rail {r} = {v:.2f} V", rail=r, level=level[v])
     emit(Opcode.WAIT_RAILS)
@@ -158,11 +166,24 @@ def compile_schedule(schedule: ScheduleFile, table: CostTable, frames: int = 1) 
 
     on = [layer.banks_on for layer in table.layers]
     start_banks = on[0] if sleep else on[last]
-    emit.banks(Opcode.GATE, ~start_banks, "prologue: banks a frame does not start with")
+    if hardware_banks is not None and hardware_banks < len(start_banks):
+        raise CompileError(
+            f"hardware_banks must be at least the {len(start_banks)} banks of the layout, "
+            f"not {hardware_banks}"
+        )
+    unused = np.ones((hardware_banks or len(start_banks)) - len(start_banks), dtype=bool)
+    emit.banks(
+        Opcode.GATE,
+        np.concatenate([~start_banks, unused]),
+        "prologue: banks a frame does not start with",
+    )
     if not sleep:
         set_state(None, states[last], "prologue (stay-on): state of the last layer")
         emit.banks(Opcode.WAKE, on[last], "prologue: banks of the last layer")
 
+    # The period timer starts with the first frame: the prologue (rail settling, the first
+    # supply switches) does not eat into it.
+    emit(Opcode.SET_PERIOD, f"period {schedule.period_s * 1e3:.6g} ms", cycles=period)
     frame_start = len(emit.words)
     for i, group in enumerate(groups):
         name = table.layers[i].name

@@ -6,10 +6,13 @@ from amaranth.lib.wiring import In, Out
 
 from pmu.config import TIME_BITS, PmuConfig
 from pmu.timing import TRANSITION_KINDS
+from scheduler.chip import BankKind
 
 __all__ = ["PowerCounters"]
 
 _DOMAINS = ("sys", "rram", "feeder")
+#: The domain whose supply a bank kind's leakage is charged at.
+_BANK_DOMAIN = {BankKind.IFMAP: "feeder", BankKind.OFMAP: "feeder", BankKind.RRAM: "rram"}
 
 
 class PowerCounters(wiring.Component):
@@ -28,6 +31,13 @@ class PowerCounters(wiring.Component):
         Transitions this cycle.
     cycles_<d>_<k> : Out(64)
         Cycles domain d spent connected to voltage level k.
+    on_<kind> : In(16), wakes_<kind>_inc : In(16)
+        Banks of the kind on now, and woken this cycle.
+    bank_cycles_<kind>_<k> : Out(64)
+        Bank-cycles (cycles x banks on) of the kind while its domain (feeder for the scratchpad,
+        rram for RRAM) is at voltage level k: bank leakage at the right voltage.
+    wakes_<kind> : Out(64)
+        Banks of the kind woken (wake energy differs by kind).
     <transition kind>, asleep_cycles, idle_cycles, frames, overruns : Out(64)
     """
 
@@ -51,6 +61,12 @@ class PowerCounters(wiring.Component):
             ports[f"level_{d}"] = In(5)
             for k in range(len(cfg.levels_v)):
                 ports[f"cycles_{d}_{k}"] = Out(TIME_BITS)
+        for kind in BankKind:
+            ports[f"on_{kind.value}"] = In(16)
+            ports[f"wakes_{kind.value}_inc"] = In(16)
+            ports[f"wakes_{kind.value}"] = Out(TIME_BITS)
+            for k in range(len(cfg.levels_v)):
+                ports[f"bank_cycles_{kind.value}_{k}"] = Out(TIME_BITS)
         super().__init__(ports)
 
     def elaborate(self, platform: object) -> Module:
@@ -61,6 +77,15 @@ class PowerCounters(wiring.Component):
                     with m.Case(k + 1):
                         counter = getattr(self, f"cycles_{d}_{k}")
                         m.d.sync += counter.eq(counter + self.delta)
+        for bank_kind in BankKind:
+            name = bank_kind.value
+            with m.Switch(getattr(self, f"level_{_BANK_DOMAIN[bank_kind]}")):
+                for k in range(len(self.config.levels_v)):
+                    with m.Case(k + 1):
+                        counter = getattr(self, f"bank_cycles_{name}_{k}")
+                        m.d.sync += counter.eq(counter + self.delta * getattr(self, f"on_{name}"))
+            wakes = getattr(self, f"wakes_{name}")
+            m.d.sync += wakes.eq(wakes + getattr(self, f"wakes_{name}_inc"))
         for kind in TRANSITION_KINDS:
             counter = getattr(self, kind)
             m.d.sync += counter.eq(counter + getattr(self, f"{kind}_inc"))

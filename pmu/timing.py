@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from pmu.config import COMMAND_WORDS, GROUP_BANKS, PmuConfig
 from pmu.isa import DomainCode, ErrorCode, Instr, IsaError, Opcode, decode
-from scheduler.chip import DOMAINS
+from scheduler.chip import DOMAINS, BankKind
 
 __all__ = [
     "LAUNCH_DONE_DELAY",
@@ -50,6 +50,8 @@ TRANSITION_KINDS = (
     "sleeps",
 )
 _DOMAIN_INDEX = {DomainCode.SYS.value: 0, DomainCode.RRAM.value: 1, DomainCode.FEEDER.value: 2}
+#: Index (in DOMAINS) of the domain whose voltage a bank kind's leakage is charged at.
+_BANK_DOMAIN = {BankKind.IFMAP: 2, BankKind.OFMAP: 2, BankKind.RRAM: 1}
 assert [d.name for d in DOMAINS] == ["SYS", "RRAM", "FEEDER"]
 
 
@@ -82,6 +84,10 @@ class Outcome:
     overruns: int = 0  # IDLE/SLEEP reached after the period had already ended
     level_cycles: list[list[int]] = field(default_factory=list)  # [domain][level]
     bank_on_cycles: list[int] = field(default_factory=list)
+    #: [kind (BankKind order)][level]: bank-cycles of the kind's banks that are on while the
+    #: kind's domain (feeder for the scratchpad, rram for RRAM) is at that level.
+    bank_level_cycles: list[list[int]] = field(default_factory=list)
+    bank_kind_wakes: list[int] = field(default_factory=list)  # banks woken, per kind
     transitions: dict[str, int] = field(default_factory=dict)
     asleep_cycles: int = 0
     idle_cycles: int = 0
@@ -93,6 +99,28 @@ class Outcome:
     def cycles(self) -> int:
         """Reference cycles the run took (cycle 0 .. end_cycle)."""
         return self.end_cycle + 1
+
+    def counter_values(self) -> dict[str, int]:
+        """The power counters by the RTL's port names (``pmu.unit.COUNTER_PORTS``), monitors
+        aside."""
+        values = {
+            f"cycles_{d.value}_{k}": c
+            for d, row in zip(DOMAINS, self.level_cycles, strict=True)
+            for k, c in enumerate(row)
+        }
+        values |= dict(self.transitions)
+        values |= {
+            "asleep_cycles": self.asleep_cycles,
+            "idle_cycles": self.idle_cycles,
+            "frames": self.frames,
+            "overruns": self.overruns,
+        }
+        for kind, row, wakes in zip(
+            BankKind, self.bank_level_cycles, self.bank_kind_wakes, strict=True
+        ):
+            values |= {f"bank_cycles_{kind.value}_{k}": c for k, c in enumerate(row)}
+            values[f"wakes_{kind.value}"] = wakes
+        return values
 
 
 class _Pmu:
@@ -113,7 +141,10 @@ class _Pmu:
             level_cycles=[[0] * len(config.levels_v) for _ in range(nd)],
             bank_on_cycles=[0] * config.n_banks,
             transitions=dict.fromkeys(TRANSITION_KINDS, 0),
+            bank_level_cycles=[[0] * len(config.levels_v) for _ in BankKind],
+            bank_kind_wakes=[0] * len(BankKind),
         )
+        self.kind_index = [list(BankKind).index(b.kind) for b in config.banks]
         self.violating = False
 
     # ---- state as seen in a cycle -------------------------------------------------------------
@@ -145,9 +176,15 @@ class _Pmu:
         for d, r in enumerate(self.conn):
             if r is not None and self.rail_code[r]:
                 self.out.level_cycles[d][self.rail_code[r] - 1] += n
+        on_by_kind = [0] * len(BankKind)
         for b, on in enumerate(self.on):
             if on:
                 self.out.bank_on_cycles[b] += n
+                on_by_kind[self.kind_index[b]] += 1
+        for j, kind in enumerate(BankKind):
+            r = self.conn[_BANK_DOMAIN[kind]]
+            if on_by_kind[j] and r is not None and self.rail_code[r]:
+                self.out.bank_level_cycles[j][self.rail_code[r] - 1] += n * on_by_kind[j]
         # The monitor: rising edges only happen when a command takes effect (start); deadlines
         # inside the interval can only end a violation.
         points = [
@@ -298,6 +335,7 @@ def predict(
                     pmu.on[b] = True
                     new |= 1 << i
                     out.transitions["bank_wakes"] += 1
+                    out.bank_kind_wakes[pmu.kind_index[b]] += 1
             if new:
                 if pmu.group_until[g] <= t + 1:
                     pmu.group_waking[g] = 0

@@ -12,6 +12,7 @@ from pmu.power_counters import PowerCounters
 from pmu.sequencer import PmuSequencer
 from pmu.timing import TRANSITION_KINDS
 from rtl.config import ADDR_BITS
+from scheduler.chip import BankKind
 
 __all__ = ["COUNTER_PORTS", "PowerManagementUnit"]
 
@@ -21,6 +22,10 @@ _DOMAINS = ("sys", "rram", "feeder")
 def _counter_ports(config: PmuConfig) -> tuple[str, ...]:
     names = [f"cycles_{d}_{k}" for d in _DOMAINS for k in range(len(config.levels_v))]
     names += [*TRANSITION_KINDS, "asleep_cycles", "idle_cycles", "frames", "overruns"]
+    names += [
+        f"bank_cycles_{kind.value}_{k}" for kind in BankKind for k in range(len(config.levels_v))
+    ]
+    names += [f"wakes_{kind.value}" for kind in BankKind]
     names += ["overclock_count", "overclock_first", "access_count", "access_first"]
     return tuple(names)
 
@@ -152,6 +157,11 @@ class PowerManagementUnit(wiring.Component):
             cnt.bank_wakes_inc.eq(banks.wakes),
             cnt.bank_gates_inc.eq(banks.gates),
         ]
+        for kind in BankKind:
+            m.d.comb += [
+                getattr(cnt, f"on_{kind.value}").eq(getattr(banks, f"on_{kind.value}")),
+                getattr(cnt, f"wakes_{kind.value}_inc").eq(getattr(banks, f"wakes_{kind.value}")),
+            ]
         for name in COUNTER_PORTS(cfg):
             source = mon if name.startswith(("overclock", "access")) else cnt
             m.d.comb += getattr(self, name).eq(getattr(source, name))

@@ -153,6 +153,6 @@ def test_cosim_at_a_fixed_state_is_exact(capsys) -> None:
     assert "[1/2] Verilator model" in err
 
 
-def test_cosim_with_fps_says_what_is_missing(capsys) -> None:
-    code, _, err = run(capsys, "cosim", "--net", "ds_cnn", "--fps", "100")
-    assert code == 2 and "needs the PMU" in err
+def test_cosim_at_a_rate_the_chip_cannot_meet_is_an_error(capsys) -> None:
+    code, _, err = run(capsys, "cosim", "--net", "ds_cnn", "--fps", "100000")
+    assert code == 2 and "voltflow cosim: error: dp: no schedule meets" in err

@@ -76,6 +76,8 @@ def _assert_as_predicted(result: PmuRunResult) -> None:
         assert result.counters[kind] == p.transitions[kind], kind
     for name in ("asleep_cycles", "idle_cycles", "frames", "overruns", "overclock_count"):
         assert result.counters[name] == getattr(p, name), name
+    for name, value in p.counter_values().items():
+        assert result.counters[name] == value, name
     assert list(result.bank_on_cycles) == p.bank_on_cycles
 
 

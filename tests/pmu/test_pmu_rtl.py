@@ -9,7 +9,7 @@ import pytest
 
 from pmu.config import PmuConfig
 from pmu.isa import DomainCode, ErrorCode, Opcode, encode
-from pmu.timing import TRANSITION_KINDS, Outcome, predict
+from pmu.timing import Outcome, predict
 from scheduler.chip import BankKind, load_chip
 from tests.pmu.pmu_harness import RtlOutcome, run_programs, stub_cycles
 
@@ -41,17 +41,8 @@ def _assert_same(config: PmuConfig, words: list[int], rtl: RtlOutcome) -> None:
     assert rtl.halt_code == model.halt_code, where
     assert rtl.error_pc == model.error_pc, where
     assert rtl.launches == [(x.exec_cycle, x.done_cycle) for x in model.launches], where
-    expected = {
-        f"cycles_{d}_{k}": model.level_cycles[i][k]
-        for i, d in enumerate(("sys", "rram", "feeder"))
-        for k in range(len(config.levels_v))
-    }
-    expected |= {kind: model.transitions[kind] for kind in TRANSITION_KINDS}
+    expected = model.counter_values()
     expected |= {
-        "asleep_cycles": model.asleep_cycles,
-        "idle_cycles": model.idle_cycles,
-        "frames": model.frames,
-        "overruns": model.overruns,
         "overclock_count": model.overclock_count,
         "overclock_first": model.overclock_first or 0,
         "access_count": 0,

@@ -1,0 +1,427 @@
+"""The end-to-end flow: schedule -> compile -> periodic frames on the RTL -> counters -> energy.
+
+:func:`run_flow` solves a network's schedule for a rate, compiles it into a PMU program, runs
+``frames`` periods on the chip's one Verilator build (accelerator + PMU), turns the measured
+counters into energy with :mod:`cosim.energy` and compares every layer with the scheduler's
+prediction; the nominal baseline (1.1 V everywhere, no gating) runs on the same build, in a
+second process, for the savings. :func:`analyse` is the comparison of one run.
+"""
+
+import concurrent.futures
+import multiprocessing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cosim.energy import Energy, dynamic_energy, launch_levels, window_energy
+from cosim.pmu_run import PmuRunResult, run_program
+from pmu.compiler import Program, compile_schedule
+from rtl.activity_counters import COUNTERS
+from scheduler.chip import DOMAINS, Chip, GatingPolicy
+from scheduler.cost import CostTable
+from scheduler.evaluate import SlackMode
+from scheduler.schedule import ScheduleFile
+
+__all__ = [
+    "ENERGY_TOLERANCE",
+    "FrameRow",
+    "LayerRow",
+    "RunAnalysis",
+    "analyse",
+    "default_rate",
+    "run_in_process",
+]
+
+#: Measured total energy must agree with the prediction to this relative difference.
+ENERGY_TOLERANCE = 1e-3
+
+
+@dataclass(slots=True)
+class LayerRow:
+    """One schedule layer in one frame: the scheduler's prediction next to the measurement."""
+
+    frame: int
+    index: int
+    name: str
+    voltage_v: tuple[float, ...]
+    predicted_cycles: int  # the cost model's layer cycles in the schedule's state
+    timing_cycles: int  # pmu.timing's LAUNCH cycles
+    measured_cycles: int  # the RTL's LAUNCH cycles
+    predicted: dict[str, float]  # dynamic_j, leakage_j, transition_j (switches + wakes), total_j
+    measured: Energy = field(default_factory=Energy)
+
+    @property
+    def cycles_exact(self) -> bool:
+        return self.predicted_cycles == self.timing_cycles == self.measured_cycles
+
+    def measured_parts(self) -> dict[str, float]:
+        m = self.measured
+        return {
+            "dynamic_j": m.dynamic_total_j,
+            "leakage_j": m.leakage_total_j + m.sleep_j,
+            "transition_j": m.transition_j + m.wake_j,
+            "total_j": m.total_j,
+        }
+
+
+@dataclass(slots=True)
+class FrameRow:
+    """One period."""
+
+    frame: int
+    start_cycle: int
+    latency_cycles: int  # frame start to the last LAUNCH's done
+    predicted_latency_cycles: int  # the same from pmu.timing
+    period_cycles: int
+    violations: int
+    bit_exact: bool
+    predicted_j: float
+    measured: Energy = field(default_factory=Energy)
+    slack: Energy = field(default_factory=Energy)
+
+    @property
+    def slack_cycles(self) -> int:
+        return self.period_cycles - self.latency_cycles
+
+    @property
+    def deadline_met(self) -> bool:
+        return self.latency_cycles <= self.period_cycles
+
+
+@dataclass(slots=True)
+class RunAnalysis:
+    """A compiled schedule run on the RTL, compared with the scheduler and pmu.timing."""
+
+    layers: list[LayerRow]
+    frames: list[FrameRow]
+    total: Energy
+    predicted_total_j: float
+    cycles: int
+    overruns: int
+    violations: int
+    error: str
+    timing_exact: bool
+    wall_s: float
+    sim_wall_s: float
+    trace: str | None
+
+    @property
+    def energy_difference(self) -> float:
+        return self.total.total_j / self.predicted_total_j - 1.0
+
+    def failures(self) -> list[str]:
+        """Why the run does not match (empty: it passes)."""
+        out = []
+        if self.error != "NONE":
+            out.append(f"the PMU stopped with error {self.error}")
+        bad = [r for r in self.layers if not r.cycles_exact]
+        if bad:
+            r = bad[0]
+            out.append(
+                f"cycle mismatch in frame {r.frame} layer {r.index} {r.name}: measured "
+                f"{r.measured_cycles}, cost model {r.predicted_cycles}, pmu.timing "
+                f"{r.timing_cycles} ({len(bad)} layers differ)"
+            )
+        if not self.timing_exact:
+            out.append("the run's LAUNCH or end cycles differ from pmu.timing's prediction")
+        if abs(self.energy_difference) > ENERGY_TOLERANCE:
+            out.append(
+                f"energy differs by {self.energy_difference:+.4%} (measured "
+                f"{self.total.total_j * 1e6:.4f} uJ, predicted {self.predicted_total_j * 1e6:.4f}"
+                f" uJ; tolerance {ENERGY_TOLERANCE:.1%})"
+            )
+        missed = [f.frame for f in self.frames if not f.deadline_met]
+        if missed or self.overruns:
+            out.append(f"deadline missed in frames {missed} ({self.overruns} overruns)")
+        if self.violations:
+            out.append(f"{self.violations} overclock/access violations")
+        wrong = [f.frame for f in self.frames if not f.bit_exact]
+        if wrong:
+            out.append(f"output not bit-exact in frames {wrong}")
+        return out
+
+
+def default_rate(table: CostTable) -> float:
+    """Half the highest rate the chip can run the network at (every domain at the top voltage),
+    rounded to an integer: a rate met with slack."""
+    top = table.state_index([max(table.levels_v)] * len(DOMAINS))
+    return float(max(1, round(0.5 / table.latency_s(top))))
+
+
+def _predicted_layer(
+    table: CostTable, schedule: ScheduleFile, i: int, transition_j: float, sleep_entry: int
+) -> dict[str, float]:
+    layer = table.layers[i]
+    s = schedule.layers[i].state
+    switches = schedule.layers[i].switches_in
+    if i == 0:
+        switches = sleep_entry if schedule.slack_mode is SlackMode.SLEEP else schedule.wrap_switches
+    dyn = float(layer.dynamic_total_j[s])
+    leak = float(layer.leakage_j[s])
+    trans = switches * transition_j + layer.wake_j
+    return {
+        "dynamic_j": dyn,
+        "leakage_j": leak,
+        "transition_j": trans,
+        "total_j": dyn + leak + trans,
+    }
+
+
+def analyse(
+    run: PmuRunResult,
+    chip: Chip,
+    table: CostTable,
+    schedule: ScheduleFile,
+    program: Program,
+    frames: int,
+) -> RunAnalysis:
+    """Compare a run of ``program`` (compiled from ``schedule``) with the prediction."""
+    gating = table.policy is not GatingPolicy.NO_PG
+    n = len(table.layers)
+    period = round(schedule.period_s * chip.reference_mhz * 1e6)
+    sleep_entry = schedule.sleep_entry_switches
+    names = [name for name, _ in COUNTERS]
+    rows_stats = run.op_stats
+    frame_rows: list[FrameRow] = []
+    layer_rows: list[LayerRow] = []
+    exact = {f: e for f, e in enumerate(run.frame_exact)}
+
+    def new_frame(f: int, start: int) -> FrameRow:
+        row = FrameRow(f, start, 0, 0, period, 0, exact.get(f, False), schedule.energy_j)
+        frame_rows.append(row)
+        return row
+
+    # The first period starts at SET_PERIOD, the prologue's last command (pmu.timing's cycle,
+    # which the RTL's LAUNCH stamps are checked against).
+    period_start = next(
+        (c for pc, c in run.predicted.command_cycles if pc == program.frame_start - 1), 0
+    )
+    frame = new_frame(0, period_start)
+    prev: dict[str, int] | None = None
+    prev_now = 0
+    launch = 0
+    stat_row = 0
+    current: LayerRow | None = None
+    start_snapshot: dict[str, int] | None = None
+    frame_before: dict[str, int] | None = None
+    for snap in run.snapshots:
+        window = window_energy(chip, snap.counters, prev, snap.now - prev_now)
+        if snap.event == "S" and launch // n != frame.frame:
+            # No period boundary was seen (an overrun skips the wait): start the frame here.
+            frame_before = snap.counters
+            frame = new_frame(launch // n, snap.now)
+        if snap.event == "S":
+            i = launch - frame.frame * n
+            if not 0 <= i < n:
+                raise ValueError(f"LAUNCH {launch} does not belong to frame {frame.frame}")
+            got = run.launches[launch]
+            s = schedule.layers[i].state
+            current = LayerRow(
+                frame=frame.frame,
+                index=i,
+                name=table.layers[i].name,
+                voltage_v=tuple(schedule.layers[i].voltage_v),
+                predicted_cycles=int(table.layers[i].ref_cycles[s]),
+                timing_cycles=got.predicted_cycles,
+                measured_cycles=got.cycles,
+                predicted=_predicted_layer(
+                    table, schedule, i, chip.transition_energy_j, sleep_entry
+                ),
+            )
+            current.measured = current.measured + window
+            layer_rows.append(current)
+            start_snapshot = snap.counters
+        elif snap.event == "D":
+            assert current is not None
+            got = run.launches[launch]
+            last = stat_row + got.count - 1
+            before = rows_stats[stat_row - 1, 1:] if stat_row else 0
+            delta = rows_stats[last, 1:] - before
+            activity = dict(zip(names, (int(x) for x in delta), strict=True))
+            stat_row = last + 1
+            levels = launch_levels(chip, snap.counters, start_snapshot)
+            current.measured = (
+                current.measured + window + dynamic_energy(chip, activity, levels, gating=gating)
+            )
+            frame.latency_cycles = snap.now - frame.start_cycle
+            frame.predicted_latency_cycles = (
+                run.predicted.launches[launch].done_cycle - frame.start_cycle
+                if launch < len(run.predicted.launches)
+                else -1
+            )
+            launch += 1
+        else:  # F: the period ended
+            frame.slack = frame.slack + window
+            frame.violations = _violations(snap.counters, frame_before)
+            frame_before = snap.counters
+            frame = new_frame(frame.frame + 1, snap.now)
+        prev, prev_now = snap.counters, snap.now
+    # After the last period: LOOP and HALT (part of the last frame's slack).
+    tail = window_energy(chip, run.counters, prev, run.end_cycle + 1 - prev_now)
+    if frame_rows[-1].latency_cycles == 0 and len(frame_rows) > frames:
+        frame_rows.pop()
+    frame_rows[-1].slack = frame_rows[-1].slack + tail
+    if frame_rows[-1].violations == 0:
+        frame_rows[-1].violations = _violations(run.counters, frame_before)
+    for f in frame_rows:
+        f.measured = f.slack
+    for r in layer_rows:
+        frame_rows[r.frame].measured = frame_rows[r.frame].measured + r.measured
+    total = Energy()
+    for f in frame_rows:
+        total = total + f.measured
+    return RunAnalysis(
+        layers=layer_rows,
+        frames=frame_rows,
+        total=total,
+        predicted_total_j=frames * schedule.energy_j,
+        cycles=run.end_cycle + 1,
+        overruns=run.counters["overruns"],
+        violations=run.violations,
+        error=run.error.name,
+        timing_exact=run.timing_exact,
+        wall_s=run.wall_s,
+        sim_wall_s=run.sim_wall_s,
+        trace=None if run.trace is None else str(run.trace),
+    )
+
+
+def _violations(after: dict[str, int], before: dict[str, int] | None) -> int:
+    return sum(after[k] - (before[k] if before else 0) for k in ("overclock_count", "access_count"))
+
+
+def run_in_process(
+    fn: Callable[..., Any], *args: Any, **kwargs: Any
+) -> "concurrent.futures.Future[Any]":
+    """Run ``fn`` in a second process (the baseline runs beside the main run)."""
+    pool = concurrent.futures.ProcessPoolExecutor(
+        max_workers=1, mp_context=multiprocessing.get_context("fork")
+    )
+    future = pool.submit(fn, *args, **kwargs)
+    pool.shutdown(wait=False)
+    return future
+
+
+def measure(
+    net: str,
+    hw: str,
+    policy: str,
+    schedule: ScheduleFile,
+    frames: int,
+    seed: int,
+    run_dir: Path | None,
+    waves: str | None = None,
+) -> tuple[RunAnalysis, Program]:
+    """Compile ``schedule``, run it for ``frames`` periods on the chip's build and analyse it
+    (picklable arguments: used in the baseline's process too)."""
+    from scheduler.chip import load_chip
+    from scheduler.network import load_network
+    from scheduler.problem import ProblemOptions, build_problem
+
+    network = load_network(net)
+    chip = load_chip(hw)
+    _, table = build_problem(network, chip, ProblemOptions(policy=GatingPolicy(policy)))
+    from cosim.sim_top import chip_configs
+
+    program = compile_schedule(
+        schedule, table, frames=frames, hardware_banks=chip_configs(chip)[1].n_banks
+    )
+    build = _build(chip, waves)
+    run = run_program(
+        network,
+        chip,
+        program.words,
+        seed=seed,
+        run_dir=run_dir,
+        verilator_build=build,
+        waves=waves is not None,
+    )
+    return analyse(run, chip, table, schedule, program, frames), program
+
+
+def _build(chip: Chip, waves: str | None) -> Any:
+    """The chip's Verilator build; with a trace format, the separate build that dumps it."""
+    import dataclasses
+
+    from cosim.build import TraceFormat, build
+    from cosim.sim_top import accel_build_spec
+
+    spec = accel_build_spec(chip)
+    if waves:
+        spec = dataclasses.replace(spec, trace=TraceFormat(waves))
+    return build(spec)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A schedule that the PMU program meets on the RTL, and its program."""
+
+    schedule: ScheduleFile
+    schedule_json: dict[str, Any]
+    program: Program
+    margin_cycles: int  # how much shorter a period the schedule was solved for
+    predicted_run: Any  # pmu.timing.Outcome of the program
+
+
+def plan(
+    table: CostTable,
+    problem: Any,
+    fps: float,
+    rails: int,
+    method: str,
+    frames: int,
+    provenance: dict[str, Any],
+    hardware_banks: int,
+) -> Plan:
+    """Solve, compile and check with pmu.timing that every frame meets its deadline.
+
+    The scheduler's latency counts layer cycles and supply switches; the PMU program adds its
+    own cycles (one per command, three per LAUNCH, bank wake-up WAITs). When those make a
+    frame overrun, the schedule is solved again for a period shorter by the overhead (the
+    margin), then judged and compiled at the real period, so the prediction stays the
+    scheduler's own at the requested rate.
+    """
+    import dataclasses
+
+    from cosim.pmu_run import launch_cycles_of
+    from cosim.sim_top import chip_configs
+    from pmu.timing import predict
+    from scheduler.dataflow import Mode
+    from scheduler.evaluate import evaluate
+    from scheduler.schedule import schedule_from_json, schedule_to_json
+    from scheduler.solve import Method, solve
+
+    chip = table.chip
+    period_s = 1.0 / fps
+    f_ref = chip.reference_mhz * 1e6
+    op_index = [i for i, w in enumerate(table.works) if w.mode is not Mode.ALIAS]
+
+    class _Ops:  # what launch_cycles_of reads of a layer program
+        pass
+
+    ops = _Ops()
+    ops.op_index = op_index  # type: ignore[attr-defined]
+    cycles = launch_cycles_of(chip, table.works, ops)  # type: ignore[arg-type]
+    pmu_config = chip_configs(chip)[1]
+    margin = 0
+    for _ in range(6):
+        result = solve(
+            problem, period_s - margin / f_ref, rails, Method(method), nominal_v=chip.nominal_v
+        )
+        judged = evaluate(problem, result.states, period_s, rails)
+        result = dataclasses.replace(result, evaluation=judged)
+        data = schedule_to_json(result, problem, provenance)
+        schedule = schedule_from_json(data)
+        program = compile_schedule(schedule, table, frames=frames, hardware_banks=hardware_banks)
+        outcome = predict(list(program.words), pmu_config, cycles, program_ops=len(op_index))
+        if outcome.overruns == 0:
+            return Plan(schedule, data, program, margin, outcome)
+        # Busiest frame's PMU cycles beyond the period.
+        ends = [
+            c for pc, c in outcome.command_cycles if pc == len(program.words) - 2 - (frames > 1)
+        ]
+        starts = [c for pc, c in outcome.command_cycles if pc == program.frame_start]
+        over = max((e - s for s, e in zip(starts, ends, strict=False)), default=0)
+        margin += max(16, over - round(period_s * f_ref) + 16)
+    raise ValueError(f"no schedule found that the PMU meets at {fps:g} FPS (margin {margin})")

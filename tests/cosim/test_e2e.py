@@ -1,0 +1,57 @@
+"""The end-to-end flow (`voltflow cosim --net N --fps F`) on the small chip: schedule, compile,
+two periodic frames on the RTL, counters -> energy; exact cycles, energy within 0.1 %, no
+violations, bit-exact, files written; one rate that sleeps and one that stays on."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cosim import e2e
+from cosim.cli import main
+
+SMALL_CHIP = Path(__file__).resolve().parents[1] / "data" / "chip_small.yaml"
+
+
+@pytest.mark.cosim
+@pytest.mark.parametrize(
+    ("net", "fps", "mode"),
+    [
+        ("ds_cnn", 1000, "sleep"),
+        ("ds_cnn", 2600, "stay-on"),
+        ("resnet8", 600, "sleep"),
+        ("resnet8", 1700, "stay-on"),
+    ],
+)
+def test_end_to_end_flow_matches_prediction(
+    net: str, fps: int, mode: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    argv = ["cosim", "--net", net, "--hw", str(SMALL_CHIP), "--fps", str(fps), "--frames", "2"]
+    status = main([*argv, "--out-dir", str(out)])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "PASS" in captured.out
+    report = json.loads((out / "report.json").read_text())
+    assert report["slack_mode"] == mode
+    assert len(report["frames"]) == 2
+    for layer in report["layers"]:
+        assert layer["measured_cycles"] == layer["predicted_cycles"] == layer["timing_cycles"]
+    assert abs(report["totals"]["difference"]) <= 1e-3
+    for frame in report["frames"]:
+        assert frame["deadline_met"] and frame["bit_exact"] and frame["violations"] == 0
+    assert report["baseline"]["saving_measured"] > 0
+    for name in ("schedule.json", "rom.hex", "rom.lst", "layers.csv", "timeline.png", "energy.png"):
+        assert (out / name).stat().st_size > 0, name
+
+
+@pytest.mark.cosim
+def test_an_energy_mismatch_fails_with_a_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(e2e, "ENERGY_TOLERANCE", -1.0)  # nothing can be within it
+    argv = ["cosim", "--net", "ds_cnn", "--hw", str(SMALL_CHIP), "--fps", "1000", "--frames", "1"]
+    status = main([*argv, "--out-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "FAIL: energy differs by" in err
