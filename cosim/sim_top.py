@@ -249,11 +249,13 @@ module {TOP_NAME} (
   always @(posedge clk) begin
     start_q <= rst ? 1'b0 : acc_start;
     if (spad_we) spad[spad_waddr[{spad_bits - 1}:0]] <= spad_wdata;
-    // A volatile bank that loses power loses its contents.
-    for (int b = 0; b < N_SPAD_BANKS; b++)
-      if (gated_now[b] && BANK_VOLATILE[b])
-        for (int i = BANK_FIRST[b]; i < BANK_FIRST[b] + BANK_WORDS[b]; i++)
-          spad[i] <= SCRAMBLE ^ 64'(i);
+    // A volatile bank that loses power loses its contents (the loop only runs on a GATE or
+    // SLEEP: a per-cycle loop over the banks would cost the simulation dearly).
+    if (|gated_now)
+      for (int b = 0; b < N_SPAD_BANKS; b++)
+        if (gated_now[b] && BANK_VOLATILE[b])
+          for (int i = BANK_FIRST[b]; i < BANK_FIRST[b] + BANK_WORDS[b]; i++)
+            spad[i] <= SCRAMBLE ^ 64'(i);
     if (acc_start && !start_q && acc_first == 0)
       for (int i = 0; i < sensor_words; i++)
         if (spad_bank(sensor_base + i) >= 0 && bank_ready[spad_bank(sensor_base + i)])

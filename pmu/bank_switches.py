@@ -155,26 +155,40 @@ class BankSwitches(wiring.Component):
         def popcount(v: Signal) -> object:
             return sum(v[i] for i in range(len(v)))
 
+        # Banks of each kind that are on: kept as counts updated by the commands (a popcount over
+        # every bank each cycle would cost the simulation more than the rest of the PMU).
+        kind_g: dict[BankKind, Signal] = {}
+        n_kind: dict[BankKind, Signal] = {}
+        for kind in BankKind:
+            masks = [
+                sum(
+                    1 << i
+                    for i in range(GROUP_BANKS)
+                    if g * GROUP_BANKS + i < n and cfg.banks[g * GROUP_BANKS + i].kind is kind
+                )
+                for g in range(groups)
+            ]
+            kind_g[kind] = Signal(GROUP_BANKS, name=f"group_mask_{kind.value}")
+            m.d.comb += kind_g[kind].eq(Array(Const(x, GROUP_BANKS) for x in masks)[self.group])
+            total = sum(1 for b in cfg.banks if b.kind is kind)
+            n_kind[kind] = Signal(16, init=total, name=f"n_on_{kind.value}")
+            m.d.comb += getattr(self, f"on_{kind.value}").eq(n_kind[kind])
+
         with m.If(self.gate_all):
             m.d.comb += [self.gates.eq(n_on), self.gated_now.eq(on)]
             m.d.sync += [on.eq(0), n_on.eq(0)]
+            m.d.sync += [n_kind[kind].eq(0) for kind in BankKind]
         with m.Elif(self.gate):
             m.d.comb += [self.gates.eq(popcount(off_g)), self.gated_now.eq(on & cmd_vec[:n])]
             m.d.sync += [on.eq(on & ~cmd_vec[:n]), n_on.eq(n_on - self.gates)]
+            m.d.sync += [
+                n_kind[kind].eq(n_kind[kind] - popcount(off_g & kind_g[kind])) for kind in BankKind
+            ]
         with m.Elif(self.wake):
             m.d.comb += self.wakes.eq(popcount(new_g))
             for kind in BankKind:
-                masks = [
-                    sum(
-                        1 << i
-                        for i in range(GROUP_BANKS)
-                        if g * GROUP_BANKS + i < n and cfg.banks[g * GROUP_BANKS + i].kind is kind
-                    )
-                    for g in range(groups)
-                ]
-                kind_g = Signal(GROUP_BANKS, name=f"wake_mask_{kind.value}")
-                m.d.comb += kind_g.eq(Array(Const(x, GROUP_BANKS) for x in masks)[self.group])
-                m.d.comb += getattr(self, f"wakes_{kind.value}").eq(popcount(new_g & kind_g))
+                m.d.comb += getattr(self, f"wakes_{kind.value}").eq(popcount(new_g & kind_g[kind]))
+                m.d.sync += n_kind[kind].eq(n_kind[kind] + popcount(new_g & kind_g[kind]))
             m.d.sync += [on.eq(on | cmd_vec[:n]), n_on.eq(n_on + self.wakes)]
             for g in range(groups):
                 latencies: dict[int, int] = {}
@@ -193,12 +207,29 @@ class BankSwitches(wiring.Component):
                     ]
 
         # ---- on-time -------------------------------------------------------------------------
-        counters = [Signal(TIME_BITS, name=f"bank{b}_on_cycles") for b in range(n)]
-        for b, counter in enumerate(counters):
-            with m.If(on[b]):
-                m.d.sync += counter.eq(counter + self.delta)
-        m.d.comb += self.on_cycles.eq(Array(counters)[self.sel])
-        for kind in BankKind:
-            idx = [i for i, b in enumerate(cfg.banks) if b.kind is kind]
-            m.d.comb += getattr(self, f"on_{kind.value}").eq(sum(on[i] for i in idx) if idx else 0)
+        # Counted lazily, so nothing happens per cycle: a bank's on-time is the time accumulated
+        # over its finished on-intervals plus, while it is on, the time since it turned on. A
+        # tick adds ``delta`` to ``now``, so an interval of ticks t0+1..t1 (WAKE at t0, GATE at
+        # t1) lasts now(t1) + delta(t1) - (now(t0) + delta(t0)) cycles.
+        after = Signal(TIME_BITS)
+        m.d.comb += after.eq(now + self.delta)
+        done_cycles = [Signal(TIME_BITS, name=f"bank{b}_on_done") for b in range(n)]
+        since = [Signal(TIME_BITS, name=f"bank{b}_on_since") for b in range(n)]
+        with m.If(self.gate_all | self.gate):
+            off = Signal(n)
+            m.d.comb += off.eq(Mux(self.gate_all, on, on & cmd_vec[:n]))
+            for b in range(n):
+                with m.If(off[b]):
+                    m.d.sync += done_cycles[b].eq(done_cycles[b] + after - since[b])
+        with m.Elif(self.wake):
+            woken = Signal(n)
+            m.d.comb += woken.eq(~on & cmd_vec[:n])
+            for b in range(n):
+                with m.If(woken[b]):
+                    m.d.sync += since[b].eq(after)
+        sel_on = Signal()
+        m.d.comb += sel_on.eq(on.bit_select(self.sel, 1))
+        m.d.comb += self.on_cycles.eq(
+            Array(done_cycles)[self.sel] + Mux(sel_on, now - Array(since)[self.sel], 0)
+        )
         return m
