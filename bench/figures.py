@@ -57,6 +57,7 @@ from scheduler.instance import Problem  # noqa: E402
 from scheduler.network import load_network  # noqa: E402
 from scheduler.problem import ProblemOptions, build_problem  # noqa: E402
 from scheduler.solve import InfeasibleError, Method, NoSolutionError, Result, solve  # noqa: E402
+from scheduler.sweep import COLUMNS  # noqa: E402
 
 # ---- what is computed ------------------------------------------------------------------------
 
@@ -105,23 +106,8 @@ SWEEP_POINTS = 25  # rates per network other than SqueezeNet (which gets every i
 CHUNK = 12  # rates per sweep job
 TIMING_REPEATS = 5  # bare-DP pruning measurement: best of this many fresh instances
 
-SWEEP_COLUMNS = (
-    "network",
-    "fps",
-    "method",
-    "policy",
-    "status",
-    "energy_j",
-    "layer_energy_j",
-    "transition_energy_j",
-    "slack_energy_j",
-    "slack_mode",
-    "switches",
-    "rails_used_v",
-    "latency_s",
-    "solve_time_s",
-    "max_rate_fps",
-)
+# The sweep CSV columns of `voltflow sweep`, plus the instance's policy and the method's limit.
+SWEEP_COLUMNS = ("network", *COLUMNS[:2], "policy", *COLUMNS[2:], "max_rate_fps")
 FIG2_COLUMNS = ("network", "rate", "fps", "method", "energy_j", "normalised_energy")
 FIG3_COLUMNS = ("rails", *SWEEP_COLUMNS, "rails_offered_v")
 FIG4_COLUMNS = (

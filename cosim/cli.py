@@ -30,24 +30,23 @@ def _parse_state(text: str) -> list[float]:
     return volts
 
 
-def _positive(text: str) -> float:
+def _number(text: str, *, positive: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}")
+    if not (value > 0 if positive else value >= 0):
+        allowed = "a positive number" if positive else "a number >= 0"
+        raise argparse.ArgumentTypeError(f"must be {allowed}, not {text!r}")
     return value
+
+
+def _positive(text: str) -> float:
+    return _number(text, positive=True)
 
 
 def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, not {text!r}")
-    return value
+    return _number(text, positive=False)
 
 
 def _emit(args: argparse.Namespace, report: dict[str, Any], text: str) -> None:
