@@ -221,19 +221,11 @@ def test_random_layers_are_bit_exact_and_cycle_exact(
 
 @pytest.mark.cosim
 @pytest.mark.parametrize("state", STATES, ids=lambda s: ",".join(map(str, s)))
-def test_resnet8_is_exact(
-    state: tuple[float, float, float], chip: Chip, spec_build: VerilatorBuild
+@pytest.mark.parametrize("name", ["resnet8", "ds_cnn"])
+def test_mlperf_tiny_network_is_exact(
+    name: str, state: tuple[float, float, float], chip: Chip, spec_build: VerilatorBuild
 ) -> None:
-    result = run_network(load_network("resnet8"), chip, state, seed=1, verilator_build=spec_build)
-    _assert_exact(result)
-
-
-@pytest.mark.cosim
-@pytest.mark.parametrize("state", STATES, ids=lambda s: ",".join(map(str, s)))
-def test_ds_cnn_is_exact(
-    state: tuple[float, float, float], chip: Chip, spec_build: VerilatorBuild
-) -> None:
-    result = run_network(load_network("ds_cnn"), chip, state, seed=1, verilator_build=spec_build)
+    result = run_network(load_network(name), chip, state, seed=1, verilator_build=spec_build)
     _assert_exact(result)
 
 
