@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cosim.accel_run import accelerator_build, dump_plan, write_words_hex
+from cosim.accel_run import TB_MODULE, accelerator_build, dump_plan, write_words_hex
 from cosim.build import VerilatorBuild, run_cocotb
 from cosim.golden import Case, make_case
 from cosim.images import (
@@ -42,9 +42,6 @@ from scheduler.memory import BankLayout, plan_memory
 from scheduler.network import Network
 
 __all__ = ["LaunchResult", "PmuRunResult", "Snapshot", "launch_cycles_of", "run_program"]
-
-TB_MODULE = "cosim.tb_accel"
-
 
 @dataclass(frozen=True, slots=True)
 class LaunchResult:
