@@ -43,6 +43,7 @@ from scheduler.network import Network
 
 __all__ = ["LaunchResult", "PmuRunResult", "Snapshot", "launch_cycles_of", "run_program"]
 
+
 @dataclass(frozen=True, slots=True)
 class LaunchResult:
     """One LAUNCH: measured (RTL) and predicted (pmu.timing) reference cycles."""
