@@ -38,10 +38,12 @@ from scheduler.network import Network
 
 __all__ = [
     "OpResult",
+    "PreparedRun",
     "RunResult",
     "accelerator_build",
     "dump_plan",
     "measured_activity",
+    "prepare_run",
     "run_network",
     "write_words_hex",
 ]
@@ -163,6 +165,36 @@ def write_words_hex(path: Path, values: Sequence[int], bits: int) -> None:
     path.write_text("".join(f"{v:0{digits}x}\n" for v in values))
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedRun:
+    """What every RTL run of a network needs: mapping, memory plan, layer program and images."""
+
+    case: Case
+    works: tuple[OpWork, ...]
+    layout: BankLayout
+    program: Program
+    spad: np.ndarray
+    rram: np.ndarray
+
+
+def prepare_run(network: Network, chip: Chip, case: Case) -> PreparedRun:
+    """Map ``network``, plan its memory, compile its layer program and build the memory images,
+    checking that they fit the chip's simulation."""
+    works = tuple(op_work(op, chip, network) for op in network.ops)
+    layout = plan_memory(network, chip, works)
+    quant = {op.name: descriptor_quant(case, op.name) for op in network.ops}
+    program = compile_program(network, chip, layout, works, quant)
+    sizes = SimSizes.for_chip(chip)
+    spad = scratchpad_image(case, chip, layout)
+    rram = rram_image(case, chip, layout, works)
+    if spad.size > sizes.spad_words or rram.size > sizes.rram_words:
+        raise ValueError(
+            f"{network.name} needs {spad.size} scratchpad and {rram.size} RRAM words; the "
+            f"simulation of {chip.name} has {sizes.spad_words} and {sizes.rram_words}"
+        )
+    return PreparedRun(case, works, layout, program, spad, rram)
+
+
 def run_network(
     network: Network,
     chip: Chip,
@@ -180,20 +212,11 @@ def run_network(
         raise ValueError(f"state_v must hold sys, rram, feeder voltages, not {list(state_v)!r}")
     volts = dict(zip(DOMAINS, (float(v) for v in state_v), strict=True))
     inc = {d: int(chip.divider_increment(d, volts[d])) for d in DOMAINS}
-    works = tuple(op_work(op, chip, network) for op in network.ops)
-    layout = plan_memory(network, chip, works)
-    if case is None:
-        case = make_case(network, seed, sparsity)
-    quant = {op.name: descriptor_quant(case, op.name) for op in network.ops}
-    program = compile_program(network, chip, layout, works, quant)
-    sizes = SimSizes.for_chip(chip)
-    spad = scratchpad_image(case, chip, layout)
-    rram = rram_image(case, chip, layout, works)
-    if spad.size > sizes.spad_words or rram.size > sizes.rram_words:
-        raise ValueError(
-            f"{network.name} needs {spad.size} scratchpad and {rram.size} RRAM words; the "
-            f"simulation of {chip.name} has {sizes.spad_words} and {sizes.rram_words}"
-        )
+    prepared = prepare_run(
+        network, chip, case if case is not None else make_case(network, seed, sparsity)
+    )
+    works, layout, case, program = prepared.works, prepared.layout, prepared.case, prepared.program
+    spad, rram = prepared.spad, prepared.rram
     if verilator_build is None:
         verilator_build = accelerator_build(chip)
     predicted = [

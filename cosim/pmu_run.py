@@ -16,29 +16,31 @@ from pathlib import Path
 
 import numpy as np
 
-from cosim.accel_run import TB_MODULE, accelerator_build, dump_plan, write_words_hex
+from cosim.accel_run import (
+    TB_MODULE,
+    accelerator_build,
+    dump_plan,
+    prepare_run,
+    write_words_hex,
+)
 from cosim.build import VerilatorBuild, run_cocotb
 from cosim.golden import Case, make_case
 from cosim.images import (
-    descriptor_quant,
     from_words,
     read_readmemh,
-    rram_image,
-    scratchpad_image,
     to_words,
     write_readmemh,
 )
-from cosim.sim_top import SimSizes, chip_configs
+from cosim.sim_top import chip_configs
 from pmu.isa import ErrorCode
 from pmu.rom import write_hex
 from pmu.timing import Outcome, predict
 from pmu.unit import COUNTER_PORTS
 from rtl.activity_counters import COUNTERS
 from rtl.config import ADDR_BITS
-from rtl.program import DESCRIPTOR_BITS, Program, compile_program
+from rtl.program import DESCRIPTOR_BITS, Program
 from scheduler.chip import Chip
-from scheduler.dataflow import OpWork, op_work
-from scheduler.memory import BankLayout, plan_memory
+from scheduler.dataflow import OpWork
 from scheduler.network import Network
 
 __all__ = ["LaunchResult", "PmuRunResult", "Snapshot", "launch_cycles_of", "run_program"]
@@ -162,21 +164,10 @@ def run_program(
     ``waves``: write a waveform (the build must have a trace format); keep it by giving a
     ``run_dir`` (the trace is in ``run_dir / "sim"``).
     """
-    works = tuple(op_work(op, chip, network) for op in network.ops)
-    layout: BankLayout = plan_memory(network, chip, works)
-    if case is None:
-        case = make_case(network, seed)
-    quant = {op.name: descriptor_quant(case, op.name) for op in network.ops}
-    program = compile_program(network, chip, layout, works, quant)
-    sizes = SimSizes.for_chip(chip)
+    prepared = prepare_run(network, chip, case if case is not None else make_case(network, seed))
+    works, layout, case, program = prepared.works, prepared.layout, prepared.case, prepared.program
+    spad, rram = prepared.spad, prepared.rram
     _, pmu_config = chip_configs(chip)
-    spad = scratchpad_image(case, chip, layout)
-    rram = rram_image(case, chip, layout, works)
-    if spad.size > sizes.spad_words or rram.size > sizes.rram_words:
-        raise ValueError(
-            f"{network.name} needs {spad.size} scratchpad and {rram.size} RRAM words; the "
-            f"simulation of {chip.name} has {sizes.spad_words} and {sizes.rram_words}"
-        )
     if verilator_build is None:
         verilator_build = accelerator_build(chip)
     n_desc = len(program.descriptors)
