@@ -7,7 +7,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-METHODS = ["dp", "ilp", "nominal", "gating", "greedy", "gating-greedy", "even-rails"]
+from scheduler.chip import GatingPolicy
+from scheduler.solve import Method
+
+# The CLI spellings are the enums' values: one source for the choices and their meaning.
+METHODS = [m.value for m in Method]
+POLICIES = [p.value for p in GatingPolicy]
 
 __all__ = ["main"]
 
@@ -522,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--policy",
             default="rram_pg",
-            choices=["no_pg", "layer_pg", "rram_pg"],
+            choices=POLICIES,
             help="bank power-gating policy (default rram_pg)",
         )
         p.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
@@ -604,7 +609,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--frames", type=int, default=1, help="frames the program runs (default 1)")
     comp.add_argument("--net", help="override the schedule's network")
     comp.add_argument("--hw", help="override the schedule's chip")
-    comp.add_argument("--policy", choices=["no_pg", "layer_pg", "rram_pg"], help="override")
+    comp.add_argument("--policy", choices=POLICIES, help="override")
     comp.add_argument("--json", action="store_true", help="print a JSON object")
     comp.set_defaults(func=cmd_compile)
 
