@@ -1,7 +1,7 @@
 """cocotb testbench of the accelerator simulation top (``cosim/sim_top.py``).
 
-Runs inside the simulator. Python releases reset and awaits ``finished``: the PMU runs its
-command program (rails, clocks, banks, launches), the wrapper's own clock drives every cycle, the
+Runs inside the simulator. Python only awaits ``finished``: the wrapper resets the chip, the PMU
+runs its command program (rails, clocks, banks, launches), the wrapper's own clock drives every cycle, the
 wrapper loads the memories and writes the stats and dumps. Plusargs (besides the wrapper's):
 ``+max_ticks=`` (timeout budget in wrapper clocks), ``+result=`` (a JSON file receiving the
 simulation's wall time).
@@ -12,11 +12,10 @@ import time
 
 import cocotb
 from cocotb.handle import HierarchyObject
-from cocotb.triggers import RisingEdge, Timer, with_timeout
+from cocotb.triggers import RisingEdge, with_timeout
 
 #: The wrapper's clock period in ns (``always #1``).
 CLOCK_PERIOD_NS = 2
-RESET_NS = 10
 
 
 def _plusarg(name: str) -> str:
@@ -29,9 +28,6 @@ def _plusarg(name: str) -> str:
 @cocotb.test()
 async def run_program(dut: HierarchyObject) -> None:
     """Run the PMU program to its end; the wrapper records everything else."""
-    dut.rst.value = 1
-    await Timer(RESET_NS, "ns")
-    dut.rst.value = 0
     budget_ns = int(_plusarg("max_ticks")) * CLOCK_PERIOD_NS + 100
     wall = time.perf_counter()
     await with_timeout(RisingEdge(dut.finished), budget_ns, "ns")

@@ -2,6 +2,7 @@
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from pmu.config import GROUP_BANKS, TIME_BITS, PmuConfig
@@ -207,29 +208,87 @@ class BankSwitches(wiring.Component):
                     ]
 
         # ---- on-time -------------------------------------------------------------------------
-        # Counted lazily, so nothing happens per cycle: a bank's on-time is the time accumulated
-        # over its finished on-intervals plus, while it is on, the time since it turned on. A
-        # tick adds ``delta`` to ``now``, so an interval of ticks t0+1..t1 (WAKE at t0, GATE at
-        # t1) lasts now(t1) + delta(t1) - (now(t0) + delta(t0)) cycles.
+        # Counted lazily, so nothing happens per bank per cycle: a bank's on-time is the time
+        # accumulated over its finished on-intervals (``done``) plus, while it is on, the time
+        # since it turned on (``since``). A tick adds ``delta`` to ``now``, so an interval of
+        # ticks t0+1..t1 (WAKE at t0, GATE at t1) lasts now(t1) + delta(t1) - (now(t0) +
+        # delta(t0)) cycles. ``done`` and ``since`` live in one small memory per bank position
+        # in a group (lane), addressed by group: a GATE or WAKE touches one group, so each lane
+        # memory takes at most one write per command (registers per bank would make the
+        # simulator re-evaluate every bank's update every cycle). SLEEP's ``gate_all`` turns
+        # off every group at once, more than one write per lane: it only records, per group,
+        # which banks it turned off (``pend``) and when (``pend_at``); those intervals are
+        # closed into ``done`` by the next command that touches the group, and counted by the
+        # read port meanwhile. A group with banks on has nothing pending (turning a bank on
+        # touched the group), so a later SLEEP never overwrites an unclosed interval.
         after = Signal(TIME_BITS)
         m.d.comb += after.eq(now + self.delta)
-        done_cycles = [Signal(TIME_BITS, name=f"bank{b}_on_done") for b in range(n)]
-        since = [Signal(TIME_BITS, name=f"bank{b}_on_since") for b in range(n)]
-        with m.If(self.gate_all | self.gate):
-            off = Signal(n)
-            m.d.comb += off.eq(Mux(self.gate_all, on, on & cmd_vec[:n]))
-            for b in range(n):
-                with m.If(off[b]):
-                    m.d.sync += done_cycles[b].eq(done_cycles[b] + after - since[b])
-        with m.Elif(self.wake):
-            woken = Signal(n)
-            m.d.comb += woken.eq(~on & cmd_vec[:n])
-            for b in range(n):
-                with m.If(woken[b]):
-                    m.d.sync += since[b].eq(after)
+        pend = Array(Signal(GROUP_BANKS, name=f"group{g}_pend") for g in range(groups))
+        pend_at = Array(Signal(TIME_BITS, name=f"group{g}_pend_at") for g in range(groups))
+        touch = Signal()
+        m.d.comb += touch.eq(~self.gate_all & (self.gate | self.wake))
+        with m.If(self.gate_all):
+            for g in range(groups):
+                on_here = on[g * GROUP_BANKS : min(n, (g + 1) * GROUP_BANKS)]
+                with m.If(on_here != 0):
+                    m.d.sync += [pend[g].eq(on_here), pend_at[g].eq(after)]
+        with m.Elif(touch):
+            m.d.sync += pend[self.group].eq(0)
+        pend_g = Signal(GROUP_BANKS)
+        pend_at_g = Signal(TIME_BITS)
+        m.d.comb += [pend_g.eq(pend[self.group]), pend_at_g.eq(pend_at[self.group])]
+        # The read port: bank ``sel`` = (group, lane).
+        sel_group = Signal(range(groups))
+        sel_lane = Signal(range(GROUP_BANKS))
+        m.d.comb += [sel_group.eq(self.sel >> 5), sel_lane.eq(self.sel[:5])]
+        assert GROUP_BANKS == 32
+        sel_done = []
+        sel_since = []
+        #: The on-time memories, zero at power-on; a reset does not clear them (they are SRAM).
+        self.on_time_memories: list[Memory] = []
+        for lane in range(min(n, GROUP_BANKS)):
+            done_mem = Memory(shape=TIME_BITS, depth=groups, init=[])
+            since_mem = Memory(shape=TIME_BITS, depth=groups, init=[])
+            m.submodules[f"lane{lane}_on_done"] = done_mem
+            m.submodules[f"lane{lane}_on_since"] = since_mem
+            self.on_time_memories += [done_mem, since_mem]
+            done_rd = done_mem.read_port(domain="comb")
+            since_rd = since_mem.read_port(domain="comb")
+            done_wr = done_mem.write_port()
+            since_wr = since_mem.write_port()
+            closing = Signal(name=f"lane{lane}_closing")
+            m.d.comb += [
+                done_rd.addr.eq(self.group),
+                since_rd.addr.eq(self.group),
+                done_wr.addr.eq(self.group),
+                since_wr.addr.eq(self.group),
+                # A pending SLEEP interval, or a bank this GATE turns off (disjoint: pending
+                # banks are off).
+                closing.eq(pend_g[lane] | (self.gate & off_g[lane])),
+                done_wr.en.eq(touch & closing),
+                done_wr.data.eq(
+                    done_rd.data + Mux(pend_g[lane], pend_at_g, after) - since_rd.data
+                ),
+                since_wr.en.eq(touch & self.wake & new_g[lane]),
+                since_wr.data.eq(after),
+            ]
+            sel_done_rd = done_mem.read_port(domain="comb")
+            sel_since_rd = since_mem.read_port(domain="comb")
+            m.d.comb += [sel_done_rd.addr.eq(sel_group), sel_since_rd.addr.eq(sel_group)]
+            sel_done.append(sel_done_rd.data)
+            sel_since.append(sel_since_rd.data)
+        done_sel = Signal(TIME_BITS)
+        since_sel = Signal(TIME_BITS)
+        m.d.comb += [done_sel.eq(Array(sel_done)[sel_lane]), since_sel.eq(Array(sel_since)[sel_lane])]
         sel_on = Signal()
-        m.d.comb += sel_on.eq(on.bit_select(self.sel, 1))
+        sel_pend = Signal()
+        m.d.comb += [
+            sel_on.eq(on.bit_select(self.sel, 1)),
+            sel_pend.eq(pend[sel_group].bit_select(sel_lane, 1)),
+        ]
         m.d.comb += self.on_cycles.eq(
-            Array(done_cycles)[self.sel] + Mux(sel_on, now - Array(since)[self.sel], 0)
+            done_sel
+            + Mux(sel_pend, pend_at[sel_group] - since_sel, 0)
+            + Mux(sel_on, now - since_sel, 0)
         )
         return m

@@ -88,7 +88,7 @@ class PowerManagementUnit(wiring.Component):
         m = Module()
         cfg = self.config
         m.submodules.sequencer = seq = PmuSequencer(cfg)
-        m.submodules.banks = banks = BankSwitches(cfg)
+        m.submodules.banks = self.banks = banks = BankSwitches(cfg)
         m.submodules.monitors = mon = ViolationMonitors(cfg)
         m.submodules.counters = cnt = PowerCounters(cfg)
 

@@ -110,6 +110,10 @@ def run_programs(
             ctx.set(dut.restart, 1)
             await ctx.tick()
             ctx.set(dut.restart, 0)
+            # Power-on: a reset clears registers, not the PMU's on-time memories.
+            for memory in pmu.banks.on_time_memories:
+                for i in range(memory.depth):
+                    ctx.set(memory.data[i], 0)
             ticks = 0
             launches = []
             while not ctx.get(pmu.halted) and ticks < max_ticks:
