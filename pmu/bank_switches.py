@@ -266,9 +266,7 @@ class BankSwitches(wiring.Component):
                 # banks are off).
                 closing.eq(pend_g[lane] | (self.gate & off_g[lane])),
                 done_wr.en.eq(touch & closing),
-                done_wr.data.eq(
-                    done_rd.data + Mux(pend_g[lane], pend_at_g, after) - since_rd.data
-                ),
+                done_wr.data.eq(done_rd.data + Mux(pend_g[lane], pend_at_g, after) - since_rd.data),
                 since_wr.en.eq(touch & self.wake & new_g[lane]),
                 since_wr.data.eq(after),
             ]
@@ -279,7 +277,10 @@ class BankSwitches(wiring.Component):
             sel_since.append(sel_since_rd.data)
         done_sel = Signal(TIME_BITS)
         since_sel = Signal(TIME_BITS)
-        m.d.comb += [done_sel.eq(Array(sel_done)[sel_lane]), since_sel.eq(Array(sel_since)[sel_lane])]
+        m.d.comb += [
+            done_sel.eq(Array(sel_done)[sel_lane]),
+            since_sel.eq(Array(sel_since)[sel_lane]),
+        ]
         sel_on = Signal()
         sel_pend = Signal()
         m.d.comb += [

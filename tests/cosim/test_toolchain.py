@@ -194,6 +194,34 @@ def test_cache_key_changes_with_the_recipe_version(monkeypatch: pytest.MonkeyPat
     assert cache_key(_BASE, FAKE_TOOLCHAIN) != before
 
 
+def test_cached_text_generates_once_per_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(BUILD_DIR_ENV, str(tmp_path))
+    calls: list[str] = []
+
+    def generate(text: str) -> str:
+        calls.append(text)
+        return text
+
+    assert build_module.cached_text("t", {"a": 1}, lambda: generate("one")) == "one"
+    assert build_module.cached_text("t", {"a": 1}, lambda: generate("two")) == "one"
+    assert build_module.cached_text("t", {"a": 2}, lambda: generate("three")) == "three"
+    assert calls == ["one", "three"]
+    assert len(list((tmp_path / "t").iterdir())) == 2
+
+
+def test_source_digest_follows_file_contents(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "notes.txt").write_text("not Python")
+    first = build_module.source_digest([tmp_path])
+    assert build_module.source_digest([tmp_path]) == first
+    (tmp_path / "notes.txt").write_text("still not Python")
+    assert build_module.source_digest([tmp_path]) == first
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert build_module.source_digest([tmp_path]) != first
+
+
 def test_spec_rejects_duplicate_file_names() -> None:
     source = VerilogSource("top.v", "")
     with pytest.raises(ValueError, match=r"^Source file names must be unique, not "):
