@@ -3,7 +3,7 @@
 Writes PNG + CSV per figure, ``sweep_all_networks.csv``, ``summary.json`` (headline numbers) and
 ``results.md`` (the README's Results section) into ``--out`` (default ``figures/``)::
 
-    python bench/figures.py [--out DIR] [--quick] [--workers N] [--ilp-time-limit S]
+    python bench/figures.py [--out DIR] [--quick] [--workers N] [--ilp-time-limit S] [--no-rtl]
 
 Figures:
 
@@ -18,6 +18,9 @@ Figures:
 5. ``fig5_transition``: sensitivity to the transition energy (0 to 1000 nJ per switch).
 6. ``fig6_breakdown``: per-layer energy breakdown of three SqueezeNet layers, and
    ``fig6_saving.csv``: per-layer saving of the DP schedule sorted by marginal utility.
+7. ``fig7_rtl_validation``: one rate point per network run on the RTL with ``voltflow cosim``
+   (bench/rtl_points.py): predicted vs measured cycles, energy and saving (``--no-rtl`` skips it;
+   off by default with ``--quick``).
 
 Baselines as in the paper: nominal and +greedy on the ``no_pg`` instance; +gating,
 +gating+greedy, the exact DP, the ILP and even rails on ``rram_pg``. Every job runs in one process
@@ -49,6 +52,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench.rtl_points import (  # noqa: E402
+    QUICK_NETWORKS,
+    RTL_COLUMNS,
+    plot_fig7,
+    rtl_networks,
+    run_points,
+)
+from bench.rtl_points import markdown as rtl_markdown  # noqa: E402
 from scheduler.baselines import even_rail_levels  # noqa: E402
 from scheduler.chip import DOMAINS, BankKind, GatingPolicy, load_chip  # noqa: E402
 from scheduler.cost import Component, CostTable, LeakageSource  # noqa: E402
@@ -577,6 +588,18 @@ def run_jobs(args: argparse.Namespace) -> dict[str, Any]:
         "workers": workers,
         "results": results,
     }
+
+
+def run_rtl(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Figure 7's RTL runs (``voltflow cosim`` per network), after the solver jobs."""
+    runnable, skipped = rtl_networks()
+    if not args.rtl:
+        return [], skipped
+    networks = [n for n in runnable if n in QUICK_NETWORKS] if args.quick else runnable
+    progress = Progress(len(networks))
+    rows = run_points(networks, args.out, args.rtl_frames, lambda text: progress.step(text, True))
+    progress.close()
+    return rows, skipped
 
 
 # ---- tables -----------------------------------------------------------------------------------
@@ -1333,14 +1356,16 @@ def results_markdown(data: dict[str, Any], args: argparse.Namespace, wall_s: flo
                 )
     lines += ["", "### What differs from the paper, and why", ""]
     lines += _differences(data, chip)
-    lines += [
-        "",
-        "### RTL-validated points",
-        "",
-        "Not yet: item 7 of the evaluation issue (one rate point per network run on the RTL with "
-        "`voltflow cosim`, predicted vs measured) needs the end-to-end flow (issue 6).",
-        "",
-    ]
+    lines.append("")
+    if data["rtl"]:
+        lines += rtl_markdown(data["rtl"], data["rtl_skipped"], args.rtl_frames)
+    else:
+        lines += [
+            "### RTL-validated points",
+            "",
+            "Not run here (`--no-rtl`, the default with `--quick`); `make figures` runs them.",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -1455,7 +1480,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="CBC time limit per instance in s (default 120, 30 with --quick)",
     )
+    parser.add_argument(
+        "--rtl",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="figure 7: validate one rate point per network on the RTL (default: on, off with "
+        "--quick; about 15 min on 2 cores)",
+    )
+    parser.add_argument("--rtl-frames", type=int, default=2, help="periods per RTL run (default 2)")
     args = parser.parse_args(argv)
+    if args.rtl is None:
+        args.rtl = not args.quick
     if args.ilp_time_limit is None:
         args.ilp_time_limit = 30.0 if args.quick else 120.0
     if args.workers is not None and args.workers < 1:
@@ -1464,6 +1499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     run = run_jobs(args)
     data = collect(run, args)
+    data["rtl"], data["rtl_skipped"] = run_rtl(args)
     write_tables(data, args.out)
     plot_fig1(data, args.out)
     plot_fig2(data, args.out)
@@ -1471,6 +1507,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     plot_fig4(data, args.out, args.ilp_time_limit)
     plot_fig5(data, args.out)
     plot_fig6(data, args.out)
+    if data["rtl"]:
+        write_csv(args.out / "fig7_rtl_validation.csv", RTL_COLUMNS, data["rtl"])
+        plot_fig7(data["rtl"], data["rtl_skipped"], args.out)
+    data["summary"]["rtl"] = data["rtl"]
     wall = time.perf_counter() - started
     data["summary"]["wall_time_s"] = wall
     (args.out / "summary.json").write_text(json.dumps(data["summary"], indent=2) + "\n")

@@ -322,12 +322,13 @@ def measure(
     network = load_network(net)
     chip = load_chip(hw)
     _, table = build_problem(network, chip, ProblemOptions(policy=GatingPolicy(policy)))
-    from cosim.sim_top import chip_configs
+    from cosim.sim_top import chip_configs, sim_rram_banks
 
+    rram_banks = sim_rram_banks(chip, table.memory)
     program = compile_schedule(
-        schedule, table, frames=frames, hardware_banks=chip_configs(chip)[1].n_banks
+        schedule, table, frames=frames, hardware_banks=chip_configs(chip, rram_banks)[1].n_banks
     )
-    build = _build(chip, waves)
+    build = _build(chip, waves, rram_banks)
     run = run_program(
         network,
         chip,
@@ -340,14 +341,15 @@ def measure(
     return analyse(run, chip, table, schedule, program, frames), program
 
 
-def _build(chip: Chip, waves: str | None) -> Any:
-    """The chip's Verilator build; with a trace format, the separate build that dumps it."""
+def _build(chip: Chip, waves: str | None, rram_banks: int | None) -> Any:
+    """The chip's Verilator build (RRAM size class ``rram_banks``); with a trace format, the
+    separate build that dumps it."""
     import dataclasses
 
     from cosim.build import TraceFormat, build
     from cosim.sim_top import accel_build_spec
 
-    spec = accel_build_spec(chip)
+    spec = accel_build_spec(chip, rram_banks)
     if waves:
         spec = dataclasses.replace(spec, trace=TraceFormat(waves))
     return build(spec)
@@ -385,7 +387,7 @@ def plan(
     import dataclasses
 
     from cosim.pmu_run import launch_cycles_of
-    from cosim.sim_top import chip_configs
+    from cosim.sim_top import chip_configs, sim_rram_banks
     from pmu.timing import predict
     from scheduler.dataflow import Mode
     from scheduler.evaluate import evaluate
@@ -403,7 +405,7 @@ def plan(
     ops = _Ops()
     ops.op_index = op_index  # type: ignore[attr-defined]
     cycles = launch_cycles_of(chip, table.works, ops)  # type: ignore[arg-type]
-    pmu_config = chip_configs(chip)[1]
+    pmu_config = chip_configs(chip, sim_rram_banks(chip, table.memory))[1]
     margin = 0
     for _ in range(6):
         result = solve(

@@ -18,7 +18,6 @@ import numpy as np
 
 from cosim.accel_run import (
     TB_MODULE,
-    accelerator_build,
     dump_plan,
     prepare_run,
     write_words_hex,
@@ -167,9 +166,8 @@ def run_program(
     prepared = prepare_run(network, chip, case if case is not None else make_case(network, seed))
     works, layout, case, program = prepared.works, prepared.layout, prepared.case, prepared.program
     spad, rram = prepared.spad, prepared.rram
-    _, pmu_config = chip_configs(chip)
-    if verilator_build is None:
-        verilator_build = accelerator_build(chip)
+    _, pmu_config = chip_configs(chip, prepared.rram_banks)
+    verilator_build = prepared.build(chip, verilator_build)
     n_desc = len(program.descriptors)
     predicted = predict(
         list(words),

@@ -25,6 +25,7 @@ from rtl.chip_top import ChipTop
 from rtl.config import ADDR_BITS, COUNTER_BITS, AccelConfig
 from rtl.program import DESCRIPTOR_BITS
 from scheduler.chip import BankKind, Chip
+from scheduler.memory import BankLayout
 
 __all__ = [
     "CORE_NAME",
@@ -34,6 +35,7 @@ __all__ = [
     "accel_build_spec",
     "chip_configs",
     "core_verilog",
+    "sim_rram_banks",
     "wrapper_verilog",
 ]
 
@@ -73,22 +75,22 @@ def _pow2(n: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class SimSizes:
-    """Depths (words) of the wrapper's memories: powers of two, fixed per chip configuration."""
+    """Depths (words) of the wrapper's memories: powers of two, fixed per build."""
 
     spad_words: int
     rram_words: int
 
     @classmethod
-    def for_chip(cls, chip: Chip) -> "SimSizes":
-        """Scratchpad: the chip's banks (``auto`` counts at their minimum); RRAM: its banks, or
-        :data:`AUTO_RRAM_BANKS` when ``auto``."""
+    def for_chip(cls, chip: Chip, rram_banks: int | None = None) -> "SimSizes":
+        """Scratchpad: the chip's banks (``auto`` counts at their minimum); RRAM: the banks of
+        :meth:`bank_counts`."""
         words = 0
         for kind in (BankKind.IFMAP, BankKind.OFMAP):
             bank = chip.bank(kind)
             count = bank.count if bank.count is not None else bank.min_count
             words += count * bank.words(chip.word_bits)
         rram = chip.bank(BankKind.RRAM)
-        rram_count = rram.count if rram.count is not None else max(rram.min_count, AUTO_RRAM_BANKS)
+        rram_count = cls.bank_counts(chip, rram_banks)[BankKind.RRAM]
         sizes = cls(_pow2(words), _pow2(rram_count * rram.words(chip.word_bits)))
         for name in ("spad_words", "rram_words"):
             if getattr(sizes, name) > 1 << ADDR_BITS:
@@ -98,22 +100,42 @@ class SimSizes:
         return sizes
 
     @staticmethod
-    def bank_counts(chip: Chip) -> dict[BankKind, int]:
-        """Banks per kind the simulation has (``auto`` counts as in :meth:`for_chip`)."""
+    def bank_counts(chip: Chip, rram_banks: int | None = None) -> dict[BankKind, int]:
+        """Banks per kind the simulation has: the chip's counts; an ``auto`` scratchpad count at
+        its minimum, an ``auto`` RRAM count at ``rram_banks`` (see :func:`sim_rram_banks`),
+        default :data:`AUTO_RRAM_BANKS`."""
         counts = {}
         for kind in (BankKind.IFMAP, BankKind.OFMAP):
             bank = chip.bank(kind)
             counts[kind] = bank.count if bank.count is not None else bank.min_count
         rram = chip.bank(BankKind.RRAM)
-        counts[BankKind.RRAM] = (
-            rram.count if rram.count is not None else max(rram.min_count, AUTO_RRAM_BANKS)
-        )
+        auto = rram_banks if rram_banks is not None else AUTO_RRAM_BANKS
+        counts[BankKind.RRAM] = rram.count if rram.count is not None else max(rram.min_count, auto)
         return counts
 
 
-def chip_configs(chip: Chip) -> tuple[AccelConfig, PmuConfig]:
-    """The accelerator and PMU parameters of ``chip``'s build (banks: :class:`SimSizes`)."""
-    return AccelConfig.from_chip(chip), PmuConfig.from_chip(chip, SimSizes.bank_counts(chip))
+def sim_rram_banks(chip: Chip, layout: BankLayout) -> int | None:
+    """The RRAM size class of the build that runs a network with memory plan ``layout``.
+
+    A chip whose RRAM bank count is ``auto`` has as many banks as each network's weights need;
+    the simulation has a few fixed sizes instead, each its own (cached) build: ``None`` (the
+    default build, :data:`AUTO_RRAM_BANKS` banks) when the network fits, else the smallest
+    power of two of banks that holds it (ResNet-18's 1,446 banks: 2,048). A chip with a fixed
+    RRAM count has one size (``None``); a network that does not fit it is rejected by the
+    memory planner.
+    """
+    rram = chip.bank(BankKind.RRAM)
+    needed = dict(layout.counts)[BankKind.RRAM]
+    if rram.count is not None or needed <= max(rram.min_count, AUTO_RRAM_BANKS):
+        return None
+    return _pow2(needed)
+
+
+def chip_configs(chip: Chip, rram_banks: int | None = None) -> tuple[AccelConfig, PmuConfig]:
+    """The accelerator and PMU parameters of ``chip``'s build with the RRAM size class
+    ``rram_banks`` (banks: :class:`SimSizes`)."""
+    counts = SimSizes.bank_counts(chip, rram_banks)
+    return AccelConfig.from_chip(chip), PmuConfig.from_chip(chip, counts)
 
 
 def core_verilog(accel: AccelConfig, pmu: PmuConfig) -> str:
@@ -362,10 +384,11 @@ endmodule
 """
 
 
-def accel_build_spec(chip: Chip) -> BuildSpec:
-    """The Verilator build of the chip for ``chip`` (cached by content in cosim.build)."""
-    accel, pmu = chip_configs(chip)
-    sizes = SimSizes.for_chip(chip)
+def accel_build_spec(chip: Chip, rram_banks: int | None = None) -> BuildSpec:
+    """The Verilator build of ``chip`` with the RRAM size class ``rram_banks`` (see
+    :func:`sim_rram_banks`; cached by content in cosim.build)."""
+    accel, pmu = chip_configs(chip, rram_banks)
+    sizes = SimSizes.for_chip(chip, rram_banks)
     return BuildSpec(
         sources=(
             VerilogSource(f"{CORE_NAME}.v", core_verilog(accel, pmu)),

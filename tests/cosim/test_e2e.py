@@ -55,3 +55,25 @@ def test_an_energy_mismatch_fails_with_a_reason(
     err = capsys.readouterr().err
     assert status == 1
     assert "FAIL: energy differs by" in err
+
+
+@pytest.mark.cosim
+def test_rtl_points_table_and_figure(tmp_path: Path) -> None:
+    """`make figures`' figure 7: a real `voltflow cosim` run per network, tabulated and plotted."""
+    from bench.rtl_points import markdown, plot_fig7, rtl_networks, run_points
+
+    runnable, skipped = rtl_networks()
+    assert "ds_cnn" in runnable and "mobilevit_xxs" in skipped
+    steps: list[str] = []
+    rows = run_points(
+        ["ds_cnn"], tmp_path, 1, steps.append, ("--hw", str(SMALL_CHIP), "--fps", "1000")
+    )
+    (row,) = rows
+    assert row["passed"] and row["bit_exact"] and row["deadlines_met"]
+    assert row["layers_cycle_exact"] == row["layers"] > 0
+    assert row["saving_measured"] > 0
+    assert steps and "pass" in steps[0]
+    plot_fig7(rows, skipped, tmp_path)
+    assert (tmp_path / "fig7_rtl_validation.png").stat().st_size > 10_000
+    table = "\n".join(markdown(rows, skipped, 1))
+    assert "| ds_cnn | 1000 | sleep |" in table and "mobilevit_xxs" in table
