@@ -185,7 +185,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         print(f"voltflow schedule: {exc}", file=sys.stderr)
         return 3
     report = schedule_to_json(result, problem, provenance)
-    baselines = []
+    baselines: list[tuple[str, float | None, str]] = []  # energy None: infeasible
     if not args.no_baselines:
         for other in Method:
             if other in (method, Method.ILP, Method.DP):

@@ -10,7 +10,7 @@ bit-exact.
 import json
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,7 +133,9 @@ class PmuRunResult:
         return (self.end_cycle + 1) / self.sim_wall_s if self.sim_wall_s > 0 else 0.0
 
 
-def launch_cycles_of(chip: Chip, works: Sequence[OpWork], program: Program):  # type: ignore[no-untyped-def]
+def launch_cycles_of(
+    chip: Chip, works: Sequence[OpWork], program: Program
+) -> Callable[[int, int, tuple[int, int, int]], int]:
     """``launch_cycles`` for pmu.timing.predict: the ops' predicted reference cycles."""
 
     def cycles(first: int, count: int, incs: tuple[int, int, int]) -> int:

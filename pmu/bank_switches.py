@@ -1,6 +1,6 @@
 """Bank power switches: per-bank power state, wake-up latency, isolation and on-time."""
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -81,7 +81,7 @@ class BankSwitches(wiring.Component):
             }
         )
 
-    def _bank_of(self, m: Module, addr: object, rram: bool, name: str) -> tuple[Signal, Signal]:
+    def _bank_of(self, m: Module, addr: Value, rram: bool, name: str) -> tuple[Signal, Signal]:
         """Global bank index of a word address, and whether it falls in a bank at all."""
         cfg = self.config
         index = Signal(16, name=f"{name}_bank")

@@ -8,9 +8,17 @@ this module (:func:`isa_markdown`).
 """
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from amaranth import unsigned
-from amaranth.lib import data, enum
+from amaranth.lib import data
+
+if TYPE_CHECKING:
+    # Amaranth ships no type information. Its shaped Enum is a standard enum.Enum that also takes
+    # the `shape=` class keyword, so mypy checks the enums below as standard enums.
+    import enum
+else:
+    from amaranth.lib import enum
 
 __all__ = [
     "MEANING",
@@ -162,7 +170,7 @@ class Command(data.Struct):
     """A PMU command word: bits 0..3 opcode, bits 4..63 payload."""
 
     opcode: Opcode
-    payload: Payload
+    payload: Payload  # type: ignore[valid-type]  # an Amaranth layout (a shape), not a type
 
 
 assert Command.as_shape().size == WORD_BITS

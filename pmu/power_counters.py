@@ -61,12 +61,12 @@ class PowerCounters(wiring.Component):
             ports[f"level_{d}"] = In(5)
             for k in range(len(cfg.levels_v)):
                 ports[f"cycles_{d}_{k}"] = Out(TIME_BITS)
-        for kind in BankKind:
-            ports[f"on_{kind.value}"] = In(16)
-            ports[f"wakes_{kind.value}_inc"] = In(16)
-            ports[f"wakes_{kind.value}"] = Out(TIME_BITS)
+        for bank_kind in BankKind:
+            ports[f"on_{bank_kind.value}"] = In(16)
+            ports[f"wakes_{bank_kind.value}_inc"] = In(16)
+            ports[f"wakes_{bank_kind.value}"] = Out(TIME_BITS)
             for k in range(len(cfg.levels_v)):
-                ports[f"bank_cycles_{kind.value}_{k}"] = Out(TIME_BITS)
+                ports[f"bank_cycles_{bank_kind.value}_{k}"] = Out(TIME_BITS)
         super().__init__(ports)
 
     def elaborate(self, platform: object) -> Module:

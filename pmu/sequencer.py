@@ -1,7 +1,7 @@
 """The PMU sequencer: fetches, checks and executes commands; rails, supplies, clocks, timers."""
 
-from amaranth.hdl import Array, Module, Mux, Signal
-from amaranth.lib import wiring
+from amaranth.hdl import Array, Module, Mux, Signal, Value
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from pmu.config import COMMAND_WORDS, GROUP_BANKS, TIME_BITS, PmuConfig
@@ -121,7 +121,7 @@ class PmuSequencer(wiring.Component):
         dom_until = Array(Signal(TIME_BITS, name=f"{d}_until") for d in _DOMAINS)
         incs = Array(getattr(self, f"inc_{d}") for d in _DOMAINS)
 
-        def lower(a: object, b: object) -> object:
+        def lower(a: Value, b: Value) -> Value:
             return Mux(a < b, a, b)
 
         # ---- voltages as seen in this cycle --------------------------------------------------
@@ -146,7 +146,7 @@ class PmuSequencer(wiring.Component):
         dom_safe_arr = Array(dom_safe)
 
         # ---- decode and checks (priority as pmu/timing.py) ------------------------------------
-        p = cmd.payload
+        p: data.View = cmd.payload  # mypy cannot see the Payload union layout's fields
         used_bits = Signal(range(65))
         with m.Switch(raw_op):
             for o in Opcode:

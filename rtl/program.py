@@ -9,10 +9,16 @@ descriptors; concatenations (mode ALIAS) cost nothing and get none.
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from amaranth.lib import data
-from amaranth.lib import enum as shaped_enum
+
+if TYPE_CHECKING:
+    # Amaranth ships no type information. Its shaped Enum is a standard enum.Enum that also takes
+    # the `shape=` class keyword, so mypy checks OpMode as a standard enum.
+    import enum as shaped_enum
+else:
+    from amaranth.lib import enum as shaped_enum
 
 from rtl.config import ADDR_BITS
 from scheduler.chip import BankKind, Chip
@@ -138,7 +144,7 @@ def decode(word: int) -> OpDescriptor:
     if not isinstance(word, int) or not 0 <= word < 1 << DESCRIPTOR_BITS:
         raise ValueError(f"word must be an int of {DESCRIPTOR_BITS} bits, not {word!r}")
     view = Descriptor.from_bits(word)
-    values = {}
+    values: dict[str, Any] = {}  # mode an OpMode, the other fields ints
     for f in fields(OpDescriptor):
         value = getattr(view, f.name)
         values[f.name] = value if f.name == "mode" else int(value)
@@ -146,12 +152,19 @@ def decode(word: int) -> OpDescriptor:
 
 
 class QuantLike(Protocol):
-    """Per-op arithmetic fields (``cosim.images.DescriptorQuant`` has them)."""
+    """Per-op arithmetic fields (``cosim.images.DescriptorQuant`` has them).
 
-    m: int
-    s: int
-    m_b: int
-    relu: bool
+    Read-only properties, so frozen dataclasses such as ``DescriptorQuant`` match.
+    """
+
+    @property
+    def m(self) -> int: ...
+    @property
+    def s(self) -> int: ...
+    @property
+    def m_b(self) -> int: ...
+    @property
+    def relu(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """The layer sequencer: runs the program's descriptors through setup, phases, epochs and steps."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -140,7 +140,7 @@ class LayerSequencer(wiring.Component):
 
         tiles = desc.tiles
 
-        def start_step(s: object) -> None:
+        def start_step(s: int | Value) -> None:
             """Start the engines of step ``s`` (a signal, or 0 for an epoch's first step)."""
             if isinstance(s, int):  # step 0 only gathers tile 0 (every op has a tile)
                 assert s == 0
