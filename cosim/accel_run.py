@@ -25,7 +25,7 @@ from cosim.images import (
     scratchpad_image,
     write_readmemh,
 )
-from cosim.sim_top import SimSizes, accel_build_spec, sim_rram_banks
+from cosim.sim_top import BankCounts, SimSizes, accel_build_spec, sim_bank_counts
 from pmu.compiler import state_program
 from pmu.rom import write_hex
 from rtl.activity_counters import COUNTERS
@@ -102,10 +102,10 @@ class RunResult:
         )
 
 
-def accelerator_build(chip: Chip, rram_banks: int | None = None) -> VerilatorBuild:
-    """The (cached) Verilator build of the chip with the RRAM size class ``rram_banks``
-    (default: the build that small networks use; see cosim.sim_top.sim_rram_banks)."""
-    return build(accel_build_spec(chip, rram_banks))
+def accelerator_build(chip: Chip, counts: BankCounts | None = None) -> VerilatorBuild:
+    """The (cached) Verilator build of the chip with ``counts`` banks per kind (default: the
+    build that most networks use; see cosim.sim_top.sim_bank_counts)."""
+    return build(accel_build_spec(chip, counts))
 
 
 def measured_activity(delta: dict[str, int], rows: int, cols: int, word_bits: int) -> Activity:
@@ -176,18 +176,18 @@ class PreparedRun:
     program: Program
     spad: np.ndarray
     rram: np.ndarray
-    rram_banks: int | None  # the build's RRAM size class (cosim.sim_top.sim_rram_banks)
+    counts: BankCounts  # the build's banks per kind (cosim.sim_top.sim_bank_counts)
 
     def build(self, chip: Chip, given: VerilatorBuild | None = None) -> VerilatorBuild:
         """The Verilator build that runs this network: ``given`` after checking it is the
         build of this size class, else the (cached) one."""
-        spec = accel_build_spec(chip, self.rram_banks)
+        spec = accel_build_spec(chip, self.counts)
         if given is None:
             return build(spec)
         if given.spec.sources != spec.sources:
             raise ValueError(
-                f"the given Verilator build is not {chip.name}'s build for this network (RRAM "
-                f"size class {self.rram_banks or 'default'}): pass none to use the right one"
+                f"the given Verilator build is not {chip.name}'s build for this network (banks "
+                f"{ {k.value: n for k, n in self.counts.items()} }): pass none to use the right one"
             )
         return given
 
@@ -199,8 +199,8 @@ def prepare_run(network: Network, chip: Chip, case: Case) -> PreparedRun:
     layout = plan_memory(network, chip, works)
     quant = {op.name: descriptor_quant(case, op.name) for op in network.ops}
     program = compile_program(network, chip, layout, works, quant)
-    rram_banks = sim_rram_banks(chip, layout)
-    sizes = SimSizes.for_chip(chip, rram_banks)
+    counts = sim_bank_counts(chip, layout)
+    sizes = SimSizes.for_chip(chip, counts)
     spad = scratchpad_image(case, chip, layout)
     rram = rram_image(case, chip, layout, works)
     if spad.size > sizes.spad_words or rram.size > sizes.rram_words:
@@ -208,7 +208,7 @@ def prepare_run(network: Network, chip: Chip, case: Case) -> PreparedRun:
             f"{network.name} needs {spad.size} scratchpad and {rram.size} RRAM words; the "
             f"simulation of {chip.name} has {sizes.spad_words} and {sizes.rram_words}"
         )
-    return PreparedRun(case, works, layout, program, spad, rram, rram_banks)
+    return PreparedRun(case, works, layout, program, spad, rram, counts)
 
 
 def run_network(

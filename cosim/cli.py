@@ -329,7 +329,7 @@ def cmd_disasm(args: argparse.Namespace) -> int:
 
 def cmd_cosim(args: argparse.Namespace) -> int:
     from cosim.accel_run import accelerator_build, activity_diff, run_network
-    from cosim.sim_top import sim_rram_banks
+    from cosim.sim_top import sim_bank_counts
     from scheduler.dataflow import op_work
     from scheduler.memory import plan_memory
     from scheduler.texttable import format_table
@@ -341,7 +341,7 @@ def cmd_cosim(args: argparse.Namespace) -> int:
     progress = sys.stderr
     print(f"[1/2] Verilator model for {chip.name} (built once, cached)...", file=progress)
     works = tuple(op_work(op, chip, network) for op in network.ops)
-    build = accelerator_build(chip, sim_rram_banks(chip, plan_memory(network, chip, works)))
+    build = accelerator_build(chip, sim_bank_counts(chip, plan_memory(network, chip, works)))
     how = f"built in {build.build_seconds:.1f} s" if build.built else "cached"
     print(f"      {how}", file=progress)
     print(f"[2/2] {network.name}: {len(network.ops)} ops on the RTL...", file=progress)
@@ -426,7 +426,7 @@ def cmd_cosim_flow(args: argparse.Namespace) -> int:
 
     from cosim.e2e import default_rate, measure, plan, run_in_process
     from cosim.e2e_report import report_json, report_text, write_csv, write_plots
-    from cosim.sim_top import chip_configs, sim_rram_banks
+    from cosim.sim_top import sim_bank_counts
     from pmu.rom import write_hex
     from scheduler.chip import GatingPolicy
     from scheduler.problem import ProblemOptions, build_problem
@@ -439,19 +439,17 @@ def cmd_cosim_flow(args: argparse.Namespace) -> int:
         raise CliError(f"--frames must be at least 1, not {args.frames}")
     problem, table = build_problem(network, chip, ProblemOptions(policy=policy))
     fps = args.fps if args.fps is not None else default_rate(table)
-    n_banks = chip_configs(chip, sim_rram_banks(chip, table.memory))[1].n_banks
+    counts = sim_bank_counts(chip, table.memory)
     provenance = {"network": args.net, "chip": args.hw, "policy": policy.value}
     print(f"[1/5] schedule: {network.name} at {fps:g} FPS, {args.method}...", file=progress)
     try:
-        main_plan = plan(
-            table, problem, fps, args.rails, args.method, args.frames, provenance, n_banks
-        )
+        main_plan = plan(table, problem, fps, args.rails, args.method, args.frames, provenance)
         base_problem, base_table = build_problem(
             network, chip, ProblemOptions(policy=GatingPolicy.NO_PG)
         )
         base_plan = plan(
             base_table, base_problem, fps, args.rails, "nominal", args.frames,
-            {**provenance, "policy": "no_pg"}, n_banks,
+            {**provenance, "policy": "no_pg"},
         )  # fmt: skip
     except InfeasibleError as exc:
         raise CliError(str(exc)) from None
@@ -465,7 +463,7 @@ def cmd_cosim_flow(args: argparse.Namespace) -> int:
     print(f"[3/5] Verilator build of {chip.name} (once per chip, cached)...", file=progress)
     from cosim.e2e import _build
 
-    built = _build(chip, args.waves, sim_rram_banks(chip, table.memory))
+    built = _build(chip, args.waves, counts)
     how = f"built in {built.build_seconds:.1f} s" if built.built else "cached"
     print(f"      {how}", file=progress)
     print(f"[4/5] frames: {args.frames} periods on the RTL, and the nominal baseline beside "

@@ -18,7 +18,7 @@ from cosim.energy import Energy, dynamic_energy, launch_levels, window_energy
 from cosim.pmu_run import PmuRunResult, run_program
 from pmu.compiler import Program, compile_schedule
 from rtl.activity_counters import COUNTERS
-from scheduler.chip import DOMAINS, Chip, GatingPolicy
+from scheduler.chip import DOMAINS, BankKind, Chip, GatingPolicy
 from scheduler.cost import CostTable
 from scheduler.evaluate import SlackMode
 from scheduler.schedule import ScheduleFile
@@ -322,13 +322,11 @@ def measure(
     network = load_network(net)
     chip = load_chip(hw)
     _, table = build_problem(network, chip, ProblemOptions(policy=GatingPolicy(policy)))
-    from cosim.sim_top import chip_configs, sim_rram_banks
+    from cosim.sim_top import sim_bank_counts
 
-    rram_banks = sim_rram_banks(chip, table.memory)
-    program = compile_schedule(
-        schedule, table, frames=frames, hardware_banks=chip_configs(chip, rram_banks)[1].n_banks
-    )
-    build = _build(chip, waves, rram_banks)
+    counts = sim_bank_counts(chip, table.memory)
+    program = compile_schedule(schedule, table, frames=frames, hardware_counts=counts)
+    build = _build(chip, waves, counts)
     run = run_program(
         network,
         chip,
@@ -341,15 +339,15 @@ def measure(
     return analyse(run, chip, table, schedule, program, frames), program
 
 
-def _build(chip: Chip, waves: str | None, rram_banks: int | None) -> Any:
-    """The chip's Verilator build (RRAM size class ``rram_banks``); with a trace format, the
+def _build(chip: Chip, waves: str | None, counts: dict[BankKind, int]) -> Any:
+    """The chip's Verilator build with ``counts`` banks per kind; with a trace format, the
     separate build that dumps it."""
     import dataclasses
 
     from cosim.build import TraceFormat, build
     from cosim.sim_top import accel_build_spec
 
-    spec = accel_build_spec(chip, rram_banks)
+    spec = accel_build_spec(chip, counts)
     if waves:
         spec = dataclasses.replace(spec, trace=TraceFormat(waves))
     return build(spec)
@@ -374,7 +372,6 @@ def plan(
     method: str,
     frames: int,
     provenance: dict[str, Any],
-    hardware_banks: int,
 ) -> Plan:
     """Solve, compile and check with pmu.timing that every frame meets its deadline.
 
@@ -387,7 +384,7 @@ def plan(
     import dataclasses
 
     from cosim.pmu_run import launch_cycles_of
-    from cosim.sim_top import chip_configs, sim_rram_banks
+    from cosim.sim_top import chip_configs, sim_bank_counts
     from pmu.timing import predict
     from scheduler.dataflow import Mode
     from scheduler.evaluate import evaluate
@@ -405,7 +402,8 @@ def plan(
     ops = _Ops()
     ops.op_index = op_index  # type: ignore[attr-defined]
     cycles = launch_cycles_of(chip, table.works, ops)  # type: ignore[arg-type]
-    pmu_config = chip_configs(chip, sim_rram_banks(chip, table.memory))[1]
+    counts = sim_bank_counts(chip, table.memory)
+    pmu_config = chip_configs(chip, counts)[1]
     margin = 0
     for _ in range(6):
         result = solve(
@@ -415,7 +413,7 @@ def plan(
         result = dataclasses.replace(result, evaluation=judged)
         data = schedule_to_json(result, problem, provenance)
         schedule = schedule_from_json(data)
-        program = compile_schedule(schedule, table, frames=frames, hardware_banks=hardware_banks)
+        program = compile_schedule(schedule, table, frames=frames, hardware_counts=counts)
         outcome = predict(list(program.words), pmu_config, cycles, program_ops=len(op_index))
         if outcome.overruns == 0:
             return Plan(schedule, data, program, margin, outcome)

@@ -168,7 +168,7 @@ def run_program(
     prepared = prepare_run(network, chip, case if case is not None else make_case(network, seed))
     works, layout, case, program = prepared.works, prepared.layout, prepared.case, prepared.program
     spad, rram = prepared.spad, prepared.rram
-    _, pmu_config = chip_configs(chip, prepared.rram_banks)
+    _, pmu_config = chip_configs(chip, prepared.counts)
     verilator_build = prepared.build(chip, verilator_build)
     n_desc = len(program.descriptors)
     predicted = predict(

@@ -31,11 +31,13 @@ __all__ = [
     "CORE_NAME",
     "SIM_ARGS",
     "TOP_NAME",
+    "BankCounts",
     "SimSizes",
     "accel_build_spec",
     "chip_configs",
     "core_verilog",
-    "sim_rram_banks",
+    "default_bank_counts",
+    "sim_bank_counts",
     "wrapper_verilog",
 ]
 
@@ -73,6 +75,38 @@ def _pow2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
+#: Banks per kind of a simulation build (ifmap, ofmap, rram).
+BankCounts = dict[BankKind, int]
+
+
+def default_bank_counts(chip: Chip) -> BankCounts:
+    """Banks per kind of the default build: the chip's counts; an ``auto`` scratchpad count at
+    its minimum, an ``auto`` RRAM count at :data:`AUTO_RRAM_BANKS`."""
+    counts = {}
+    for kind in BankKind:
+        bank = chip.bank(kind)
+        floor = AUTO_RRAM_BANKS if kind is BankKind.RRAM else 0
+        counts[kind] = bank.count if bank.count is not None else max(bank.min_count, floor)
+    return counts
+
+
+def sim_bank_counts(chip: Chip, layout: BankLayout) -> BankCounts:
+    """Banks per kind of the build that runs a network with memory plan ``layout``.
+
+    A chip whose bank count of a kind is ``auto`` has as many banks as each network needs; the
+    simulation has size classes instead, each its own (cached) build shared by every network of
+    the class: the default build (:func:`default_bank_counts`) when the network fits, else, per
+    ``auto`` kind that does not fit, the smallest power of two of banks that holds it (ResNet-18's
+    1,446 RRAM banks: 2,048; MobileNetV2's 16 ofmap banks: 16). Fixed counts never change: a
+    network that does not fit them is rejected by the memory planner.
+    """
+    counts = default_bank_counts(chip)
+    for kind, needed in layout.counts:
+        if chip.bank(kind).count is None and needed > counts[kind]:
+            counts[kind] = _pow2(needed)
+    return counts
+
+
 @dataclass(frozen=True, slots=True)
 class SimSizes:
     """Depths (words) of the wrapper's memories: powers of two, fixed per build."""
@@ -81,17 +115,16 @@ class SimSizes:
     rram_words: int
 
     @classmethod
-    def for_chip(cls, chip: Chip, rram_banks: int | None = None) -> "SimSizes":
-        """Scratchpad: the chip's banks (``auto`` counts at their minimum); RRAM: the banks of
-        :meth:`bank_counts`."""
-        words = 0
-        for kind in (BankKind.IFMAP, BankKind.OFMAP):
-            bank = chip.bank(kind)
-            count = bank.count if bank.count is not None else bank.min_count
-            words += count * bank.words(chip.word_bits)
-        rram = chip.bank(BankKind.RRAM)
-        rram_count = cls.bank_counts(chip, rram_banks)[BankKind.RRAM]
-        sizes = cls(_pow2(words), _pow2(rram_count * rram.words(chip.word_bits)))
+    def for_chip(cls, chip: Chip, counts: BankCounts | None = None) -> "SimSizes":
+        """The memories of the build with ``counts`` banks per kind (default:
+        :func:`default_bank_counts`)."""
+        counts = counts if counts is not None else default_bank_counts(chip)
+        words = sum(
+            counts[kind] * chip.bank(kind).words(chip.word_bits)
+            for kind in (BankKind.IFMAP, BankKind.OFMAP)
+        )
+        rram = counts[BankKind.RRAM] * chip.bank(BankKind.RRAM).words(chip.word_bits)
+        sizes = cls(_pow2(words), _pow2(rram))
         for name in ("spad_words", "rram_words"):
             if getattr(sizes, name) > 1 << ADDR_BITS:
                 raise ValueError(
@@ -99,42 +132,11 @@ class SimSizes:
                 )
         return sizes
 
-    @staticmethod
-    def bank_counts(chip: Chip, rram_banks: int | None = None) -> dict[BankKind, int]:
-        """Banks per kind the simulation has: the chip's counts; an ``auto`` scratchpad count at
-        its minimum, an ``auto`` RRAM count at ``rram_banks`` (see :func:`sim_rram_banks`),
-        default :data:`AUTO_RRAM_BANKS`."""
-        counts = {}
-        for kind in (BankKind.IFMAP, BankKind.OFMAP):
-            bank = chip.bank(kind)
-            counts[kind] = bank.count if bank.count is not None else bank.min_count
-        rram = chip.bank(BankKind.RRAM)
-        auto = rram_banks if rram_banks is not None else AUTO_RRAM_BANKS
-        counts[BankKind.RRAM] = rram.count if rram.count is not None else max(rram.min_count, auto)
-        return counts
 
-
-def sim_rram_banks(chip: Chip, layout: BankLayout) -> int | None:
-    """The RRAM size class of the build that runs a network with memory plan ``layout``.
-
-    A chip whose RRAM bank count is ``auto`` has as many banks as each network's weights need;
-    the simulation has a few fixed sizes instead, each its own (cached) build: ``None`` (the
-    default build, :data:`AUTO_RRAM_BANKS` banks) when the network fits, else the smallest
-    power of two of banks that holds it (ResNet-18's 1,446 banks: 2,048). A chip with a fixed
-    RRAM count has one size (``None``); a network that does not fit it is rejected by the
-    memory planner.
-    """
-    rram = chip.bank(BankKind.RRAM)
-    needed = dict(layout.counts)[BankKind.RRAM]
-    if rram.count is not None or needed <= max(rram.min_count, AUTO_RRAM_BANKS):
-        return None
-    return _pow2(needed)
-
-
-def chip_configs(chip: Chip, rram_banks: int | None = None) -> tuple[AccelConfig, PmuConfig]:
-    """The accelerator and PMU parameters of ``chip``'s build with the RRAM size class
-    ``rram_banks`` (banks: :class:`SimSizes`)."""
-    counts = SimSizes.bank_counts(chip, rram_banks)
+def chip_configs(chip: Chip, counts: BankCounts | None = None) -> tuple[AccelConfig, PmuConfig]:
+    """The accelerator and PMU parameters of ``chip``'s build with ``counts`` banks per kind
+    (default: :func:`default_bank_counts`)."""
+    counts = counts if counts is not None else default_bank_counts(chip)
     return AccelConfig.from_chip(chip), PmuConfig.from_chip(chip, counts)
 
 
@@ -384,11 +386,12 @@ endmodule
 """
 
 
-def accel_build_spec(chip: Chip, rram_banks: int | None = None) -> BuildSpec:
-    """The Verilator build of ``chip`` with the RRAM size class ``rram_banks`` (see
-    :func:`sim_rram_banks`; cached by content in cosim.build)."""
-    accel, pmu = chip_configs(chip, rram_banks)
-    sizes = SimSizes.for_chip(chip, rram_banks)
+def accel_build_spec(chip: Chip, counts: BankCounts | None = None) -> BuildSpec:
+    """The Verilator build of ``chip`` with ``counts`` banks per kind (see
+    :func:`sim_bank_counts`; default :func:`default_bank_counts`), cached by content in
+    cosim.build."""
+    accel, pmu = chip_configs(chip, counts)
+    sizes = SimSizes.for_chip(chip, counts)
     return BuildSpec(
         sources=(
             VerilogSource(f"{CORE_NAME}.v", core_verilog(accel, pmu)),

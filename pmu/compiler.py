@@ -25,16 +25,18 @@ wake-up latency, a WAIT makes up the difference before the next LAUNCH (found by
 access monitor: look-ahead alone does not hide the latency behind a short layer).
 """
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from pmu.config import ns_to_cycles
 from pmu.isa import DomainCode, Opcode, decode, encode
-from scheduler.chip import DOMAINS, Chip, Domain
+from scheduler.chip import DOMAINS, BankKind, Chip, Domain
 from scheduler.cost import CostTable, schedule_layers
 from scheduler.dataflow import Mode
 from scheduler.evaluate import SlackMode
+from scheduler.memory import BankLayout
 from scheduler.schedule import ScheduleFile
 
 __all__ = ["CompileError", "Program", "compile_schedule", "state_program"]
@@ -71,16 +73,19 @@ class Program:
 
 
 class _Emitter:
-    def __init__(self) -> None:
+    def __init__(self, expand: Callable[[np.ndarray, bool], np.ndarray]) -> None:
         self.words: list[int] = []
         self.comments: list[str] = []
+        self.expand = expand  # layout bank mask -> the PMU's banks (extra banks: the fill)
 
     def __call__(self, opcode: Opcode, note: str = "", **args: int | DomainCode) -> None:
         self.words.append(encode(opcode, **args))
         self.comments.append(note)
 
-    def banks(self, opcode: Opcode, mask: np.ndarray, note: str) -> None:
-        """GATE or WAKE the banks set in ``mask``, one command per 32-bank group."""
+    def banks(self, opcode: Opcode, mask: np.ndarray, note: str, extra: bool = False) -> None:
+        """GATE or WAKE the banks set in ``mask`` (the layout's banks; the PMU's banks beyond
+        them: ``extra``), one command per 32-bank group."""
+        mask = self.expand(mask, extra)
         for group in range(0, len(mask), GROUP_BANKS):
             bits = mask[group : group + GROUP_BANKS]
             value = int(sum(1 << i for i, on in enumerate(bits) if on))
@@ -88,15 +93,44 @@ class _Emitter:
                 self(opcode, note, group=group // GROUP_BANKS, mask=value)
 
 
+def _bank_expander(
+    layout: BankLayout, hardware: Mapping[BankKind, int] | None
+) -> Callable[[np.ndarray, bool], np.ndarray]:
+    """Map a mask over ``layout``'s banks to the hardware's banks, kind by kind (both ordered
+    ifmap, ofmap, RRAM), the hardware's extra banks of each kind set to a fill value."""
+    if hardware is None:
+        return lambda mask, extra: mask
+    for kind, n in layout.counts:
+        if hardware.get(kind, 0) < n:
+            raise CompileError(
+                f"the hardware has {hardware.get(kind, 0)} {kind.value} banks; the network's "
+                f"memory layout needs {n}"
+            )
+
+    def expand(mask: np.ndarray, extra: bool) -> np.ndarray:
+        parts = []
+        first = 0
+        for kind, n in layout.counts:
+            parts += [mask[first : first + n], np.full(hardware[kind] - n, extra, dtype=bool)]
+            first += n
+        return np.concatenate(parts)
+
+    return expand
+
+
 def compile_schedule(
-    schedule: ScheduleFile, table: CostTable, frames: int = 1, hardware_banks: int | None = None
+    schedule: ScheduleFile,
+    table: CostTable,
+    frames: int = 1,
+    hardware_counts: Mapping[BankKind, int] | None = None,
 ) -> Program:
     """Compile ``schedule`` (solved on ``table``'s network and chip) for ``frames`` frames.
 
-    ``hardware_banks``: banks the PMU switches (``PmuConfig.n_banks``) when the hardware has more
-    than the network's layout uses (an ``auto`` RRAM count is simulated with a fixed number of
-    banks): the prologue gates the unused ones, which are on after reset and would otherwise
-    leak in every frame (found by the co-simulation's energy model).
+    ``hardware_counts``: banks per kind the PMU switches (``PmuConfig``'s banks), when the
+    hardware has more than the network's layout uses (an ``auto`` count is simulated with a
+    few fixed sizes): every bank mask is placed kind by kind into the hardware's bank order
+    (ifmap, ofmap, RRAM), and the prologue gates the extra banks, which are on after reset and
+    would otherwise leak in every frame (found by the co-simulation's energy model).
     """
     chip: Chip = table.chip
     groups = schedule_layers(table.network)
@@ -119,7 +153,7 @@ def compile_schedule(
     rail_of = {v: i for i, v in enumerate(rails)}
     period = round(schedule.period_s * chip.reference_mhz * 1e6)
 
-    emit = _Emitter()
+    emit = _Emitter(_bank_expander(table.memory, hardware_counts))
     for v, r in rail_of.items():
         emit(Opcode.SET_RAIL, f"rail {r} = {v:.2f} V", rail=r, level=level[v])
     emit(Opcode.WAIT_RAILS)
@@ -166,17 +200,7 @@ def compile_schedule(
 
     on = [layer.banks_on for layer in table.layers]
     start_banks = on[0] if sleep else on[last]
-    if hardware_banks is not None and hardware_banks < len(start_banks):
-        raise CompileError(
-            f"hardware_banks must be at least the {len(start_banks)} banks of the layout, "
-            f"not {hardware_banks}"
-        )
-    unused = np.ones((hardware_banks or len(start_banks)) - len(start_banks), dtype=bool)
-    emit.banks(
-        Opcode.GATE,
-        np.concatenate([~start_banks, unused]),
-        "prologue: banks a frame does not start with",
-    )
+    emit.banks(Opcode.GATE, ~start_banks, "prologue: banks a frame does not start with", True)
     if not sleep:
         set_state(None, states[last], "prologue (stay-on): state of the last layer")
         emit.banks(Opcode.WAKE, on[last], "prologue: banks of the last layer")
@@ -249,7 +273,7 @@ def state_program(chip: Chip, state_v: tuple[float, ...], descriptors: int) -> P
     rails = tuple(sorted({round(float(v), 6) for v in state_v}))
     if len(rails) > chip.rails:
         raise CompileError(f"{len(rails)} distinct voltages need more than {chip.rails} rails")
-    emit = _Emitter()
+    emit = _Emitter(lambda mask, extra: mask)
     for r, v in enumerate(rails):
         emit(Opcode.SET_RAIL, f"rail {r} = {v:.2f} V", rail=r, level=_level(chip, v))
     emit(Opcode.WAIT_RAILS)

@@ -121,3 +121,56 @@ def test_schedule_for_another_network_is_rejected(table) -> None:
         CompileError, match=r"^the schedule has 6 layers but ds_cnn has 10 schedule layers"
     ):
         compile_schedule(schedule, other)
+
+
+def _switched_banks(words: list[int], opcode: Opcode) -> list[set[int]]:
+    """Global bank indices of each run of consecutive ``opcode`` commands."""
+    runs: list[set[int]] = []
+    previous = None
+    for word in words:
+        command = decode(word)
+        if command.opcode is opcode:
+            if previous is not opcode:
+                runs.append(set())
+            group, mask = command["group"], command["mask"]
+            runs[-1] |= {group * 32 + i for i in range(32) if mask >> i & 1}
+        previous = command.opcode
+    return runs
+
+
+@pytest.mark.parametrize("mode", [SlackMode.SLEEP, SlackMode.STAY_ON])
+def test_hardware_with_more_banks_of_a_kind_gets_masks_placed_kind_by_kind(table, mode) -> None:
+    """A simulation build with more banks of a kind than the layout (auto counts come in size
+    classes) must see every mask in its own bank order, and gate the extra banks (MobileNetV2
+    with 16 ofmap banks on a 6-ofmap build lost data and counted access violations)."""
+    layout = dict(table.memory.counts)
+    extra = {kind: 3 + 2 * k for k, kind in enumerate(layout)}  # more banks of every kind
+    hardware = {kind: layout[kind] + extra[kind] for kind in layout}
+    states = [0] * len(table.layers)
+    schedule = _schedule(table, states, mode)
+    plain = compile_schedule(schedule, table)
+    wide = compile_schedule(schedule, table, hardware_counts=hardware)
+
+    def to_hardware(bank: int) -> int:
+        first_layout = first_hw = 0
+        for kind, n in table.memory.counts:
+            if bank < first_layout + n:
+                return bank - first_layout + first_hw
+            first_layout += n
+            first_hw += hardware[kind]
+        raise AssertionError(bank)
+
+    extra_banks = set()
+    first_hw = 0
+    for kind, n in table.memory.counts:
+        extra_banks |= set(range(first_hw + n, first_hw + hardware[kind]))
+        first_hw += hardware[kind]
+    for opcode in (Opcode.GATE, Opcode.WAKE):
+        mapped = [{to_hardware(b) for b in run} for run in _switched_banks(plain.words, opcode)]
+        got = _switched_banks(wide.words, opcode)
+        if opcode is Opcode.GATE:
+            assert got[0] == mapped[0] | extra_banks  # the prologue gates the extra banks
+            got, mapped = got[1:], mapped[1:]
+        assert got == mapped
+    with pytest.raises(CompileError, match="banks"):
+        compile_schedule(schedule, table, hardware_counts={k: n - 1 for k, n in layout.items()})
