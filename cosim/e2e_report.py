@@ -185,23 +185,27 @@ def write_plots(out_dir: Path, run: RunAnalysis, chip: Chip, report: dict[str, A
         starts.append(t)
         t += r.measured_cycles * us
     period_us = frame.period_cycles * us
-    fig, axes = plt.subplots(3, 1, figsize=(10, 7), sharex=True)
+    fig, axes = plt.subplots(3, 1, figsize=(11, 7), sharex=True)
+    # Distinct line styles: domains often share a voltage, and a plain overlay hides all but one.
+    styles = (("-", 2.6), ("--", 2.0), (":", 2.4))
     for d_i, d in enumerate(DOMAINS):
         volts = [r.voltage_v[d_i] for r in rows]
         mhz = [float(chip.quantised_mhz(d, v)) for v in volts]
-        axes[0].step([*starts, t], [*volts, volts[-1]], where="post", label=d.value)
-        axes[1].step([*starts, t], [*mhz, mhz[-1]], where="post", label=d.value)
+        ls, lw = styles[d_i % len(styles)]
+        for ax, values in ((axes[0], volts), (axes[1], mhz)):
+            ax.step([*starts, t], [*values, values[-1]], where="post", ls=ls, lw=lw, label=d.value)
     power = [r.measured.total_j / max(r.measured_cycles * us * 1e-6, 1e-12) * 1e3 for r in rows]
     axes[2].step([*starts, t], [*power, power[-1]], where="post", color="k", label="layers")
     slack_w = frame.slack.total_j / max((period_us - t) * 1e-6, 1e-12) * 1e3
     axes[2].hlines(slack_w, t, period_us, color="tab:red", label=f"slack ({report['slack_mode']})")
-    axes[0].set_ylabel("V")
-    axes[1].set_ylabel("MHz")
-    axes[2].set_ylabel("mW (measured)")
-    axes[2].set_xlabel("time in the period, us")
+    axes[0].set_ylabel("supply (V)")
+    axes[1].set_ylabel("clock (MHz)")
+    axes[2].set_ylabel("power (mW, measured)")
+    axes[2].set_xlabel("time in the period (µs); dashed grey: end of the period")
     for ax in axes:
-        ax.axvline(period_us, color="grey", ls="--")
-        ax.legend(loc="upper right", fontsize=7)
+        ax.axvline(period_us, color="grey", ls="--", lw=1)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+        ax.grid(alpha=0.3)
     axes[0].set_title(f"{report['network']} at {report['fps']:g} FPS: one period (frame {last})")
     fig.tight_layout()
     fig.savefig(out_dir / "timeline.png", dpi=110)

@@ -77,3 +77,26 @@ def test_rtl_points_table_and_figure(tmp_path: Path) -> None:
     assert (tmp_path / "fig7_rtl_validation.png").stat().st_size > 10_000
     table = "\n".join(markdown(rows, skipped, 1))
     assert "| ds_cnn | 1000 | sleep |" in table and "mobilevit_xxs" in table
+
+
+@pytest.mark.slow
+@pytest.mark.cosim
+def test_a_network_needing_more_ofmap_banks_runs_on_its_size_class(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SqueezeNet 1.0 needs 12 ofmap banks, more than the default build's 6: it runs on the
+    16-ofmap build with every bank mask placed kind by kind (reference chip, one frame)."""
+    from cosim.sim_top import default_bank_counts, sim_bank_counts
+    from scheduler.chip import BankKind, load_chip
+    from scheduler.network import load_network
+    from scheduler.problem import build_problem
+
+    chip = load_chip()
+    _, table = build_problem(load_network("squeezenet1_0"), chip)
+    counts = sim_bank_counts(chip, table.memory)
+    assert counts[BankKind.OFMAP] == 16 > default_bank_counts(chip)[BankKind.OFMAP]
+    status = main(["cosim", "--net", "squeezenet1_0", "--frames", "1", "--out-dir", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["passed"] and report["frames"][0]["violations"] == 0
