@@ -1,6 +1,7 @@
 """The `voltflow` console command: one entry point, one subcommand per task, `--json` everywhere."""
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -13,6 +14,10 @@ from scheduler.solve import Method
 # The CLI spellings are the enums' values: one source for the choices and their meaning.
 METHODS = [m.value for m in Method]
 POLICIES = [p.value for p in GatingPolicy]
+#: ``--policy auto`` (schedule, cosim): solve on every gating policy and keep the least energy.
+AUTO = "auto"
+#: The policies the paper's baselines use (nominal and greedy: no_pg; the gating ones: rram_pg).
+BASELINE_POLICIES = (GatingPolicy.NO_PG, GatingPolicy.RRAM_PG)
 
 __all__ = ["main"]
 
@@ -68,7 +73,7 @@ def _load_inputs(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
     network = load_network(args.net)
     chip = load_chip(args.hw)
-    return network, chip, GatingPolicy(args.policy)
+    return network, chip, None if args.policy == AUTO else GatingPolicy(args.policy)
 
 
 def cmd_model(args: argparse.Namespace) -> int:
@@ -128,7 +133,8 @@ def _problem_options(args: argparse.Namespace, chip: Any, policy: Any) -> Any:
 
 
 def _instances(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str], Any, str, Any]:
-    """Problems by policy, the policy each method uses, the chip, a header line, provenance."""
+    """Problems by policy, the policy each method uses (``auto``: every policy, the least
+    energy wins), the chip, a header line, provenance."""
     from scheduler.chip import GatingPolicy
     from scheduler.instance import load_instance
     from scheduler.problem import build_problem
@@ -141,22 +147,23 @@ def _instances(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]
         return {"file": problem}, dict.fromkeys(methods, "file"), None, header, None
     network, chip, policy = _load_inputs(args)
     problems = {}
-    for pol in {policy, GatingPolicy.NO_PG, GatingPolicy.RRAM_PG}:
+    policies = set(GatingPolicy) if policy is None else {policy, *BASELINE_POLICIES}
+    for pol in policies:
         problems[pol.value], _ = build_problem(network, chip, _problem_options(args, chip, pol))
     # The paper's baselines: nominal and greedy run without gating, the others with rram_pg.
-    instance_of = dict.fromkeys(methods, policy.value)
+    instance_of = dict.fromkeys(methods, AUTO if policy is None else policy.value)
     instance_of.update(
         {"nominal": "no_pg", "greedy": "no_pg", "gating": "rram_pg", "gating-greedy": "rram_pg"}
     )
     levels = _levels(args.levels, chip) or chip.levels_v
     header = (
-        f"{network.title} on {chip.name}, policy {policy.value}, "
+        f"{network.title} on {chip.name}, policy {args.policy}, "
         f"levels {', '.join(f'{v:g}' for v in levels)} V"
     )
     provenance = {
         "network": args.net,
         "chip": args.hw,
-        "policy": policy.value,
+        "policy": args.policy,
         "levels_v": list(levels),
         "wraparound": not args.no_wraparound,
         "transition_energy_j": args.transition_energy_j,
@@ -174,17 +181,43 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     nominal_v = chip.nominal_v if chip else args.nominal_v
     period = 1.0 / args.fps
     method = Method(args.method)
-    problem = problems[instance_of[method.value]]
-    try:
-        result = solve(
-            problem, period, args.rails, method, time_limit_s=args.time_limit, nominal_v=nominal_v
+    candidates = POLICIES if instance_of[method.value] == AUTO else [instance_of[method.value]]
+    solved: dict[str, Any] = {}
+    infeasible: list[InfeasibleError] = []
+    for pol in candidates:
+        try:
+            solved[pol] = solve(
+                problems[pol],
+                period,
+                args.rails,
+                method,
+                time_limit_s=args.time_limit,
+                nominal_v=nominal_v,
+            )
+        except InfeasibleError as exc:
+            infeasible.append(exc)
+        except NoSolutionError as exc:
+            print(f"voltflow schedule: {exc}", file=sys.stderr)
+            return 3
+    if not solved:
+        best = max(infeasible, key=lambda exc: exc.max_rate_fps)
+        raise CliError(str(best)) from None
+    chosen = min(solved, key=lambda pol: solved[pol].energy_j)
+    result, problem = solved[chosen], problems[chosen]
+    if len(candidates) > 1:
+        energies = ", ".join(
+            f"{pol} {solved[pol].energy_j * 1e6:.4f} uJ" if pol in solved else f"{pol} infeasible"
+            for pol in candidates
         )
-    except InfeasibleError as exc:
-        raise CliError(str(exc)) from None
-    except NoSolutionError as exc:
-        print(f"voltflow schedule: {exc}", file=sys.stderr)
-        return 3
+        header += f"\npolicy auto: {chosen} uses least energy ({energies})"
+        instance_of = {m: chosen if p == AUTO else p for m, p in instance_of.items()}
+        if provenance is not None:
+            provenance = {**provenance, "policy": chosen}
     report = schedule_to_json(result, problem, provenance)
+    if len(candidates) > 1:
+        report["policy_auto"] = {
+            pol: solved[pol].energy_j if pol in solved else None for pol in candidates
+        }
     baselines: list[tuple[str, float | None, str]] = []  # energy None: infeasible
     if not args.no_baselines:
         for other in Method:
@@ -437,13 +470,37 @@ def cmd_cosim_flow(args: argparse.Namespace) -> int:
     network, chip, policy = _load_inputs(args)
     if args.frames < 1:
         raise CliError(f"--frames must be at least 1, not {args.frames}")
-    problem, table = build_problem(network, chip, ProblemOptions(policy=policy))
-    fps = args.fps if args.fps is not None else default_rate(table)
-    counts = sim_bank_counts(chip, table.memory)
-    provenance = {"network": args.net, "chip": args.hw, "policy": policy.value}
-    print(f"[1/5] schedule: {network.name} at {fps:g} FPS, {args.method}...", file=progress)
+    candidates = list(GatingPolicy) if policy is None else [policy]
+    instances = {
+        pol: build_problem(network, chip, ProblemOptions(policy=pol)) for pol in candidates
+    }
+    fps = args.fps if args.fps is not None else default_rate(instances[candidates[-1]][1])
+    print(f"[1/5] schedule: {network.name} at {fps:g} FPS, {args.method}, policy "
+          f"{args.policy}...", file=progress)  # fmt: skip
     try:
-        main_plan = plan(table, problem, fps, args.rails, args.method, args.frames, provenance)
+        plans = {}
+        for pol in candidates:
+            problem, table = instances[pol]
+            provenance = {"network": args.net, "chip": args.hw, "policy": pol.value}
+            with contextlib.suppress(InfeasibleError):
+                plans[pol] = plan(
+                    table, problem, fps, args.rails, args.method, args.frames, provenance
+                )
+        if not plans:  # raise the infeasibility (it names the highest feasible rate)
+            problem, table = instances[candidates[0]]
+            plan(table, problem, fps, args.rails, args.method, args.frames, {})
+        policy = min(plans, key=lambda pol: plans[pol].schedule.energy_j)
+        main_plan = plans[policy]
+        problem, table = instances[policy]
+        provenance = {"network": args.net, "chip": args.hw, "policy": policy.value}
+        if len(candidates) > 1:
+            energies = ", ".join(
+                f"{p.value} {plans[p].schedule.energy_j * 1e6:.3f} uJ" if p in plans
+                else f"{p.value} infeasible"
+                for p in candidates
+            )  # fmt: skip
+            print(f"      policy auto: {policy.value} ({energies})", file=progress)
+        counts = sim_bank_counts(chip, table.memory)
         base_problem, base_table = build_problem(
             network, chip, ProblemOptions(policy=GatingPolicy.NO_PG)
         )
@@ -521,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def common(p: argparse.ArgumentParser) -> None:
+    def common(p: argparse.ArgumentParser, auto: bool = False) -> None:
         p.add_argument(
             "--net", default="squeezenet", help="zoo network name or a network .yaml file"
         )
@@ -529,8 +586,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--policy",
             default="rram_pg",
-            choices=POLICIES,
-            help="bank power-gating policy (default rram_pg)",
+            choices=[*POLICIES, AUTO] if auto else POLICIES,
+            help="bank power-gating policy (default rram_pg"
+            + ("; auto: solve with each, keep the least energy)" if auto else ")"),
         )
         p.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
 
@@ -581,7 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.set_defaults(func=cmd_model)
 
     sched = sub.add_parser("schedule", help="energy-minimal power-state schedule for a rate")
-    common(sched)
+    common(sched, auto=True)
     sched.add_argument(
         "--instance", metavar="FILE", help="solve a voltflow-instance/1 file instead"
     )
@@ -616,7 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.set_defaults(func=cmd_compile)
 
     cos = sub.add_parser("cosim", help="run a network on the cycle-accurate RTL and check it")
-    common(cos)
+    common(cos, auto=True)
     cos.add_argument(
         "--state",
         type=_parse_state,

@@ -156,3 +156,32 @@ def test_cosim_at_a_fixed_state_is_exact(capsys) -> None:
 def test_cosim_at_a_rate_the_chip_cannot_meet_is_an_error(capsys) -> None:
     code, _, err = run(capsys, "cosim", "--net", "ds_cnn", "--fps", "100000")
     assert code == 2 and "voltflow cosim: error: dp: no schedule meets" in err
+
+
+@pytest.mark.parametrize(("net", "fps"), [("ds_cnn", 100), ("squeezenet", 50)])
+def test_policy_auto_keeps_the_least_energy_policy(capsys, tmp_path, net, fps) -> None:
+    energies = {}
+    for policy in ("no_pg", "layer_pg", "rram_pg"):
+        code, out, _ = run(
+            capsys, "schedule", "--net", net, "--fps", str(fps), "--policy", policy, "--json"
+        )
+        assert code == 0
+        energies[policy] = json.loads(out)["totals"]["energy_j"]
+    sched = tmp_path / "auto.json"
+    code, out, _ = run(
+        capsys, "schedule", "--net", net, "--fps", str(fps), "--policy", "auto", "--json",
+        "-o", str(sched),
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(out)
+    best = min(energies, key=energies.__getitem__)
+    assert report["policy_auto"] == pytest.approx(energies)
+    assert report["totals"]["energy_j"] == pytest.approx(energies[best])
+    # The schedule file names the chosen policy, so compile and cosim use the same instance.
+    assert json.loads(sched.read_text())["provenance"]["policy"] == best
+
+
+def test_policy_auto_is_only_offered_where_it_means_something(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["model", "--net", "ds_cnn", "--policy", "auto"])
+    assert "invalid choice: 'auto'" in capsys.readouterr().err

@@ -100,3 +100,23 @@ def test_a_network_needing_more_ofmap_banks_runs_on_its_size_class(
     assert status == 0, captured.err
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["passed"] and report["frames"][0]["violations"] == 0
+
+
+@pytest.mark.cosim
+def test_policy_auto_runs_the_least_energy_schedule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["cosim", "--net", "ds_cnn", "--hw", str(SMALL_CHIP), "--fps", "1000", "--frames", "1"]
+    status = main([*argv, "--policy", "auto", "--out-dir", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "policy auto: " in captured.err
+    report = json.loads((tmp_path / "report.json").read_text())
+    energies = {}
+    for line in captured.err.splitlines():
+        if "policy auto: " in line:
+            for part in line.split("(", 1)[1].rstrip(")").split(", "):
+                name, value, _ = part.split()
+                energies[name] = float(value)
+    assert report["policy"] == min(energies, key=energies.__getitem__)
+    assert report["passed"]
