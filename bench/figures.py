@@ -604,7 +604,8 @@ def run_rtl(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, s
         return [], skipped
     networks = [n for n in runnable if n in QUICK_NETWORKS] if args.quick else runnable
     progress = Progress(len(networks))
-    rows = run_points(networks, args.out, args.rtl_frames, lambda text: progress.step(text, True))
+    runs = ROOT / "build" / "figures-rtl"  # each run's own report and plots (not committed)
+    rows = run_points(networks, runs, args.rtl_frames, lambda text: progress.step(text, True))
     progress.close()
     return rows, skipped
 

@@ -104,11 +104,12 @@ def run_points(
     extra_args: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Run ``voltflow cosim`` for each network (one after the other: each run already uses two
-    processes, the schedule's and the nominal baseline's); reports go to ``out/rtl/<net>``.
-    ``extra_args``: further ``voltflow cosim`` arguments (e.g. ``--hw``)."""
+    processes, the schedule's and the nominal baseline's); each run's files (report, layers CSV,
+    schedule, ROM, plots) go to ``out/<net>``. ``extra_args``: further ``voltflow cosim``
+    arguments (e.g. ``--hw``)."""
     rows = []
     for name in networks:
-        run_dir = out / "rtl" / name
+        run_dir = out / name
         started = time.perf_counter()
         done = subprocess.run(
             [
