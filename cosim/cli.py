@@ -360,6 +360,21 @@ def cmd_disasm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_rtl_support(args: argparse.Namespace) -> None:
+    """Stop before any work when the network has ops the RTL cannot run (matmul)."""
+    from scheduler.network import OpKind, load_network
+
+    network = load_network(args.net)
+    matmuls = [op.name for op in network.ops if op.kind is OpKind.MATMUL]
+    if matmuls:
+        raise CliError(
+            f"{network.name} has {len(matmuls)} matmul op(s) (the first {matmuls[0]!r}): the RTL "
+            "cannot run an activation x activation matmul yet (no scratchpad B-operand path; "
+            "docs/rtl.md, Limits). `voltflow schedule --net "
+            f"{args.net}` schedules it without the RTL."
+        )
+
+
 def cmd_cosim(args: argparse.Namespace) -> int:
     from cosim.accel_run import accelerator_build, activity_diff, run_network
     from cosim.sim_top import sim_bank_counts
@@ -367,6 +382,7 @@ def cmd_cosim(args: argparse.Namespace) -> int:
     from scheduler.memory import plan_memory
     from scheduler.texttable import format_table
 
+    _require_rtl_support(args)
     if args.state is None:
         return cmd_cosim_flow(args)
     network, chip, _ = _load_inputs(args)

@@ -185,3 +185,11 @@ def test_policy_auto_is_only_offered_where_it_means_something(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["model", "--net", "ds_cnn", "--policy", "auto"])
     assert "invalid choice: 'auto'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra", [(), ("--state", "1.1,1.1,1.1")])
+def test_cosim_of_a_network_with_matmuls_is_a_clear_error(capsys, extra) -> None:
+    code, _, err = run(capsys, "cosim", "--net", "mobilevit_xxs", *extra)
+    assert code == 2
+    assert "mobilevit_xxs has 18 matmul op(s)" in err and "docs/rtl.md" in err
+    assert "Traceback" not in err
