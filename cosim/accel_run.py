@@ -9,13 +9,13 @@ model's prediction, and whether each op's output is bit-exact.
 import json
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
-from cosim.build import VerilatorBuild, build, run_cocotb
+from cosim.build import VerilatorBuild, build, follow_lines, run_cocotb
 from cosim.golden import Case, make_case
 from cosim.images import (
     descriptor_quant,
@@ -221,9 +221,11 @@ def run_network(
     case: Case | None = None,
     run_dir: Path | None = None,
     verilator_build: VerilatorBuild | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RunResult:
     """Run one inference of ``network`` on the RTL at the power state ``state_v`` (sys, rram,
-    feeder voltages) and compare it with the cost model and the golden model."""
+    feeder voltages) and compare it with the cost model and the golden model.
+    ``progress(done, total)`` is called from a second thread as ops finish."""
     if len(state_v) != len(DOMAINS):
         raise ValueError(f"state_v must hold sys, rram, feeder voltages, not {list(state_v)!r}")
     volts = dict(zip(DOMAINS, (float(v) for v in state_v), strict=True))
@@ -274,7 +276,16 @@ def run_network(
             f"+max_ticks={max_ticks}",
         )
         wall = time.perf_counter()
-        run = run_cocotb(verilator_build, TB_MODULE, plusargs=plusargs, run_dir=work_dir / "sim")
+        total = len(program.descriptors)
+
+        def op_done(lines: list[str]) -> None:
+            assert progress is not None
+            progress(len(lines), total)
+
+        with follow_lines(work_dir / "stats.txt", op_done if progress else None):
+            run = run_cocotb(
+                verilator_build, TB_MODULE, plusargs=plusargs, run_dir=work_dir / "sim"
+            )
         wall = time.perf_counter() - wall
         if not run.passed:
             raise RuntimeError(f"the accelerator simulation failed:\n{run.log_tail()}")

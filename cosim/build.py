@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ __all__ = [
     "build_root",
     "cache_key",
     "cached_text",
+    "follow_lines",
     "lint",
     "run_cocotb",
     "source_digest",
@@ -561,6 +563,36 @@ def _count_results(results_xml: Path) -> tuple[int, int]:
         tests += int(suite.get("tests", 0))
         failures += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
     return tests, failures
+
+
+@contextlib.contextmanager
+def follow_lines(path: Path, report: Callable[[list[str]], None] | None) -> Iterator[None]:
+    """While the body runs, call ``report(lines)`` with the complete lines of ``path`` each time
+    it has grown (polled twice a second by a thread): progress of a simulation that logs one line
+    per op or launch. ``report`` None: nothing."""
+    if report is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def poll() -> None:
+        seen = 0
+        while not stop.wait(0.5):
+            try:
+                lines = path.read_text().split("\n")[:-1]  # a partial last line waits
+            except FileNotFoundError:
+                continue
+            if len(lines) > seen:
+                seen = len(lines)
+                report(lines)
+
+    thread = threading.Thread(target=poll, name=f"follow {path.name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def run_cocotb(

@@ -360,6 +360,35 @@ def cmd_disasm(args: argparse.Namespace) -> int:
     return 0
 
 
+class StatusLine:
+    """A progress line on ``stream``: rewritten in place on a terminal, else printed at most every
+    ``every_s`` seconds (logs stay short). Thread-safe enough for one writer thread."""
+
+    def __init__(self, stream: Any, every_s: float = 10.0) -> None:
+        import time
+
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.every_s = every_s
+        self.clock = time.monotonic
+        self.last = -every_s
+        self.shown = False
+
+    def __call__(self, text: str) -> None:
+        if self.tty:
+            self.stream.write(f"\r      {text}\x1b[K")
+            self.stream.flush()
+            self.shown = True
+        elif self.clock() - self.last >= self.every_s:
+            self.last = self.clock()
+            print(f"      {text}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.tty and self.shown:
+            self.stream.write("\n")
+            self.shown = False
+
+
 def _require_rtl_support(args: argparse.Namespace) -> None:
     """Stop before any work when the network has ops the RTL cannot run (matmul)."""
     from scheduler.network import OpKind, load_network
@@ -394,9 +423,17 @@ def cmd_cosim(args: argparse.Namespace) -> int:
     how = f"built in {build.build_seconds:.1f} s" if build.built else "cached"
     print(f"      {how}", file=progress)
     print(f"[2/2] {network.name}: {len(network.ops)} ops on the RTL...", file=progress)
+    status = StatusLine(progress)
     result = run_network(
-        network, chip, state_v, seed=args.seed, sparsity=args.sparsity, verilator_build=build
+        network,
+        chip,
+        state_v,
+        seed=args.seed,
+        sparsity=args.sparsity,
+        verilator_build=build,
+        progress=lambda done, total: status(f"{done}/{total} ops done"),
     )
+    status.close()
     rows = []
     ops = []
     for op in result.ops:
@@ -539,16 +576,25 @@ def cmd_cosim_flow(args: argparse.Namespace) -> int:
     built = _build(chip, args.waves, counts)
     how = f"built in {built.build_seconds:.1f} s" if built.built else "cached"
     print(f"      {how}", file=progress)
-    print(f"[4/5] frames: {args.frames} periods on the RTL, and the nominal baseline beside "
-          "them (second process)...", file=progress)  # fmt: skip
+    periods = f"{args.frames} period" + "s" * (args.frames != 1)
+    print(f"[4/5] frames: {periods} on the RTL, and the nominal baseline beside them (second "
+          "process)...", file=progress)  # fmt: skip
     base_future = run_in_process(
         measure, args.net, args.hw, "no_pg", base_plan.schedule, args.frames, args.seed, None
     )
     run_dir = out / "sim" if args.waves else None
+    status = StatusLine(progress)
+    frames = args.frames
+
+    def launched(done: int, total: int, cycle: int) -> None:
+        frame = min(frames, 1 + done * frames // max(total, 1)) if done < total else frames
+        status(f"frame {frame}/{frames}: {done}/{total} launches, {cycle / 1e6:.1f} M cycles")
+
     run, _ = measure(
         args.net, args.hw, policy.value, main_plan.schedule, args.frames, args.seed, run_dir,
-        args.waves,
+        args.waves, launched,
     )  # fmt: skip
+    status.close()
     base, _ = base_future.result()
     if run.trace:
         trace = Path(run.trace)

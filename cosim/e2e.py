@@ -312,9 +312,10 @@ def measure(
     seed: int,
     run_dir: Path | None,
     waves: str | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
 ) -> tuple[RunAnalysis, Program]:
     """Compile ``schedule``, run it for ``frames`` periods on the chip's build and analyse it
-    (picklable arguments: used in the baseline's process too)."""
+    (picklable arguments: used in the baseline's process too, without ``progress``)."""
     from scheduler.chip import load_chip
     from scheduler.network import load_network
     from scheduler.problem import ProblemOptions, build_problem
@@ -335,6 +336,7 @@ def measure(
         run_dir=run_dir,
         verilator_build=build,
         waves=waves is not None,
+        progress=progress,
     )
     return analyse(run, chip, table, schedule, program, frames), program
 

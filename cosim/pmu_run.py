@@ -22,7 +22,7 @@ from cosim.accel_run import (
     prepare_run,
     write_words_hex,
 )
-from cosim.build import VerilatorBuild, run_cocotb
+from cosim.build import VerilatorBuild, follow_lines, run_cocotb
 from cosim.golden import Case, make_case
 from cosim.images import (
     from_words,
@@ -159,11 +159,13 @@ def run_program(
     run_dir: Path | None = None,
     verilator_build: VerilatorBuild | None = None,
     waves: bool = False,
+    progress: Callable[[int, int, int], None] | None = None,
 ) -> PmuRunResult:
     """Run the PMU program ``words`` with ``network``'s layer program on the chip's build.
 
     ``waves``: write a waveform (the build must have a trace format); keep it by giving a
-    ``run_dir`` (the trace is in ``run_dir / "sim"``).
+    ``run_dir`` (the trace is in ``run_dir / "sim"``). ``progress(done, total, cycle)`` is
+    called from a second thread as LAUNCHes finish (``cycle``: the PMU's cycle counter).
     """
     prepared = prepare_run(network, chip, case if case is not None else make_case(network, seed))
     works, layout, case, program = prepared.works, prepared.layout, prepared.case, prepared.program
@@ -218,10 +220,21 @@ def run_program(
             f"+result={work_dir / 'result.json'}",
             f"+max_ticks={max_ticks}",
         )
+        total = len(predicted.launches)
+
+        def launched(lines: list[str]) -> None:
+            assert progress is not None
+            progress(len(lines), total, int(lines[-1].split()[3]))
+
         wall = time.perf_counter()
-        run = run_cocotb(
-            verilator_build, TB_MODULE, plusargs=plusargs, run_dir=work_dir / "sim", waves=waves
-        )
+        with follow_lines(work_dir / "launches.txt", launched if progress else None):
+            run = run_cocotb(
+                verilator_build,
+                TB_MODULE,
+                plusargs=plusargs,
+                run_dir=work_dir / "sim",
+                waves=waves,
+            )
         wall = time.perf_counter() - wall
         if not run.passed:
             raise RuntimeError(f"the chip simulation failed:\n{run.log_tail()}")

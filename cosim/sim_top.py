@@ -356,15 +356,21 @@ module {TOP_NAME} (
 
   // op_done comes one cycle after an op's last cycle: the counters then include the whole op.
   always @(posedge clk) begin
+    // Each line is flushed so that the host can follow the run (progress); once per op/launch.
     if (op_done) begin
-      if (stats_fd != 0) $fwrite(stats_fd, "{fmt}\\n", {args});
+      if (stats_fd != 0) begin
+        $fwrite(stats_fd, "{fmt}\\n", {args});
+        $fflush(stats_fd);
+      end
       if (dump_prefix != "")
         $writememh($sformatf("%s%0d_%0d.hex", dump_prefix, frames, op_index), spad,
                    dump_first[op_index[{prog_bits - 1}:0]], dump_last[op_index[{prog_bits - 1}:0]]);
     end
     if (rst) bank_sel <= 0;
-    if (launch_done && launch_fd != 0)
+    if (launch_done && launch_fd != 0) begin
       $fwrite(launch_fd, "%0d %0d %0d %0d\\n", acc_first, acc_count, launch_exec, now);
+      $fflush(launch_fd);
+    end
     // After the PMU stops: the per-bank on-time counters one per clock, then everything else.
     if (halted && !finished) begin
       if (32'(bank_sel) < N_BANKS) begin

@@ -193,3 +193,41 @@ def test_cosim_of_a_network_with_matmuls_is_a_clear_error(capsys, extra) -> None
     assert code == 2
     assert "mobilevit_xxs has 18 matmul op(s)" in err and "docs/rtl.md" in err
     assert "Traceback" not in err
+
+
+class _Stream:
+    def __init__(self, tty: bool) -> None:
+        self.text = ""
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_status_line_rewrites_on_a_terminal_and_throttles_a_log() -> None:
+    from cosim.cli import StatusLine
+
+    tty = _Stream(True)
+    line = StatusLine(tty)
+    line("1/3")
+    line("2/3")
+    line.close()
+    assert tty.text == "\r      1/3\x1b[K\r      2/3\x1b[K\n"
+    log = _Stream(False)
+    now = [100.0]
+    line = StatusLine(log, every_s=10.0)
+    line.clock = lambda: now[0]
+    line("a")
+    now[0] += 5
+    line("b")  # within 10 s of the last: dropped
+    now[0] += 6
+    line("c")
+    line.close()
+    assert log.text == "      a\n      c\n"

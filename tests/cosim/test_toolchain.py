@@ -442,3 +442,18 @@ def test_a_verilog_error_fails_the_build(monkeypatch: pytest.MonkeyPatch, tmp_pa
     with pytest.raises(BuildError, match=r"(?s)^Verilator build of .broken. failed .*%Error"):
         build(broken)
     assert [path for path in build_root().iterdir() if path.is_dir()] == []
+
+
+def test_follow_lines_reports_complete_lines_as_a_file_grows(tmp_path: Path) -> None:
+    path = tmp_path / "log.txt"
+    seen: list[list[str]] = []
+    with build_module.follow_lines(path, seen.append):
+        time.sleep(0.7)  # no file yet: nothing reported
+        path.write_text("one\ntw")
+        time.sleep(0.7)
+        with path.open("a") as f:
+            f.write("o\nthree\n")
+        time.sleep(0.7)
+    assert seen == [["one"], ["one", "two", "three"]]
+    with build_module.follow_lines(path, None):  # no reporter: no thread, nothing
+        pass
