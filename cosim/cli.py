@@ -1,7 +1,6 @@
 """The `voltflow` console command: one entry point, one subcommand per task, `--json` everywhere."""
 
 import argparse
-import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -172,6 +171,34 @@ def _instances(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]
     return problems, instance_of, chip, header, provenance
 
 
+def _least_energy(
+    candidates: Sequence[str], attempt: Any, energy_j: Any
+) -> tuple[str, dict[str, Any], str]:
+    """``--policy auto``: ``attempt(policy)`` for each candidate (an ``InfeasibleError`` leaves it
+    out), the one whose result has the least ``energy_j(result)``, all results, and a summary
+    ``"no_pg 7.0942 uJ, layer_pg infeasible, ..."``. None feasible: the infeasibility that names
+    the highest feasible rate is raised."""
+    from scheduler.solve import InfeasibleError
+
+    results: dict[str, Any] = {}
+    infeasible: list[InfeasibleError] = []
+    for policy in candidates:
+        try:
+            results[policy] = attempt(policy)
+        except InfeasibleError as exc:
+            infeasible.append(exc)
+    if not results:
+        raise max(infeasible, key=lambda exc: exc.max_rate_fps)
+    chosen = min(results, key=lambda policy: energy_j(results[policy]))
+    summary = ", ".join(
+        f"{policy} {energy_j(results[policy]) * 1e6:.4f} uJ"
+        if policy in results
+        else f"{policy} infeasible"
+        for policy in candidates
+    )
+    return chosen, results, summary
+
+
 def cmd_schedule(args: argparse.Namespace) -> int:
     from scheduler.schedule import save_schedule, schedule_to_json
     from scheduler.schedule_report import schedule_text
@@ -182,33 +209,26 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     period = 1.0 / args.fps
     method = Method(args.method)
     candidates = POLICIES if instance_of[method.value] == AUTO else [instance_of[method.value]]
-    solved: dict[str, Any] = {}
-    infeasible: list[InfeasibleError] = []
-    for pol in candidates:
-        try:
-            solved[pol] = solve(
-                problems[pol],
-                period,
-                args.rails,
-                method,
-                time_limit_s=args.time_limit,
-                nominal_v=nominal_v,
-            )
-        except InfeasibleError as exc:
-            infeasible.append(exc)
-        except NoSolutionError as exc:
-            print(f"voltflow schedule: {exc}", file=sys.stderr)
-            return 3
-    if not solved:
-        best = max(infeasible, key=lambda exc: exc.max_rate_fps)
-        raise CliError(str(best)) from None
-    chosen = min(solved, key=lambda pol: solved[pol].energy_j)
+
+    def attempt(policy: str) -> Any:
+        return solve(
+            problems[policy],
+            period,
+            args.rails,
+            method,
+            time_limit_s=args.time_limit,
+            nominal_v=nominal_v,
+        )
+
+    try:
+        chosen, solved, energies = _least_energy(candidates, attempt, lambda r: r.energy_j)
+    except InfeasibleError as exc:
+        raise CliError(str(exc)) from None
+    except NoSolutionError as exc:
+        print(f"voltflow schedule: {exc}", file=sys.stderr)
+        return 3
     result, problem = solved[chosen], problems[chosen]
     if len(candidates) > 1:
-        energies = ", ".join(
-            f"{pol} {solved[pol].energy_j * 1e6:.4f} uJ" if pol in solved else f"{pol} infeasible"
-            for pol in candidates
-        )
         header += f"\npolicy auto: {chosen} uses least energy ({energies})"
         instance_of = {m: chosen if p == AUTO else p for m, p in instance_of.items()}
         if provenance is not None:
@@ -389,11 +409,10 @@ class StatusLine:
             self.shown = False
 
 
-def _require_rtl_support(args: argparse.Namespace) -> None:
+def _require_rtl_support(network: Any, args: argparse.Namespace) -> None:
     """Stop before any work when the network has ops the RTL cannot run (matmul)."""
-    from scheduler.network import OpKind, load_network
+    from scheduler.network import OpKind
 
-    network = load_network(args.net)
     matmuls = [op.name for op in network.ops if op.kind is OpKind.MATMUL]
     if matmuls:
         raise CliError(
@@ -411,10 +430,10 @@ def cmd_cosim(args: argparse.Namespace) -> int:
     from scheduler.memory import plan_memory
     from scheduler.texttable import format_table
 
-    _require_rtl_support(args)
     if args.state is None:
         return cmd_cosim_flow(args)
     network, chip, _ = _load_inputs(args)
+    _require_rtl_support(network, args)
     state_v = args.state if args.state is not None else [chip.nominal_v] * 3
     progress = sys.stderr
     print(f"[1/2] Verilator model for {chip.name} (built once, cached)...", file=progress)
@@ -521,38 +540,30 @@ def cmd_cosim_flow(args: argparse.Namespace) -> int:
     wall = time.perf_counter()
     progress = sys.stderr
     network, chip, policy = _load_inputs(args)
+    _require_rtl_support(network, args)
     if args.frames < 1:
         raise CliError(f"--frames must be at least 1, not {args.frames}")
-    candidates = list(GatingPolicy) if policy is None else [policy]
+    candidates = POLICIES if policy is None else [policy.value]
     instances = {
-        pol: build_problem(network, chip, ProblemOptions(policy=pol)) for pol in candidates
+        pol: build_problem(network, chip, ProblemOptions(policy=GatingPolicy(pol)))
+        for pol in candidates
     }
     fps = args.fps if args.fps is not None else default_rate(instances[candidates[-1]][1])
     print(f"[1/5] schedule: {network.name} at {fps:g} FPS, {args.method}, policy "
           f"{args.policy}...", file=progress)  # fmt: skip
+
+    def attempt(pol: str) -> Any:
+        problem, table = instances[pol]
+        provenance = {"network": args.net, "chip": args.hw, "policy": pol}
+        return plan(table, problem, fps, args.rails, args.method, args.frames, provenance)
+
     try:
-        plans = {}
-        for pol in candidates:
-            problem, table = instances[pol]
-            provenance = {"network": args.net, "chip": args.hw, "policy": pol.value}
-            with contextlib.suppress(InfeasibleError):
-                plans[pol] = plan(
-                    table, problem, fps, args.rails, args.method, args.frames, provenance
-                )
-        if not plans:  # raise the infeasibility (it names the highest feasible rate)
-            problem, table = instances[candidates[0]]
-            plan(table, problem, fps, args.rails, args.method, args.frames, {})
-        policy = min(plans, key=lambda pol: plans[pol].schedule.energy_j)
-        main_plan = plans[policy]
-        problem, table = instances[policy]
-        provenance = {"network": args.net, "chip": args.hw, "policy": policy.value}
+        chosen, plans, energies = _least_energy(candidates, attempt, lambda p: p.schedule.energy_j)
+        policy, main_plan = GatingPolicy(chosen), plans[chosen]
+        table = instances[chosen][1]
+        provenance = {"network": args.net, "chip": args.hw, "policy": chosen}
         if len(candidates) > 1:
-            energies = ", ".join(
-                f"{p.value} {plans[p].schedule.energy_j * 1e6:.3f} uJ" if p in plans
-                else f"{p.value} infeasible"
-                for p in candidates
-            )  # fmt: skip
-            print(f"      policy auto: {policy.value} ({energies})", file=progress)
+            print(f"      policy auto: {chosen} ({energies})", file=progress)
         counts = sim_bank_counts(chip, table.memory)
         base_problem, base_table = build_problem(
             network, chip, ProblemOptions(policy=GatingPolicy.NO_PG)
