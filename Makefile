@@ -32,10 +32,18 @@ test: venv
 test-slow: venv
 	$(BIN)/python -m pytest -q -m slow
 
+# mypy cannot follow setuptools' package-dir mapping (an import hook), so it checks a tree of
+# links that lays the folders out under their import names: build/typecheck/voltflow/<package>.
+TYPECHECK := build/typecheck
+PACKAGE_DIRS := scheduler pmu rtl cosim
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+	@rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/voltflow
+	@for f in voltflow/*; do ln -s $(abspath .)/$$f $(TYPECHECK)/voltflow/; done
+	@for d in $(PACKAGE_DIRS); do ln -s $(abspath .)/$$d $(TYPECHECK)/voltflow/$$d; done
+	MYPYPATH=$(TYPECHECK) $(BIN)/mypy -p voltflow -p bench
 
 format: venv
 	$(BIN)/ruff format .

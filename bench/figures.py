@@ -52,6 +52,15 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from voltflow.scheduler.baselines import even_rail_levels  # noqa: E402
+from voltflow.scheduler.chip import DOMAINS, BankKind, GatingPolicy, load_chip  # noqa: E402
+from voltflow.scheduler.cost import Component, CostTable, LeakageSource  # noqa: E402
+from voltflow.scheduler.dp import min_period, solve_dp  # noqa: E402
+from voltflow.scheduler.instance import Problem  # noqa: E402
+from voltflow.scheduler.network import load_network  # noqa: E402
+from voltflow.scheduler.problem import ProblemOptions, build_problem  # noqa: E402
+from voltflow.scheduler.solve import InfeasibleError, Method, NoSolutionError, Result, solve  # noqa: E402
+from voltflow.scheduler.sweep import COLUMNS  # noqa: E402
 
 from bench.rtl_points import (  # noqa: E402
     QUICK_NETWORKS,
@@ -61,15 +70,6 @@ from bench.rtl_points import (  # noqa: E402
     run_points,
 )
 from bench.rtl_points import markdown as rtl_markdown  # noqa: E402
-from scheduler.baselines import even_rail_levels  # noqa: E402
-from scheduler.chip import DOMAINS, BankKind, GatingPolicy, load_chip  # noqa: E402
-from scheduler.cost import Component, CostTable, LeakageSource  # noqa: E402
-from scheduler.dp import min_period, solve_dp  # noqa: E402
-from scheduler.instance import Problem  # noqa: E402
-from scheduler.network import load_network  # noqa: E402
-from scheduler.problem import ProblemOptions, build_problem  # noqa: E402
-from scheduler.solve import InfeasibleError, Method, NoSolutionError, Result, solve  # noqa: E402
-from scheduler.sweep import COLUMNS  # noqa: E402
 
 # ---- what is computed ------------------------------------------------------------------------
 

@@ -20,8 +20,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-
-from scheduler.network import OpKind, known_networks, load_network
+from voltflow.scheduler.network import OpKind, known_networks, load_network
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Columns of ``fig7_rtl_validation.csv``.
@@ -115,7 +114,7 @@ def run_points(
             [
                 sys.executable,
                 "-m",
-                "cosim.cli",
+                "voltflow.cosim.cli",
                 "cosim",
                 "--net",
                 name,

@@ -6,10 +6,10 @@ import sys
 import time
 from pathlib import Path
 
-from scheduler.chip import GatingPolicy, load_chip
-from scheduler.cost import build_cost_table
-from scheduler.network import known_networks, load_network
-from scheduler.texttable import format_table
+from voltflow.scheduler.chip import GatingPolicy, load_chip
+from voltflow.scheduler.cost import build_cost_table
+from voltflow.scheduler.network import known_networks, load_network
+from voltflow.scheduler.texttable import format_table
 
 
 def bench_cost_model(repeats: int = 5) -> None:
@@ -32,8 +32,9 @@ def bench_cost_model(repeats: int = 5) -> None:
 def bench_networks(ilp_limit_s: float) -> None:
     """DP vs ILP on voltflow's own instances of the paper's four networks, 3/5/9 levels, and the
     SqueezeNet 9-level sweep from 1 FPS to the highest feasible rate."""
+    from voltflow.scheduler.problem import ProblemOptions, build_problem
+
     from bench.solvers import compare_problems, sweep
-    from scheduler.problem import ProblemOptions, build_problem
 
     chip = load_chip()
     grids = {3: (0.9, 1.1, 1.3), 5: (0.9, 1.0, 1.1, 1.2, 1.3), 9: None}
@@ -52,7 +53,7 @@ def bench_networks(ilp_limit_s: float) -> None:
 
 def bench_cosim() -> None:
     """Simulation speed of the full reference chip: one SqueezeNet inference on the RTL."""
-    from cosim.accel_run import accelerator_build, run_network
+    from voltflow.cosim.accel_run import accelerator_build, run_network
 
     chip = load_chip()
     t0 = time.perf_counter()
@@ -96,7 +97,7 @@ def bench_e2e() -> None:
     print("\n== end to end: voltflow cosim --net squeezenet (warm build) ==")
     start = time.perf_counter()
     run = subprocess.run(
-        [sys.executable, "-m", "cosim.cli", "cosim", "--net", "squeezenet"],
+        [sys.executable, "-m", "voltflow.cosim.cli", "cosim", "--net", "squeezenet"],
         capture_output=True,
         text=True,
         check=False,

@@ -16,11 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-from scheduler.dp import min_period, solve_dp
-from scheduler.evaluate import evaluate
-from scheduler.ilp import solve_ilp
-from scheduler.instance import Problem, load_instance
-from scheduler.texttable import format_table
+from voltflow.scheduler.dp import min_period, solve_dp
+from voltflow.scheduler.evaluate import evaluate
+from voltflow.scheduler.ilp import solve_ilp
+from voltflow.scheduler.instance import Problem, load_instance
+from voltflow.scheduler.texttable import format_table
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "instances"
 DEFAULT = [ARTIFACTS / f"squeezenet-pfdnn-{n}lv.json" for n in (3, 5, 6, 9)]

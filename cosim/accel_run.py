@@ -14,10 +14,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
-
-from cosim.build import VerilatorBuild, build, follow_lines, run_cocotb
-from cosim.golden import Case, make_case
-from cosim.images import (
+from voltflow.cosim.build import VerilatorBuild, build, follow_lines, run_cocotb
+from voltflow.cosim.golden import Case, make_case
+from voltflow.cosim.images import (
     descriptor_quant,
     from_words,
     read_readmemh,
@@ -25,16 +24,16 @@ from cosim.images import (
     scratchpad_image,
     write_readmemh,
 )
-from cosim.sim_top import BankCounts, SimSizes, accel_build_spec, sim_bank_counts
-from pmu.compiler import state_program
-from pmu.rom import write_hex
-from rtl.activity_counters import COUNTERS
-from rtl.config import ADDR_BITS
-from rtl.program import DESCRIPTOR_BITS, Program, compile_program
-from scheduler.chip import DOMAINS, Chip, Domain
-from scheduler.dataflow import Activity, Mode, OpWork, op_work
-from scheduler.memory import BankLayout, plan_memory
-from scheduler.network import Network
+from voltflow.cosim.sim_top import BankCounts, SimSizes, accel_build_spec, sim_bank_counts
+from voltflow.pmu.compiler import state_program
+from voltflow.pmu.rom import write_hex
+from voltflow.rtl.activity_counters import COUNTERS
+from voltflow.rtl.config import ADDR_BITS
+from voltflow.rtl.program import DESCRIPTOR_BITS, Program, compile_program
+from voltflow.scheduler.chip import DOMAINS, Chip, Domain
+from voltflow.scheduler.dataflow import Activity, Mode, OpWork, op_work
+from voltflow.scheduler.memory import BankLayout, plan_memory
+from voltflow.scheduler.network import Network
 
 __all__ = [
     "OpResult",
@@ -48,7 +47,7 @@ __all__ = [
     "write_words_hex",
 ]
 
-TB_MODULE = "cosim.tb_accel"
+TB_MODULE = "voltflow.cosim.tb_accel"
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,15 +27,14 @@ import cocotb
 import cocotb_tools.config
 from amaranth.lib import wiring
 from cocotb_tools.runner import VerilatorControlFile, get_runner
-
-from cosim.toolchain import (
+from voltflow.cosim.toolchain import (
     activated_environ,
     require_fst_headers,
     verilator_environ,
     verilator_install,
 )
-from cosim.toolchain import verilator_version as _verilator_version
-from cosim.verilog import component_to_verilog
+from voltflow.cosim.toolchain import verilator_version as _verilator_version
+from voltflow.cosim.verilog import component_to_verilog
 
 __all__ = [
     "AMARANTH_LINT_WAIVERS",
@@ -613,7 +612,7 @@ def run_cocotb(
     verilator_build : VerilatorBuild
         The build to simulate; never rebuilt here.
     test_module : str
-        Importable module holding ``@cocotb.test()`` functions, e.g. ``"cosim.tb_smoke"``.
+        Importable module holding ``@cocotb.test()`` functions, e.g. ``"voltflow.cosim.tb_smoke"``.
     testcase : str, optional
         Run only this test function.
     plusargs : sequence of str

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from scheduler.chip import GatingPolicy
-from scheduler.solve import Method
+from voltflow.scheduler.chip import GatingPolicy
+from voltflow.scheduler.solve import Method
 
 # The CLI spellings are the enums' values: one source for the choices and their meaning.
 METHODS = [m.value for m in Method]
@@ -67,8 +67,8 @@ def _emit(args: argparse.Namespace, report: dict[str, Any], text: str) -> None:
 
 
 def _load_inputs(args: argparse.Namespace) -> tuple[Any, Any, Any]:
-    from scheduler.chip import GatingPolicy, load_chip
-    from scheduler.network import load_network
+    from voltflow.scheduler.chip import GatingPolicy, load_chip
+    from voltflow.scheduler.network import load_network
 
     network = load_network(args.net)
     chip = load_chip(args.hw)
@@ -76,14 +76,14 @@ def _load_inputs(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
 
 def cmd_model(args: argparse.Namespace) -> int:
-    from scheduler.cost import build_cost_table
-    from scheduler.model_report import model_json, model_text
+    from voltflow.scheduler.cost import build_cost_table
+    from voltflow.scheduler.model_report import model_json, model_text
 
     network, chip, policy = _load_inputs(args)
     table = build_cost_table(network, chip, policy, _levels(args.levels, chip))
     if args.export_instance:
-        from scheduler.instance import save_instance
-        from scheduler.problem import problem_from_table
+        from voltflow.scheduler.instance import save_instance
+        from voltflow.scheduler.problem import problem_from_table
 
         save_instance(
             problem_from_table(table, _problem_options(args, chip, policy)), args.export_instance
@@ -120,7 +120,7 @@ def _levels(text: str | None, chip: Any) -> tuple[float, ...] | None:
 
 
 def _problem_options(args: argparse.Namespace, chip: Any, policy: Any) -> Any:
-    from scheduler.problem import ProblemOptions
+    from voltflow.scheduler.problem import ProblemOptions
 
     return ProblemOptions(
         policy=policy,
@@ -134,10 +134,10 @@ def _problem_options(args: argparse.Namespace, chip: Any, policy: Any) -> Any:
 def _instances(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str], Any, str, Any]:
     """Problems by policy, the policy each method uses (``auto``: every policy, the least
     energy wins), the chip, a header line, provenance."""
-    from scheduler.chip import GatingPolicy
-    from scheduler.instance import load_instance
-    from scheduler.problem import build_problem
-    from scheduler.solve import Method
+    from voltflow.scheduler.chip import GatingPolicy
+    from voltflow.scheduler.instance import load_instance
+    from voltflow.scheduler.problem import build_problem
+    from voltflow.scheduler.solve import Method
 
     methods = [m.value for m in Method]
     if args.instance:
@@ -178,7 +178,7 @@ def _least_energy(
     out), the one whose result has the least ``energy_j(result)``, all results, and a summary
     ``"no_pg 7.0942 uJ, layer_pg infeasible, ..."``. None feasible: the infeasibility that names
     the highest feasible rate is raised."""
-    from scheduler.solve import InfeasibleError
+    from voltflow.scheduler.solve import InfeasibleError
 
     results: dict[str, Any] = {}
     infeasible: list[InfeasibleError] = []
@@ -200,9 +200,9 @@ def _least_energy(
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from scheduler.schedule import save_schedule, schedule_to_json
-    from scheduler.schedule_report import schedule_text
-    from scheduler.solve import InfeasibleError, Method, NoSolutionError, solve
+    from voltflow.scheduler.schedule import save_schedule, schedule_to_json
+    from voltflow.scheduler.schedule_report import schedule_text
+    from voltflow.scheduler.solve import InfeasibleError, Method, NoSolutionError, solve
 
     problems, instance_of, chip, header, provenance = _instances(args)
     nominal_v = chip.nominal_v if chip else args.nominal_v
@@ -269,9 +269,9 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from scheduler.solve import Method
-    from scheduler.sweep import parse_rates, run_sweep
-    from scheduler.texttable import format_table
+    from voltflow.scheduler.solve import Method
+    from voltflow.scheduler.sweep import parse_rates, run_sweep
+    from voltflow.scheduler.texttable import format_table
 
     problems, instance_of, chip, header, _ = _instances(args)
     rates = parse_rates(args.fps)
@@ -309,12 +309,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from pmu.compiler import compile_schedule
-    from pmu.rom import write_bin, write_hex
-    from scheduler.chip import GatingPolicy, load_chip
-    from scheduler.network import load_network
-    from scheduler.problem import ProblemOptions, build_problem
-    from scheduler.schedule import load_schedule
+    from voltflow.pmu.compiler import compile_schedule
+    from voltflow.pmu.rom import write_bin, write_hex
+    from voltflow.scheduler.chip import GatingPolicy, load_chip
+    from voltflow.scheduler.network import load_network
+    from voltflow.scheduler.problem import ProblemOptions, build_problem
+    from voltflow.scheduler.schedule import load_schedule
 
     schedule = load_schedule(args.schedule)
     prov = dict(schedule.provenance or {})
@@ -349,10 +349,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_disasm(args: argparse.Namespace) -> int:
-    from pmu.disasm import disassemble, launch_states
-    from pmu.rom import read_rom
-    from scheduler.chip import DOMAINS, load_chip
-    from scheduler.texttable import format_table
+    from voltflow.pmu.disasm import disassemble, launch_states
+    from voltflow.pmu.rom import read_rom
+    from voltflow.scheduler.chip import DOMAINS, load_chip
+    from voltflow.scheduler.texttable import format_table
 
     words = read_rom(args.rom)
     chip = load_chip(args.hw)
@@ -411,7 +411,7 @@ class StatusLine:
 
 def _require_rtl_support(network: Any, args: argparse.Namespace) -> None:
     """Stop before any work when the network has ops the RTL cannot run (matmul)."""
-    from scheduler.network import OpKind
+    from voltflow.scheduler.network import OpKind
 
     matmuls = [op.name for op in network.ops if op.kind is OpKind.MATMUL]
     if matmuls:
@@ -424,11 +424,11 @@ def _require_rtl_support(network: Any, args: argparse.Namespace) -> None:
 
 
 def cmd_cosim(args: argparse.Namespace) -> int:
-    from cosim.accel_run import accelerator_build, activity_diff, run_network
-    from cosim.sim_top import sim_bank_counts
-    from scheduler.dataflow import op_work
-    from scheduler.memory import plan_memory
-    from scheduler.texttable import format_table
+    from voltflow.cosim.accel_run import accelerator_build, activity_diff, run_network
+    from voltflow.cosim.sim_top import sim_bank_counts
+    from voltflow.scheduler.dataflow import op_work
+    from voltflow.scheduler.memory import plan_memory
+    from voltflow.scheduler.texttable import format_table
 
     if args.state is None:
         return cmd_cosim_flow(args)
@@ -529,13 +529,13 @@ def cmd_cosim_flow(args: argparse.Namespace) -> int:
     import shutil
     import time
 
-    from cosim.e2e import default_rate, measure, plan, run_in_process
-    from cosim.e2e_report import report_json, report_text, write_csv, write_plots
-    from cosim.sim_top import sim_bank_counts
-    from pmu.rom import write_hex
-    from scheduler.chip import GatingPolicy
-    from scheduler.problem import ProblemOptions, build_problem
-    from scheduler.solve import InfeasibleError
+    from voltflow.cosim.e2e import default_rate, measure, plan, run_in_process
+    from voltflow.cosim.e2e_report import report_json, report_text, write_csv, write_plots
+    from voltflow.cosim.sim_top import sim_bank_counts
+    from voltflow.pmu.rom import write_hex
+    from voltflow.scheduler.chip import GatingPolicy
+    from voltflow.scheduler.problem import ProblemOptions, build_problem
+    from voltflow.scheduler.solve import InfeasibleError
 
     wall = time.perf_counter()
     progress = sys.stderr
@@ -582,7 +582,7 @@ def cmd_cosim_flow(args: argparse.Namespace) -> int:
     write_hex(out / "rom.hex", main_plan.program.words)
     (out / "rom.lst").write_text(main_plan.program.listing())
     print(f"[3/5] Verilator build of {chip.name} (once per chip, cached)...", file=progress)
-    from cosim.e2e import _build
+    from voltflow.cosim.e2e import _build
 
     built = _build(chip, args.waves, counts)
     how = f"built in {built.build_seconds:.1f} s" if built.built else "cached"
@@ -782,12 +782,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pmu.compiler import CompileError
-    from pmu.rom import RomError
-    from scheduler.chip import ChipError
-    from scheduler.instance import InstanceError
-    from scheduler.network import NetworkError
-    from scheduler.schedule import ScheduleError
+    from voltflow.pmu.compiler import CompileError
+    from voltflow.pmu.rom import RomError
+    from voltflow.scheduler.chip import ChipError
+    from voltflow.scheduler.instance import InstanceError
+    from voltflow.scheduler.network import NetworkError
+    from voltflow.scheduler.schedule import ScheduleError
 
     parser = build_parser()
     args = parser.parse_args(argv)

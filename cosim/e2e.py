@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cosim.energy import Energy, dynamic_energy, launch_levels, window_energy
-from cosim.pmu_run import PmuRunResult, run_program
-from pmu.compiler import Program, compile_schedule
-from rtl.activity_counters import COUNTERS
-from scheduler.chip import DOMAINS, BankKind, Chip, GatingPolicy
-from scheduler.cost import CostTable
-from scheduler.evaluate import SlackMode
-from scheduler.schedule import ScheduleFile
+from voltflow.cosim.energy import Energy, dynamic_energy, launch_levels, window_energy
+from voltflow.cosim.pmu_run import PmuRunResult, run_program
+from voltflow.pmu.compiler import Program, compile_schedule
+from voltflow.rtl.activity_counters import COUNTERS
+from voltflow.scheduler.chip import DOMAINS, BankKind, Chip, GatingPolicy
+from voltflow.scheduler.cost import CostTable
+from voltflow.scheduler.evaluate import SlackMode
+from voltflow.scheduler.schedule import ScheduleFile
 
 __all__ = [
     "ENERGY_TOLERANCE",
@@ -316,14 +316,14 @@ def measure(
 ) -> tuple[RunAnalysis, Program]:
     """Compile ``schedule``, run it for ``frames`` periods on the chip's build and analyse it
     (picklable arguments: used in the baseline's process too, without ``progress``)."""
-    from scheduler.chip import load_chip
-    from scheduler.network import load_network
-    from scheduler.problem import ProblemOptions, build_problem
+    from voltflow.scheduler.chip import load_chip
+    from voltflow.scheduler.network import load_network
+    from voltflow.scheduler.problem import ProblemOptions, build_problem
 
     network = load_network(net)
     chip = load_chip(hw)
     _, table = build_problem(network, chip, ProblemOptions(policy=GatingPolicy(policy)))
-    from cosim.sim_top import sim_bank_counts
+    from voltflow.cosim.sim_top import sim_bank_counts
 
     counts = sim_bank_counts(chip, table.memory)
     program = compile_schedule(schedule, table, frames=frames, hardware_counts=counts)
@@ -346,8 +346,8 @@ def _build(chip: Chip, waves: str | None, counts: dict[BankKind, int]) -> Any:
     separate build that dumps it."""
     import dataclasses
 
-    from cosim.build import TraceFormat, build
-    from cosim.sim_top import accel_build_spec
+    from voltflow.cosim.build import TraceFormat, build
+    from voltflow.cosim.sim_top import accel_build_spec
 
     spec = accel_build_spec(chip, counts)
     if waves:
@@ -385,13 +385,13 @@ def plan(
     """
     import dataclasses
 
-    from cosim.pmu_run import launch_cycles_of
-    from cosim.sim_top import chip_configs, sim_bank_counts
-    from pmu.timing import predict
-    from scheduler.dataflow import Mode
-    from scheduler.evaluate import evaluate
-    from scheduler.schedule import schedule_from_json, schedule_to_json
-    from scheduler.solve import Method, solve
+    from voltflow.cosim.pmu_run import launch_cycles_of
+    from voltflow.cosim.sim_top import chip_configs, sim_bank_counts
+    from voltflow.pmu.timing import predict
+    from voltflow.scheduler.dataflow import Mode
+    from voltflow.scheduler.evaluate import evaluate
+    from voltflow.scheduler.schedule import schedule_from_json, schedule_to_json
+    from voltflow.scheduler.solve import Method, solve
 
     chip = table.chip
     period_s = 1.0 / fps

@@ -4,9 +4,9 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from cosim.e2e import ENERGY_TOLERANCE, Plan, RunAnalysis
-from scheduler.chip import DOMAINS, Chip
-from scheduler.texttable import format_table
+from voltflow.cosim.e2e import ENERGY_TOLERANCE, Plan, RunAnalysis
+from voltflow.scheduler.chip import DOMAINS, Chip
+from voltflow.scheduler.texttable import format_table
 
 __all__ = ["report_json", "report_text", "write_csv", "write_plots"]
 

@@ -17,7 +17,7 @@ window of the run:
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from scheduler.chip import DOMAINS, BankKind, Chip
+from voltflow.scheduler.chip import DOMAINS, BankKind, Chip
 
 __all__ = [
     "DYNAMIC_COMPONENTS",

@@ -16,8 +16,7 @@ from types import MappingProxyType
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-
-from scheduler.network import Network, Op, OpKind
+from voltflow.scheduler.network import Network, Op, OpKind
 
 __all__ = [
     "ACC_MAX",

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from cosim.golden import Case
-from scheduler.chip import BankKind, Chip
-from scheduler.dataflow import Mode, OpWork
-from scheduler.memory import BankLayout, Placement
-from scheduler.network import OpKind, Shape
+from voltflow.cosim.golden import Case
+from voltflow.scheduler.chip import BankKind, Chip
+from voltflow.scheduler.dataflow import Mode, OpWork
+from voltflow.scheduler.memory import BankLayout, Placement
+from voltflow.scheduler.network import OpKind, Shape
 
 __all__ = [
     "LANES",

@@ -15,32 +15,31 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from cosim.accel_run import (
+from voltflow.cosim.accel_run import (
     TB_MODULE,
     dump_plan,
     prepare_run,
     write_words_hex,
 )
-from cosim.build import VerilatorBuild, follow_lines, run_cocotb
-from cosim.golden import Case, make_case
-from cosim.images import (
+from voltflow.cosim.build import VerilatorBuild, follow_lines, run_cocotb
+from voltflow.cosim.golden import Case, make_case
+from voltflow.cosim.images import (
     from_words,
     read_readmemh,
     to_words,
     write_readmemh,
 )
-from cosim.sim_top import chip_configs
-from pmu.isa import ErrorCode
-from pmu.rom import write_hex
-from pmu.timing import Outcome, predict
-from pmu.unit import COUNTER_PORTS
-from rtl.activity_counters import COUNTERS
-from rtl.config import ADDR_BITS
-from rtl.program import DESCRIPTOR_BITS, Program
-from scheduler.chip import Chip
-from scheduler.dataflow import OpWork
-from scheduler.network import Network
+from voltflow.cosim.sim_top import chip_configs
+from voltflow.pmu.isa import ErrorCode
+from voltflow.pmu.rom import write_hex
+from voltflow.pmu.timing import Outcome, predict
+from voltflow.pmu.unit import COUNTER_PORTS
+from voltflow.rtl.activity_counters import COUNTERS
+from voltflow.rtl.config import ADDR_BITS
+from voltflow.rtl.program import DESCRIPTOR_BITS, Program
+from voltflow.scheduler.chip import Chip
+from voltflow.scheduler.dataflow import OpWork
+from voltflow.scheduler.network import Network
 
 __all__ = ["LaunchResult", "PmuRunResult", "Snapshot", "launch_cycles_of", "run_program"]
 

@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from cosim.build import BuildSpec, VerilogSource, cached_text, source_digest
-from cosim.verilog import component_to_verilog
-from pmu.config import COMMAND_WORDS, TIME_BITS, PmuConfig
-from pmu.unit import COUNTER_PORTS
-from rtl.activity_counters import COUNTERS
-from rtl.chip_top import ChipTop
-from rtl.config import ADDR_BITS, COUNTER_BITS, AccelConfig
-from rtl.program import DESCRIPTOR_BITS
-from scheduler.chip import BankKind, Chip
-from scheduler.memory import BankLayout
+from voltflow.cosim.build import BuildSpec, VerilogSource, cached_text, source_digest
+from voltflow.cosim.verilog import component_to_verilog
+from voltflow.pmu.config import COMMAND_WORDS, TIME_BITS, PmuConfig
+from voltflow.pmu.unit import COUNTER_PORTS
+from voltflow.rtl.activity_counters import COUNTERS
+from voltflow.rtl.chip_top import ChipTop
+from voltflow.rtl.config import ADDR_BITS, COUNTER_BITS, AccelConfig
+from voltflow.rtl.program import DESCRIPTOR_BITS
+from voltflow.scheduler.chip import BankKind, Chip
+from voltflow.scheduler.memory import BankLayout
 
 __all__ = [
     "CORE_NAME",

@@ -4,10 +4,9 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-
-from pmu.config import GROUP_BANKS, TIME_BITS, PmuConfig
-from rtl.config import ADDR_BITS
-from scheduler.chip import BankKind
+from voltflow.pmu.config import GROUP_BANKS, TIME_BITS, PmuConfig
+from voltflow.rtl.config import ADDR_BITS
+from voltflow.scheduler.chip import BankKind
 
 __all__ = ["BankSwitches"]
 

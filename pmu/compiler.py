@@ -29,15 +29,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-
-from pmu.config import ns_to_cycles
-from pmu.isa import DomainCode, Opcode, decode, encode
-from scheduler.chip import DOMAINS, BankKind, Chip, Domain
-from scheduler.cost import CostTable, schedule_layers
-from scheduler.dataflow import Mode
-from scheduler.evaluate import SlackMode
-from scheduler.memory import BankLayout
-from scheduler.schedule import ScheduleFile
+from voltflow.pmu.config import ns_to_cycles
+from voltflow.pmu.isa import DomainCode, Opcode, decode, encode
+from voltflow.scheduler.chip import DOMAINS, BankKind, Chip, Domain
+from voltflow.scheduler.cost import CostTable, schedule_layers
+from voltflow.scheduler.dataflow import Mode
+from voltflow.scheduler.evaluate import SlackMode
+from voltflow.scheduler.memory import BankLayout
+from voltflow.scheduler.schedule import ScheduleFile
 
 __all__ = ["CompileError", "Program", "compile_schedule", "state_program"]
 

@@ -7,7 +7,7 @@ The PMU RTL (``pmu/sequencer.py``, ``pmu/bank_switches.py``, ...) and its Python
 import math
 from dataclasses import dataclass
 
-from scheduler.chip import DOMAINS, BankKind, Chip
+from voltflow.scheduler.chip import DOMAINS, BankKind, Chip
 
 __all__ = [
     "COMMAND_WORDS",

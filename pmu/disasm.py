@@ -2,8 +2,8 @@
 
 from dataclasses import dataclass
 
-from pmu.isa import DomainCode, IsaError, Opcode, decode
-from scheduler.chip import DOMAINS, Chip
+from voltflow.pmu.isa import DomainCode, IsaError, Opcode, decode
+from voltflow.scheduler.chip import DOMAINS, Chip
 
 __all__ = ["LaunchState", "disassemble", "launch_states"]
 

@@ -3,8 +3,7 @@
 from amaranth.hdl import Array, Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
-from pmu.config import TIME_BITS, PmuConfig
+from voltflow.pmu.config import TIME_BITS, PmuConfig
 
 __all__ = ["ViolationMonitors"]
 

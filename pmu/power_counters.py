@@ -3,10 +3,9 @@
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
-from pmu.config import TIME_BITS, PmuConfig
-from pmu.timing import TRANSITION_KINDS
-from scheduler.chip import BankKind
+from voltflow.pmu.config import TIME_BITS, PmuConfig
+from voltflow.pmu.timing import TRANSITION_KINDS
+from voltflow.scheduler.chip import BankKind
 
 __all__ = ["PowerCounters"]
 

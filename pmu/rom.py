@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pmu.isa import WORD_BITS
+from voltflow.pmu.isa import WORD_BITS
 
 __all__ = ["RomError", "read_rom", "write_bin", "write_hex"]
 

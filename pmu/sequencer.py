@@ -3,9 +3,8 @@
 from amaranth.hdl import Array, Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
-
-from pmu.config import COMMAND_WORDS, GROUP_BANKS, TIME_BITS, PmuConfig
-from pmu.isa import Command, ErrorCode, Opcode, payload_fields
+from voltflow.pmu.config import COMMAND_WORDS, GROUP_BANKS, TIME_BITS, PmuConfig
+from voltflow.pmu.isa import Command, ErrorCode, Opcode, payload_fields
 
 __all__ = ["PmuSequencer"]
 

@@ -23,9 +23,9 @@ from t + 1; the next command executes at its continuation c):
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from pmu.config import COMMAND_WORDS, GROUP_BANKS, PmuConfig
-from pmu.isa import DomainCode, ErrorCode, Instr, IsaError, Opcode, decode
-from scheduler.chip import DOMAINS, BankKind
+from voltflow.pmu.config import COMMAND_WORDS, GROUP_BANKS, PmuConfig
+from voltflow.pmu.isa import DomainCode, ErrorCode, Instr, IsaError, Opcode, decode
+from voltflow.scheduler.chip import DOMAINS, BankKind
 
 __all__ = [
     "LAUNCH_DONE_DELAY",

@@ -3,16 +3,15 @@
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
-from pmu.bank_switches import BankSwitches
-from pmu.config import TIME_BITS, PmuConfig
-from pmu.isa import ErrorCode
-from pmu.monitors import ViolationMonitors
-from pmu.power_counters import PowerCounters
-from pmu.sequencer import PmuSequencer
-from pmu.timing import TRANSITION_KINDS
-from rtl.config import ADDR_BITS
-from scheduler.chip import BankKind
+from voltflow.pmu.bank_switches import BankSwitches
+from voltflow.pmu.config import TIME_BITS, PmuConfig
+from voltflow.pmu.isa import ErrorCode
+from voltflow.pmu.monitors import ViolationMonitors
+from voltflow.pmu.power_counters import PowerCounters
+from voltflow.pmu.sequencer import PmuSequencer
+from voltflow.pmu.timing import TRANSITION_KINDS
+from voltflow.rtl.config import ADDR_BITS
+from voltflow.scheduler.chip import BankKind
 
 __all__ = ["COUNTER_PORTS", "PowerManagementUnit"]
 

@@ -8,16 +8,15 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-
-from rtl.activity_counters import COUNTERS, ActivityCounters
-from rtl.array_engine import ArrayEngine
-from rtl.config import ADDR_BITS, COUNTER_BITS, AccelConfig
-from rtl.gather import Gather
-from rtl.output_writer import OutputWriter
-from rtl.program import DESCRIPTOR_BITS, OpMode
-from rtl.sequencer import LayerSequencer
-from rtl.vector_unit import VectorUnit
-from rtl.weight_dma import WeightDma
+from voltflow.rtl.activity_counters import COUNTERS, ActivityCounters
+from voltflow.rtl.array_engine import ArrayEngine
+from voltflow.rtl.config import ADDR_BITS, COUNTER_BITS, AccelConfig
+from voltflow.rtl.gather import Gather
+from voltflow.rtl.output_writer import OutputWriter
+from voltflow.rtl.program import DESCRIPTOR_BITS, OpMode
+from voltflow.rtl.sequencer import LayerSequencer
+from voltflow.rtl.vector_unit import VectorUnit
+from voltflow.rtl.weight_dma import WeightDma
 
 __all__ = ["Accelerator"]
 

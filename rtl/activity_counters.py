@@ -3,8 +3,7 @@
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
-from rtl.config import COUNTER_BITS
+from voltflow.rtl.config import COUNTER_BITS
 
 __all__ = ["COUNTERS", "ActivityCounters"]
 

@@ -4,11 +4,10 @@ captures biases, and drains finished tiles, requantised, into the output buffer.
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
-from rtl.arith import address_bits, widened_signed
-from rtl.config import AccelConfig
-from rtl.requantizer import Requantizer
-from rtl.systolic_array import SystolicArray
+from voltflow.rtl.arith import address_bits, widened_signed
+from voltflow.rtl.config import AccelConfig
+from voltflow.rtl.requantizer import Requantizer
+from voltflow.rtl.systolic_array import SystolicArray
 
 __all__ = ["ArrayEngine"]
 

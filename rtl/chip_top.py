@@ -3,14 +3,13 @@
 from amaranth.hdl import Module, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
-from pmu.config import TIME_BITS, PmuConfig
-from pmu.isa import ErrorCode
-from pmu.unit import COUNTER_PORTS, PowerManagementUnit
-from rtl.accelerator import Accelerator
-from rtl.activity_counters import COUNTERS
-from rtl.config import ADDR_BITS, COUNTER_BITS, AccelConfig
-from rtl.program import DESCRIPTOR_BITS
+from voltflow.pmu.config import TIME_BITS, PmuConfig
+from voltflow.pmu.isa import ErrorCode
+from voltflow.pmu.unit import COUNTER_PORTS, PowerManagementUnit
+from voltflow.rtl.accelerator import Accelerator
+from voltflow.rtl.activity_counters import COUNTERS
+from voltflow.rtl.config import ADDR_BITS, COUNTER_BITS, AccelConfig
+from voltflow.rtl.program import DESCRIPTOR_BITS
 
 __all__ = ["ChipTop"]
 

@@ -7,7 +7,7 @@ a build.
 
 from dataclasses import dataclass
 
-from scheduler.chip import Chip
+from voltflow.scheduler.chip import Chip
 
 __all__ = ["ADDR_BITS", "COUNTER_BITS", "AccelConfig"]
 

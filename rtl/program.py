@@ -20,11 +20,11 @@ if TYPE_CHECKING:
 else:
     from amaranth.lib import enum as shaped_enum
 
-from rtl.config import ADDR_BITS
-from scheduler.chip import BankKind, Chip
-from scheduler.dataflow import Mode, OpWork, UnsupportedOpError
-from scheduler.memory import BankLayout
-from scheduler.network import Network, OpKind
+from voltflow.rtl.config import ADDR_BITS
+from voltflow.scheduler.chip import BankKind, Chip
+from voltflow.scheduler.dataflow import Mode, OpWork, UnsupportedOpError
+from voltflow.scheduler.memory import BankLayout
+from voltflow.scheduler.network import Network, OpKind
 
 __all__ = [
     "Descriptor",

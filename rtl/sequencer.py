@@ -3,11 +3,10 @@
 from amaranth.hdl import Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
-from rtl.arith import address_bits
-from rtl.config import ADDR_BITS, AccelConfig
-from rtl.divider import FractionalDivider
-from rtl.program import DESCRIPTOR_BITS, Descriptor, OpMode
+from voltflow.rtl.arith import address_bits
+from voltflow.rtl.config import ADDR_BITS, AccelConfig
+from voltflow.rtl.divider import FractionalDivider
+from voltflow.rtl.program import DESCRIPTOR_BITS, Descriptor, OpMode
 
 __all__ = ["LayerSequencer"]
 

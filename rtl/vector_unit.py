@@ -3,11 +3,10 @@
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
-from rtl.arith import widened_signed
-from rtl.config import ADDR_BITS, AccelConfig
-from rtl.program import OpMode
-from rtl.requantizer import Requantizer
+from voltflow.rtl.arith import widened_signed
+from voltflow.rtl.config import ADDR_BITS, AccelConfig
+from voltflow.rtl.program import OpMode
+from voltflow.rtl.requantizer import Requantizer
 
 __all__ = ["VectorUnit"]
 

@@ -3,9 +3,8 @@
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
-from rtl.arith import address_bits
-from rtl.config import ADDR_BITS, AccelConfig
+from voltflow.rtl.arith import address_bits
+from voltflow.rtl.config import ADDR_BITS, AccelConfig
 
 __all__ = ["WeightDma"]
 

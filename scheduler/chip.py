@@ -238,7 +238,7 @@ def ticks_to_ref_cycles(
 
 # ---- loading -------------------------------------------------------------------------------------
 def known_chips() -> tuple[str, ...]:
-    folder = resources.files("scheduler") / "hardware"
+    folder = resources.files(__package__) / "hardware"
     return tuple(sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml")))
 
 
@@ -257,7 +257,7 @@ def load_chip(name_or_path: str | os.PathLike[str] = DEFAULT_CHIP) -> Chip:
                 f"unknown chip {text_path!r}; known chips: {', '.join(known_chips())} "
                 "(or give a path to a .yaml file)"
             )
-        text = (resources.files("scheduler") / "hardware" / f"{text_path}.yaml").read_text()
+        text = (resources.files(__package__) / "hardware" / f"{text_path}.yaml").read_text()
         label = f"{text_path}.yaml"
     try:
         raw = yaml.safe_load(text)

@@ -13,11 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from scheduler.chip import DOMAINS, BankKind, Chip, Domain, GatingPolicy
-from scheduler.dataflow import Activity, OpWork, op_work
-from scheduler.memory import BankLayout, plan_memory
-from scheduler.network import Network
+from voltflow.scheduler.chip import DOMAINS, BankKind, Chip, Domain, GatingPolicy
+from voltflow.scheduler.dataflow import Activity, OpWork, op_work
+from voltflow.scheduler.memory import BankLayout, plan_memory
+from voltflow.scheduler.network import Network
 
 __all__ = [
     "Component",

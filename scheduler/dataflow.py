@@ -11,9 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, replace
 
 import numpy as np
-
-from scheduler.chip import Chip, ticks_to_ref_cycles
-from scheduler.network import Network, Op, OpKind, Shape
+from voltflow.scheduler.chip import Chip, ticks_to_ref_cycles
+from voltflow.scheduler.network import Network, Op, OpKind, Shape
 
 __all__ = ["Activity", "Mode", "OpWork", "StepKind", "UnsupportedOpError", "op_work", "valid_taps"]
 

@@ -10,10 +10,9 @@ ifmap banks followed by the ofmap banks; each weighted op's weights start at a f
 from dataclasses import dataclass
 
 import numpy as np
-
-from scheduler.chip import BankKind, Chip
-from scheduler.dataflow import OpWork
-from scheduler.network import Network, OpKind
+from voltflow.scheduler.chip import BankKind, Chip
+from voltflow.scheduler.dataflow import OpWork
+from voltflow.scheduler.network import Network, OpKind
 
 __all__ = ["BankLayout", "CapacityError", "Placement", "plan_memory"]
 

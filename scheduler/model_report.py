@@ -6,9 +6,9 @@ same numbers as a table.
 
 from typing import Any
 
-from scheduler.chip import DOMAINS, Domain
-from scheduler.cost import Component, CostTable
-from scheduler.texttable import format_table
+from voltflow.scheduler.chip import DOMAINS, Domain
+from voltflow.scheduler.cost import Component, CostTable
+from voltflow.scheduler.texttable import format_table
 
 __all__ = ["model_json", "model_text"]
 

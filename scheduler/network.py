@@ -834,7 +834,7 @@ class _Reader:
 
 
 def _zoo() -> Traversable:
-    return importlib.resources.files("scheduler") / "networks"
+    return importlib.resources.files(__package__) / "networks"
 
 
 def known_networks() -> tuple[str, ...]:

@@ -3,10 +3,10 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scheduler.chip import DOMAINS, Chip, GatingPolicy
-from scheduler.cost import CostTable, build_cost_table
-from scheduler.instance import LayerTable, Problem
-from scheduler.network import Network
+from voltflow.scheduler.chip import DOMAINS, Chip, GatingPolicy
+from voltflow.scheduler.cost import CostTable, build_cost_table
+from voltflow.scheduler.instance import LayerTable, Problem
+from voltflow.scheduler.network import Network
 
 __all__ = ["ProblemOptions", "build_problem", "problem_from_table"]
 

@@ -3,8 +3,8 @@
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from scheduler.solve import Result
-from scheduler.texttable import format_table
+from voltflow.scheduler.solve import Result
+from voltflow.scheduler.texttable import format_table
 
 __all__ = ["BaselineRow", "schedule_text"]
 

@@ -8,8 +8,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import IO
 
-from scheduler.instance import Problem
-from scheduler.solve import InfeasibleError, Method, NoSolutionError, solve
+from voltflow.scheduler.instance import Problem
+from voltflow.scheduler.solve import InfeasibleError, Method, NoSolutionError, solve
 
 __all__ = ["SweepPoint", "parse_rates", "run_sweep"]
 

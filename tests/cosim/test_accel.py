@@ -5,13 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from cosim.accel_run import RunResult, accelerator_build, run_network
-from cosim.build import VerilatorBuild, lint
-from cosim.sim_top import accel_build_spec
-from scheduler.chip import Chip, load_chip
-from scheduler.dataflow import OpWork
-from scheduler.network import Network, load_network
+from voltflow.cosim.accel_run import RunResult, accelerator_build, run_network
+from voltflow.cosim.build import VerilatorBuild, lint
+from voltflow.cosim.sim_top import accel_build_spec
+from voltflow.scheduler.chip import Chip, load_chip
+from voltflow.scheduler.dataflow import OpWork
+from voltflow.scheduler.network import Network, load_network
 
 SMALL_CHIP = Path(__file__).resolve().parents[1] / "data" / "chip_small.yaml"
 STATES = [(1.1, 1.1, 1.1), (0.9, 1.3, 1.0), (1.3, 0.9, 1.2)]
@@ -158,7 +157,7 @@ def test_short_streams_drain_within_their_step(
 
 
 def _work(network: Network, chip: Chip, name: str) -> OpWork:
-    from scheduler.dataflow import op_work
+    from voltflow.scheduler.dataflow import op_work
 
     return op_work(network.op(name), chip, network)
 

@@ -3,11 +3,10 @@
 import json
 
 import pytest
-
-from cosim.cli import main
-from scheduler.chip import load_chip
-from scheduler.cost import build_cost_table
-from scheduler.network import load_network
+from voltflow.cosim.cli import main
+from voltflow.scheduler.chip import load_chip
+from voltflow.scheduler.cost import build_cost_table
+from voltflow.scheduler.network import load_network
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -212,7 +211,7 @@ class _Stream:
 
 
 def test_status_line_rewrites_on_a_terminal_and_throttles_a_log() -> None:
-    from cosim.cli import StatusLine
+    from voltflow.cosim.cli import StatusLine
 
     tty = _Stream(True)
     line = StatusLine(tty)

@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
-from cosim import e2e
-from cosim.cli import main
+from voltflow.cosim import e2e
+from voltflow.cosim.cli import main
 
 SMALL_CHIP = Path(__file__).resolve().parents[1] / "data" / "chip_small.yaml"
 
@@ -86,10 +85,10 @@ def test_a_network_needing_more_ofmap_banks_runs_on_its_size_class(
 ) -> None:
     """SqueezeNet 1.0 needs 12 ofmap banks, more than the default build's 6: it runs on the
     16-ofmap build with every bank mask placed kind by kind (reference chip, one frame)."""
-    from cosim.sim_top import default_bank_counts, sim_bank_counts
-    from scheduler.chip import BankKind, load_chip
-    from scheduler.network import load_network
-    from scheduler.problem import build_problem
+    from voltflow.cosim.sim_top import default_bank_counts, sim_bank_counts
+    from voltflow.scheduler.chip import BankKind, load_chip
+    from voltflow.scheduler.network import load_network
+    from voltflow.scheduler.problem import build_problem
 
     chip = load_chip()
     _, table = build_problem(load_network("squeezenet1_0"), chip)

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from cosim.golden import (
+from voltflow.cosim.golden import (
     ACC_MAX,
     ACC_MIN,
     M_MAX,
@@ -25,7 +24,7 @@ from cosim.golden import (
     residual_add,
     run_op,
 )
-from scheduler.network import Network, OpKind, load_network
+from voltflow.scheduler.network import Network, OpKind, load_network
 
 TINY = Path(__file__).parents[1] / "scheduler" / "data" / "tiny.yaml"
 

@@ -6,9 +6,8 @@ from types import MappingProxyType
 
 import numpy as np
 import pytest
-
-from cosim.golden import Case, OpParams, make_case
-from cosim.images import (
+from voltflow.cosim.golden import Case, OpParams, make_case
+from voltflow.cosim.images import (
     DescriptorQuant,
     descriptor_quant,
     from_words,
@@ -23,10 +22,10 @@ from cosim.images import (
     write_readmemh,
     write_tensor,
 )
-from scheduler.chip import BankKind, load_chip
-from scheduler.dataflow import Mode, op_work
-from scheduler.memory import plan_memory
-from scheduler.network import OpKind, load_network
+from voltflow.scheduler.chip import BankKind, load_chip
+from voltflow.scheduler.dataflow import Mode, op_work
+from voltflow.scheduler.memory import plan_memory
+from voltflow.scheduler.network import OpKind, load_network
 
 TINY = Path(__file__).parents[1] / "scheduler" / "data" / "tiny.yaml"
 

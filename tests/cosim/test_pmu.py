@@ -8,22 +8,21 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from cosim.accel_run import accelerator_build
-from cosim.build import VerilatorBuild
-from cosim.pmu_run import PmuRunResult, run_program
-from pmu.compiler import compile_schedule
-from pmu.config import ns_to_cycles
-from pmu.isa import DomainCode, ErrorCode, Opcode, decode, encode
-from pmu.timing import TRANSITION_KINDS
-from scheduler.chip import DOMAINS, BankKind, Chip, load_chip
-from scheduler.cost import CostTable
-from scheduler.dataflow import op_work
-from scheduler.evaluate import SlackMode
-from scheduler.network import Network, load_network
-from scheduler.problem import build_problem
-from scheduler.schedule import ScheduledLayer, ScheduleFile
-from scheduler.solve import Method, Status
+from voltflow.cosim.accel_run import accelerator_build
+from voltflow.cosim.build import VerilatorBuild
+from voltflow.cosim.pmu_run import PmuRunResult, run_program
+from voltflow.pmu.compiler import compile_schedule
+from voltflow.pmu.config import ns_to_cycles
+from voltflow.pmu.isa import DomainCode, ErrorCode, Opcode, decode, encode
+from voltflow.pmu.timing import TRANSITION_KINDS
+from voltflow.scheduler.chip import DOMAINS, BankKind, Chip, load_chip
+from voltflow.scheduler.cost import CostTable
+from voltflow.scheduler.dataflow import op_work
+from voltflow.scheduler.evaluate import SlackMode
+from voltflow.scheduler.network import Network, load_network
+from voltflow.scheduler.problem import build_problem
+from voltflow.scheduler.schedule import ScheduledLayer, ScheduleFile
+from voltflow.scheduler.solve import Method, Status
 
 SMALL_CHIP = Path(__file__).resolve().parents[1] / "data" / "chip_small.yaml"
 TINY = Path(__file__).resolve().parents[1] / "scheduler" / "data" / "tiny.yaml"

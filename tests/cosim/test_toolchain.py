@@ -12,10 +12,9 @@ import pytest
 from amaranth.hdl import Array, Cat, Module, Signal, signed
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
-
-from cosim import build as build_module
-from cosim import toolchain
-from cosim.build import (
+from voltflow.cosim import build as build_module
+from voltflow.cosim import toolchain
+from voltflow.cosim.build import (
     AMARANTH_LINT_WAIVERS,
     BUILD_DIR_ENV,
     BuildError,
@@ -30,10 +29,10 @@ from cosim.build import (
     lint,
     run_cocotb,
 )
-from cosim.verilog import component_to_verilog
-from rtl.smoke_counter import SmokeCounter
+from voltflow.cosim.verilog import component_to_verilog
+from voltflow.rtl.smoke_counter import SmokeCounter
 
-SMOKE_TB = "cosim.tb_smoke"
+SMOKE_TB = "voltflow.cosim.tb_smoke"
 FAKE_TOOLCHAIN = ToolchainIdentity(verilator="5.48.0 (rev test)", cocotb="2.1.0", cocotb_libs="/x")
 
 

@@ -9,11 +9,10 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
 from amaranth.sim import Simulator
-
-from pmu.config import TIME_BITS, PmuConfig
-from pmu.isa import ErrorCode
-from pmu.timing import TRANSITION_KINDS
-from pmu.unit import COUNTER_PORTS, PowerManagementUnit
+from voltflow.pmu.config import TIME_BITS, PmuConfig
+from voltflow.pmu.isa import ErrorCode
+from voltflow.pmu.timing import TRANSITION_KINDS
+from voltflow.pmu.unit import COUNTER_PORTS, PowerManagementUnit
 
 __all__ = ["RtlOutcome", "run_programs", "stub_cycles"]
 

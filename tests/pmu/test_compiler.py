@@ -6,17 +6,16 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from pmu.compiler import CompileError, compile_schedule
-from pmu.disasm import disassemble, launch_states
-from pmu.isa import DomainCode, Opcode, decode
-from pmu.rom import RomError, read_rom, write_bin, write_hex
-from scheduler.chip import DOMAINS, load_chip
-from scheduler.evaluate import SlackMode
-from scheduler.network import load_network
-from scheduler.problem import build_problem
-from scheduler.schedule import ScheduledLayer, ScheduleFile
-from scheduler.solve import Method, Status
+from voltflow.pmu.compiler import CompileError, compile_schedule
+from voltflow.pmu.disasm import disassemble, launch_states
+from voltflow.pmu.isa import DomainCode, Opcode, decode
+from voltflow.pmu.rom import RomError, read_rom, write_bin, write_hex
+from voltflow.scheduler.chip import DOMAINS, load_chip
+from voltflow.scheduler.evaluate import SlackMode
+from voltflow.scheduler.network import load_network
+from voltflow.scheduler.problem import build_problem
+from voltflow.scheduler.schedule import ScheduledLayer, ScheduleFile
+from voltflow.scheduler.solve import Method, Status
 
 TINY = Path(__file__).parents[1] / "scheduler" / "data" / "tiny.yaml"
 

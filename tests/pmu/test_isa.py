@@ -5,8 +5,15 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from pmu.isa import _PAYLOAD_FIELDS, DomainCode, IsaError, Opcode, decode, encode, isa_markdown
+from voltflow.pmu.isa import (
+    _PAYLOAD_FIELDS,
+    DomainCode,
+    IsaError,
+    Opcode,
+    decode,
+    encode,
+    isa_markdown,
+)
 
 
 @st.composite

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from voltflow.pmu.config import PmuConfig
+from voltflow.pmu.isa import DomainCode, ErrorCode, Opcode, encode
+from voltflow.pmu.timing import Outcome, predict
+from voltflow.scheduler.chip import BankKind, load_chip
 
-from pmu.config import PmuConfig
-from pmu.isa import DomainCode, ErrorCode, Opcode, encode
-from pmu.timing import Outcome, predict
-from scheduler.chip import BankKind, load_chip
 from tests.pmu.pmu_harness import RtlOutcome, run_programs, stub_cycles
 
 SMALL_CHIP = Path(__file__).resolve().parents[1] / "data" / "chip_small.yaml"

@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-
-from rtl.divider import FractionalDivider
-from scheduler.chip import ticks_to_ref_cycles
+from voltflow.rtl.divider import FractionalDivider
+from voltflow.scheduler.chip import ticks_to_ref_cycles
 
 
 @pytest.mark.parametrize("inc", [1000, 40960, 8192, 65535, 32768])

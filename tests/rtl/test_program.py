@@ -1,20 +1,19 @@
 """The layer program: encoder/decoder round trip, field checks, the compiler's rejections."""
 
 import pytest
-
-from cosim.golden import make_case
-from cosim.images import descriptor_quant
-from rtl.program import (
+from voltflow.cosim.golden import make_case
+from voltflow.cosim.images import descriptor_quant
+from voltflow.rtl.program import (
     DESCRIPTOR_BITS,
     OpDescriptor,
     OpMode,
     compile_program,
     decode,
 )
-from scheduler.chip import load_chip
-from scheduler.dataflow import Mode, UnsupportedOpError, op_work
-from scheduler.memory import plan_memory
-from scheduler.network import load_network
+from voltflow.scheduler.chip import load_chip
+from voltflow.scheduler.dataflow import Mode, UnsupportedOpError, op_work
+from voltflow.scheduler.memory import plan_memory
+from voltflow.scheduler.network import load_network
 
 
 def _program(name: str):

@@ -5,8 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
-from scheduler.chip import (
+from voltflow.scheduler.chip import (
     DOMAINS,
     BankKind,
     ChipError,

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from scheduler.chip import DOMAINS, BankKind, Domain, GatingPolicy, load_chip
-from scheduler.cost import Component, LeakageSource, build_cost_table, schedule_layers
-from scheduler.dataflow import Mode, op_work
-from scheduler.network import OpKind, load_network
+from voltflow.scheduler.chip import DOMAINS, BankKind, Domain, GatingPolicy, load_chip
+from voltflow.scheduler.cost import Component, LeakageSource, build_cost_table, schedule_layers
+from voltflow.scheduler.dataflow import Mode, op_work
+from voltflow.scheduler.network import OpKind, load_network
 
 TINY = Path(__file__).parent / "data" / "tiny.yaml"
 
@@ -220,7 +219,7 @@ def test_mixed_epochs_equal_the_simulation(tmp_path, chip) -> None:
 
 def test_a_pass_larger_than_the_weight_buffer_is_rejected(chip, tiny) -> None:
     small = replace(chip, weight_buffer_half_kib=1)
-    from scheduler.dataflow import UnsupportedOpError
+    from voltflow.scheduler.dataflow import UnsupportedOpError
 
     with pytest.raises(
         UnsupportedOpError,

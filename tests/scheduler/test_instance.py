@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from scheduler.instance import (
+from voltflow.scheduler.instance import (
     InstanceError,
     LayerTable,
     Problem,

@@ -10,8 +10,7 @@ import pickle
 import re
 
 import pytest
-
-from scheduler.network import (
+from voltflow.scheduler.network import (
     FORMAT,
     MatmulDims,
     Network,

@@ -14,14 +14,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from scheduler import baselines
-from scheduler.dp import min_period, solve_dp
-from scheduler.evaluate import SlackMode, evaluate, required_period
-from scheduler.ilp import IlpStatus, solve_ilp
-from scheduler.instance import LayerTable, Problem, load_instance
-from scheduler.schedule import ScheduleError, load_schedule, save_schedule
-from scheduler.solve import InfeasibleError, Method, Status, solve
+from voltflow.scheduler import baselines
+from voltflow.scheduler.dp import min_period, solve_dp
+from voltflow.scheduler.evaluate import SlackMode, evaluate, required_period
+from voltflow.scheduler.ilp import IlpStatus, solve_ilp
+from voltflow.scheduler.instance import LayerTable, Problem, load_instance
+from voltflow.scheduler.schedule import ScheduleError, load_schedule, save_schedule
+from voltflow.scheduler.solve import InfeasibleError, Method, Status, solve
 
 INSTANCES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "instances"
 GRID = (0.8, 0.9, 1.0, 1.1, 1.2)
@@ -602,10 +601,10 @@ def test_bad_schedule_files_are_named(tmp_path: Path, mid_problem: Problem) -> N
 
 
 def test_dominance_pruning_does_not_change_the_optimum() -> None:
-    from scheduler.chip import load_chip
-    from scheduler.dp import solve_dp
-    from scheduler.network import load_network
-    from scheduler.problem import ProblemOptions, build_problem
+    from voltflow.scheduler.chip import load_chip
+    from voltflow.scheduler.dp import solve_dp
+    from voltflow.scheduler.network import load_network
+    from voltflow.scheduler.problem import ProblemOptions, build_problem
 
     problem, _ = build_problem(
         load_network("ds_cnn"), load_chip(), ProblemOptions(levels_v=(0.9, 1.0, 1.1, 1.2, 1.3))
