@@ -39,6 +39,7 @@ _SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxset = 8
 _SHORT.maxdict = 6
 _SHORT.maxlevel = 3
 _SHORT.maxlong = 40
+_MAX_SHORT = 120  # characters of a quoted value at most (plus its length, for a long string)
 
 
 class DocumentError(ValueError):
@@ -52,6 +53,8 @@ def short(value: object) -> str:
     self-similar value (an alias bomb) costs no more than a short one.
     """
     text = _SHORT.repr(value)
+    if len(text) > _MAX_SHORT:
+        text = text[: _MAX_SHORT - 3] + "..."
     if isinstance(value, str) and len(value) > _SHORT.maxstring:
         text += f" ({len(value):,} characters)"
     return text
