@@ -88,7 +88,7 @@ class _StrictLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, yaml.Node] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=True)
             try:
                 earlier = seen.get(key)
             except TypeError:  # unhashable key: SafeLoader reports it below
@@ -145,11 +145,11 @@ def parse_yaml(text: str, label: str) -> Any:
     """Parse one YAML document strictly; errors name the file, line and column."""
     loader = _StrictLoader(text)
     try:
-        root = loader.get_single_node()  # type: ignore[no-untyped-call]
+        root = loader.get_single_node()
         if root is None:
             return None
         _check_tree(root, label)
-        return loader.construct_document(root)  # type: ignore[no-untyped-call]
+        return loader.construct_document(root)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
@@ -160,7 +160,7 @@ def parse_yaml(text: str, label: str) -> Any:
             f"{label}: nested too deeply to read; the format nests a few levels only"
         ) from None
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+        loader.dispose()
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
