@@ -130,6 +130,6 @@ def test_sweep_arguments_are_checked_before_anything_is_written() -> None:
     from voltflow.scheduler.sweep import run_sweep
 
     out = io.StringIO()
-    with pytest.raises(ValueError, match="^workers must be a positive integer, not -1$"):
+    with pytest.raises(ValueError, match=r"^workers must be a positive integer, not -1$"):
         run_sweep({}, {}, [1.0], [Method.DP], 3, None, out, workers=-1)
     assert out.getvalue() == ""
