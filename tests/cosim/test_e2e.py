@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 from voltflow.cosim import e2e
-from voltflow.cosim.cli import main
+
+from voltflow.cli import main
 
 SMALL_CHIP = Path(__file__).resolve().parents[1] / "data" / "chip_small.yaml"
 

@@ -3,10 +3,11 @@
 import json
 
 import pytest
-from voltflow.cosim.cli import main
 from voltflow.scheduler.chip import load_chip
 from voltflow.scheduler.cost import build_cost_table
 from voltflow.scheduler.network import load_network
+
+from voltflow.cli import main
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -211,7 +212,7 @@ class _Stream:
 
 
 def test_status_line_rewrites_on_a_terminal_and_throttles_a_log() -> None:
-    from voltflow.cosim.cli import StatusLine
+    from voltflow.cli.console import StatusLine
 
     tty = _Stream(True)
     line = StatusLine(tty)
