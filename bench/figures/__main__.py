@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.figures import __doc__ as package_doc
+from bench.figures.experiments import Options
 from bench.figures.markdown import _pct, results_markdown
 from bench.figures.plots import plot_fig1, plot_fig2, plot_fig3, plot_fig4, plot_fig5, plot_fig6
 from bench.figures.runner import ROOT, run_jobs, run_rtl
@@ -16,6 +17,7 @@ from bench.rtl_points import RTL_COLUMNS, plot_fig7
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the flags, compute, write every file; return the exit status."""
     parser = argparse.ArgumentParser(description=(package_doc or "").splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "figures", help="output folder")
     parser.add_argument("--quick", action="store_true", help="a few points per figure (test)")
@@ -34,13 +36,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--quick; about 15 min on 2 cores)",
     )
     parser.add_argument("--rtl-frames", type=int, default=1, help="periods per RTL run (default 1)")
-    args = parser.parse_args(argv)
-    if args.rtl is None:
-        args.rtl = not args.quick
-    if args.ilp_time_limit is None:
-        args.ilp_time_limit = 30.0 if args.quick else 120.0
-    if args.workers is not None and args.workers < 1:
+    flags = parser.parse_args(argv)
+    if flags.workers is not None and flags.workers < 1:
         parser.error("--workers must be at least 1")
+    args = Options(
+        out=flags.out,
+        quick=flags.quick,
+        workers=flags.workers,
+        ilp_time_limit=flags.ilp_time_limit
+        if flags.ilp_time_limit is not None
+        else (30.0 if flags.quick else 120.0),
+        rtl=flags.rtl if flags.rtl is not None else not flags.quick,
+        rtl_frames=flags.rtl_frames,
+    )
     started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     run = run_jobs(args)

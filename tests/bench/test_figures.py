@@ -1,4 +1,4 @@
-"""`python -m bench.figures --quick` regenerates every figure, CSV and headline file from scratch."""
+"""`python -m bench.figures --quick` regenerates every figure, CSV and headline file anew."""
 
 import csv
 import json

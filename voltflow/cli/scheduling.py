@@ -33,7 +33,9 @@ def load_inputs(args: argparse.Namespace) -> tuple[Network, Chip, GatingPolicy |
 
 
 def cmd_model(args: argparse.Namespace) -> int:
-    network, chip, policy = load_inputs(args)
+    network = load_network(args.net)
+    chip = load_chip(args.hw)
+    policy = GatingPolicy(args.policy)  # `model` offers no `auto`
     table = build_cost_table(network, chip, policy, _levels(args.levels, chip))
     if args.export_instance:
         save_instance(
@@ -70,9 +72,7 @@ def _levels(text: str | None, chip: Chip) -> tuple[float, ...] | None:
         ) from None
 
 
-def _problem_options(
-    args: argparse.Namespace, chip: Chip, policy: GatingPolicy | None
-) -> ProblemOptions:
+def _problem_options(args: argparse.Namespace, chip: Chip, policy: GatingPolicy) -> ProblemOptions:
     return ProblemOptions(
         policy=policy,
         levels_v=_levels(args.levels, chip),
