@@ -42,17 +42,11 @@ def _saving(energy: float | None, base: float | None) -> float | None:
     return 1.0 - energy / base
 
 
-def collect(run: JobResults, args: Options) -> Figures:
-    """Turn the jobs' results into the rows of every CSV and the summary's numbers."""
-    results = run.results
-    limits = run.limits
-    order = {n: i for i, n in enumerate((*NETWORKS, *TINY_NETWORKS))}
-    sweep = [row for _, rows in results["sweep"] for row in rows]
-    sweep.sort(key=lambda r: (r["network"], r["fps"], r["method"]))
-    energy: dict[str, dict[str, dict[float, float | None]]] = defaultdict(lambda: defaultdict(dict))
-    for row in sweep:
-        energy[row["network"]][row["method"]][row["fps"]] = row.get("energy_j")
-
+def _network_rows(
+    energy: dict[str, dict[str, dict[float, float | None]]], limits: dict[str, dict[str, Any]]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Each paper network's summary (limits, energies at two rates, best savings) and the rows
+    of fig2."""
     fig2 = []
     networks: dict[str, Any] = {}
     for network in NETWORKS:
@@ -110,24 +104,11 @@ def collect(run: JobResults, args: Options) -> Figures:
                 }
         info["max_saving"] = best
         networks[network] = info
+    return networks, fig2
 
-    fig3 = sorted(
-        (r for _, r in results["rails"]),
-        key=lambda r: (order[r["network"]], r["rails"], r["method"] != "even-rails"),
-    )
-    fig4 = sorted(
-        (r for _, r in (*results["ilp"], *results["dp-time"])),
-        key=lambda r: (order[r["network"]], r["levels"], r["method"]),
-    )
-    fig5 = sorted(
-        (r for _, r in results["transition"]), key=lambda r: (r["fps"], r["transition_energy_nj"])
-    )
-    breakdown = results["breakdown"][0][1]
-    tiny = {
-        r["network"]: {k: v for k, v in r.items() if k != "network"}
-        for _, r in sorted(results["tiny"], key=lambda x: order[x[1]["network"]])
-    }
 
+def _dp_vs_ilp(fig4: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The exact DP next to CBC on every fig4 instance both solved."""
     dp_vs_ilp = []
     by_key = {(r["network"], r["levels"], r["method"]): r for r in fig4}
     for network in NETWORKS:
@@ -159,6 +140,40 @@ def collect(run: JobResults, args: Options) -> Figures:
                     "pruning_speedup": dp["pruning_speedup"],
                 }
             )
+    return dp_vs_ilp
+
+
+def collect(run: JobResults, args: Options) -> Figures:
+    """Turn the jobs' results into the rows of every CSV and the summary's numbers."""
+    results = run.results
+    limits = run.limits
+    order = {n: i for i, n in enumerate((*NETWORKS, *TINY_NETWORKS))}
+    sweep = [row for _, rows in results["sweep"] for row in rows]
+    sweep.sort(key=lambda r: (r["network"], r["fps"], r["method"]))
+    energy: dict[str, dict[str, dict[float, float | None]]] = defaultdict(lambda: defaultdict(dict))
+    for row in sweep:
+        energy[row["network"]][row["method"]][row["fps"]] = row.get("energy_j")
+
+    networks, fig2 = _network_rows(energy, limits)
+
+    fig3 = sorted(
+        (r for _, r in results["rails"]),
+        key=lambda r: (order[r["network"]], r["rails"], r["method"] != "even-rails"),
+    )
+    fig4 = sorted(
+        (r for _, r in (*results["ilp"], *results["dp-time"])),
+        key=lambda r: (order[r["network"]], r["levels"], r["method"]),
+    )
+    fig5 = sorted(
+        (r for _, r in results["transition"]), key=lambda r: (r["fps"], r["transition_energy_nj"])
+    )
+    breakdown = results["breakdown"][0][1]
+    tiny = {
+        r["network"]: {k: v for k, v in r.items() if k != "network"}
+        for _, r in sorted(results["tiny"], key=lambda x: order[x[1]["network"]])
+    }
+
+    dp_vs_ilp = _dp_vs_ilp(fig4)
     proven = [d for d in dp_vs_ilp if d["ilp_status"] == "proven-optimal" and d["ilp_energy_j"]]
     speedups = [r["pruning_speedup"] for r in fig4 if r["method"] == "dp"]
     kept = [r["states_after_pruning"] / r["states_per_subset"] for r in fig4 if r["method"] == "dp"]
