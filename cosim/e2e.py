@@ -1,35 +1,49 @@
-"""The end-to-end flow: schedule -> compile -> periodic frames on the RTL -> counters -> energy.
+"""The steps of the end-to-end flow: plan (solve + compile + pmu.timing check), measure on the RTL,
+analyse the counters against the prediction.
 
-:func:`run_flow` solves a network's schedule for a rate, compiles it into a PMU program, runs
-``frames`` periods on the chip's one Verilator build (accelerator + PMU), turns the measured
-counters into energy with :mod:`cosim.energy` and compares every layer with the scheduler's
-prediction; the nominal baseline (1.1 V everywhere, no gating) runs on the same build, in a
-second process, for the savings. :func:`analyse` is the comparison of one run.
+:func:`plan` solves a network's schedule for a rate and compiles it into a PMU program that meets
+every deadline; :func:`measure` runs ``frames`` periods of it on the chip's one Verilator build
+(accelerator + PMU) and :func:`analyse` turns the measured counters into energy with
+:mod:`voltflow.cosim.energy` and compares every layer with the scheduler's prediction.
+:func:`voltflow.cosim.flow.run_flow` joins these steps (with the nominal baseline in a second
+process) into one call.
 """
 
 import concurrent.futures
+import dataclasses
 import multiprocessing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from voltflow.cosim.build import TraceFormat, VerilatorBuild, build
 from voltflow.cosim.energy import Energy, dynamic_energy, launch_levels, window_energy
-from voltflow.cosim.pmu_run import PmuRunResult, run_program
+from voltflow.cosim.pmu_run import PmuRunResult, launch_cycles_of, run_program
+from voltflow.cosim.sim_top import accel_build_spec, chip_configs, sim_bank_counts
 from voltflow.pmu.compiler import Program, compile_schedule
+from voltflow.pmu.timing import predict
 from voltflow.rtl.activity_counters import COUNTERS
 from voltflow.scheduler.chip import DOMAINS, BankKind, Chip, GatingPolicy
 from voltflow.scheduler.cost import CostTable
-from voltflow.scheduler.evaluate import SlackMode
-from voltflow.scheduler.schedule import ScheduleFile
+from voltflow.scheduler.dataflow import Mode
+from voltflow.scheduler.evaluate import SlackMode, evaluate
+from voltflow.scheduler.instance import Problem
+from voltflow.scheduler.network import Network
+from voltflow.scheduler.schedule import ScheduleFile, schedule_from_json, schedule_to_json
+from voltflow.scheduler.solve import Method, solve
 
 __all__ = [
     "ENERGY_TOLERANCE",
     "FrameRow",
     "LayerRow",
+    "Plan",
     "RunAnalysis",
     "analyse",
+    "chip_build",
     "default_rate",
+    "measure",
+    "plan",
     "run_in_process",
 ]
 
@@ -304,54 +318,45 @@ def run_in_process(
 
 
 def measure(
-    net: str,
-    hw: str,
-    policy: str,
+    network: Network,
+    table: CostTable,
     schedule: ScheduleFile,
     frames: int,
     seed: int,
     run_dir: Path | None,
-    waves: str | None = None,
+    waves: TraceFormat | None = None,
     progress: Callable[[int, int, int], None] | None = None,
 ) -> tuple[RunAnalysis, Program]:
-    """Compile ``schedule``, run it for ``frames`` periods on the chip's build and analyse it
-    (picklable arguments: used in the baseline's process too, without ``progress``)."""
-    from voltflow.scheduler.chip import load_chip
-    from voltflow.scheduler.network import load_network
-    from voltflow.scheduler.problem import ProblemOptions, build_problem
+    """Compile ``schedule``, run it for ``frames`` periods on the chip's build and analyse it.
 
-    network = load_network(net)
-    chip = load_chip(hw)
-    _, table = build_problem(network, chip, ProblemOptions(policy=GatingPolicy(policy)))
-    from voltflow.cosim.sim_top import sim_bank_counts
-
+    ``table`` is the cost table of ``network`` on its chip for the schedule's gating policy. The
+    arguments pickle (the baseline runs in a second process with them, without ``progress``).
+    """
+    chip = table.chip
     counts = sim_bank_counts(chip, table.memory)
     program = compile_schedule(schedule, table, frames=frames, hardware_counts=counts)
-    build = _build(chip, waves, counts)
+    verilator_build = chip_build(chip, counts, waves)
     run = run_program(
         network,
         chip,
         program.words,
         seed=seed,
         run_dir=run_dir,
-        verilator_build=build,
+        verilator_build=verilator_build,
         waves=waves is not None,
         progress=progress,
     )
     return analyse(run, chip, table, schedule, program, frames), program
 
 
-def _build(chip: Chip, waves: str | None, counts: dict[BankKind, int]) -> Any:
-    """The chip's Verilator build with ``counts`` banks per kind; with a trace format, the
-    separate build that dumps it."""
-    import dataclasses
-
-    from voltflow.cosim.build import TraceFormat, build
-    from voltflow.cosim.sim_top import accel_build_spec
-
+def chip_build(
+    chip: Chip, counts: dict[BankKind, int], waves: TraceFormat | None = None
+) -> VerilatorBuild:
+    """The chip's Verilator build with ``counts`` banks per kind (cached); with a trace format,
+    the separate build that dumps it."""
     spec = accel_build_spec(chip, counts)
     if waves:
-        spec = dataclasses.replace(spec, trace=TraceFormat(waves))
+        spec = dataclasses.replace(spec, trace=waves)
     return build(spec)
 
 
@@ -368,7 +373,7 @@ class Plan:
 
 def plan(
     table: CostTable,
-    problem: Any,
+    problem: Problem,
     fps: float,
     rails: int,
     method: str,
@@ -383,16 +388,6 @@ def plan(
     margin), then judged and compiled at the real period, so the prediction stays the
     scheduler's own at the requested rate.
     """
-    import dataclasses
-
-    from voltflow.cosim.pmu_run import launch_cycles_of
-    from voltflow.cosim.sim_top import chip_configs, sim_bank_counts
-    from voltflow.pmu.timing import predict
-    from voltflow.scheduler.dataflow import Mode
-    from voltflow.scheduler.evaluate import evaluate
-    from voltflow.scheduler.schedule import schedule_from_json, schedule_to_json
-    from voltflow.scheduler.solve import Method, solve
-
     chip = table.chip
     period_s = 1.0 / fps
     f_ref = chip.reference_mhz * 1e6

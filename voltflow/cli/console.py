@@ -1,0 +1,68 @@
+"""What the `voltflow` command prints: the user-error type, table-or-JSON output, progress lines."""
+
+import argparse
+import json
+import sys
+import time
+from typing import Any, TextIO
+
+__all__ = ["CliError", "StatusLine", "StderrProgress", "emit"]
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def emit(args: argparse.Namespace, report: dict[str, Any], text: str) -> None:
+    """Print ``report`` as JSON with ``--json``, else ``text``."""
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(text)
+
+
+class StatusLine:
+    """A progress line on ``stream``: rewritten in place on a terminal, else printed at most every
+    ``every_s`` seconds (logs stay short). Thread-safe enough for one writer thread."""
+
+    def __init__(self, stream: Any, every_s: float = 10.0) -> None:
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.every_s = every_s
+        self.clock = time.monotonic
+        self.last = -every_s
+        self.shown = False
+
+    def __call__(self, text: str) -> None:
+        if self.tty:
+            self.stream.write(f"\r      {text}\x1b[K")
+            self.stream.flush()
+            self.shown = True
+        elif self.clock() - self.last >= self.every_s:
+            self.last = self.clock()
+            print(f"      {text}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.tty and self.shown:
+            self.stream.write("\n")
+            self.shown = False
+
+
+class StderrProgress:
+    """The flow's progress (`voltflow.cosim.flow.FlowProgress`) on ``stream``: steps as lines,
+    the frames' or ops' progress on one `StatusLine`, ended before the next step."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.line = StatusLine(stream)
+
+    def step(self, text: str) -> None:
+        self.line.close()
+        print(text, file=self.stream)
+
+    def status(self, text: str) -> None:
+        self.line(text)
+
+    def close(self) -> None:
+        self.line.close()
