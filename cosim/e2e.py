@@ -19,14 +19,13 @@ from typing import Any
 
 from voltflow.cosim.build import TraceFormat, VerilatorBuild, build
 from voltflow.cosim.energy import Energy, dynamic_energy, launch_levels, window_energy
-from voltflow.cosim.pmu_run import PmuRunResult, launch_cycles_of, run_program
+from voltflow.cosim.pmu_run import PmuRunResult, run_program
 from voltflow.cosim.sim_top import accel_build_spec, chip_configs, sim_bank_counts
-from voltflow.pmu.compiler import Program, compile_schedule
+from voltflow.pmu.compiler import Program, compile_schedule, descriptor_works, launch_cycles
 from voltflow.pmu.timing import predict
 from voltflow.rtl.activity_counters import COUNTERS
 from voltflow.scheduler.chip import DOMAINS, BankKind, Chip, GatingPolicy
 from voltflow.scheduler.cost import CostTable
-from voltflow.scheduler.dataflow import Mode
 from voltflow.scheduler.evaluate import SlackMode, evaluate
 from voltflow.scheduler.instance import Problem
 from voltflow.scheduler.network import Network
@@ -391,14 +390,8 @@ def plan(
     chip = table.chip
     period_s = 1.0 / fps
     f_ref = chip.reference_mhz * 1e6
-    op_index = [i for i, w in enumerate(table.works) if w.mode is not Mode.ALIAS]
-
-    class _Ops:  # what launch_cycles_of reads of a layer program
-        pass
-
-    ops = _Ops()
-    ops.op_index = op_index  # type: ignore[attr-defined]
-    cycles = launch_cycles_of(chip, table.works, ops)  # type: ignore[arg-type]
+    descriptors = descriptor_works(table)
+    cycles = launch_cycles(chip, descriptors)
     counts = sim_bank_counts(chip, table.memory)
     pmu_config = chip_configs(chip, counts)[1]
     margin = 0
@@ -411,7 +404,7 @@ def plan(
         data = schedule_to_json(result, problem, provenance)
         schedule = schedule_from_json(data)
         program = compile_schedule(schedule, table, frames=frames, hardware_counts=counts)
-        outcome = predict(list(program.words), pmu_config, cycles, program_ops=len(op_index))
+        outcome = predict(list(program.words), pmu_config, cycles, program_ops=len(descriptors))
         if outcome.overruns == 0:
             return Plan(schedule, data, program, margin, outcome)
         # Busiest frame's PMU cycles beyond the period.

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .documents import DocumentError, parse_json, read_text, short
+from .documents import DocumentError, parse_json, read_text, short, write_atomic
 from .evaluate import SlackMode
 from .instance import Problem
 from .solve import Method, Result, Status
@@ -148,7 +148,10 @@ def save_schedule(
 ) -> None:
     """Write ``result`` as a ``voltflow-schedule/1`` file (indented JSON)."""
     text = json.dumps(schedule_to_json(result, problem, provenance), indent=2, allow_nan=False)
-    Path(path).write_text(text + "\n", encoding="utf-8")
+    try:
+        write_atomic(path, text + "\n")
+    except DocumentError as exc:
+        raise ScheduleError(str(exc)) from None
 
 
 # --- Reading ------------------------------------------------------------------------------------

@@ -10,13 +10,13 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import IO
+from typing import IO, Protocol
 
 from voltflow.scheduler.documents import short
 from voltflow.scheduler.instance import Problem
 from voltflow.scheduler.solve import InfeasibleError, Method, NoSolutionError, solve
 
-__all__ = ["MAX_POINTS", "SweepInterrupted", "SweepPoint", "parse_rates", "run_sweep"]
+__all__ = ["MAX_POINTS", "SweepInterrupted", "SweepPoint", "TextSink", "parse_rates", "run_sweep"]
 
 #: Most (rate, method) points one sweep may have (each is a solve: hours beyond this).
 MAX_POINTS = 100_000
@@ -91,6 +91,14 @@ _PROBLEMS: dict[str, Problem] = {}
 _OPTIONS: list[_Options] = []
 
 
+class TextSink(Protocol):
+    """Where rows go: a text file or anything with ``write`` and ``flush``."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
 class SweepInterrupted(KeyboardInterrupt):
     """Ctrl-C during a sweep: the workers are gone, ``points`` are the rows already written."""
 
@@ -160,7 +168,7 @@ def run_sweep(
     methods: Sequence[Method],
     rails: int,
     nominal_v: float | None,
-    out: IO[str],
+    out: TextSink,
     time_limit_s: float = 60.0,
     workers: int | None = None,
     progress: IO[str] | None = sys.stderr,

@@ -8,7 +8,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from voltflow.cli.console import CliError
+from voltflow.cli.console import INTERRUPTED, USER_ERROR, CliError
 from voltflow.cli.parser import build_parser
 
 __all__ = ["build_parser", "main"]
@@ -31,14 +31,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``voltflow`` with ``argv`` (default: the process's); return the exit status.
 
     0: done; 1: a check failed (cosim); 2: a user error, printed as one line; 3: the solver
-    stopped before it found a schedule.
+    stopped before it found a schedule; 130: interrupted (Ctrl-C). docs/cli.md lists them.
     """
     args = build_parser().parse_args(argv)
-    command = getattr(importlib.import_module(COMMAND_MODULES[args.command]), f"cmd_{args.command}")
     try:
-        return int(command(args))
+        module = importlib.import_module(COMMAND_MODULES[args.command])
+        return int(getattr(module, f"cmd_{args.command}")(args))
     # Every library error a user can cause (bad chip, network, instance, schedule or ROM file,
     # an infeasible rate) is a ValueError.
     except (CliError, ValueError) as exc:
         print(f"voltflow {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return USER_ERROR
+    except OSError as exc:  # a file the libraries did not open themselves
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"voltflow {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return USER_ERROR
+    except KeyboardInterrupt:
+        print(f"voltflow {args.command}: interrupted", file=sys.stderr)
+        return INTERRUPTED

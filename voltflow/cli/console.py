@@ -4,13 +4,59 @@ import argparse
 import json
 import sys
 import time
-from typing import Any, TextIO
+from pathlib import Path
+from typing import IO, Any, TextIO
 
-__all__ = ["CliError", "StatusLine", "StderrProgress", "emit"]
+__all__ = [
+    "INTERRUPTED",
+    "USER_ERROR",
+    "CliError",
+    "LazyFile",
+    "StatusLine",
+    "StderrProgress",
+    "check_writable",
+    "emit",
+]
+
+#: Exit status of a user error (bad argument, bad or missing file), printed as one line.
+USER_ERROR = 2
+#: Exit status after Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
 
 
 class CliError(Exception):
     """A user error: printed as one line, exit status 2."""
+
+
+def check_writable(path: str) -> None:
+    """Refuse an output path that cannot be written, before any work is done."""
+    target = Path(path)
+    if target.is_dir():
+        raise CliError(f"{target}: is a folder; give a file name")
+    if not target.parent.is_dir():
+        raise CliError(f"{target}: the folder {target.parent} does not exist; create it first")
+
+
+class LazyFile:
+    """A text file opened (and truncated) on the first write, so that a run that fails before
+    producing anything leaves an existing file untouched."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.handle: IO[str] | None = None
+
+    def write(self, text: str) -> int:
+        if self.handle is None:
+            self.handle = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        return self.handle.write(text)
+
+    def flush(self) -> None:
+        if self.handle is not None:
+            self.handle.flush()
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
 
 
 def emit(args: argparse.Namespace, report: dict[str, Any], text: str) -> None:

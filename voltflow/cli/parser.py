@@ -144,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--net", help="override the schedule's network")
     comp.add_argument("--hw", help="override the schedule's chip")
     comp.add_argument("--policy", choices=POLICIES, help="override")
+    comp.add_argument(
+        "--force",
+        action="store_true",
+        help="write the ROM even if the PMU model says it overruns, overclocks or stops "
+        "(for tests of the monitors; prints a warning)",
+    )
     comp.add_argument("--json", action="store_true", help="print a JSON object")
 
     cos = sub.add_parser("cosim", help="run a network on the cycle-accurate RTL and check it")

@@ -1,12 +1,12 @@
 """`voltflow compile` and `disasm`: a schedule into a PMU command ROM, and back into states."""
 
 import argparse
-from pathlib import Path
+import sys
 
 from voltflow.cli.console import CliError, emit
-from voltflow.pmu.compiler import compile_schedule
+from voltflow.pmu.compiler import CompileError, compile_schedule, verify_timing
 from voltflow.pmu.disasm import disassemble, launch_states
-from voltflow.pmu.rom import read_rom, write_bin, write_hex
+from voltflow.pmu.rom import read_rom, write_bin, write_hex, write_listing
 from voltflow.scheduler.chip import DOMAINS, GatingPolicy, load_chip
 from voltflow.scheduler.network import load_network
 from voltflow.scheduler.problem import ProblemOptions, build_problem
@@ -32,11 +32,21 @@ def cmd_compile(args: argparse.Namespace) -> int:
     )
     _, table = build_problem(load_network(net), chip, options)
     program = compile_schedule(schedule, table, frames=args.frames)
+    # Replayed on the exact PMU model before anything is written: a ROM that would overrun its
+    # period, overclock a domain or stop the PMU is refused naming the layer.
+    try:
+        verify_timing(program, table)
+    except CompileError as exc:
+        if not args.force:
+            raise CompileError(f"{exc} (--force writes the ROM anyway)") from None
+        print(
+            f"voltflow compile: WARNING: --force: writing a ROM that fails: {exc}", file=sys.stderr
+        )
     write_hex(args.output, program.words)
     if args.bin:
         write_bin(args.bin, program.words)
     if args.listing:
-        Path(args.listing).write_text(program.listing())
+        write_listing(args.listing, program.listing())
     report = {
         "format": "voltflow-rom/1",
         "words": [f"{w:016x}" for w in program.words],
@@ -63,14 +73,25 @@ def cmd_disasm(args: argparse.Namespace) -> int:
                 "op_count": s.op_count,
                 "voltage_v": dict(zip([d.value for d in DOMAINS], s.voltage_v, strict=True)),
                 "increment": dict(zip([d.value for d in DOMAINS], s.increment, strict=True)),
+                "problems": list(s.problems),
             }
             for s in states
         ],
     }
     rows = [
-        [i, s.first_op, s.op_count, *(f"{v:.2f}" for v in s.voltage_v)]
+        [i, s.first_op, s.op_count, *("?" if v is None else f"{v:.2f}" for v in s.voltage_v)]
         for i, s in enumerate(states)
     ]
     table = format_table(["layer", "first op", "ops", *(f"V {d.value}" for d in DOMAINS)], rows)
-    emit(args, report, disassemble(words) + "\nstates at each launch (first frame):\n" + table)
+    problems = [
+        f"layer {i} (LAUNCH at {s.address:04x}): {p}"
+        for i, s in enumerate(states)
+        for p in s.problems
+    ]
+    text = disassemble(words) + "\nstates at each launch (first frame):\n" + table
+    if problems:
+        text += "\nproblems (the PMU would stop or run these layers undefined):\n" + "\n".join(
+            problems
+        )
+    emit(args, report, text)
     return 0

@@ -4,7 +4,7 @@ import argparse
 import sys
 from typing import Any
 
-from voltflow.cli.console import CliError, emit
+from voltflow.cli.console import INTERRUPTED, CliError, LazyFile, check_writable, emit
 from voltflow.cli.parser import AUTO, POLICIES
 from voltflow.scheduler.auto_policy import least_energy
 from voltflow.scheduler.chip import Chip, GatingPolicy, load_chip
@@ -16,7 +16,7 @@ from voltflow.scheduler.problem import ProblemOptions, build_problem, problem_fr
 from voltflow.scheduler.schedule import save_schedule, schedule_to_json
 from voltflow.scheduler.schedule_report import schedule_text
 from voltflow.scheduler.solve import InfeasibleError, Method, NoSolutionError, Result, solve
-from voltflow.scheduler.sweep import parse_rates, run_sweep
+from voltflow.scheduler.sweep import SweepInterrupted, parse_rates, run_sweep
 from voltflow.scheduler.texttable import format_table
 
 __all__ = ["cmd_model", "cmd_schedule", "cmd_sweep", "load_inputs"]
@@ -188,7 +188,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     problems, instance_of, chip, header, _ = _instances(args)
     rates = parse_rates(args.fps)
     methods = [Method(m) for m in args.methods.split(",")]
-    out = open(args.output, "w", newline="") if args.output else sys.stdout  # noqa: SIM115
+    if args.output:
+        check_writable(args.output)
+    # The CSV is opened when the first row is written: arguments are checked first, and a bad
+    # one leaves an existing file as it was.
+    out = LazyFile(args.output) if args.output else sys.stdout
     try:
         points = run_sweep(
             problems,
@@ -202,8 +206,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             workers=args.workers,
             progress=None if args.quiet else sys.stderr,
         )
+    except SweepInterrupted as stop:
+        where = f" to {args.output}" if args.output else ""
+        done = f"{len(stop.points)} of {stop.total} points written{where}"
+        print(f"voltflow sweep: interrupted: {done}", file=sys.stderr)
+        return INTERRUPTED
     finally:
-        if args.output:
+        if isinstance(out, LazyFile):
             out.close()
     if args.output and not args.quiet:
         rows = []
