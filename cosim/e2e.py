@@ -20,17 +20,17 @@ from typing import Any
 from voltflow.cosim.build import TraceFormat, VerilatorBuild, build
 from voltflow.cosim.energy import Energy, dynamic_energy, launch_levels, window_energy
 from voltflow.cosim.pmu_run import PmuRunResult, run_program
-from voltflow.cosim.sim_top import accel_build_spec, chip_configs, sim_bank_counts
-from voltflow.pmu.compiler import Program, compile_schedule, descriptor_works, launch_cycles
-from voltflow.pmu.timing import predict
+from voltflow.cosim.sim_top import accel_build_spec, sim_bank_counts
+from voltflow.pmu.compiler import Program, compile_schedule
+from voltflow.pmu.planning import Plan, plan_schedule
 from voltflow.rtl.activity_counters import COUNTERS
 from voltflow.scheduler.chip import DOMAINS, BankKind, Chip, GatingPolicy
 from voltflow.scheduler.cost import CostTable
-from voltflow.scheduler.evaluate import SlackMode, evaluate
+from voltflow.scheduler.evaluate import SlackMode
 from voltflow.scheduler.instance import Problem
 from voltflow.scheduler.network import Network
-from voltflow.scheduler.schedule import ScheduleFile, schedule_from_json, schedule_to_json
-from voltflow.scheduler.solve import Method, solve
+from voltflow.scheduler.schedule import ScheduleFile
+from voltflow.scheduler.solve import Method
 
 __all__ = [
     "ENERGY_TOLERANCE",
@@ -359,17 +359,6 @@ def chip_build(
     return build(spec)
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """A schedule that the PMU program meets on the RTL, and its program."""
-
-    schedule: ScheduleFile
-    schedule_json: dict[str, Any]
-    program: Program
-    margin_cycles: int  # how much shorter a period the schedule was solved for
-    predicted_run: Any  # pmu.timing.Outcome of the program
-
-
 def plan(
     table: CostTable,
     problem: Problem,
@@ -379,39 +368,9 @@ def plan(
     frames: int,
     provenance: dict[str, Any],
 ) -> Plan:
-    """Solve, compile and check with pmu.timing that every frame meets its deadline.
-
-    The scheduler's latency counts layer cycles and supply switches; the PMU program adds its
-    own cycles (one per command, three per LAUNCH, bank wake-up WAITs). When those make a
-    frame overrun, the schedule is solved again for a period shorter by the overhead (the
-    margin), then judged and compiled at the real period, so the prediction stays the
-    scheduler's own at the requested rate.
-    """
-    chip = table.chip
-    period_s = 1.0 / fps
-    f_ref = chip.reference_mhz * 1e6
-    descriptors = descriptor_works(table)
-    cycles = launch_cycles(chip, descriptors)
-    counts = sim_bank_counts(chip, table.memory)
-    pmu_config = chip_configs(chip, counts)[1]
-    margin = 0
-    for _ in range(6):
-        result = solve(
-            problem, period_s - margin / f_ref, rails, Method(method), nominal_v=chip.nominal_v
-        )
-        judged = evaluate(problem, result.states, period_s, rails)
-        result = dataclasses.replace(result, evaluation=judged)
-        data = schedule_to_json(result, problem, provenance)
-        schedule = schedule_from_json(data)
-        program = compile_schedule(schedule, table, frames=frames, hardware_counts=counts)
-        outcome = predict(list(program.words), pmu_config, cycles, program_ops=len(descriptors))
-        if outcome.overruns == 0:
-            return Plan(schedule, data, program, margin, outcome)
-        # Busiest frame's PMU cycles beyond the period.
-        ends = [
-            c for pc, c in outcome.command_cycles if pc == len(program.words) - 2 - (frames > 1)
-        ]
-        starts = [c for pc, c in outcome.command_cycles if pc == program.frame_start]
-        over = max((e - s for s, e in zip(starts, ends, strict=False)), default=0)
-        margin += max(16, over - round(period_s * f_ref) + 16)
-    raise ValueError(f"no schedule found that the PMU meets at {fps:g} FPS (margin {margin})")
+    """:func:`pmu.planning.plan_schedule` for the simulation build of ``table``'s chip (its bank
+    size class)."""
+    counts = sim_bank_counts(table.chip, table.memory)
+    return plan_schedule(
+        table, problem, fps, rails, Method(method), frames, provenance, hardware_counts=counts
+    )

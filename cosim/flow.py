@@ -29,15 +29,17 @@ from voltflow.cosim.e2e import (
 )
 from voltflow.cosim.e2e_report import report_json, report_text, write_csv, write_plots
 from voltflow.cosim.sim_top import sim_bank_counts
-from voltflow.pmu.rom import write_hex
+from voltflow.pmu.compiler import check_period
+from voltflow.pmu.rom import write_hex, write_listing
 from voltflow.scheduler.auto_policy import least_energy
 from voltflow.scheduler.chip import DOMAINS, Chip, GatingPolicy, load_chip
 from voltflow.scheduler.cost import CostTable
 from voltflow.scheduler.dataflow import op_work
+from voltflow.scheduler.documents import write_atomic
 from voltflow.scheduler.instance import Problem
 from voltflow.scheduler.memory import plan_memory
 from voltflow.scheduler.network import Network, OpKind, load_network
-from voltflow.scheduler.problem import ProblemOptions, build_problem
+from voltflow.scheduler.problem import ProblemOptions, build_problem, check_rails
 from voltflow.scheduler.solve import Method
 from voltflow.scheduler.texttable import format_table
 
@@ -52,6 +54,19 @@ __all__ = [
     "run_fixed_state",
     "run_flow",
 ]
+
+#: What a run writes into its folder (removed first, so a folder never mixes two runs).
+RUN_FILES = (
+    "report.json",
+    "layers.csv",
+    "timeline.png",
+    "energy.png",
+    "schedule.json",
+    "rom.hex",
+    "rom.lst",
+    "waves.fst",
+    "waves.vcd",
+)
 
 
 class FlowError(ValueError):
@@ -212,6 +227,7 @@ def run_flow(request: FlowRequest) -> FlowReport:
     require_rtl_support(network, request.network)
     if request.frames < 1:
         raise FlowError(f"--frames must be at least 1, not {request.frames}")
+    check_rails(request.rails, chip)
     net_name, chip_name = os.fspath(request.network), os.fspath(request.chip)
     candidates = (
         [p.value for p in GatingPolicy] if request.policy is None else [request.policy.value]
@@ -221,6 +237,7 @@ def run_flow(request: FlowRequest) -> FlowReport:
         for pol in candidates
     }
     fps = request.fps if request.fps is not None else default_rate(instances[candidates[-1]][1])
+    check_period(1.0 / fps, chip)
     policy_name = "auto" if request.policy is None else request.policy.value
     method = request.method.value
     progress.step(
@@ -242,10 +259,14 @@ def run_flow(request: FlowRequest) -> FlowReport:
     base_table, base_plan = _nominal_baseline(network, chip, instances, fps, request, net_name)
     out = Path(request.out_dir or f"build/cosim/{network.name}-{fps:g}fps")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "schedule.json").write_text(json.dumps(main_plan.schedule_json, indent=2) + "\n")
+    # A folder holds one run: an earlier run's files go first, and report.json is written last,
+    # so a run that fails or is interrupted leaves no report (no stale PASS beside new files).
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    write_atomic(out / "schedule.json", json.dumps(main_plan.schedule_json, indent=2) + "\n")
     progress.step(f"[2/5] compile: {len(main_plan.program.words)} PMU commands -> {out}/rom.hex")
     write_hex(out / "rom.hex", main_plan.program.words)
-    (out / "rom.lst").write_text(main_plan.program.listing())
+    write_listing(out / "rom.lst", main_plan.program.listing())
     progress.step(f"[3/5] Verilator build of {chip.name} (once per chip, cached)...")
     built = chip_build(chip, sim_bank_counts(chip, table.memory), request.waves)
     progress.step(f"      built in {built.build_seconds:.1f} s" if built.built else "      cached")
@@ -291,9 +312,9 @@ def run_flow(request: FlowRequest) -> FlowReport:
     }
     data = report_json(head, run, base, main_plan)
     data["total_wall_s"] = time.perf_counter() - wall
-    (out / "report.json").write_text(json.dumps(data, indent=2) + "\n")
     write_csv(out / "layers.csv", run)
     write_plots(out, run, chip, data)
+    write_atomic(out / "report.json", json.dumps(data, indent=2) + "\n")
     text = report_text(data, run, chip)
     if not run.failures():
         text += (

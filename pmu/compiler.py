@@ -43,6 +43,7 @@ from voltflow.scheduler.schedule import ScheduleFile
 __all__ = [
     "CompileError",
     "Program",
+    "check_period",
     "check_schedule",
     "compile_schedule",
     "descriptor_works",
@@ -298,19 +299,25 @@ def check_schedule(schedule: ScheduleFile, table: CostTable) -> None:
             f"the schedule uses {len(used)} voltages ({', '.join(f'{v:g}' for v in sorted(used))} "
             f"V) but chip {chip.name!r} has {chip.rails} rails"
         )
-    cycles = schedule.period_s * chip.reference_mhz * 1e6
-    widest = (1 << payload_fields(Opcode.SET_PERIOD)["cycles"]) - 1
-    if not 0.5 <= cycles < widest + 0.5:
-        raise CompileError(
-            f"period_s {schedule.period_s:g} s is {cycles:.3g} reference cycles; the PMU's period "
-            f"timer takes 1 to {widest:,} ({1 / (chip.reference_mhz * 1e6):.3g} s to "
-            f"{widest / (chip.reference_mhz * 1e6):.3g} s)"
-        )
+    check_period(schedule.period_s, chip)
     busy_s = sum(layer.time_s for layer in schedule.layers)
     if busy_s > schedule.period_s:
         raise CompileError(
             f"the layers take {busy_s * 1e3:.6g} ms, longer than the period "
             f"{schedule.period_s * 1e3:.6g} ms: every frame would overrun"
+        )
+
+
+def check_period(period_s: float, chip: Chip) -> None:
+    """Refuse a period the PMU's frame timer cannot count (at least one reference cycle)."""
+    cycles = period_s * chip.reference_mhz * 1e6
+    widest = (1 << payload_fields(Opcode.SET_PERIOD)["cycles"]) - 1
+    if not 0.5 <= cycles < widest + 0.5:
+        f_ref = chip.reference_mhz * 1e6
+        raise CompileError(
+            f"period_s {period_s:g} s is {cycles:.3g} reference cycles; the PMU's period "
+            f"timer takes 1 to {widest:,} ({1 / f_ref:.3g} s to {widest / f_ref:.3g} s, "
+            f"{f_ref / widest:.3g} to {f_ref:.3g} FPS)"
         )
 
 

@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from voltflow.cli.console import CliError, emit
+from voltflow.cli.console import CliError, check_writable, emit
 from voltflow.pmu.compiler import CompileError, compile_schedule, verify_timing
 from voltflow.pmu.disasm import disassemble, launch_states
 from voltflow.pmu.rom import read_rom, write_bin, write_hex, write_listing
@@ -17,6 +17,9 @@ __all__ = ["cmd_compile", "cmd_disasm"]
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    for path in (args.output, args.bin, args.listing):
+        if path:
+            check_writable(path)
     schedule = load_schedule(args.schedule)
     prov = dict(schedule.provenance or {})
     net = args.net or prov.get("network")

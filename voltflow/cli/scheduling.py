@@ -2,17 +2,25 @@
 
 import argparse
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from voltflow.cli.console import INTERRUPTED, CliError, LazyFile, check_writable, emit
 from voltflow.cli.parser import AUTO, POLICIES
+from voltflow.pmu.compiler import check_period
+from voltflow.pmu.planning import plan_schedule
 from voltflow.scheduler.auto_policy import least_energy
 from voltflow.scheduler.chip import Chip, GatingPolicy, load_chip
-from voltflow.scheduler.cost import build_cost_table
+from voltflow.scheduler.cost import CostTable, build_cost_table
 from voltflow.scheduler.instance import Problem, load_instance, save_instance
 from voltflow.scheduler.model_report import model_json, model_text
 from voltflow.scheduler.network import Network, load_network
-from voltflow.scheduler.problem import ProblemOptions, build_problem, problem_from_table
+from voltflow.scheduler.problem import (
+    ProblemOptions,
+    build_problem,
+    check_rails,
+    problem_from_table,
+)
 from voltflow.scheduler.schedule import save_schedule, schedule_to_json
 from voltflow.scheduler.schedule_report import schedule_text
 from voltflow.scheduler.solve import InfeasibleError, Method, NoSolutionError, Result, solve
@@ -82,21 +90,34 @@ def _problem_options(args: argparse.Namespace, chip: Chip, policy: GatingPolicy)
     )
 
 
-def _instances(
-    args: argparse.Namespace,
-) -> tuple[dict[str, Problem], dict[str, str], Chip | None, str, dict[str, Any] | None]:
-    """Problems by policy, the policy each method uses (``auto``: every policy, the least
-    energy wins), the chip, a header line, provenance."""
+@dataclass(frozen=True, slots=True)
+class _Instances:
+    """What `schedule` and `sweep` solve: problems by policy (``"file"`` for an instance file),
+    the policy each method uses (``auto``: every policy, the least energy wins), the chip and its
+    cost tables (none for an instance file), a header line, provenance."""
+
+    problems: dict[str, Problem]
+    instance_of: dict[str, str]
+    chip: Chip | None
+    tables: dict[str, CostTable]
+    header: str
+    provenance: dict[str, Any] | None
+
+
+def _instances(args: argparse.Namespace) -> _Instances:
     methods = [m.value for m in Method]
     if args.instance:
+        check_rails(args.rails, None)
         problem = load_instance(args.instance)
         header = f"instance {problem.name} ({args.instance})"
-        return {"file": problem}, dict.fromkeys(methods, "file"), None, header, None
+        return _Instances({"file": problem}, dict.fromkeys(methods, "file"), None, {}, header, None)
     network, chip, policy = load_inputs(args)
-    problems = {}
+    check_rails(args.rails, chip)
+    problems, tables = {}, {}
     policies = set(GatingPolicy) if policy is None else {policy, *BASELINE_POLICIES}
     for pol in policies:
-        problems[pol.value], _ = build_problem(network, chip, _problem_options(args, chip, pol))
+        options = _problem_options(args, chip, pol)
+        problems[pol.value], tables[pol.value] = build_problem(network, chip, options)
     # The paper's baselines: nominal and greedy run without gating, the others with rram_pg.
     instance_of = dict.fromkeys(methods, AUTO if policy is None else policy.value)
     instance_of.update(
@@ -116,25 +137,45 @@ def _instances(
         "transition_energy_j": args.transition_energy_j,
         "transition_latency_s": args.transition_latency_s,
     }
-    return problems, instance_of, chip, header, provenance
+    return _Instances(problems, instance_of, chip, tables, header, provenance)
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    problems, instance_of, chip, header, provenance = _instances(args)
+    if args.output:
+        check_writable(args.output)
+    inst = _instances(args)
+    problems, instance_of, chip, header = inst.problems, inst.instance_of, inst.chip, inst.header
+    provenance = inst.provenance
     nominal_v = chip.nominal_v if chip else args.nominal_v
     period = 1.0 / args.fps
+    if chip is not None:
+        check_period(period, chip)  # the schedule must compile for this chip's PMU
     method = Method(args.method)
     candidates = POLICIES if instance_of[method.value] == AUTO else [instance_of[method.value]]
+    margins: dict[str, int] = {}
 
     def attempt(policy: str) -> Result:
-        return solve(
+        if policy not in inst.tables:  # an instance file: no chip, no PMU program to plan
+            return solve(
+                problems[policy],
+                period,
+                args.rails,
+                method,
+                time_limit_s=args.time_limit,
+                nominal_v=nominal_v,
+            )
+        # With a chip, the schedule is planned so that its PMU program meets every deadline
+        # (pmu.planning): what `voltflow compile` then checks, it passes.
+        planned = plan_schedule(
+            inst.tables[policy],
             problems[policy],
-            period,
+            args.fps,
             args.rails,
             method,
             time_limit_s=args.time_limit,
-            nominal_v=nominal_v,
         )
+        margins[policy] = planned.margin_cycles
+        return planned.result
 
     try:
         chosen, solved, energies = least_energy(candidates, attempt, lambda r: r.energy_j)
@@ -144,6 +185,8 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         print(f"voltflow schedule: {exc}", file=sys.stderr)
         return 3
     result, problem = solved[chosen], problems[chosen]
+    if margins.get(chosen):
+        header += f"\nscheduled with a {margins[chosen]} cycle margin for the PMU's own cycles"
     if len(candidates) > 1:
         header += f"\npolicy auto: {chosen} uses least energy ({energies})"
         instance_of = {m: chosen if p == AUTO else p for m, p in instance_of.items()}
@@ -185,7 +228,8 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    problems, instance_of, chip, header, _ = _instances(args)
+    inst = _instances(args)
+    problems, instance_of, chip, header = inst.problems, inst.instance_of, inst.chip, inst.header
     rates = parse_rates(args.fps)
     methods = [Method(m) for m in args.methods.split(",")]
     if args.output:
