@@ -228,6 +228,8 @@ def run_flow(request: FlowRequest) -> FlowReport:
     if request.frames < 1:
         raise FlowError(f"--frames must be at least 1, not {request.frames}")
     check_rails(request.rails, chip)
+    if request.out_dir is not None and Path(request.out_dir).is_file():
+        raise FlowError(f"--out-dir {request.out_dir}: is a file; give a folder")
     net_name, chip_name = os.fspath(request.network), os.fspath(request.chip)
     candidates = (
         [p.value for p in GatingPolicy] if request.policy is None else [request.policy.value]

@@ -33,8 +33,8 @@ def _number(text: str, *, positive: bool) -> float:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not (value > 0 if positive else value >= 0):
-        allowed = "a positive number" if positive else "a number >= 0"
+    if not (value > 0 if positive else value >= 0) or value == float("inf"):
+        allowed = "a positive finite number" if positive else "a finite number >= 0"
         raise argparse.ArgumentTypeError(f"must be {allowed}, not {text!r}")
     return value
 
