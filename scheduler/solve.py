@@ -156,8 +156,8 @@ def _exact(
         stats = dict(oracle.stats, ilp_status=oracle.status.value)
         if oracle.status is IlpStatus.TIMED_OUT_NO_SOLUTION:
             raise NoSolutionError(
-                f"ilp: {oracle.stats['backend']} stopped after {oracle.solve_time_s:.3g} s without a schedule "
-                f"(time limit {time_limit_s} s)"
+                f"ilp: {oracle.stats['backend']} stopped after {oracle.solve_time_s:.3g} s "
+                f"without a schedule (time limit {time_limit_s} s)"
             )
         local, lower = oracle.states, oracle.lower_bound_j
         proven = oracle.status is IlpStatus.PROVEN_OPTIMAL
