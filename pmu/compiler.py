@@ -25,12 +25,14 @@ contents. (The first version woke banks a layer ahead to hide the 20 ns latency;
 through the whole previous layer, 0.7-2.7 % of a frame's energy at 1.1 V.)
 """
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from voltflow.pmu.config import ns_to_cycles
-from voltflow.pmu.isa import DomainCode, Opcode, decode, encode
+from voltflow.pmu.config import PmuConfig, ns_to_cycles
+from voltflow.pmu.isa import DomainCode, ErrorCode, Opcode, decode, encode, payload_fields
+from voltflow.pmu.timing import Outcome, predict
 from voltflow.scheduler.chip import DOMAINS, BankKind, Chip, Domain
 from voltflow.scheduler.cost import CostTable, schedule_layers
 from voltflow.scheduler.dataflow import Mode
@@ -38,7 +40,15 @@ from voltflow.scheduler.evaluate import SlackMode
 from voltflow.scheduler.memory import BankLayout
 from voltflow.scheduler.schedule import ScheduleFile
 
-__all__ = ["CompileError", "Program", "compile_schedule", "state_program"]
+__all__ = [
+    "CompileError",
+    "Program",
+    "check_schedule",
+    "compile_schedule",
+    "launch_cycles",
+    "state_program",
+    "verify_timing",
+]
 
 _DOMAIN_CODE = {
     Domain.SYS: DomainCode.SYS,
@@ -133,21 +143,10 @@ def compile_schedule(
     """
     chip: Chip = table.chip
     groups = schedule_layers(table.network)
-    if len(schedule.layers) != len(groups):
-        raise CompileError(
-            f"the schedule has {len(schedule.layers)} layers but {table.network.name} has "
-            f"{len(groups)} schedule layers on this chip: was it solved for another network?"
-        )
-    if tuple(schedule.domains) != tuple(d.value for d in DOMAINS):
-        raise CompileError(
-            f"schedule domains {list(schedule.domains)} differ from the chip's "
-            f"{[d.value for d in DOMAINS]}"
-        )
+    check_schedule(schedule, table)
     if not 1 <= frames <= 1 << 16:
         raise CompileError(f"frames must be in 1..65536, not {frames}")
     rails = tuple(sorted({round(v, 6) for layer in schedule.layers for v in layer.voltage_v}))
-    if len(rails) > 8:
-        raise CompileError(f"the PMU has 8 rail slots; the schedule uses {len(rails)} voltages")
     level = {v: _level(chip, v) for v in rails}
     rail_of = {v: i for i, v in enumerate(rails)}
     period = round(schedule.period_s * chip.reference_mhz * 1e6)
@@ -241,6 +240,159 @@ def compile_schedule(
         emit(Opcode.LOOP, f"{frames} frames in all", target=frame_start, count=frames - 1)
     emit(Opcode.HALT, "end", code=0)
     return Program(tuple(emit.words), tuple(emit.comments), frame_start, rails)
+
+
+def check_schedule(schedule: ScheduleFile, table: CostTable) -> None:
+    """Refuse a schedule that was not solved on ``table``'s network, chip and voltage grid.
+
+    A schedule file is the user's input: the compiler checks every layer's name, voltages (on
+    the grid, one per domain), state index and time (re-derived from the cost model), the rails
+    it uses against the chip's, and the period against the latency and the PMU's timer field.
+    Raises :class:`CompileError` naming the layer, the field, the value and what was expected.
+    """
+    chip = table.chip
+    network = table.network.name
+    if len(schedule.layers) != len(table.layers):
+        raise CompileError(
+            f"the schedule has {len(schedule.layers)} layers but {network} has "
+            f"{len(table.layers)} schedule layers on this chip: was it solved for another network?"
+        )
+    if tuple(schedule.domains) != tuple(d.value for d in DOMAINS):
+        raise CompileError(
+            f"schedule domains {list(schedule.domains)} differ from the chip's "
+            f"{[d.value for d in DOMAINS]}"
+        )
+    for i, (layer, cost) in enumerate(zip(schedule.layers, table.layers, strict=True)):
+        where = f"layers[{i}]"
+        if layer.name != cost.name:
+            raise CompileError(
+                f"{where}.name is {layer.name!r} but layer {i} of {network} is {cost.name!r}: "
+                "was the schedule solved for another network? (pass the right --net)"
+            )
+        try:
+            state = table.state_index(layer.voltage_v)
+        except ValueError as exc:
+            raise CompileError(f"{where} ({layer.name}).voltage_v: {exc}") from None
+        if layer.state != state:
+            raise CompileError(
+                f"{where} ({layer.name}).state is {layer.state}, but its voltages "
+                f"{list(layer.voltage_v)} are state {state} of this chip's table "
+                "(was it solved with other --levels?)"
+            )
+        expected_s = float(cost.time_s[state])
+        if not math.isclose(layer.time_s, expected_s, rel_tol=1e-9):
+            raise CompileError(
+                f"{where} ({layer.name}).time_s is {layer.time_s:.9g} s, but the cost model "
+                f"gives {expected_s:.9g} s at {', '.join(f'{v:g}' for v in layer.voltage_v)} V: "
+                "the schedule was edited or solved for another chip"
+            )
+    used = {round(v, 6) for layer in schedule.layers for v in layer.voltage_v}
+    if schedule.rails > chip.rails:
+        raise CompileError(
+            f"rails is {schedule.rails}, but chip {chip.name!r} has {chip.rails} rails "
+            f"(solve with --rails {chip.rails} or fewer)"
+        )
+    if len(used) > chip.rails:
+        raise CompileError(
+            f"the schedule uses {len(used)} voltages ({', '.join(f'{v:g}' for v in sorted(used))} "
+            f"V) but chip {chip.name!r} has {chip.rails} rails"
+        )
+    cycles = schedule.period_s * chip.reference_mhz * 1e6
+    widest = (1 << payload_fields(Opcode.SET_PERIOD)["cycles"]) - 1
+    if not 0.5 <= cycles < widest + 0.5:
+        raise CompileError(
+            f"period_s {schedule.period_s:g} s is {cycles:.3g} reference cycles; the PMU's period "
+            f"timer takes 1 to {widest:,} ({1 / (chip.reference_mhz * 1e6):.3g} s to "
+            f"{widest / (chip.reference_mhz * 1e6):.3g} s)"
+        )
+    busy_s = sum(layer.time_s for layer in schedule.layers)
+    if busy_s > schedule.period_s:
+        raise CompileError(
+            f"the layers take {busy_s * 1e3:.6g} ms, longer than the period "
+            f"{schedule.period_s * 1e3:.6g} ms: every frame would overrun"
+        )
+
+
+def launch_cycles(table: CostTable) -> Callable[[int, int, tuple[int, int, int]], int]:
+    """``launch_cycles`` for :func:`pmu.timing.predict`: the launched ops' reference cycles."""
+    chip = table.chip
+    works = [w for w in table.works if w.mode is not Mode.ALIAS]  # one descriptor each
+
+    def cycles(first: int, count: int, incs: tuple[int, int, int]) -> int:
+        increments = [np.array(x) for x in incs]
+        return sum(int(w.ref_cycles(chip, *increments)) for w in works[first : first + count])
+
+    return cycles
+
+
+def verify_timing(
+    program: Program,
+    table: CostTable,
+    hardware_counts: Mapping[BankKind, int] | None = None,
+) -> Outcome:
+    """Replay ``program`` on the exact PMU model; refuse it if the PMU would stop or a frame
+    overrun its period or a domain run above its voltage's frequency.
+
+    Replays at most two frames (the later frames repeat the second). Returns the outcome; raises
+    :class:`CompileError` naming the layer that breaks the deadline or the clock limit.
+    """
+    words = list(program.words)
+    loop = [a for a, w in enumerate(words) if decode(w).opcode is Opcode.LOOP]
+    if loop and decode(words[loop[0]])["count"] > 1:
+        instr = decode(words[loop[0]])
+        words[loop[0]] = encode(Opcode.LOOP, target=instr["target"], count=1)
+    counts = dict(hardware_counts) if hardware_counts else dict(table.memory.counts)
+    config = PmuConfig.from_chip(table.chip, counts)
+    descriptors = sum(w.mode is not Mode.ALIAS for w in table.works)
+    outcome = predict(words, config, launch_cycles(table), program_ops=descriptors)
+    launched = [
+        layer.name for layer, n in zip(table.layers, _launch_counts(table), strict=True) if n
+    ]
+    if outcome.error is not ErrorCode.NONE:
+        pc = outcome.error_pc if outcome.error_pc is not None else 0
+        raise CompileError(
+            f"the PMU would stop with {outcome.error.name} at command {pc:04x} "
+            f"({program.comments[pc] if pc < len(program.comments) else 'beyond the program'})"
+        )
+
+    def layer_at(cycle: int) -> str:
+        for k, launch in enumerate(outcome.launches):
+            if cycle <= launch.done_cycle:
+                return launched[k % len(launched)]
+        return "the frame's end"
+
+    if outcome.overclock_count:
+        first = outcome.overclock_first or 0
+        raise CompileError(
+            f"a domain would run above the frequency its voltage allows in {layer_at(first)} "
+            f"(cycle {first:,}; {outcome.overclock_count:,} cycles in all)"
+        )
+    if outcome.overruns:
+        # SET_PERIOD is the last command before the frame; at cycle t it sets deadline t + period.
+        set_period = program.frame_start - 1
+        period = decode(program.words[set_period])["cycles"]
+        start = next(c for pc, c in outcome.command_cycles if pc == set_period)
+        late = next(
+            (k, launch)
+            for k, launch in enumerate(outcome.launches)
+            if launch.done_cycle > start + period * (k // len(launched) + 1)
+        )
+        k, launch = late
+        raise CompileError(
+            f"frame {k // len(launched)} overruns its period of {period:,} reference cycles: "
+            f"layer {launched[k % len(launched)]} ends at cycle "
+            f"{launch.done_cycle - start - period * (k // len(launched)):,} of the frame "
+            "(the schedule's times do not leave room for the PMU's own cycles; solve for a "
+            "slightly higher rate)"
+        )
+    return outcome
+
+
+def _launch_counts(table: CostTable) -> list[int]:
+    descriptor = np.cumsum([0] + [w.mode is not Mode.ALIAS for w in table.works])
+    return [
+        int(descriptor[g[-1] + 1]) - int(descriptor[g[0]]) for g in schedule_layers(table.network)
+    ]
 
 
 def _level(chip: Chip, voltage_v: float) -> int:

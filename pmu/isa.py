@@ -258,7 +258,8 @@ def isa_markdown() -> str:
     lines = [
         "# PMU command ISA",
         "",
-        "Generated from `pmu/isa.py` (`python -m voltflow.pmu.isa > docs/pmu-isa.md`); do not edit.",
+        "Generated from `pmu/isa.py` (`python -m voltflow.pmu.isa > docs/pmu-isa.md`); "
+        "do not edit.",
         "",
         f"One {WORD_BITS}-bit word per command: bits 0..3 the opcode, the payload from bit 4 up",
         "(fields in the order listed, each an unsigned integer). Unused high bits must be 0; a",

@@ -33,6 +33,7 @@ __all__ = [
     "TRANSITION_KINDS",
     "Launch",
     "Outcome",
+    "RunawayProgramError",
     "predict",
 ]
 
@@ -52,7 +53,12 @@ TRANSITION_KINDS = (
 _DOMAIN_INDEX = {DomainCode.SYS.value: 0, DomainCode.RRAM.value: 1, DomainCode.FEEDER.value: 2}
 #: Index (in DOMAINS) of the domain whose voltage a bank kind's leakage is charged at.
 _BANK_DOMAIN = {BankKind.IFMAP: 2, BankKind.OFMAP: 2, BankKind.RRAM: 1}
+_KIND_DOMAINS = tuple(_BANK_DOMAIN[kind] for kind in BankKind)
 assert [d.name for d in DOMAINS] == ["SYS", "RRAM", "FEEDER"]
+
+
+class RunawayProgramError(ValueError):
+    """A program that executes more commands than the model's guard without stopping."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +141,7 @@ class _Pmu:
         self.dom_until = [0] * nd
         self.inc = [0] * nd
         self.on = [True] * config.n_banks
+        self.on_since = [0] * config.n_banks  # first cycle of the bank's present on-interval
         self.group_until = [0] * config.groups
         self.group_waking = [0] * config.groups
         self.out = Outcome(
@@ -145,6 +152,7 @@ class _Pmu:
             bank_kind_wakes=[0] * len(BankKind),
         )
         self.kind_index = [list(BankKind).index(b.kind) for b in config.banks]
+        self.on_by_kind = [self.kind_index.count(j) for j in range(len(BankKind))]
         self.violating = False
 
     # ---- state as seen in a cycle -------------------------------------------------------------
@@ -176,15 +184,12 @@ class _Pmu:
         for d, r in enumerate(self.conn):
             if r is not None and self.rail_code[r]:
                 self.out.level_cycles[d][self.rail_code[r] - 1] += n
-        on_by_kind = [0] * len(BankKind)
-        for b, on in enumerate(self.on):
-            if on:
-                self.out.bank_on_cycles[b] += n
-                on_by_kind[self.kind_index[b]] += 1
-        for j, kind in enumerate(BankKind):
-            r = self.conn[_BANK_DOMAIN[kind]]
-            if on_by_kind[j] and r is not None and self.rail_code[r]:
-                self.out.bank_level_cycles[j][self.rail_code[r] - 1] += n * on_by_kind[j]
+        # Per-bank on-time is kept as intervals (closed by gate() and close_banks()), so a
+        # command costs the same however many banks the chip has.
+        for j, domain in enumerate(_KIND_DOMAINS):
+            r = self.conn[domain]
+            if self.on_by_kind[j] and r is not None and self.rail_code[r]:
+                self.out.bank_level_cycles[j][self.rail_code[r] - 1] += n * self.on_by_kind[j]
         # The monitor: rising edges only happen when a command takes effect (start); deadlines
         # inside the interval can only end a violation.
         points = [
@@ -199,10 +204,29 @@ class _Pmu:
                     self.out.overclock_first = x
             self.violating = now
 
-    def gate(self, b: int) -> None:
+    def gate(self, b: int, t: int) -> None:
+        """Gate bank ``b`` by a command executing in cycle ``t`` (on through ``t``)."""
         if self.on[b]:
             self.on[b] = False
+            self.on_by_kind[self.kind_index[b]] -= 1
+            self.out.bank_on_cycles[b] += t + 1 - self.on_since[b]
             self.out.transitions["bank_gates"] += 1
+
+    def wake(self, b: int, t: int) -> bool:
+        """Wake bank ``b`` by a command executing in cycle ``t`` (on from ``t + 1``)."""
+        if self.on[b]:
+            return False
+        self.on[b] = True
+        self.on_by_kind[self.kind_index[b]] += 1
+        self.on_since[b] = t + 1
+        return True
+
+    def close_banks(self, end: int) -> None:
+        """Close the on-intervals of the banks still on when the run ends in cycle ``end``."""
+        for b, on in enumerate(self.on):
+            if on:
+                self.out.bank_on_cycles[b] += end + 1 - self.on_since[b]
+                self.on_since[b] = end + 1
 
 
 def _check_banks(config: PmuConfig, group: int, mask: int) -> bool:
@@ -236,7 +260,8 @@ def predict(
     budget : int
         Commands the run may execute (0: unlimited); the next one stops with WATCHDOG.
     max_commands : int
-        A Python-side guard for programs that loop forever without a budget.
+        A Python-side guard for programs that loop forever without a budget: beyond it,
+        :class:`RunawayProgramError` (about 11 us per command, so the default is 2 minutes).
     """
     cfg = config
     pmu = _Pmu(cfg)
@@ -257,22 +282,28 @@ def predict(
     def finish() -> Outcome:
         out.end_cycle = t
         pmu.account(t, t + 1)
+        pmu.close_banks(t)
         return out
 
+    decoded: dict[int, tuple[ErrorCode, Instr | None, dict[str, int]]] = {}
     while True:
         if out.commands >= max_commands:
-            raise RuntimeError(f"the program ran {max_commands} commands without stopping")
+            raise RunawayProgramError(
+                f"the program ran {max_commands:,} commands without reaching HALT or an error "
+                f"(a LOOP with count 0 repeats forever); give it a LOOP count or a budget"
+            )
         if budget and out.commands >= budget:
             return stop(ErrorCode.WATCHDOG)
         if not 0 <= pc < min(len(words), COMMAND_WORDS):
             return stop(ErrorCode.END_OF_PROGRAM)
-        word = words[pc]
-        error, instr = _decode(word)
+        if pc not in decoded:  # each word is decoded once: loops replay the cached fields
+            error, instr = _decode(words[pc])
+            decoded[pc] = (error, instr, dict(instr.args) if instr is not None else {})
+        error, instr, a = decoded[pc]
         if error is not ErrorCode.NONE:
             return stop(error)
         assert instr is not None
         op = instr.opcode
-        a = dict(instr.args)
         # Checks that need the chip.
         if op in (Opcode.SET_RAIL, Opcode.CONNECT) and a["rail"] >= cfg.rails:
             return stop(ErrorCode.RAIL_RANGE)
@@ -325,14 +356,13 @@ def predict(
         elif op is Opcode.GATE:
             for i in range(GROUP_BANKS):
                 if a["mask"] >> i & 1:
-                    pmu.gate(a["group"] * GROUP_BANKS + i)
+                    pmu.gate(a["group"] * GROUP_BANKS + i, t)
         elif op is Opcode.WAKE:
             g = a["group"]
             new = 0
             for i in range(GROUP_BANKS):
                 b = g * GROUP_BANKS + i
-                if a["mask"] >> i & 1 and not pmu.on[b]:
-                    pmu.on[b] = True
+                if a["mask"] >> i & 1 and pmu.wake(b, t):
                     new |= 1 << i
                     out.transitions["bank_wakes"] += 1
                     out.bank_kind_wakes[pmu.kind_index[b]] += 1
@@ -353,7 +383,7 @@ def predict(
                 pmu.conn = [None] * len(DOMAINS)
                 pmu.inc = [0] * len(DOMAINS)
                 for b in range(cfg.n_banks):
-                    pmu.gate(b)
+                    pmu.gate(b, t)
                 out.transitions["sleeps"] += 1
             if deadline < t + 1:
                 out.overruns += 1

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .documents import DocumentError, parse_json, read_text, short
+
 __all__ = [
     "FORMAT",
     "VOLTAGE_RESOLUTION_V",
@@ -79,9 +81,7 @@ def _table(name: str, values: Any, ndim: int) -> np.ndarray:
     return array
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+_short = short
 
 
 def _check_elements(name: str, array: np.ndarray, ok: np.ndarray, allowed: str) -> None:
@@ -89,7 +89,7 @@ def _check_elements(name: str, array: np.ndarray, ok: np.ndarray, allowed: str) 
     if bad.size:
         index = "".join(f"[{int(k)}]" for k in bad[0])
         value = float(array[tuple(bad[0])])
-        raise InstanceError(f"{name}{index}", f"must be {allowed}, not {value!r}")
+        raise InstanceError(f"{name}{index}", f"must be {allowed}, not {short(value)}")
 
 
 def _check_number(name: str, value: Any, *, positive: bool = False) -> float:
@@ -98,7 +98,7 @@ def _check_number(name: str, value: Any, *, positive: bool = False) -> float:
         raise InstanceError(name, f"must be {allowed}, not {_short(value)}")
     number = float(value)
     if not math.isfinite(number) or number < 0 or (positive and number == 0):
-        raise InstanceError(name, f"must be {allowed}, not {number!r}")
+        raise InstanceError(name, f"must be {allowed}, not {short(number)}")
     return number
 
 
@@ -506,20 +506,13 @@ def load_instance(path: str | Path) -> Problem:
     Raises
     ------
     InstanceError
-        If the file is not valid JSON or not a valid instance; the message names the file.
-    OSError
-        If the file cannot be read.
+        If the file cannot be read, is not valid JSON or not a valid instance; the message
+        names the file.
     """
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InstanceError(
-            "",
-            f"is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}",
-            file=str(path),
-        ) from None
+        data = parse_json(read_text(path), str(path))
+    except DocumentError as exc:
+        raise InstanceError("", str(exc)) from None
     return problem_from_json(data, file=str(path))
 
 

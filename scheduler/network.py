@@ -10,14 +10,13 @@ import enum
 import heapq
 import importlib.resources
 import os
-import pathlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 from types import MappingProxyType
 from typing import Any, Final, NoReturn, TypeGuard
 
-import yaml
+from .documents import DocumentError, parse_yaml, read_text, short
 
 __all__ = [
     "FORMAT",
@@ -73,7 +72,7 @@ class Shape:
         for name in ("channels", "height", "width"):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
-                raise NetworkError(f"Shape.{name} must be a positive int, not {value!r}")
+                raise NetworkError(f"Shape.{name} must be a positive int, not {short(value)}")
 
     @property
     def elements(self) -> int:
@@ -97,7 +96,7 @@ class MatmulDims:
         for name in ("batch", "m", "k", "n"):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
-                raise NetworkError(f"MatmulDims.{name} must be a positive int, not {value!r}")
+                raise NetworkError(f"MatmulDims.{name} must be a positive int, not {short(value)}")
 
 
 class _Invalid(Exception):
@@ -275,30 +274,30 @@ class Op:
                 out_shape=self.out,
             )
         except _Invalid as exc:
-            raise NetworkError(f"op {self.name!r}: {exc}") from None
+            raise NetworkError(f"op {short(self.name)}: {exc}") from None
         if expected != self.out:
-            raise NetworkError(f"op {self.name!r}: out: must be {expected}, not {self.out}")
+            raise NetworkError(f"op {short(self.name)}: out: must be {expected}, not {self.out}")
 
     def _check_fields(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise NetworkError(f"Op.name must be a non-empty str, not {self.name!r}")
+            raise NetworkError(f"Op.name must be a non-empty str, not {short(self.name)}")
         if not isinstance(self.kind, OpKind):
-            raise _Invalid("kind", f"must be an OpKind, not {self.kind!r}")
+            raise _Invalid("kind", f"must be an OpKind, not {short(self.kind)}")
         if not isinstance(self.inputs, tuple) or not all(
             isinstance(name, str) and name for name in self.inputs
         ):
-            raise _Invalid("inputs", f"must be a tuple of non-empty str, not {self.inputs!r}")
+            raise _Invalid("inputs", f"must be a tuple of non-empty str, not {short(self.inputs)}")
         if not isinstance(self.in_shapes, tuple) or not all(
             isinstance(shape, Shape) for shape in self.in_shapes
         ):
-            raise _Invalid("in_shapes", f"must be a tuple of Shape, not {self.in_shapes!r}")
+            raise _Invalid("in_shapes", f"must be a tuple of Shape, not {short(self.in_shapes)}")
         if len(self.in_shapes) != len(self.inputs):
             raise _Invalid(
                 "in_shapes",
                 f"must give one shape per input ({len(self.inputs)}), not {len(self.in_shapes)}",
             )
         if not isinstance(self.out, Shape):
-            raise _Invalid("out", f"must be a Shape, not {self.out!r}")
+            raise _Invalid("out", f"must be a Shape, not {short(self.out)}")
         for name, length, least in (("kernel", 2, 1), ("stride", 2, 1), ("padding", 4, 0)):
             value = getattr(self, name)
             if not (
@@ -307,25 +306,25 @@ class Op:
                 and all(_is_int(v) and v >= least for v in value)
             ):
                 what = "positive" if least else "non-negative"
-                raise _Invalid(name, f"must be a tuple of {length} {what} ints, not {value!r}")
+                raise _Invalid(name, f"must be a tuple of {length} {what} ints, not {short(value)}")
         if not _is_int(self.groups) or self.groups < 1:
-            raise _Invalid("groups", f"must be a positive int, not {self.groups!r}")
+            raise _Invalid("groups", f"must be a positive int, not {short(self.groups)}")
         if not isinstance(self.relu, bool):
-            raise _Invalid("relu", f"must be a bool, not {self.relu!r}")
+            raise _Invalid("relu", f"must be a bool, not {short(self.relu)}")
         if self.relu and self.kind not in _MAY_RELU:
-            raise _Invalid("relu", f"must be False for op kind {self.kind.value!r}")
+            raise _Invalid("relu", f"must be False for op kind {short(self.kind.value)}")
         if (self.kind is OpKind.MATMUL) != isinstance(self.matmul, MatmulDims):
             raise _Invalid(
                 "matmul",
-                f"must be MatmulDims for a matmul op and None otherwise, not {self.matmul!r}",
+                f"must be MatmulDims for a matmul op and None otherwise, not {short(self.matmul)}",
             )
         if self.kind not in _WINDOWED:
             for name, default in (("kernel", (1, 1)), ("stride", (1, 1)), ("padding", (0,) * 4)):
                 if getattr(self, name) != default:
-                    raise _Invalid(name, f"must be {default} for op kind {self.kind.value!r}")
+                    raise _Invalid(name, f"must be {default} for op kind {short(self.kind.value)}")
         if self.kind is not OpKind.CONV and self.groups != 1:
             raise _Invalid(
-                "groups", f"must be 1 for op kind {self.kind.value!r}, not {self.groups}"
+                "groups", f"must be 1 for op kind {short(self.kind.value)}, not {self.groups}"
             )
 
     @property
@@ -383,39 +382,41 @@ class Network:
         for name in ("name", "title", "source", "input_name"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
-                raise NetworkError(f"Network.{name} must be a non-empty str, not {value!r}")
-        where = f"network {self.name!r}"
+                raise NetworkError(f"Network.{name} must be a non-empty str, not {short(value)}")
+        where = f"network {short(self.name)}"
         if not isinstance(self.input, Shape):
-            raise NetworkError(f"{where}: input must be a Shape, not {self.input!r}")
+            raise NetworkError(f"{where}: input must be a Shape, not {short(self.input)}")
         if not isinstance(self.ops, tuple) or not self.ops:
-            raise NetworkError(f"{where}: ops must be a non-empty tuple of Op, not {self.ops!r}")
+            raise NetworkError(
+                f"{where}: ops must be a non-empty tuple of Op, not {short(self.ops)}"
+            )
         shapes: dict[str, Shape] = {self.input_name: self.input}
         ops: dict[str, Op] = {}
         consumers: dict[str, list[Op]] = {self.input_name: []}
         for index, op in enumerate(self.ops):
             if not isinstance(op, Op):
-                raise NetworkError(f"{where}: ops[{index}] must be an Op, not {op!r}")
+                raise NetworkError(f"{where}: ops[{index}] must be an Op, not {short(op)}")
             for tensor, in_shape in zip(op.inputs, op.in_shapes, strict=True):
                 if tensor not in shapes:
                     raise NetworkError(
-                        f"{where}: ops[{index}] ({op.name}).inputs: {tensor!r} must be the "
+                        f"{where}: ops[{index}] ({op.name}).inputs: {short(tensor)} must be the "
                         f"network input or an earlier op"
                     )
                 if shapes[tensor] != in_shape:
                     raise NetworkError(
-                        f"{where}: ops[{index}] ({op.name}).in_shapes: {tensor!r} is "
+                        f"{where}: ops[{index}] ({op.name}).in_shapes: {short(tensor)} is "
                         f"{shapes[tensor]}, not {in_shape}"
                     )
                 consumers[tensor].append(op)
             if op.name in shapes:
-                raise NetworkError(f"{where}: ops[{index}].name: duplicate name {op.name!r}")
+                raise NetworkError(f"{where}: ops[{index}].name: duplicate name {short(op.name)}")
             shapes[op.name] = op.out
             ops[op.name] = op
             consumers[op.name] = []
         unused = [t for t, users in consumers.items() if not users and t != self.ops[-1].name]
         if unused:
             raise NetworkError(
-                f"{where}: {unused[0]!r} is read by no op; only the last op may be unused"
+                f"{where}: {short(unused[0])} is read by no op; only the last op may be unused"
             )
         object.__setattr__(self, "_shapes", MappingProxyType(shapes))
         object.__setattr__(self, "_ops", MappingProxyType(ops))
@@ -434,7 +435,7 @@ class Network:
 
     def _known(self, tensor: str) -> None:
         if tensor not in self._shapes:
-            raise KeyError(f"network {self.name!r} has no tensor {tensor!r}")
+            raise KeyError(f"network {short(self.name)} has no tensor {short(tensor)}")
 
     def shape(self, tensor: str) -> Shape:
         """Shape of a tensor: the input's name or an op's name."""
@@ -444,7 +445,7 @@ class Network:
     def op(self, name: str) -> Op:
         """The op with this name."""
         if name not in self._ops:
-            raise KeyError(f"network {self.name!r} has no op {name!r}")
+            raise KeyError(f"network {short(self.name)} has no op {short(name)}")
         return self._ops[name]
 
     def consumers(self, tensor: str) -> tuple[Op, ...]:
@@ -547,17 +548,17 @@ class _Reader:
 
     def text(self, value: object, path: str) -> str:
         if not isinstance(value, str) or not value.strip():
-            self.fail(path, f"must be a non-empty string, not {value!r}")
+            self.fail(path, f"must be a non-empty string, not {short(value)}")
         return value
 
     def positive(self, value: object, path: str) -> int:
         if not _is_int(value) or value < 1:
-            self.fail(path, f"must be a positive int, not {value!r}")
+            self.fail(path, f"must be a positive int, not {short(value)}")
         return value
 
     def flag(self, value: object, path: str) -> bool:
         if not isinstance(value, bool):
-            self.fail(path, f"must be true or false, not {value!r}")
+            self.fail(path, f"must be true or false, not {short(value)}")
         return value
 
     def pair(self, value: object, path: str, names: str) -> tuple[int, int]:
@@ -569,7 +570,7 @@ class _Reader:
             and all(_is_int(v) and v >= 1 for v in value)
         ):
             return value[0], value[1]
-        self.fail(path, f"must be a positive int or [{names}], not {value!r}")
+        self.fail(path, f"must be a positive int or [{names}], not {short(value)}")
 
     def padding(self, value: object, path: str) -> tuple[int, int, int, int] | str:
         if value == _SAME:
@@ -584,7 +585,7 @@ class _Reader:
         self.fail(
             path,
             "must be a non-negative int, [ph, pw], [top, left, bottom, right] or 'same', "
-            f"not {value!r}",
+            f"not {short(value)}",
         )
 
     def shape(self, value: object, path: str) -> Shape:
@@ -594,7 +595,7 @@ class _Reader:
             and all(_is_int(v) and v >= 1 for v in value)
         ):
             return Shape(*value)
-        self.fail(path, f"must be [channels, height, width] of positive ints, not {value!r}")
+        self.fail(path, f"must be [channels, height, width] of positive ints, not {short(value)}")
 
     def mapping(
         self,
@@ -605,24 +606,28 @@ class _Reader:
         what: str,
     ) -> Mapping[str, Any]:
         if not isinstance(value, dict):
-            self.fail(path, f"must be a mapping with keys {', '.join(allowed)}, not {value!r}")
+            self.fail(path, f"must be a mapping with keys {', '.join(allowed)}, not {short(value)}")
         for key in value:
             if key not in allowed:
-                self.fail(path, f"unknown key {key!r}; allowed keys{what}: {', '.join(allowed)}")
+                self.fail(
+                    path, f"unknown key {short(key)}; allowed keys{what}: {', '.join(allowed)}"
+                )
         for key in required:
             if key not in value:
-                self.fail(path, f"missing key {key!r}; required keys{what}: {', '.join(required)}")
+                self.fail(
+                    path, f"missing key {short(key)}; required keys{what}: {', '.join(required)}"
+                )
         return value
 
     # -- the document ----------------------------------------------------------------------------
 
     def network(self, doc: object) -> Network:
         if not isinstance(doc, dict):
-            self.fail("", f"must be a mapping with keys {', '.join(_TOP_KEYS)}, not {doc!r}")
+            self.fail("", f"must be a mapping with keys {', '.join(_TOP_KEYS)}, not {short(doc)}")
         if "format" not in doc:
             self.fail("", f"missing key 'format'; the first line should be 'format: {FORMAT}'")
         if doc["format"] != FORMAT:
-            self.fail("format", f"must be {FORMAT!r}, not {doc['format']!r}")
+            self.fail("format", f"must be {short(FORMAT)}, not {short(doc['format'])}")
         doc = self.mapping(doc, "", _TOP_KEYS, _TOP_KEYS, "")
         name = self.text(doc["name"], "name")
         title = self.text(doc["title"], "title")
@@ -631,7 +636,7 @@ class _Reader:
         input_name = self.text(spec["name"], "input.name")
         input_shape = self.shape(spec["shape"], "input.shape")
         if not isinstance(doc["ops"], list) or not doc["ops"]:
-            self.fail("ops", f"must be a non-empty list of ops, not {doc['ops']!r}")
+            self.fail("ops", f"must be a non-empty list of ops, not {short(doc['ops'])}")
         raws = [self.raw_op(index, value) for index, value in enumerate(doc["ops"])]
         chain = self.chain(raws, input_name)
         shapes = {input_name: input_shape}
@@ -648,7 +653,7 @@ class _Reader:
     def raw_op(self, index: int, value: object) -> _RawOp:
         where = f"ops[{index}]"
         if not isinstance(value, dict):
-            self.fail(where, f"must be a mapping with keys name, op, ..., not {value!r}")
+            self.fail(where, f"must be a mapping with keys name, op, ..., not {short(value)}")
         if "name" not in value:
             self.fail(where, "missing key 'name'")
         name = self.text(value["name"], f"{where}.name")
@@ -659,9 +664,9 @@ class _Reader:
         try:
             kind = OpKind(value["op"])
         except ValueError:
-            self.fail(f"{where}.op", f"must be one of {kinds}, not {value['op']!r}")
+            self.fail(f"{where}.op", f"must be one of {kinds}, not {short(value['op'])}")
         spec = self.mapping(
-            value, where, _OP_KEYS[kind], _OP_REQUIRED[kind], f" for op kind {kind.value!r}"
+            value, where, _OP_KEYS[kind], _OP_REQUIRED[kind], f" for op kind {short(kind.value)}"
         )
         if "input" in spec:
             inputs: tuple[str, ...] = (self.text(spec["input"], f"{where}.input"),)
@@ -669,7 +674,7 @@ class _Reader:
         else:
             listed = spec["inputs"]
             if not isinstance(listed, list):
-                self.fail(f"{where}.inputs", f"must be a list of tensor names, not {listed!r}")
+                self.fail(f"{where}.inputs", f"must be a list of tensor names, not {short(listed)}")
             inputs = tuple(
                 self.text(tensor, f"{where}.inputs[{i}]") for i, tensor in enumerate(listed)
             )
@@ -727,12 +732,13 @@ class _Reader:
         for raw in raws:
             if raw.name == input_name:
                 self.fail(
-                    f"ops[{raw.index}].name", f"{raw.name!r} is already the network input's name"
+                    f"ops[{raw.index}].name",
+                    f"{short(raw.name)} is already the network input's name",
                 )
             if raw.name in first_index:
                 self.fail(
                     f"ops[{raw.index}].name",
-                    f"duplicate op name {raw.name!r} (also ops[{first_index[raw.name]}])",
+                    f"duplicate op name {short(raw.name)} (also ops[{first_index[raw.name]}])",
                 )
             first_index[raw.name] = raw.index
         users: dict[str, list[int]] = {input_name: [], **{raw.name: [] for raw in raws}}
@@ -741,7 +747,8 @@ class _Reader:
                 if tensor not in users:
                     self.fail(
                         raw.input_path(position),
-                        f"must name the network input {input_name!r} or an op, not {tensor!r}",
+                        f"must name the network input {short(input_name)} or an op, "
+                        f"not {short(tensor)}",
                     )
                 users[tensor].append(raw.index)
         waiting = [sum(tensor != input_name for tensor in raw.inputs) for raw in raws]
@@ -763,7 +770,7 @@ class _Reader:
                 self.fail(
                     raw.where,
                     f"its output is read by no op; only the network output (the last op of the "
-                    f"chain, here {last.name!r}) may be unused",
+                    f"chain, here {short(last.name)}) may be unused",
                 )
         return order
 
@@ -872,24 +879,20 @@ def load_network(name_or_path: str | os.PathLike[str]) -> Network:
         known = known_networks()
         if name_or_path not in known:
             raise NetworkError(
-                f"unknown network {name_or_path!r}; known networks: {', '.join(known)}"
+                f"unknown network {short(name_or_path)}; known networks: {', '.join(known)}"
             )
         label = f"{name_or_path}.yaml"
         text = (_zoo() / label).read_text(encoding="utf-8")
     else:
-        path = pathlib.Path(name_or_path)
-        label = str(path)
+        label = str(name_or_path)
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise NetworkError(f"{label}: cannot read the file: {exc.strerror}") from None
+            text = read_text(name_or_path, label)
+        except DocumentError as exc:
+            raise NetworkError(str(exc)) from None
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise NetworkError(f"{label}: {where}not valid YAML: {problem}") from None
+        doc = parse_yaml(text, label)
+    except DocumentError as exc:
+        raise NetworkError(str(exc)) from None
     return _Reader(label).network(doc)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .documents import DocumentError, parse_json, read_text, short
 from .evaluate import SlackMode
 from .instance import Problem
 from .solve import Method, Result, Status
@@ -198,7 +199,7 @@ _KIND_NAMES = {
 def _fields(path: str, value: Any, spec: Mapping[str, Any]) -> Mapping[str, Any]:
     where = path or "the schedule"
     if not isinstance(value, Mapping):
-        raise ScheduleError(f"{where} must be a JSON object, not {value!r:.60}")
+        raise ScheduleError(f"{where} must be a JSON object, not {short(value)}")
     unknown = sorted(set(value) - set(spec))
     if unknown:
         raise ScheduleError(f"{where} has unknown field(s) {unknown}; allowed: {', '.join(spec)}")
@@ -219,7 +220,7 @@ def _fields(path: str, value: Any, spec: Mapping[str, Any]) -> Mapping[str, Any]
         )
         if not ok:
             allowed = " or ".join(_KIND_NAMES[k] for k in kinds)
-            raise ScheduleError(f"{name} must be {allowed}, not {item!r:.60}")
+            raise ScheduleError(f"{name} must be {allowed}, not {short(item)}")
     return value
 
 
@@ -234,10 +235,10 @@ def schedule_from_json(data: Any, *, file: str | None = None) -> ScheduleFile:
     try:
         if isinstance(data, Mapping) and data.get("format") != FORMAT:
             tag = data.get("format")
-            raise ScheduleError(f"format must be {FORMAT!r}, not {tag!r}")
+            raise ScheduleError(f"format must be {FORMAT!r}, not {short(tag)}")
         provenance = data.get("provenance") if isinstance(data, Mapping) else None
         if provenance is not None and not isinstance(provenance, Mapping):
-            raise ScheduleError(f"provenance must be a JSON object, not {provenance!r:.60}")
+            raise ScheduleError(f"provenance must be a JSON object, not {short(provenance)}")
         if isinstance(data, Mapping):
             data = {k: v for k, v in data.items() if k != "provenance"}
         top = _fields("", data, _TOP)
@@ -251,7 +252,7 @@ def schedule_from_json(data: Any, *, file: str | None = None) -> ScheduleFile:
             ):
                 raise ScheduleError(
                     f"layers[{i}].voltage_v must hold one number per domain ({len(domains)}), "
-                    f"not {volts!r:.60}"
+                    f"not {short(volts)}"
                 )
             layers.append(
                 ScheduledLayer(
@@ -304,11 +305,8 @@ def schedule_from_json(data: Any, *, file: str | None = None) -> ScheduleFile:
 
 def load_schedule(path: str | Path) -> ScheduleFile:
     """Read a ``voltflow-schedule/1`` file."""
-    path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ScheduleError(
-            f"{path}: is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
-        ) from None
+        data = parse_json(read_text(path), str(path))
+    except DocumentError as exc:
+        raise ScheduleError(str(exc)) from None
     return schedule_from_json(data, file=str(path))

@@ -74,4 +74,5 @@ def test_disassembly_text() -> None:
 
 def test_generated_docs_are_current() -> None:
     doc = Path(__file__).parents[2] / "docs" / "pmu-isa.md"
-    assert doc.read_text() == isa_markdown(), "regenerate: python -m voltflow.pmu.isa > docs/pmu-isa.md"
+    hint = "regenerate: python -m voltflow.pmu.isa > docs/pmu-isa.md"
+    assert doc.read_text() == isa_markdown(), hint
