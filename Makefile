@@ -1,6 +1,12 @@
-# Thin wrapper: every target sets up .venv/ on first use, then calls the `voltflow` CLI or pytest.
+# Thin wrapper: every target sets up a virtual environment on first use, then calls the `voltflow`
+# CLI or pytest.
+#
+# One venv per interpreter, side by side, so switching never reinstalls or mixes versions:
+# .venv/ for the default python3.11, .venv-<name>/ for any other (`PYTHON=python3.13 make test`
+# uses .venv-python3.13/). A venv's interpreter is fixed when it is created, so naming the folder
+# by interpreter is simpler and faster than recreating one venv whenever PYTHON changes.
 PYTHON ?= python3.11
-VENV   := .venv
+VENV   := $(if $(filter python3.11,$(PYTHON)),.venv,.venv-$(notdir $(PYTHON)))
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
@@ -20,8 +26,16 @@ WAVES   ?=
 
 venv: $(STAMP)
 
+# A pyenv shim runs only the versions `pyenv global` selects; for another installed version (say
+# python3.13 while the global one is 3.11) the interpreter is taken from the version pyenv says
+# provides the command.
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || { \
+	  if $(PYTHON) -c '' 2>/dev/null; then py='$(PYTHON)'; \
+	  elif v=$$(pyenv whence $(PYTHON) 2>/dev/null | tail -n 1) && [ -n "$$v" ]; then \
+	    py="$$(pyenv root)/versions/$$v/bin/$(PYTHON)"; \
+	  else echo "$(PYTHON): no such Python interpreter (set PYTHON=...)" >&2; exit 1; fi; \
+	  echo "$$py -m venv $(VENV)"; $$py -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)

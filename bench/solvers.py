@@ -1,8 +1,9 @@
-"""Solver benchmark: exact DP vs the CBC ILP, and a rate sweep. Prints, never asserts.
+"""Solver benchmark: exact DP vs the ILP, the ILP back-ends (CBC vs HiGHS) against each other, and
+a rate sweep. Prints, never asserts.
 
 Usage::
 
-    python bench/solvers.py [INSTANCE.json ...] [--fps 50] [--rails 3] [--ilp-time-limit 300]
+    python -m bench.solvers [INSTANCE.json ...] [--fps 50] [--rails 3] [--ilp-time-limit 300]
                             [--sweep INSTANCE.json] [--no-ilp]
 
 Without instance arguments it runs the PowerFlow-DNN artifact instances from
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from voltflow.scheduler.dp import min_period, solve_dp
 from voltflow.scheduler.evaluate import evaluate
-from voltflow.scheduler.ilp import solve_ilp
+from voltflow.scheduler.ilp import IlpStatus, available_backends, default_backend, solve_ilp
 from voltflow.scheduler.instance import Problem, load_instance
 from voltflow.scheduler.texttable import format_table
 
@@ -106,6 +107,60 @@ def compare_problems(
     print(format_table(header, rows))
 
 
+#: The rates the back-end comparison solves each artifact instance at: the test suite's
+#: (tests/scheduler/test_solvers.py) and the bench's 50 FPS.
+BACKEND_RATES = {3: (50, 80, 100), 5: (50, 80, 100), 6: (50,), 9: (50,)}
+
+
+def compare_backends(items: list[tuple[str, Problem, float]], rails: int, ilp_limit: float) -> None:
+    """Every available ILP back-end on each (label, instance, rate): solve time (model building
+    excluded) and status; the energies of proven optima must agree."""
+    backends = available_backends()
+    header = ["instance", "FPS", "levels"]
+    for b in backends:
+        header += [f"{b.value} s", f"{b.value} status"]
+    header += ["max rel diff", "faster"]
+    rows = []
+    totals = dict.fromkeys(backends, 0.0)
+    wins = dict.fromkeys(backends, 0)
+    for label, problem, fps in items:
+        cells = [label, f"{fps:g}", str(problem.num_levels)]
+        results = {}
+        for b in backends:
+            result = solve_ilp(problem, 1.0 / fps, rails, time_limit_s=ilp_limit, backend=b)
+            results[b] = result
+            totals[b] += result.solve_time_s
+            cells += [f"{result.solve_time_s:.2f}", result.status.value]
+        proven = [r for r in results.values() if r.status is IlpStatus.PROVEN_OPTIMAL]
+        if len(proven) > 1:
+            base = proven[0].objective_j
+            cells.append(f"{max(abs(r.objective_j - base) / base for r in proven):.1e}")
+        else:
+            cells.append("-")
+        fastest = min(
+            backends,
+            key=lambda b: (
+                results[b].status is not IlpStatus.PROVEN_OPTIMAL,
+                results[b].solve_time_s,
+            ),
+        )
+        wins[fastest] += 1
+        cells.append(fastest.value)
+        rows.append(cells)
+        print(f"  done {label} {fps:g} FPS", file=sys.stderr, flush=True)
+    print(
+        f"\nILP back-ends, R = {rails}, time limit {ilp_limit:g} s (default: "
+        f"{default_backend().value}, the faster proven one in total)"
+    )
+    print(format_table(header, rows))
+    print(
+        "  total solve time: "
+        + ", ".join(f"{b.value} {totals[b]:.1f} s" for b in backends)
+        + "; fastest proven on: "
+        + ", ".join(f"{b.value} {wins[b]}" for b in backends)
+    )
+
+
 def sweep(problem: Problem, rails: int) -> None:
     """DP at every integer rate from 1 FPS to the highest feasible one."""
     started = time.perf_counter()
@@ -130,7 +185,7 @@ def sweep(problem: Problem, rails: int) -> None:
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("instances", nargs="*", type=Path)
     parser.add_argument("--fps", type=float, default=50.0)
@@ -138,13 +193,23 @@ def main() -> None:
     parser.add_argument("--ilp-time-limit", type=float, default=300.0)
     parser.add_argument("--no-ilp", action="store_true")
     parser.add_argument("--sweep", type=Path, default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     paths = args.instances or DEFAULT
     missing = [p for p in paths if not p.exists()]
     if missing:
         print(f"instances not found: {', '.join(map(str, missing))}", file=sys.stderr)
         raise SystemExit(2)
     compare(paths, args.fps, args.rails, None if args.no_ilp else args.ilp_time_limit)
+    if not args.no_ilp:
+        if args.instances:
+            items = [(p.stem, load_instance(p), args.fps) for p in paths]
+        else:
+            items = [
+                (p.stem, load_instance(p), float(fps))
+                for p, levels in zip(paths, (3, 5, 6, 9), strict=True)
+                for fps in BACKEND_RATES[levels]
+            ]
+        compare_backends(items, args.rails, args.ilp_time_limit)
     target = args.sweep or (DEFAULT[-1] if not args.instances else None)
     if target is not None:
         sweep(load_instance(target), args.rails)

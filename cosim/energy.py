@@ -1,9 +1,10 @@
 """Measured energy: the chip's counters turned into joules with the chip file's constants.
 
 This is the co-simulation's own energy model (docs/timing-model.md, section Energy). It shares
-the chip YAML with the scheduler's cost model but none of its code: it never calls
-``scheduler.cost`` and never reads a prediction back. Inputs are counter differences over a
-window of the run:
+the chip YAML and the price table (``scheduler.prices``: which counter drives which component,
+in which domain, priced by which chip-file field) with the scheduler's cost model, but none of its
+code: it never calls ``scheduler.cost`` and never reads a prediction back. Inputs are counter
+differences over a window of the run:
 
 - the accelerator's activity counters (``rtl.activity_counters``) over a LAUNCH, charged at the
   voltages the PMU's level counters show for that LAUNCH (dynamic energy);
@@ -17,7 +18,8 @@ window of the run:
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from voltflow.scheduler.chip import DOMAINS, BankKind, Chip
+from voltflow.scheduler.chip import DOMAINS, Chip
+from voltflow.scheduler.prices import DYNAMIC_PRICES, EVENT_PRICES, LEAKAGE_PRICES, DynamicPrice
 
 __all__ = [
     "DYNAMIC_COMPONENTS",
@@ -28,25 +30,15 @@ __all__ = [
     "window_energy",
 ]
 
-#: Dynamic components (the same labels as the cost model's) and the domain each is charged at
-#: (None: the always-on supply).
+#: Dynamic components (the price table's, :data:`scheduler.prices.DYNAMIC_PRICES`) and the
+#: domain each is charged at (None: the always-on supply).
 DYNAMIC_COMPONENTS: dict[str, str | None] = {
-    "pe": "sys",
-    "array": "sys",
-    "pg_ctrl": None,
-    "feeder": "feeder",
-    "spad": "feeder",
-    "lane": "feeder",
-    "rram": "rram",
-    "wbuf": "rram",
-    "dma": "rram",
+    p.component.value: None if p.domain is None else p.domain.value for p in DYNAMIC_PRICES
 }
-#: Leakage sources: the three domains, the always-on supply, the banks by kind.
-LEAKAGE_SOURCES = (
-    *(d.value for d in DOMAINS),
-    "always_on",
-    *(f"{k.value}_banks" for k in BankKind),
-)
+#: Leakage sources (:data:`scheduler.prices.LEAKAGE_PRICES`): the three domains, the always-on
+#: supply, the banks by kind.
+LEAKAGE_SOURCES: tuple[str, ...] = tuple(p.source.value for p in LEAKAGE_PRICES)
+_EVENT_COUNTER = {p.name: p.counter for p in EVENT_PRICES}
 
 
 @dataclass(slots=True)
@@ -133,18 +125,8 @@ def dynamic_energy(
     """Dynamic energy of accelerator activity (``rtl.activity_counters`` differences) run with
     each domain at the voltage level ``levels[domain]``; ``gating``: a bank-gating policy is
     active, so the power-gating controller is clocked with the array."""
+    pj = {p.component.value: _dynamic_pj(p, chip, activity, gating) for p in DYNAMIC_PRICES}
     e = chip.energy
-    pj = {
-        "pe": e.pe_cycle_pj * chip.rows * chip.cols * activity["sys_ticks"],
-        "array": e.array_stagger_pj * activity["sys_ticks"],
-        "pg_ctrl": e.pg_controller_pj * activity["sys_ticks"] if gating else 0.0,
-        "feeder": e.feeder_control_pj * activity["feeder_ticks"],
-        "spad": e.spad_read_pj * activity["spad_reads"] + e.spad_write_pj * activity["spad_writes"],
-        "lane": e.lane_buffer_pj_per_bit * chip.word_bits * activity["lane_words"],
-        "rram": e.rram_read_pj * activity["rram_reads"],
-        "wbuf": e.wbuf_read_pj * activity["wbuf_reads"] + e.wbuf_write_pj * activity["wbuf_writes"],
-        "dma": e.dma_control_pj * activity["dma_beats"],
-    }
     out = Energy()
     for name, domain in DYNAMIC_COMPONENTS.items():
         if not pj[name]:
@@ -158,6 +140,23 @@ def dynamic_energy(
             volts = chip.levels_v[level]
         out.dynamic_j[name] = pj[name] * 1e-12 * float(e.dynamic_law.factor(volts, e.reference_v))
     return out
+
+
+def _dynamic_pj(
+    price: DynamicPrice, chip: Chip, activity: Mapping[str, int], gating: bool
+) -> float:
+    """Picojoules of one component: each term's price, times the chip quantities one count
+    stands for, times its counter."""
+    if price.gating_only and not gating:
+        return 0.0
+    total = 0.0
+    for i, term in enumerate(price.terms):
+        pj = getattr(chip.energy, term.energy)
+        for quantity in term.per_count:
+            pj = pj * getattr(chip, quantity)
+        pj = pj * activity[term.counter]
+        total = pj if i == 0 else total + pj
+    return total
 
 
 def window_energy(
@@ -175,34 +174,26 @@ def window_energy(
         return float(e.leakage_law.factor(volts, e.reference_v))
 
     out = Energy()
-    for d in DOMAINS:
-        uw = chip.domain(d).idle_power_uw
-        out.leakage_j[d.value] = (
-            sum(
-                _delta(after, before, f"cycles_{d.value}_{k}") * uw * leak(v)
-                for k, v in enumerate(chip.levels_v)
-            )
-            * 1e-6
-            * seconds_per_cycle
-        )
-    for kind in BankKind:
-        uw = chip.bank(kind).leakage_uw
-        out.leakage_j[f"{kind.value}_banks"] = (
-            sum(
-                _delta(after, before, f"bank_cycles_{kind.value}_{k}") * uw * leak(v)
-                for k, v in enumerate(chip.levels_v)
-            )
-            * 1e-6
-            * seconds_per_cycle
-        )
-        out.wake_j += (
-            _delta(after, before, f"wakes_{kind.value}") * chip.bank(kind).wake_energy_pj * 1e-12
-        )
-    asleep = _delta(after, before, "asleep_cycles")
+    asleep = _delta(after, before, _EVENT_COUNTER["sleep"])
     awake = cycles - asleep
-    out.leakage_j["always_on"] = (
-        awake * chip.always_on_idle_uw * leak(chip.always_on_v) * 1e-6 * seconds_per_cycle
-    )
+    for price in LEAKAGE_PRICES:
+        if price.domain is None or price.level_counter is None:  # the always-on supply
+            uw_cycles = awake * chip.always_on_idle_uw * leak(chip.always_on_v)
+        else:
+            uw = (
+                chip.domain(price.domain).idle_power_uw
+                if price.bank is None
+                else chip.bank(price.bank).leakage_uw
+            )
+            uw_cycles = sum(
+                _delta(after, before, f"{price.level_counter}{k}") * uw * leak(v)
+                for k, v in enumerate(chip.levels_v)
+            )
+        out.leakage_j[price.source.value] = uw_cycles * 1e-6 * seconds_per_cycle
+        if price.bank is not None:
+            wakes = _delta(after, before, _EVENT_COUNTER[f"wake_{price.bank.value}"])
+            out.wake_j += wakes * chip.bank(price.bank).wake_energy_pj * 1e-12
     out.sleep_j = asleep * chip.sleep_power_uw * 1e-6 * seconds_per_cycle
-    out.transition_j = _delta(after, before, "supply_switches") * chip.transition_energy_j
+    switches = _delta(after, before, _EVENT_COUNTER["transition"])
+    out.transition_j = switches * chip.transition_energy_j
     return out

@@ -18,6 +18,7 @@ __all__ = [
     "ToolchainError",
     "VerilatorInstall",
     "activated_environ",
+    "fst_support_problem",
     "locate_verilator",
     "require_fst_headers",
     "verilator_environ",
@@ -179,30 +180,57 @@ def verilator_version() -> str:
 
 #: Headers Verilator's FST writer includes (``verilated_fst_c.cpp``), from system -dev packages.
 _FST_HEADERS = ("lz4.h", "zlib.h")
+#: Libraries ``verilated.mk`` links into an FST-tracing model (``LDLIBS += -llz4 -lz``).
+_FST_LIBRARIES = ("lz4", "z")
+_FST_INSTALL_HINT = (
+    "install them (Debian: `apt-get install liblz4-dev zlib1g-dev`) or use VCD/SAIF traces"
+)
+
+
+def _compiles(source: str, *arguments: str) -> bool:
+    completed = subprocess.run(
+        ["c++", "-x", "c++", "-", *arguments],
+        input=source,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return completed.returncode == 0
 
 
 @functools.cache
+def fst_support_problem() -> str | None:
+    """Why an FST-tracing Verilator build cannot compile and link here, or None if it can.
+
+    Checked the way the build would fail: the C++ compiler preprocesses each header the FST
+    writer includes, then links a program against the libraries ``verilated.mk`` adds.
+    """
+    missing = [
+        h for h in _FST_HEADERS if not _compiles(f"#include <{h}>\n", "-E", "-o", os.devnull)
+    ]
+    if missing:
+        return (
+            f"FST traces need the C headers {', '.join(missing)}, which the compiler cannot "
+            f"find; {_FST_INSTALL_HINT}"
+        )
+    flags = [f"-l{lib}" for lib in _FST_LIBRARIES]
+    if not _compiles("int main() { return 0; }\n", "-o", os.devnull, *flags):
+        return (
+            f"FST traces need the C libraries {' '.join(flags)}, which the linker cannot find; "
+            f"{_FST_INSTALL_HINT}"
+        )
+    return None
+
+
 def require_fst_headers() -> None:
-    """Check that the C++ compiler finds the headers an FST-tracing build needs.
+    """Check that the C++ compiler finds the headers and libraries an FST-tracing build needs.
 
     Raises
     ------
     ToolchainError
-        If ``lz4.h`` or ``zlib.h`` is missing (Debian: ``apt-get install liblz4-dev zlib1g-dev``).
+        If ``lz4.h``/``zlib.h`` or ``-llz4``/``-lz`` are missing (Debian: ``apt-get install
+        liblz4-dev zlib1g-dev``); the message names what is missing and how to install it.
     """
-    missing = []
-    for header in _FST_HEADERS:
-        completed = subprocess.run(
-            ["c++", "-E", "-x", "c++", "-", "-o", os.devnull],
-            input=f"#include <{header}>\n",
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if completed.returncode != 0:
-            missing.append(header)
-    if missing:
-        raise ToolchainError(
-            f"FST traces need the C headers {', '.join(missing)}, which the compiler cannot find; "
-            "install them (Debian: `apt-get install liblz4-dev zlib1g-dev`) or use VCD/SAIF traces"
-        )
+    problem = fst_support_problem()
+    if problem is not None:
+        raise ToolchainError(problem)

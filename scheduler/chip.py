@@ -18,6 +18,7 @@ import numpy as np
 import yaml
 
 __all__ = [
+    "BANK_DOMAIN",
     "DOMAINS",
     "BankKind",
     "BankSpec",
@@ -84,6 +85,14 @@ class BankKind(enum.Enum):
     RRAM = "rram"
 
 
+#: The domain each kind of bank belongs to (its leakage scales with that domain's voltage).
+BANK_DOMAIN: dict[BankKind, Domain] = {
+    BankKind.IFMAP: Domain.FEEDER,
+    BankKind.OFMAP: Domain.FEEDER,
+    BankKind.RRAM: Domain.RRAM,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class DomainSpec:
     domain: Domain
@@ -104,7 +113,7 @@ class BankSpec:
 
     @property
     def domain(self) -> Domain:
-        return Domain.RRAM if self.kind is BankKind.RRAM else Domain.FEEDER
+        return BANK_DOMAIN[self.kind]
 
     def words(self, word_bits: int) -> int:
         return self.size_kib * 1024 * 8 // word_bits

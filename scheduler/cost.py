@@ -3,20 +3,27 @@
 A power state is one voltage per DVFS domain (order :data:`scheduler.chip.DOMAINS`). Time comes
 from the exact reference-cycle count of :mod:`scheduler.dataflow` at the quantised frequencies;
 energy is dynamic energy per counted event, scaled by its domain's voltage, plus leakage of the
-domains and of the banks that are on, over the layer's time, plus bank wake-ups. Vectorised over
-states with numpy.
+domains and of the banks that are on, over the layer's time, plus bank wake-ups; what each event
+costs, and in which domain, comes from the price table (:mod:`scheduler.prices`), applied here to
+analytic activity. Vectorised over states with numpy.
 """
 
-import enum
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from voltflow.scheduler.chip import DOMAINS, BankKind, Chip, Domain, GatingPolicy
+from voltflow.scheduler.chip import DOMAINS, BankKind, Chip, Domain, EnergySpec, GatingPolicy
 from voltflow.scheduler.dataflow import Activity, OpWork, op_work
 from voltflow.scheduler.memory import BankLayout, plan_memory
 from voltflow.scheduler.network import Network
+from voltflow.scheduler.prices import (
+    DYNAMIC_PRICES,
+    LEAKAGE_PRICES,
+    Component,
+    DynamicPrice,
+    LeakageSource,
+)
 
 __all__ = [
     "Component",
@@ -26,47 +33,6 @@ __all__ = [
     "build_cost_table",
     "schedule_layers",
 ]
-
-
-class Component(enum.Enum):
-    """Dynamic-energy components, each charged at one domain's voltage."""
-
-    PE = "pe"  # processing elements (sys)
-    ARRAY = "array"  # operand skew/stagger registers (sys)
-    PG_CONTROLLER = "pg_ctrl"  # power-gating controller (always-on supply)
-    FEEDER = "feeder"  # feeder control (feeder)
-    SPAD = "spad"  # scratchpad reads and writes (feeder)
-    LANE = "lane"  # lane buffers (feeder)
-    RRAM = "rram"  # RRAM reads (rram)
-    WBUF = "wbuf"  # weight tile buffer reads and writes (rram)
-    DMA = "dma"  # weight DMA control (rram)
-
-    @property
-    def domain(self) -> Domain | None:
-        return _COMPONENT_DOMAIN[self]
-
-
-_COMPONENT_DOMAIN: dict[Component, Domain | None] = {
-    Component.PE: Domain.SYS,
-    Component.ARRAY: Domain.SYS,
-    Component.PG_CONTROLLER: None,
-    Component.FEEDER: Domain.FEEDER,
-    Component.SPAD: Domain.FEEDER,
-    Component.LANE: Domain.FEEDER,
-    Component.RRAM: Domain.RRAM,
-    Component.WBUF: Domain.RRAM,
-    Component.DMA: Domain.RRAM,
-}
-
-
-class LeakageSource(enum.Enum):
-    SYS = "sys"
-    RRAM = "rram"
-    FEEDER = "feeder"
-    ALWAYS_ON = "always_on"
-    IFMAP_BANKS = "ifmap_banks"
-    OFMAP_BANKS = "ofmap_banks"
-    RRAM_BANKS = "rram_banks"
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,17 +181,7 @@ def build_cost_table(
                 chip, inc[Domain.SYS], inc[Domain.RRAM], inc[Domain.FEEDER]
             )
         time_s = cycles / (chip.reference_mhz * 1e6)
-        pj = {
-            Component.PE: e.pe_cycle_pj * act.pe_cycles,
-            Component.ARRAY: e.array_stagger_pj * act.sys_ticks,
-            Component.PG_CONTROLLER: e.pg_controller_pj * act.sys_ticks if gating else 0.0,
-            Component.FEEDER: e.feeder_control_pj * act.feeder_ticks,
-            Component.SPAD: e.spad_read_pj * act.spad_reads + e.spad_write_pj * act.spad_writes,
-            Component.LANE: e.lane_buffer_pj_per_bit * act.lane_bits,
-            Component.RRAM: e.rram_read_pj * act.rram_reads,
-            Component.WBUF: e.wbuf_read_pj * act.wbuf_reads + e.wbuf_write_pj * act.wbuf_writes,
-            Component.DMA: e.dma_control_pj * act.dma_beats,
-        }
+        pj = {price.component: _dynamic_pj(price, e, act, gating) for price in DYNAMIC_PRICES}
         dynamic = {
             c: pj[c]
             * 1e-12
@@ -233,28 +189,19 @@ def build_cost_table(
             for c in Component
         }
         bank_on = on[gi]
-        leakage = {
-            LeakageSource.SYS: chip.domain(Domain.SYS).idle_power_uw
-            * 1e-6
-            * leak_scale[Domain.SYS],
-            LeakageSource.RRAM: chip.domain(Domain.RRAM).idle_power_uw
-            * 1e-6
-            * leak_scale[Domain.RRAM],
-            LeakageSource.FEEDER: chip.domain(Domain.FEEDER).idle_power_uw
-            * 1e-6
-            * leak_scale[Domain.FEEDER],
-            LeakageSource.ALWAYS_ON: np.full(
-                len(volts), chip.always_on_idle_uw * 1e-6 * aon_leak_scale
-            ),
-        }
-        for source, kind in (
-            (LeakageSource.IFMAP_BANKS, BankKind.IFMAP),
-            (LeakageSource.OFMAP_BANKS, BankKind.OFMAP),
-            (LeakageSource.RRAM_BANKS, BankKind.RRAM),
-        ):
-            uw = float(leak_uw[bank_on & (kind_arr == kind.value)].sum())
-            domain = Domain.RRAM if kind is BankKind.RRAM else Domain.FEEDER
-            leakage[source] = uw * 1e-6 * leak_scale[domain]
+        leakage: dict[LeakageSource, np.ndarray] = {}
+        for price in LEAKAGE_PRICES:
+            if price.domain is None:  # the always-on supply
+                leakage[price.source] = np.full(
+                    len(volts), chip.always_on_idle_uw * 1e-6 * aon_leak_scale
+                )
+            elif price.bank is None:  # a domain's logic
+                leakage[price.source] = (
+                    chip.domain(price.domain).idle_power_uw * 1e-6 * leak_scale[price.domain]
+                )
+            else:  # the banks of one kind that are on
+                uw = float(leak_uw[bank_on & (kind_arr == price.bank.value)].sum())
+                leakage[price.source] = uw * 1e-6 * leak_scale[price.domain]
         woken = bank_on & ~on[gi - 1]
         layers.append(
             LayerCost(
@@ -271,6 +218,17 @@ def build_cost_table(
             )
         )
     return CostTable(network, chip, policy, levels, volts, tuple(layers), works, memory)
+
+
+def _dynamic_pj(price: DynamicPrice, e: EnergySpec, act: Activity, gating: bool) -> float:
+    """Picojoules of one dynamic component: each term's price times its analytic count."""
+    if price.gating_only and not gating:
+        return 0.0
+    total = 0.0
+    for i, term in enumerate(price.terms):
+        pj = getattr(e, term.energy) * getattr(act, term.activity)
+        total = pj if i == 0 else total + pj
+    return total
 
 
 def _banks_needed(

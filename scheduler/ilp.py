@@ -1,16 +1,21 @@
-"""The ILP oracle: a compact mixed-integer model of the scheduling problem, solved by CBC via PuLP.
+"""The ILP oracle: a compact mixed-integer model of the scheduling problem, solved via PuLP by
+CBC or HiGHS (:class:`IlpBackend`).
 
-This is the only module that imports PuLP. The model (docs/solvers.md lists it in full):
-one binary per layer and state; per-domain level indicators; per-domain switch variables bounded on
-both sides so they equal the true switch count; rail binaries; the slack as stay-on (idle time
-split by last state, so no product of variables appears) or sleep, chosen by one binary.
-CBC's own verdict and bound are read from its log: PuLP alone reports "Optimal" even when CBC
-stopped at its time limit.
+This is the only module that imports PuLP (and, through PuLP, highspy). The model
+(docs/solvers.md lists it in full): one binary per layer and state; per-domain level indicators;
+per-domain switch variables bounded on both sides so they equal the true switch count; rail
+binaries; the slack as stay-on (idle time split by last state, so no product of variables
+appears) or sleep, chosen by one binary. Each back-end's own verdict and bound are read from the
+solver (CBC's log, HiGHS's model status and info): PuLP alone reports "Optimal" even when the
+solver stopped at its time limit.
 """
 
 import enum
+import functools
 import math
+import os
 import re
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -26,7 +31,14 @@ from pulp.apis.coin_api import pulp_cbc_path
 
 from .instance import Problem
 
-__all__ = ["IlpResult", "IlpStatus", "solve_ilp"]
+__all__ = [
+    "IlpBackend",
+    "IlpResult",
+    "IlpStatus",
+    "available_backends",
+    "default_backend",
+    "solve_ilp",
+]
 
 # Scaled units keep CBC's absolute tolerances (1e-7 .. 1e-9) meaningful: times in µs and energies
 # in nJ put periods near 1e4 and energies near 1e5 instead of 1e-2 and 1e-4.
@@ -35,8 +47,45 @@ _ENERGY_SCALE = 1e9  # J -> nJ
 _POWER_SCALE = _ENERGY_SCALE / _TIME_SCALE  # W -> nJ/µs
 
 
+class IlpBackend(enum.Enum):
+    """The MILP solver behind the model."""
+
+    CBC = "cbc"  # the CBC binary bundled with PuLP 3.3
+    HIGHS = "highs"  # HiGHS through highspy (PuLP's HiGHS API)
+
+
+#: Default back-end, first available wins. Both prove every bench instance optimal; CBC is the
+#: faster on most of them and in total, HiGHS only on the small 3-level grids (docs/solvers.md,
+#: "CBC vs HiGHS"; measured by `make bench`, section solvers).
+_PREFERENCE = (IlpBackend.CBC, IlpBackend.HIGHS)
+
+
+@functools.cache
+def available_backends() -> tuple[IlpBackend, ...]:
+    """The back-ends this installation can run, in order of preference."""
+    found = set(pulp.listSolvers(onlyAvailable=True))
+    names = {IlpBackend.CBC: "PULP_CBC_CMD", IlpBackend.HIGHS: "HiGHS"}
+    return tuple(b for b in _PREFERENCE if names[b] in found)
+
+
+def default_backend() -> IlpBackend:
+    """The preferred available back-end.
+
+    Raises
+    ------
+    RuntimeError
+        Neither CBC nor HiGHS is available.
+    """
+    available = available_backends()
+    if not available:
+        raise RuntimeError(
+            "no ILP back-end: PuLP finds neither its bundled CBC nor highspy (pip install highspy)"
+        )
+    return available[0]
+
+
 class IlpStatus(enum.Enum):
-    """What CBC actually established."""
+    """What the solver actually established."""
 
     PROVEN_OPTIMAL = "proven-optimal"
     FEASIBLE_WITH_GAP = "feasible-with-gap"
@@ -51,19 +100,19 @@ class IlpResult:
     Attributes
     ----------
     status : IlpStatus
-        CBC's verdict, read from its log.
+        The solver's verdict (CBC's log, HiGHS's model status).
     states : tuple of int or None
-        The schedule CBC returned (None unless a solution exists).
+        The schedule the solver returned (None unless a solution exists).
     objective_j : float
-        CBC's objective value (``inf`` without a solution).
+        The solver's objective value (``inf`` without a solution).
     lower_bound_j : float
-        CBC's proven lower bound (``inf`` if infeasible, ``-inf`` if unknown).
+        The solver's proven lower bound (``inf`` if infeasible, ``-inf`` if unknown).
     gap : float
         ``(objective - bound) / objective``; 0 when proven optimal, ``inf`` without a solution.
     solve_time_s : float
-        Wall time of the CBC run (model building excluded).
+        Wall time of the solver run (model building excluded).
     stats : dict
-        Model size and CBC's result line.
+        Model size, the back-end and its own result line.
     """
 
     status: IlpStatus
@@ -206,32 +255,19 @@ _RESULT = re.compile(r"^Result - (.*)$", re.MULTILINE)
 _BOUND = re.compile(r"^Lower bound:\s+(\S+)", re.MULTILINE)
 
 
-def solve_ilp(
-    problem: Problem, period_s: float, rails: int, *, time_limit_s: float | None = 300.0
-) -> IlpResult:
-    """Solve the instance with CBC and report what CBC really proved.
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """What one back-end run established, in the model's scaled units."""
 
-    Parameters
-    ----------
-    problem : Problem
-        The instance.
-    period_s : float
-        Period T = 1 / rate.
-    rails : int
-        At most this many distinct voltages over all domains and layers.
-    time_limit_s : float or None
-        CBC's wall-clock limit (None: no limit).
+    infeasible: bool
+    proven: bool  # the search completed: the solution is optimal
+    bound: float  # proven lower bound of the scaled objective (-inf: unknown)
+    result: str  # the solver's own words, for the stats
+    elapsed_s: float
 
-    Returns
-    -------
-    IlpResult
-        Status PROVEN_OPTIMAL only if CBC's log says the search completed.
-    """
-    if not period_s > 0 or not math.isfinite(period_s):
-        raise ValueError(f"period must be a positive finite number of seconds, not {period_s!r}")
-    if isinstance(rails, bool) or not isinstance(rails, int) or rails < 1:
-        raise ValueError(f"rails must be a positive integer, not {rails!r}")
-    model, x = _build(problem, period_s, rails)
+
+def _run_cbc(model: pulp.LpProblem, time_limit_s: float | None) -> _Verdict:
+    """CBC's verdict and bound, read from its log (PuLP's status alone is not honest)."""
     with tempfile.TemporaryDirectory(prefix="voltflow-cbc-") as tmp:
         log_path = Path(tmp) / "cbc.log"
         solver = pulp.COIN_CMD(
@@ -246,18 +282,125 @@ def solve_ilp(
         model.solve(solver)
         elapsed = time.perf_counter() - started
         log = log_path.read_text(errors="replace")
-    result_line = (_RESULT.findall(log) or ["(no result line)"])[-1].strip()
+    result = (_RESULT.findall(log) or ["(no result line)"])[-1].strip()
+    infeasible = model.status == pulp.LpStatusInfeasible or result.startswith(
+        "Problem proven infeasible"
+    )
+    proven = result.startswith("Optimal solution found") and (
+        model.sol_status == pulp.LpSolutionOptimal
+    )
+    bounds = _BOUND.findall(log)
+    bound = float(bounds[-1]) if bounds else -math.inf
+    return _Verdict(infeasible, proven, bound, result, elapsed)
+
+
+@functools.cache
+def _silence_highs_banner() -> None:
+    """Let HiGHS print its once-per-process banner into /dev/null, not into our stdout.
+
+    HiGHS writes it from C++ on file descriptor 1 when the first ``Highs`` object is made, before
+    any option can switch output off; it would corrupt ``--json`` output.
+    """
+    import highspy
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _run_highs(model: pulp.LpProblem, time_limit_s: float | None) -> _Verdict:
+    """HiGHS's verdict and bound, read from its model status and info (PuLP maps a time-limit
+    stop with a solution to "Optimal")."""
+    import highspy
+
+    _silence_highs_banner()
+    solver = pulp.HiGHS(msg=False, timeLimit=time_limit_s, gapRel=0.0, gapAbs=0.0)
+    started = time.perf_counter()
+    model.solve(solver)
+    elapsed = time.perf_counter() - started
+    highs = model.solverModel
+    status = highs.getModelStatus()
+    info = highs.getInfo()
+    infeasible = status in (
+        highspy.HighsModelStatus.kInfeasible,
+        highspy.HighsModelStatus.kUnboundedOrInfeasible,
+    )
+    proven = status == highspy.HighsModelStatus.kOptimal
+    bound = float(info.mip_dual_bound)
+    if not math.isfinite(bound):
+        bound = -math.inf
+    return _Verdict(infeasible, proven, bound, highs.modelStatusToString(status), elapsed)
+
+
+def _chosen(backend: IlpBackend | str | None) -> IlpBackend:
+    if backend is None:
+        return default_backend()
+    try:
+        chosen = IlpBackend(backend)
+    except ValueError:
+        allowed = ", ".join(b.value for b in IlpBackend)
+        raise ValueError(f"backend must be one of {allowed}, not {backend!r}") from None
+    if chosen not in available_backends():
+        available = ", ".join(b.value for b in available_backends()) or "none"
+        raise ValueError(
+            f"backend must be an available ILP back-end ({available}), not {chosen.value!r}"
+        )
+    return chosen
+
+
+def solve_ilp(
+    problem: Problem,
+    period_s: float,
+    rails: int,
+    *,
+    time_limit_s: float | None = 300.0,
+    backend: IlpBackend | str | None = None,
+) -> IlpResult:
+    """Solve the instance with an ILP back-end and report what the solver really proved.
+
+    Parameters
+    ----------
+    problem : Problem
+        The instance.
+    period_s : float
+        Period T = 1 / rate.
+    rails : int
+        At most this many distinct voltages over all domains and layers.
+    time_limit_s : float or None
+        The solver's wall-clock limit (None: no limit).
+    backend : IlpBackend or str or None
+        ``cbc`` or ``highs``; None: :func:`default_backend`.
+
+    Returns
+    -------
+    IlpResult
+        Status PROVEN_OPTIMAL only if the solver says its search completed.
+    """
+    if not period_s > 0 or not math.isfinite(period_s):
+        raise ValueError(f"period must be a positive finite number of seconds, not {period_s!r}")
+    if isinstance(rails, bool) or not isinstance(rails, int) or rails < 1:
+        raise ValueError(f"rails must be a positive integer, not {rails!r}")
+    chosen = _chosen(backend)
+    model, x = _build(problem, period_s, rails)
+    run = _run_cbc if chosen is IlpBackend.CBC else _run_highs
+    verdict = run(model, time_limit_s)
+    elapsed = verdict.elapsed_s
     stats: dict[str, Any] = {
         "variables": len(model.variables()),
         "constraints": model.numConstraints(),
-        "cbc_result": result_line,
+        "backend": chosen.value,
+        f"{chosen.value}_result": verdict.result,
         "pulp_status": pulp.LpStatus[model.status],
     }
 
     has_solution = model.sol_status in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible)
-    if model.status == pulp.LpStatusInfeasible or result_line.startswith(
-        "Problem proven infeasible"
-    ):
+    if verdict.infeasible:
         return IlpResult(IlpStatus.INFEASIBLE, None, math.inf, math.inf, math.inf, elapsed, stats)
     if not has_solution:
         return IlpResult(
@@ -265,15 +408,11 @@ def solve_ilp(
         )
     states = tuple(int(np.argmax([var.value() or 0.0 for var in row])) for row in x)
     objective = float(pulp.value(model.objective)) / _ENERGY_SCALE
-    proven = result_line.startswith("Optimal solution found") and (
-        model.sol_status == pulp.LpSolutionOptimal
-    )
-    if proven:
+    if verdict.proven:
         return IlpResult(
             IlpStatus.PROVEN_OPTIMAL, states, objective, objective, 0.0, elapsed, stats
         )
-    bound_match = _BOUND.findall(log)
-    bound = float(bound_match[-1]) / _ENERGY_SCALE if bound_match else -math.inf
+    bound = verdict.bound / _ENERGY_SCALE
     if objective > 0:
         gap = (objective - bound) / objective
     else:

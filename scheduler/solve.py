@@ -8,12 +8,15 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import baselines
 from .dp import min_period, solve_dp
 from .evaluate import Evaluation, evaluate
 from .instance import Problem, restrict_to_levels
+
+if TYPE_CHECKING:
+    from .ilp import IlpBackend
 
 __all__ = ["InfeasibleError", "Method", "NoSolutionError", "Result", "Status", "solve"]
 
@@ -137,6 +140,7 @@ def _exact(
     method: Method,
     levels: tuple[int, ...] | None,
     time_limit_s: float | None,
+    ilp_backend: "IlpBackend | str | None",
 ) -> _Outcome:
     """The DP or the ILP, on the grid restricted to ``levels`` if given."""
     restriction = None if levels is None else restrict_to_levels(problem, levels)
@@ -148,12 +152,12 @@ def _exact(
     else:
         from .ilp import IlpStatus, solve_ilp  # PuLP is imported only when the ILP is used
 
-        oracle = solve_ilp(target, period_s, rails, time_limit_s=time_limit_s)
+        oracle = solve_ilp(target, period_s, rails, time_limit_s=time_limit_s, backend=ilp_backend)
         stats = dict(oracle.stats, ilp_status=oracle.status.value)
         if oracle.status is IlpStatus.TIMED_OUT_NO_SOLUTION:
             raise NoSolutionError(
-                f"ilp: CBC stopped after {oracle.solve_time_s:.3g} s without a schedule "
-                f"(time limit {time_limit_s} s)"
+                f"ilp: {oracle.stats['backend']} stopped after {oracle.solve_time_s:.3g} s "
+                f"without a schedule (time limit {time_limit_s} s)"
             )
         local, lower = oracle.states, oracle.lower_bound_j
         proven = oracle.status is IlpStatus.PROVEN_OPTIMAL
@@ -173,6 +177,7 @@ def solve(
     time_limit_s: float | None = 60.0,
     levels: Sequence[float] | None = None,
     nominal_v: float | None = None,
+    ilp_backend: "IlpBackend | str | None" = None,
 ) -> Result:
     """Schedule ``problem`` for one period under a rail limit.
 
@@ -186,7 +191,7 @@ def solve(
     rails : int
         At most this many distinct voltages over all domains and layers.
     method : Method or str
-        ``dp`` (exact), ``ilp`` (CBC oracle), ``nominal``/``gating`` (every domain at
+        ``dp`` (exact), ``ilp`` (CBC or HiGHS oracle), ``nominal``/``gating`` (every domain at
         ``nominal_v``, race to sleep), ``greedy``/``gating-greedy``, ``even-rails``.
     time_limit_s : float or None
         Limit for ``dp``, ``ilp`` and ``even-rails``; the result then carries a gap.
@@ -196,6 +201,9 @@ def solve(
         (default evenly spaced). Ignored by ``nominal``/``gating``.
     nominal_v : float, optional
         The chip's nominal voltage; required by ``nominal`` and ``gating``.
+    ilp_backend : IlpBackend or str, optional
+        ``cbc`` or ``highs`` for ``ilp`` (default: :func:`scheduler.ilp.default_backend`);
+        ignored by the other methods.
 
     Raises
     ------
@@ -229,7 +237,7 @@ def solve(
             baselines.even_rails(problem, period_s, rails, levels=chosen, time_limit_s=time_limit_s)
         )
     else:
-        outcome = _exact(problem, period_s, rails, method, chosen, time_limit_s)
+        outcome = _exact(problem, period_s, rails, method, chosen, time_limit_s, ilp_backend)
     states, status, lower, stats, fastest = outcome
     elapsed = time.perf_counter() - started
     if states is None:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -420,6 +421,8 @@ def test_waves_need_a_tracing_build(smoke_build: VerilatorBuild) -> None:
 def test_each_trace_format_is_its_own_build_and_writes_its_file(
     trace: TraceFormat, markers: tuple[bytes, ...], smoke_build: VerilatorBuild, tmp_path: Path
 ) -> None:
+    if trace is TraceFormat.FST and (problem := toolchain.fst_support_problem()) is not None:
+        pytest.skip(problem)  # no liblz4-dev: the FST build cannot compile (tested below)
     traced = build(smoke_spec(trace))
     assert traced.directory != smoke_build.directory
     run = run_cocotb(traced, SMOKE_TB, waves=True, run_dir=tmp_path)
@@ -456,3 +459,62 @@ def test_follow_lines_reports_complete_lines_as_a_file_grows(tmp_path: Path) -> 
     assert seen == [["one"], ["one", "two", "three"]]
     with build_module.follow_lines(path, None):  # no reporter: no thread, nothing
         pass
+
+
+@pytest.fixture
+def fst_check(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Lets a test change what the FST check looks for; the cached answer is dropped around it."""
+    toolchain.fst_support_problem.cache_clear()
+    yield monkeypatch
+    monkeypatch.undo()
+    toolchain.fst_support_problem.cache_clear()
+
+
+def test_fst_build_without_its_headers_stops_with_the_install_hint(
+    fst_check: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fst_check.setenv(BUILD_DIR_ENV, str(tmp_path))
+    fst_check.setattr(toolchain, "_FST_HEADERS", ("zlib.h", "voltflow_no_such_header.h"))
+    with pytest.raises(
+        toolchain.ToolchainError,
+        match=r"^FST traces need the C headers (lz4\.h, )?voltflow_no_such_header\.h, which the "
+        r"compiler cannot find; install them \(Debian: `apt-get install liblz4-dev zlib1g-dev`\) "
+        r"or use VCD/SAIF traces$",
+    ):
+        build(smoke_spec(TraceFormat.FST))
+    assert list(tmp_path.iterdir()) == []  # stopped before Verilator ran
+
+
+def test_fst_check_names_a_missing_library(fst_check: pytest.MonkeyPatch) -> None:
+    fst_check.setattr(toolchain, "_FST_HEADERS", ())
+    fst_check.setattr(toolchain, "_FST_LIBRARIES", ("z", "voltflow_no_such_library"))
+    assert toolchain.fst_support_problem() == (
+        "FST traces need the C libraries -lz -lvoltflow_no_such_library, which the linker cannot "
+        "find; install them (Debian: `apt-get install liblz4-dev zlib1g-dev`) or use VCD/SAIF "
+        "traces"
+    )
+
+
+def test_fst_check_passes_on_headers_and_libraries_that_exist(
+    fst_check: pytest.MonkeyPatch,
+) -> None:
+    fst_check.setattr(toolchain, "_FST_HEADERS", ("stdio.h",))
+    fst_check.setattr(toolchain, "_FST_LIBRARIES", ("m",))
+    assert toolchain.fst_support_problem() is None
+
+
+@pytest.mark.cosim
+def test_cosim_waves_fst_without_lz4_gives_the_install_hint(tmp_path: Path) -> None:
+    """`make cosim WAVES=fst` on a machine without liblz4-dev: the hint, before any build."""
+    if toolchain.fst_support_problem() is None:
+        pytest.skip("the FST headers are installed here; the hint path is tested above")
+    script = Path(sys.executable).with_name("voltflow")
+    run = subprocess.run(
+        [str(script), "cosim", "--net", "resnet8", "--waves", "fst", "--out-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, BUILD_DIR_ENV: str(tmp_path / "builds")},
+    )
+    assert run.returncode != 0
+    assert "apt-get install liblz4-dev zlib1g-dev" in run.stderr.splitlines()[-1]

@@ -4,10 +4,13 @@ Brute force enumerates every schedule and judges each with evaluate(), which sha
 the solvers. The artifact instances (../shared) give DP == proven ILP optimum on real tables.
 """
 
+import enum
 import itertools
 import json
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +20,25 @@ from hypothesis import strategies as st
 from voltflow.scheduler import baselines
 from voltflow.scheduler.dp import min_period, solve_dp
 from voltflow.scheduler.evaluate import SlackMode, evaluate, required_period
-from voltflow.scheduler.ilp import IlpStatus, solve_ilp
-from voltflow.scheduler.instance import LayerTable, Problem, load_instance
+from voltflow.scheduler.ilp import (
+    IlpBackend,
+    IlpStatus,
+    available_backends,
+    default_backend,
+    solve_ilp,
+)
+from voltflow.scheduler.instance import LayerTable, Problem, load_instance, save_instance
 from voltflow.scheduler.schedule import ScheduleError, load_schedule, save_schedule
 from voltflow.scheduler.solve import InfeasibleError, Method, Status, solve
 
 INSTANCES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "instances"
 GRID = (0.8, 0.9, 1.0, 1.1, 1.2)
+
+
+#: Every ILP test runs on every back-end this installation has, so all must agree.
+every_backend = pytest.mark.parametrize(
+    "backend", available_backends(), ids=[b.value for b in available_backends()]
+)
 
 
 def _artifact(levels: int) -> Problem:
@@ -183,12 +198,15 @@ def test_min_period_equals_brute_force(case: tuple[Problem, float, int]) -> None
         assert required_period(problem, states) == pytest.approx(fastest, rel=1e-12)
 
 
+@every_backend
 @settings(max_examples=25, deadline=None)
 @given(tiny_problems())
-def test_ilp_equals_dp_on_tiny_instances(case: tuple[Problem, float, int]) -> None:
+def test_ilp_equals_dp_on_tiny_instances(
+    backend: IlpBackend, case: tuple[Problem, float, int]
+) -> None:
     problem, period, rails = case
     dp = solve_dp(problem, period, rails)
-    ilp = solve_ilp(problem, period, rails, time_limit_s=60)
+    ilp = solve_ilp(problem, period, rails, time_limit_s=60, backend=backend)
     if dp.states is None:
         assert ilp.status is IlpStatus.INFEASIBLE
         return
@@ -471,14 +489,23 @@ def mid_problem() -> Problem:
     )
 
 
-@pytest.mark.parametrize("method", list(Method))
-def test_every_method_meets_its_deadline(mid_problem: Problem, method: Method) -> None:
+@pytest.mark.parametrize(
+    ("method", "backend"),
+    [(m, None) for m in Method if m is not Method.ILP]
+    + [(Method.ILP, b) for b in available_backends()],
+    ids=lambda x: x.value if isinstance(x, enum.Enum) else "",
+)
+def test_every_method_meets_its_deadline(
+    mid_problem: Problem, method: Method, backend: IlpBackend | None
+) -> None:
     fastest, _ = min_period(mid_problem, 3)
     nominal_latency = required_period(
         mid_problem, baselines.nominal(mid_problem, 1.0, 3, nominal_v=1.1).states or ()
     )
     period = max(1.4 * fastest, 1.05 * nominal_latency)
-    result = solve(mid_problem, period, 3, method, nominal_v=1.1, time_limit_s=60)
+    result = solve(
+        mid_problem, period, 3, method, nominal_v=1.1, time_limit_s=60, ilp_backend=backend
+    )
     assert result.evaluation.feasible
     assert result.evaluation.latency_s <= period
     assert len(result.evaluation.rails_used_v) <= 3
@@ -507,25 +534,32 @@ def test_schedule_file_round_trip(tmp_path: Path, mid_problem: Problem) -> None:
     assert sum(layer.switches_in for layer in read.layers) + read.wrap_switches == read.switches
 
 
-def test_ilp_status_is_honest_under_a_tiny_time_limit(mid_problem: Problem) -> None:
-    """PuLP says "Optimal" when CBC stops at its time limit with a solution; we must not."""
+@every_backend
+def test_ilp_status_is_honest_under_a_tiny_time_limit(
+    mid_problem: Problem, backend: IlpBackend
+) -> None:
+    """PuLP says "Optimal" when the solver stops at its time limit with a solution; we must not."""
     fastest, _ = min_period(mid_problem, 2)
-    result = solve_ilp(mid_problem, 1.3 * fastest, 2, time_limit_s=0.3)
+    result = solve_ilp(mid_problem, 1.3 * fastest, 2, time_limit_s=0.3, backend=backend)
     assert result.status in (IlpStatus.FEASIBLE_WITH_GAP, IlpStatus.TIMED_OUT_NO_SOLUTION)
     if result.status is IlpStatus.FEASIBLE_WITH_GAP:
         assert result.gap > 0
         assert result.lower_bound_j < result.objective_j
 
 
-def test_ilp_reports_infeasible() -> None:
-    result = solve_ilp(_two_layer_problem(wraparound=True), 4.0, 2, time_limit_s=30)
+@every_backend
+def test_ilp_reports_infeasible(backend: IlpBackend) -> None:
+    result = solve_ilp(
+        _two_layer_problem(wraparound=True), 4.0, 2, time_limit_s=30, backend=backend
+    )
     assert result.status is IlpStatus.INFEASIBLE and result.states is None
 
 
+@every_backend
 @pytest.mark.parametrize(("levels", "fps"), [(3, 80), (3, 100), (5, 50), (5, 100)])
-def test_dp_equals_proven_ilp_on_artifact(levels: int, fps: float) -> None:
+def test_dp_equals_proven_ilp_on_artifact(levels: int, fps: float, backend: IlpBackend) -> None:
     problem = _artifact(levels)
-    ilp = solve_ilp(problem, 1 / fps, 3, time_limit_s=120)
+    ilp = solve_ilp(problem, 1 / fps, 3, time_limit_s=120, backend=backend)
     assert ilp.status is IlpStatus.PROVEN_OPTIMAL
     dp = solve_dp(problem, 1 / fps, 3)
     assert dp.proven
@@ -536,9 +570,12 @@ def test_dp_equals_proven_ilp_on_artifact(levels: int, fps: float) -> None:
 
 
 @pytest.mark.slow
+@every_backend
 @pytest.mark.parametrize(("levels", "fps"), [(3, 50), (5, 80), (9, 50)])
-def test_dp_equals_proven_ilp_on_artifact_slow(levels: int, fps: float) -> None:
-    test_dp_equals_proven_ilp_on_artifact(levels, fps)
+def test_dp_equals_proven_ilp_on_artifact_slow(
+    levels: int, fps: float, backend: IlpBackend
+) -> None:
+    test_dp_equals_proven_ilp_on_artifact(levels, fps, backend)
 
 
 def test_artifact_optimum_at_50_fps_beats_every_baseline() -> None:
@@ -616,3 +653,31 @@ def test_dominance_pruning_does_not_change_the_optimum() -> None:
         assert pruned.energy_j == pytest.approx(full.energy_j, rel=1e-12)
         key = "states_per_subset_after_pruning"
         assert pruned.stats[key] < full.stats[key]
+
+
+def test_default_backend_is_the_faster_proven_one() -> None:
+    """CBC first where both exist (bench: faster in total on the bench instances), else HiGHS."""
+    available = available_backends()
+    assert available, "PuLP must find CBC or HiGHS"
+    expected = IlpBackend.CBC if IlpBackend.CBC in available else IlpBackend.HIGHS
+    assert default_backend() is expected
+
+
+def test_unknown_backend_is_rejected() -> None:
+    with pytest.raises(ValueError, match=r"^backend must be one of cbc, highs, not 'gurobi'$"):
+        solve_ilp(_two_layer_problem(wraparound=True), 4.0, 2, backend="gurobi")
+
+
+@pytest.mark.skipif(IlpBackend.HIGHS not in available_backends(), reason="highspy not installed")
+def test_highs_prints_nothing_on_stdout(tmp_path: Path) -> None:
+    """HiGHS's banner (written by C++ on fd 1) must not reach stdout, where --json goes."""
+    path = tmp_path / "two.json"
+    save_instance(_two_layer_problem(wraparound=True), path)
+    script = (
+        "from voltflow.scheduler.ilp import solve_ilp\n"
+        "from voltflow.scheduler.instance import load_instance\n"
+        f"r = solve_ilp(load_instance({str(path)!r}), 4.0, 2, backend='highs')\n"
+        "print(r.status.value)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert run.stdout == "infeasible\n"
