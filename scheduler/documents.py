@@ -46,7 +46,16 @@ _MAX_SHORT = 120  # characters of a quoted value at most (plus its length, for a
 
 
 class DocumentError(ValueError):
-    """A user file that cannot be read or parsed; the message starts with the file's name."""
+    """A user file that cannot be read or parsed; the message starts with the file's name.
+
+    For a syntax error, ``where`` is ``"line L, column C"`` (or empty) and ``problem`` the
+    parser's reason, for loaders that word their messages their own way.
+    """
+
+    def __init__(self, message: str, *, where: str = "", problem: str | None = None) -> None:
+        super().__init__(message)
+        self.where = where
+        self.problem = problem
 
 
 def short(value: object) -> str:
@@ -155,9 +164,13 @@ def parse_yaml(text: str, label: str) -> Any:
         return loader.construct_document(root)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise DocumentError(f"{label}: {where}not valid YAML: {problem}") from None
+        raise DocumentError(
+            f"{label}: {where + ': ' if where else ''}not valid YAML: {problem}",
+            where=where,
+            problem=problem,
+        ) from None
     except RecursionError:
         raise DocumentError(
             f"{label}: nested too deeply to read; the format nests a few levels only"

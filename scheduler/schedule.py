@@ -309,9 +309,8 @@ def schedule_from_json(data: Any, *, file: str | None = None) -> ScheduleFile:
 def _choice(name: str, value: Any, kind: type[_E]) -> _E:
     try:
         return kind(value)
-    except ValueError:
-        allowed = ", ".join(repr(m.value) for m in kind)
-        raise ScheduleError(f"{name} must be one of {allowed}, not {short(value)}") from None
+    except ValueError:  # worded as the enum says it, with the value cut to a bounded length
+        raise ScheduleError(f"{short(value)} is not a valid {kind.__name__}") from None
 
 
 def load_schedule(path: str | Path) -> ScheduleFile:
