@@ -40,7 +40,7 @@ from voltflow.scheduler.instance import Problem
 from voltflow.scheduler.memory import plan_memory
 from voltflow.scheduler.network import Network, OpKind, load_network
 from voltflow.scheduler.problem import ProblemOptions, build_problem, check_rails
-from voltflow.scheduler.solve import Method
+from voltflow.scheduler.solve import InfeasibleError, Method
 from voltflow.scheduler.texttable import format_table
 
 __all__ = [
@@ -148,7 +148,7 @@ class FlowReport:
     policy_energies_j: dict[str, float | None] | None
     plan: Plan
     run: RunAnalysis
-    baseline: RunAnalysis
+    baseline: RunAnalysis | None  # None: the nominal baseline cannot meet the rate
     out_dir: Path
     data: dict[str, Any]
     text: str
@@ -258,7 +258,7 @@ def run_flow(request: FlowRequest) -> FlowReport:
     table = instances[chosen][1]
     if len(candidates) > 1:
         progress.step(f"      policy auto: {chosen} ({energies})")
-    base_table, base_plan = _nominal_baseline(network, chip, instances, fps, request, net_name)
+    baseline = _nominal_baseline(network, chip, instances, fps, request, net_name)
     out = Path(request.out_dir or f"build/cosim/{network.name}-{fps:g}fps")
     out.mkdir(parents=True, exist_ok=True)
     # A folder holds one run: an earlier run's files go first, and report.json is written last,
@@ -278,9 +278,12 @@ def run_flow(request: FlowRequest) -> FlowReport:
         f"[4/5] frames: {periods} on the RTL, and the nominal baseline beside them (second "
         "process)..."
     )
-    base_future = run_in_process(
-        measure, network, base_table, base_plan.schedule, frames, request.seed, None
-    )
+    base_future = None
+    if not isinstance(baseline, str):
+        base_table, base_plan = baseline
+        base_future = run_in_process(
+            measure, network, base_table, base_plan.schedule, frames, request.seed, None
+        )
     run_dir = out / "sim" if request.waves else None
 
     def launched(done: int, total: int, cycle: int) -> None:
@@ -292,7 +295,7 @@ def run_flow(request: FlowRequest) -> FlowReport:
     run, _ = measure(
         network, table, main_plan.schedule, frames, request.seed, run_dir, request.waves, launched
     )
-    base: RunAnalysis = base_future.result()[0]
+    base = base_future.result()[0] if base_future is not None else None
     if run.trace:
         trace = Path(run.trace)
         shutil.copy(trace, out / f"waves{trace.suffix}")
@@ -313,6 +316,8 @@ def run_flow(request: FlowRequest) -> FlowReport:
         "out_dir": str(out),
     }
     data = report_json(head, run, base, main_plan)
+    if isinstance(baseline, str):
+        data["baseline_infeasible"] = baseline
     data["total_wall_s"] = time.perf_counter() - wall
     write_csv(out / "layers.csv", run)
     write_plots(out, run, chip, data)
@@ -338,16 +343,20 @@ def _nominal_baseline(
     fps: float,
     request: FlowRequest,
     net_name: str,
-) -> tuple[CostTable, Plan]:
-    """The nominal race-to-sleep schedule without gating, the saving's reference."""
+) -> tuple[CostTable, Plan] | str:
+    """The nominal race-to-sleep schedule without gating, the saving's reference; or why it
+    cannot meet the rate (an optimal schedule can run faster than nominal voltage allows)."""
     no_pg = GatingPolicy.NO_PG.value
     problem, table = instances.get(no_pg) or build_problem(
         network, chip, ProblemOptions(policy=GatingPolicy.NO_PG)
     )
     provenance = {"network": net_name, "chip": os.fspath(request.chip), "policy": no_pg}
-    base = plan(
-        table, problem, fps, request.rails, Method.NOMINAL.value, request.frames, provenance
-    )
+    try:
+        base = plan(
+            table, problem, fps, request.rails, Method.NOMINAL.value, request.frames, provenance
+        )
+    except InfeasibleError as exc:
+        return f"infeasible at {fps:g} FPS (its highest rate is {exc.max_rate_fps:.1f} FPS)"
     return table, base
 
 

@@ -155,8 +155,9 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 def parse_yaml(text: str, label: str) -> Any:
     """Parse one YAML document strictly; errors name the file, line and column."""
-    loader = _StrictLoader(text)
+    loader: _StrictLoader | None = None
     try:
+        loader = _StrictLoader(text)  # the reader rejects control characters already here
         root = loader.get_single_node()
         if root is None:
             return None
@@ -165,7 +166,7 @@ def parse_yaml(text: str, label: str) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise DocumentError(
             f"{label}: {where + ': ' if where else ''}not valid YAML: {problem}",
             where=where,
@@ -176,7 +177,8 @@ def parse_yaml(text: str, label: str) -> Any:
             f"{label}: nested too deeply to read; the format nests a few levels only"
         ) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
