@@ -30,6 +30,7 @@ from voltflow.cosim.e2e import (
 from voltflow.cosim.e2e_report import report_json, report_text, write_csv, write_plots
 from voltflow.cosim.sim_top import sim_bank_counts
 from voltflow.pmu.compiler import check_period
+from voltflow.pmu.limits import check_chip
 from voltflow.pmu.rom import write_hex, write_listing
 from voltflow.scheduler.auto_policy import least_energy
 from voltflow.scheduler.chip import DOMAINS, Chip, GatingPolicy, load_chip
@@ -224,6 +225,7 @@ def run_flow(request: FlowRequest) -> FlowReport:
     progress = request.progress or _Silent()
     network = load_network(request.network)
     chip = load_chip(request.chip)
+    check_chip(chip, request.chip)
     require_rtl_support(network, request.network)
     if request.frames < 1:
         raise FlowError(f"--frames must be at least 1, not {request.frames}")
@@ -366,6 +368,7 @@ def run_fixed_state(request: StateRequest) -> StateReport:
     progress = request.progress or _Silent()
     network = load_network(request.network)
     chip = load_chip(request.chip)
+    check_chip(chip, request.chip)
     require_rtl_support(network, request.network)
     progress.step(f"[1/2] Verilator model for {chip.name} (built once, cached)...")
     works = tuple(op_work(op, chip, network) for op in network.ops)

@@ -314,6 +314,26 @@ for what, edit, message in SCHEDULE_EDITS:
     )
 
 
+# -- chips the PMU cannot encode ------------------------------------------------------------------
+REF_CHIP = (Path(__file__).parents[1] / "scheduler" / "hardware" / "powerflow_ref.yaml").read_text()
+
+
+def _chip_with(old: str, new: str) -> Callable[[Path, Path], Path]:
+    assert old in REF_CHIP
+    return _write("chip.yaml", REF_CHIP.replace(old, new, 1))
+
+
+ENCODABLE = [
+    ("rails-9", _chip_with("rails: 3", "rails: 9"),
+     r"rails: the PMU addresses at most 8 rails, not 9"),
+    ("divider-30-bits", _chip_with("divider_phase_bits: 16", "divider_phase_bits: 30"),
+     r"sys: the clock divider's increment at 1.3 V is [\d,]+, more than SET_FREQ's 16,777,215"),
+]  # fmt: skip
+for what, make, message in ENCODABLE:
+    for cmd, argv in CHIP_COMMANDS[:4]:
+        CASES.append(Case(f"{cmd}-chip-{what}", argv, USER_ERROR, r"{f}: " + message, make))
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real schedule (ds_cnn, 1000 FPS) and its ROM, for the cases that need a good input."""

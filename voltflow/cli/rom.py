@@ -6,6 +6,7 @@ import sys
 from voltflow.cli.console import CliError, check_writable, emit
 from voltflow.pmu.compiler import CompileError, compile_schedule, verify_timing
 from voltflow.pmu.disasm import disassemble, launch_states
+from voltflow.pmu.limits import check_chip
 from voltflow.pmu.rom import read_rom, write_bin, write_hex, write_listing
 from voltflow.scheduler.chip import DOMAINS, GatingPolicy, load_chip
 from voltflow.scheduler.network import load_network
@@ -29,6 +30,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
             "(no provenance); pass --net and --hw"
         )
     chip = load_chip(args.hw or prov.get("chip") or "powerflow_ref")
+    check_chip(chip, args.hw or prov.get("chip"))
     policy = GatingPolicy(args.policy or prov.get("policy") or "rram_pg")
     options = ProblemOptions(
         policy=policy, levels_v=tuple(prov["levels_v"]) if prov.get("levels_v") else None

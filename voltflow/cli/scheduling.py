@@ -8,6 +8,7 @@ from typing import Any
 from voltflow.cli.console import INTERRUPTED, CliError, LazyFile, check_writable, emit
 from voltflow.cli.parser import AUTO, POLICIES
 from voltflow.pmu.compiler import check_period
+from voltflow.pmu.limits import check_chip
 from voltflow.pmu.planning import plan_schedule
 from voltflow.scheduler.auto_policy import least_energy
 from voltflow.scheduler.chip import Chip, GatingPolicy, load_chip
@@ -37,12 +38,14 @@ def load_inputs(args: argparse.Namespace) -> tuple[Network, Chip, GatingPolicy |
     """``--net``, ``--hw`` and ``--policy`` (None: ``auto``)."""
     network = load_network(args.net)
     chip = load_chip(args.hw)
+    check_chip(chip, args.hw)  # what the PMU can encode: refused here, not when a ROM is written
     return network, chip, None if args.policy == AUTO else GatingPolicy(args.policy)
 
 
 def cmd_model(args: argparse.Namespace) -> int:
     network = load_network(args.net)
     chip = load_chip(args.hw)
+    check_chip(chip, args.hw)
     policy = GatingPolicy(args.policy)  # `model` offers no `auto`
     table = build_cost_table(network, chip, policy, _levels(args.levels, chip))
     if args.export_instance:
