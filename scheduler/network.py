@@ -20,6 +20,7 @@ from .documents import DocumentError, parse_yaml, read_text, short
 
 __all__ = [
     "FORMAT",
+    "MAX_OPS",
     "MatmulDims",
     "Network",
     "NetworkError",
@@ -478,6 +479,10 @@ class Network:
 # Loader
 
 
+#: Most ops a network may have: far above real edge networks (MobileNetV2: 65), and a bound on
+#: everything sized by the op count (layer program, PMU program, solver tables).
+MAX_OPS: Final = 2048
+
 _TOP_KEYS: Final = ("format", "name", "title", "source", "input", "ops")
 _INPUT_KEYS: Final = ("name", "shape")
 _WINDOW_KEYS: Final = ("kernel", "stride", "padding")
@@ -637,6 +642,12 @@ class _Reader:
         input_shape = self.shape(spec["shape"], "input.shape")
         if not isinstance(doc["ops"], list) or not doc["ops"]:
             self.fail("ops", f"must be a non-empty list of ops, not {short(doc['ops'])}")
+        if len(doc["ops"]) > MAX_OPS:
+            self.fail(
+                "ops",
+                f"has {len(doc['ops']):,} ops; a network has at most {MAX_OPS:,} (the PMU's "
+                "command memory and the layer program are sized for that)",
+            )
         raws = [self.raw_op(index, value) for index, value in enumerate(doc["ops"])]
         chain = self.chain(raws, input_name)
         shapes = {input_name: input_shape}

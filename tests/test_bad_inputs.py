@@ -52,6 +52,7 @@ def _missing(name: str) -> Callable[[Path, Path], Path]:
     return lambda folder, good: folder / name
 
 
+REF_NET = (Path(__file__).parents[1] / "scheduler" / "networks" / "ds_cnn.yaml").read_text()
 DEEP = "a: " + "[" * 80 + "]" * 80 + "\n"
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdef", "bcdefg", strict=True)
@@ -70,6 +71,8 @@ YAML_FILES = [
     ("empty", _write("x.yaml", ""), r"{f}: "),
     ("a-list", _write("x.yaml", "- 1\n- 2\n"), r"{f}: "),
     ("huge-scalar", _write("x.yaml", "format: " + "x" * 2_000_000 + "\n"), r"{f}: .{0,400}$"),
+    ("huge-tensor", _write("x.yaml", REF_NET.replace("[1, 49, 10]", "[1, 100000, 100000]")),
+     r"{f}: |needs \d+ words of the weight buffer|set buffers"),
 ]  # fmt: skip
 
 NET_COMMANDS = [
@@ -90,6 +93,23 @@ CASES: list[Case] = []
 for cmd, argv in NET_COMMANDS:
     for what, make, message in YAML_FILES:
         CASES.append(Case(f"{cmd}-net-{what}", argv, USER_ERROR, message, make))
+    ops = "".join(
+        f"  - {{name: c{i}, op: conv, input: c{i - 1}, out_channels: 8, kernel: 1}}\n"
+        for i in range(1, 3000)
+    )
+    long_net = (
+        "format: voltflow-network/1\nname: long\ntitle: t\nsource: s\n"
+        "input: {name: c0, shape: [8, 4, 4]}\nops:\n" + ops
+    )
+    CASES.append(
+        Case(
+            f"{cmd}-net-too-many-ops",
+            argv,
+            USER_ERROR,
+            r"{f}: ops: has 2,999 ops; a network has at most 2,048",
+            _write("x.yaml", long_net),
+        )
+    )
 # A chip file's messages name the file by its name (tests/scheduler/test_chip.py pins that).
 CHIP_MESSAGES = {
     "missing": r"{f}: no such chip file",
