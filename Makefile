@@ -71,7 +71,7 @@ bench: venv
 	$(BIN)/python -m bench.run
 
 figures: venv
-	$(BIN)/python bench/figures.py
+	$(BIN)/python -m bench.figures
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache .hypothesis

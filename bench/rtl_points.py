@@ -114,7 +114,7 @@ def run_points(
             [
                 sys.executable,
                 "-m",
-                "voltflow.cosim.cli",
+                "voltflow.cli",
                 "cosim",
                 "--net",
                 name,

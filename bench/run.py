@@ -96,7 +96,7 @@ def bench_e2e() -> None:
     print("\n== end to end: voltflow cosim --net squeezenet (warm build) ==")
     start = time.perf_counter()
     run = subprocess.run(
-        [sys.executable, "-m", "voltflow.cosim.cli", "cosim", "--net", "squeezenet"],
+        [sys.executable, "-m", "voltflow.cli", "cosim", "--net", "squeezenet"],
         capture_output=True,
         text=True,
         check=False,

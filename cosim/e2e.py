@@ -1,35 +1,48 @@
-"""The end-to-end flow: schedule -> compile -> periodic frames on the RTL -> counters -> energy.
+"""The steps of the end-to-end flow: plan (solve + compile + pmu.timing check), measure on the RTL,
+analyse the counters against the prediction.
 
-:func:`run_flow` solves a network's schedule for a rate, compiles it into a PMU program, runs
-``frames`` periods on the chip's one Verilator build (accelerator + PMU), turns the measured
-counters into energy with :mod:`cosim.energy` and compares every layer with the scheduler's
-prediction; the nominal baseline (1.1 V everywhere, no gating) runs on the same build, in a
-second process, for the savings. :func:`analyse` is the comparison of one run.
+:func:`plan` solves a network's schedule for a rate and compiles it into a PMU program that meets
+every deadline; :func:`measure` runs ``frames`` periods of it on the chip's one Verilator build
+(accelerator + PMU) and :func:`analyse` turns the measured counters into energy with
+:mod:`voltflow.cosim.energy` and compares every layer with the scheduler's prediction.
+:func:`voltflow.cosim.flow.run_flow` joins these steps (with the nominal baseline in a second
+process) into one call.
 """
 
 import concurrent.futures
+import dataclasses
 import multiprocessing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from voltflow.cosim.build import TraceFormat, VerilatorBuild, build
 from voltflow.cosim.energy import Energy, dynamic_energy, launch_levels, window_energy
 from voltflow.cosim.pmu_run import PmuRunResult, run_program
+from voltflow.cosim.sim_top import accel_build_spec, sim_bank_counts
 from voltflow.pmu.compiler import Program, compile_schedule
+from voltflow.pmu.planning import Plan, plan_schedule
 from voltflow.rtl.activity_counters import COUNTERS
 from voltflow.scheduler.chip import DOMAINS, BankKind, Chip, GatingPolicy
 from voltflow.scheduler.cost import CostTable
 from voltflow.scheduler.evaluate import SlackMode
+from voltflow.scheduler.instance import Problem
+from voltflow.scheduler.network import Network
 from voltflow.scheduler.schedule import ScheduleFile
+from voltflow.scheduler.solve import Method
 
 __all__ = [
     "ENERGY_TOLERANCE",
     "FrameRow",
     "LayerRow",
+    "Plan",
     "RunAnalysis",
     "analyse",
+    "chip_build",
     "default_rate",
+    "measure",
+    "plan",
     "run_in_process",
 ]
 
@@ -304,126 +317,60 @@ def run_in_process(
 
 
 def measure(
-    net: str,
-    hw: str,
-    policy: str,
+    network: Network,
+    table: CostTable,
     schedule: ScheduleFile,
     frames: int,
     seed: int,
     run_dir: Path | None,
-    waves: str | None = None,
+    waves: TraceFormat | None = None,
     progress: Callable[[int, int, int], None] | None = None,
 ) -> tuple[RunAnalysis, Program]:
-    """Compile ``schedule``, run it for ``frames`` periods on the chip's build and analyse it
-    (picklable arguments: used in the baseline's process too, without ``progress``)."""
-    from voltflow.scheduler.chip import load_chip
-    from voltflow.scheduler.network import load_network
-    from voltflow.scheduler.problem import ProblemOptions, build_problem
+    """Compile ``schedule``, run it for ``frames`` periods on the chip's build and analyse it.
 
-    network = load_network(net)
-    chip = load_chip(hw)
-    _, table = build_problem(network, chip, ProblemOptions(policy=GatingPolicy(policy)))
-    from voltflow.cosim.sim_top import sim_bank_counts
-
+    ``table`` is the cost table of ``network`` on its chip for the schedule's gating policy. The
+    arguments pickle (the baseline runs in a second process with them, without ``progress``).
+    """
+    chip = table.chip
     counts = sim_bank_counts(chip, table.memory)
     program = compile_schedule(schedule, table, frames=frames, hardware_counts=counts)
-    build = _build(chip, waves, counts)
+    verilator_build = chip_build(chip, counts, waves)
     run = run_program(
         network,
         chip,
         program.words,
         seed=seed,
         run_dir=run_dir,
-        verilator_build=build,
+        verilator_build=verilator_build,
         waves=waves is not None,
         progress=progress,
     )
     return analyse(run, chip, table, schedule, program, frames), program
 
 
-def _build(chip: Chip, waves: str | None, counts: dict[BankKind, int]) -> Any:
-    """The chip's Verilator build with ``counts`` banks per kind; with a trace format, the
-    separate build that dumps it."""
-    import dataclasses
-
-    from voltflow.cosim.build import TraceFormat, build
-    from voltflow.cosim.sim_top import accel_build_spec
-
+def chip_build(
+    chip: Chip, counts: dict[BankKind, int], waves: TraceFormat | None = None
+) -> VerilatorBuild:
+    """The chip's Verilator build with ``counts`` banks per kind (cached); with a trace format,
+    the separate build that dumps it."""
     spec = accel_build_spec(chip, counts)
     if waves:
-        spec = dataclasses.replace(spec, trace=TraceFormat(waves))
+        spec = dataclasses.replace(spec, trace=waves)
     return build(spec)
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """A schedule that the PMU program meets on the RTL, and its program."""
-
-    schedule: ScheduleFile
-    schedule_json: dict[str, Any]
-    program: Program
-    margin_cycles: int  # how much shorter a period the schedule was solved for
-    predicted_run: Any  # pmu.timing.Outcome of the program
 
 
 def plan(
     table: CostTable,
-    problem: Any,
+    problem: Problem,
     fps: float,
     rails: int,
     method: str,
     frames: int,
     provenance: dict[str, Any],
 ) -> Plan:
-    """Solve, compile and check with pmu.timing that every frame meets its deadline.
-
-    The scheduler's latency counts layer cycles and supply switches; the PMU program adds its
-    own cycles (one per command, three per LAUNCH, bank wake-up WAITs). When those make a
-    frame overrun, the schedule is solved again for a period shorter by the overhead (the
-    margin), then judged and compiled at the real period, so the prediction stays the
-    scheduler's own at the requested rate.
-    """
-    import dataclasses
-
-    from voltflow.cosim.pmu_run import launch_cycles_of
-    from voltflow.cosim.sim_top import chip_configs, sim_bank_counts
-    from voltflow.pmu.timing import predict
-    from voltflow.scheduler.dataflow import Mode
-    from voltflow.scheduler.evaluate import evaluate
-    from voltflow.scheduler.schedule import schedule_from_json, schedule_to_json
-    from voltflow.scheduler.solve import Method, solve
-
-    chip = table.chip
-    period_s = 1.0 / fps
-    f_ref = chip.reference_mhz * 1e6
-    op_index = [i for i, w in enumerate(table.works) if w.mode is not Mode.ALIAS]
-
-    class _Ops:  # what launch_cycles_of reads of a layer program
-        pass
-
-    ops = _Ops()
-    ops.op_index = op_index  # type: ignore[attr-defined]
-    cycles = launch_cycles_of(chip, table.works, ops)  # type: ignore[arg-type]
-    counts = sim_bank_counts(chip, table.memory)
-    pmu_config = chip_configs(chip, counts)[1]
-    margin = 0
-    for _ in range(6):
-        result = solve(
-            problem, period_s - margin / f_ref, rails, Method(method), nominal_v=chip.nominal_v
-        )
-        judged = evaluate(problem, result.states, period_s, rails)
-        result = dataclasses.replace(result, evaluation=judged)
-        data = schedule_to_json(result, problem, provenance)
-        schedule = schedule_from_json(data)
-        program = compile_schedule(schedule, table, frames=frames, hardware_counts=counts)
-        outcome = predict(list(program.words), pmu_config, cycles, program_ops=len(op_index))
-        if outcome.overruns == 0:
-            return Plan(schedule, data, program, margin, outcome)
-        # Busiest frame's PMU cycles beyond the period.
-        ends = [
-            c for pc, c in outcome.command_cycles if pc == len(program.words) - 2 - (frames > 1)
-        ]
-        starts = [c for pc, c in outcome.command_cycles if pc == program.frame_start]
-        over = max((e - s for s, e in zip(starts, ends, strict=False)), default=0)
-        margin += max(16, over - round(period_s * f_ref) + 16)
-    raise ValueError(f"no schedule found that the PMU meets at {fps:g} FPS (margin {margin})")
+    """:func:`pmu.planning.plan_schedule` for the simulation build of ``table``'s chip (its bank
+    size class)."""
+    counts = sim_bank_counts(table.chip, table.memory)
+    return plan_schedule(
+        table, problem, fps, rails, Method(method), frames, provenance, hardware_counts=counts
+    )

@@ -140,6 +140,8 @@ def report_text(report: dict[str, Any], run: RunAnalysis, chip: Chip) -> str:
             f" uJ (predicted {_uj(b['predicted_j']):,.4f}); saving {b['saving_measured']:.2%} "
             f"measured, {b['saving_predicted']:.2%} predicted"
         )
+    if "baseline_infeasible" in report:
+        lines.append(f"nominal baseline (1.1 V, no_pg): {report['baseline_infeasible']}; no saving")
     if report["margin_cycles"]:
         lines.append(
             f"scheduled with a {report['margin_cycles']} cycle margin for the PMU's own cycles"

@@ -30,18 +30,18 @@ from voltflow.cosim.images import (
     write_readmemh,
 )
 from voltflow.cosim.sim_top import chip_configs
+from voltflow.pmu.compiler import launch_cycles
 from voltflow.pmu.isa import ErrorCode
 from voltflow.pmu.rom import write_hex
 from voltflow.pmu.timing import Outcome, predict
 from voltflow.pmu.unit import COUNTER_PORTS
 from voltflow.rtl.activity_counters import COUNTERS
 from voltflow.rtl.config import ADDR_BITS
-from voltflow.rtl.program import DESCRIPTOR_BITS, Program
+from voltflow.rtl.program import DESCRIPTOR_BITS
 from voltflow.scheduler.chip import Chip
-from voltflow.scheduler.dataflow import OpWork
 from voltflow.scheduler.network import Network
 
-__all__ = ["LaunchResult", "PmuRunResult", "Snapshot", "launch_cycles_of", "run_program"]
+__all__ = ["LaunchResult", "PmuRunResult", "Snapshot", "run_program"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,21 +132,6 @@ class PmuRunResult:
         return (self.end_cycle + 1) / self.sim_wall_s if self.sim_wall_s > 0 else 0.0
 
 
-def launch_cycles_of(
-    chip: Chip, works: Sequence[OpWork], program: Program
-) -> Callable[[int, int, tuple[int, int, int]], int]:
-    """``launch_cycles`` for pmu.timing.predict: the ops' predicted reference cycles."""
-
-    def cycles(first: int, count: int, incs: tuple[int, int, int]) -> int:
-        total = 0
-        for k in range(first, first + count):
-            w = works[program.op_index[k]]
-            total += int(w.ref_cycles(chip, *(np.array(x) for x in incs)))
-        return total
-
-    return cycles
-
-
 def run_program(
     network: Network,
     chip: Chip,
@@ -175,7 +160,7 @@ def run_program(
     predicted = predict(
         list(words),
         pmu_config,
-        launch_cycles_of(chip, works, program),
+        launch_cycles(chip, [works[i] for i in program.op_index]),
         program_ops=n_desc,
         budget=budget,
     )

@@ -26,7 +26,7 @@ through the whole previous layer, 0.7-2.7 % of a frame's energy at 1.1 V.)
 """
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +35,7 @@ from voltflow.pmu.isa import DomainCode, ErrorCode, Opcode, decode, encode, payl
 from voltflow.pmu.timing import Outcome, predict
 from voltflow.scheduler.chip import DOMAINS, BankKind, Chip, Domain
 from voltflow.scheduler.cost import CostTable, schedule_layers
-from voltflow.scheduler.dataflow import Mode
+from voltflow.scheduler.dataflow import Mode, OpWork
 from voltflow.scheduler.evaluate import SlackMode
 from voltflow.scheduler.memory import BankLayout
 from voltflow.scheduler.schedule import ScheduleFile
@@ -43,8 +43,10 @@ from voltflow.scheduler.schedule import ScheduleFile
 __all__ = [
     "CompileError",
     "Program",
+    "check_period",
     "check_schedule",
     "compile_schedule",
+    "descriptor_works",
     "launch_cycles",
     "state_program",
     "verify_timing",
@@ -297,14 +299,7 @@ def check_schedule(schedule: ScheduleFile, table: CostTable) -> None:
             f"the schedule uses {len(used)} voltages ({', '.join(f'{v:g}' for v in sorted(used))} "
             f"V) but chip {chip.name!r} has {chip.rails} rails"
         )
-    cycles = schedule.period_s * chip.reference_mhz * 1e6
-    widest = (1 << payload_fields(Opcode.SET_PERIOD)["cycles"]) - 1
-    if not 0.5 <= cycles < widest + 0.5:
-        raise CompileError(
-            f"period_s {schedule.period_s:g} s is {cycles:.3g} reference cycles; the PMU's period "
-            f"timer takes 1 to {widest:,} ({1 / (chip.reference_mhz * 1e6):.3g} s to "
-            f"{widest / (chip.reference_mhz * 1e6):.3g} s)"
-        )
+    check_period(schedule.period_s, chip)
     busy_s = sum(layer.time_s for layer in schedule.layers)
     if busy_s > schedule.period_s:
         raise CompileError(
@@ -313,16 +308,38 @@ def check_schedule(schedule: ScheduleFile, table: CostTable) -> None:
         )
 
 
-def launch_cycles(table: CostTable) -> Callable[[int, int, tuple[int, int, int]], int]:
-    """``launch_cycles`` for :func:`pmu.timing.predict`: the launched ops' reference cycles."""
-    chip = table.chip
-    works = [w for w in table.works if w.mode is not Mode.ALIAS]  # one descriptor each
+def check_period(period_s: float, chip: Chip) -> None:
+    """Refuse a period the PMU's frame timer cannot count (at least one reference cycle)."""
+    cycles = period_s * chip.reference_mhz * 1e6
+    widest = (1 << payload_fields(Opcode.SET_PERIOD)["cycles"]) - 1
+    if not 0.5 <= cycles < widest + 0.5:
+        f_ref = chip.reference_mhz * 1e6
+        raise CompileError(
+            f"period_s {period_s:g} s is {cycles:.3g} reference cycles; the PMU's period "
+            f"timer takes 1 to {widest:,} ({1 / f_ref:.3g} s to {widest / f_ref:.3g} s, "
+            f"{f_ref / widest:.3g} to {f_ref:.3g} FPS)"
+        )
+
+
+def launch_cycles(
+    chip: Chip, descriptors: Sequence[OpWork]
+) -> Callable[[int, int, tuple[int, int, int]], int]:
+    """``launch_cycles`` for :func:`pmu.timing.predict`: the launched ops' reference cycles.
+
+    ``descriptors``: the work of each layer-program descriptor, in descriptor order (the ops
+    that are not concatenations).
+    """
 
     def cycles(first: int, count: int, incs: tuple[int, int, int]) -> int:
         increments = [np.array(x) for x in incs]
-        return sum(int(w.ref_cycles(chip, *increments)) for w in works[first : first + count])
+        return sum(int(w.ref_cycles(chip, *increments)) for w in descriptors[first : first + count])
 
     return cycles
+
+
+def descriptor_works(table: CostTable) -> list[OpWork]:
+    """The work of each layer-program descriptor of ``table``'s network (ALIAS ops have none)."""
+    return [w for w in table.works if w.mode is not Mode.ALIAS]
 
 
 def verify_timing(
@@ -343,8 +360,10 @@ def verify_timing(
         words[loop[0]] = encode(Opcode.LOOP, target=instr["target"], count=1)
     counts = dict(hardware_counts) if hardware_counts else dict(table.memory.counts)
     config = PmuConfig.from_chip(table.chip, counts)
-    descriptors = sum(w.mode is not Mode.ALIAS for w in table.works)
-    outcome = predict(words, config, launch_cycles(table), program_ops=descriptors)
+    descriptors = descriptor_works(table)
+    outcome = predict(
+        words, config, launch_cycles(table.chip, descriptors), program_ops=len(descriptors)
+    )
     launched = [
         layer.name for layer, n in zip(table.layers, _launch_counts(table), strict=True) if n
     ]

@@ -33,8 +33,8 @@ def disassemble(words: list[int]) -> str:
             text = str(decode(word))
         except IsaError as exc:
             text = f"<illegal: {exc}>"
-        lines.append(f"{addr:04x}  {word:016x}  {text}")
-    return "\n".join(lines) + "\n"
+        lines.append(f"{addr:04x}  {word:016x}  {text}\n")
+    return "".join(lines)
 
 
 def launch_states(words: list[int], chip: Chip) -> list[LaunchState]:

@@ -4,9 +4,9 @@ from pathlib import Path
 
 from voltflow.pmu.config import COMMAND_WORDS
 from voltflow.pmu.isa import WORD_BITS
-from voltflow.scheduler.documents import DocumentError, read_text, short
+from voltflow.scheduler.documents import DocumentError, read_text, short, write_atomic
 
-__all__ = ["RomError", "read_rom", "write_bin", "write_hex"]
+__all__ = ["RomError", "read_rom", "write_bin", "write_hex", "write_listing"]
 
 _HEX_DIGITS = WORD_BITS // 4
 
@@ -17,12 +17,24 @@ class RomError(ValueError):
 
 def write_hex(path: str | Path, words: tuple[int, ...] | list[int]) -> None:
     """One word per line, 16 hex digits, as $readmemh reads them."""
-    Path(path).write_text("".join(f"{w:0{_HEX_DIGITS}x}\n" for w in words))
+    _write(path, "".join(f"{w:0{_HEX_DIGITS}x}\n" for w in words))
 
 
 def write_bin(path: str | Path, words: tuple[int, ...] | list[int]) -> None:
     """Words as little-endian 8-byte integers."""
-    Path(path).write_bytes(b"".join(w.to_bytes(WORD_BITS // 8, "little") for w in words))
+    _write(path, b"".join(w.to_bytes(WORD_BITS // 8, "little") for w in words))
+
+
+def write_listing(path: str | Path, listing: str) -> None:
+    """The annotated listing (``Program.listing()``), written atomically."""
+    _write(path, listing)
+
+
+def _write(path: str | Path, content: str | bytes) -> None:
+    try:
+        write_atomic(path, content)
+    except DocumentError as exc:
+        raise RomError(str(exc)) from None
 
 
 def read_rom(path: str | Path) -> list[int]:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
+
+from .documents import DocumentError, parse_yaml, read_text, short
 
 __all__ = [
     "BANK_DOMAIN",
@@ -256,22 +257,28 @@ def load_chip(name_or_path: str | os.PathLike[str] = DEFAULT_CHIP) -> Chip:
     text_path = str(name_or_path)
     if text_path.endswith((".yaml", ".yml")) or os.sep in text_path:
         path = Path(text_path)
-        if not path.is_file():
+        if not path.exists():
             raise ChipError(f"{path}: no such chip file")
-        text = path.read_text()
         label = path.name
+        try:
+            text = read_text(path, label)
+        except DocumentError as exc:
+            raise ChipError(str(exc)) from None
     else:
         if text_path not in known_chips():
             raise ChipError(
-                f"unknown chip {text_path!r}; known chips: {', '.join(known_chips())} "
+                f"unknown chip {short(text_path)}; known chips: {', '.join(known_chips())} "
                 "(or give a path to a .yaml file)"
             )
         text = (resources.files(__package__) / "hardware" / f"{text_path}.yaml").read_text()
         label = f"{text_path}.yaml"
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ChipError(f"{label}: not valid YAML: {exc}") from None
+        raw = parse_yaml(text, label)
+    except DocumentError as exc:
+        if exc.problem is None:
+            raise ChipError(str(exc)) from None
+        where = f"{exc.where}: " if exc.where else ""
+        raise ChipError(f"{label}: not valid YAML: {where}{exc.problem}") from None
     return _Reader(label).chip(raw)
 
 
@@ -282,7 +289,7 @@ class _Reader:
         self.label = label
 
     def fail(self, path: str, value: Any, allowed: str) -> ChipError:
-        return ChipError(f"{self.label}: {path}: must be {allowed}, not {value!r}")
+        return ChipError(f"{self.label}: {path}: must be {allowed}, not {short(value)}")
 
     def mapping(
         self, raw: Any, path: str, keys: set[str], optional: frozenset[str] = frozenset()

@@ -1,4 +1,5 @@
-"""Reading the user's YAML and JSON files safely: bounded size, depth and expansion, no duplicates.
+"""The user's files: read safely (bounded size, depth and expansion, no duplicate keys) and
+written atomically (a temporary file renamed into place, so nothing is ever left half written).
 
 Every loader of a user file (network, chip, instance, schedule) reads it through this module, so a
 file that is missing, is a folder, is not UTF-8, repeats a key, nests absurdly deep or expands an
@@ -9,6 +10,7 @@ in error messages go through :func:`short`, which bounds their length whatever t
 import json
 import os
 import reprlib
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ __all__ = [
     "parse_yaml",
     "read_text",
     "short",
+    "write_atomic",
 ]
 
 #: Largest file read (bytes): far above the largest real instance (a few MB), far below memory.
@@ -43,7 +46,16 @@ _MAX_SHORT = 120  # characters of a quoted value at most (plus its length, for a
 
 
 class DocumentError(ValueError):
-    """A user file that cannot be read or parsed; the message starts with the file's name."""
+    """A user file that cannot be read or parsed; the message starts with the file's name.
+
+    For a syntax error, ``where`` is ``"line L, column C"`` (or empty) and ``problem`` the
+    parser's reason, for loaders that word their messages their own way.
+    """
+
+    def __init__(self, message: str, *, where: str = "", problem: str | None = None) -> None:
+        super().__init__(message)
+        self.where = where
+        self.problem = problem
 
 
 def short(value: object) -> str:
@@ -143,8 +155,9 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 def parse_yaml(text: str, label: str) -> Any:
     """Parse one YAML document strictly; errors name the file, line and column."""
-    loader = _StrictLoader(text)
+    loader: _StrictLoader | None = None
     try:
+        loader = _StrictLoader(text)  # the reader rejects control characters already here
         root = loader.get_single_node()
         if root is None:
             return None
@@ -152,15 +165,20 @@ def parse_yaml(text: str, label: str) -> Any:
         return loader.construct_document(root)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise DocumentError(f"{label}: {where}not valid YAML: {problem}") from None
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise DocumentError(
+            f"{label}: {where + ': ' if where else ''}not valid YAML: {problem}",
+            where=where,
+            problem=problem,
+        ) from None
     except RecursionError:
         raise DocumentError(
             f"{label}: nested too deeply to read; the format nests a few levels only"
         ) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -200,3 +218,40 @@ def _check_depth(data: Any, label: str) -> None:
             stack.extend((v, depth + 1) for v in value.values())
         elif isinstance(value, list):
             stack.extend((v, depth + 1) for v in value)
+
+
+def write_atomic(path: str | os.PathLike[str], content: str | bytes) -> None:
+    """Write ``content`` to ``path`` all at once: into a temporary file beside it, then renamed.
+
+    A reader (or a later run) sees the old file or the new one, never a partial one; an
+    interrupted or failed write leaves no temporary file. Failures are a :class:`DocumentError`
+    naming the file and the reason.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise DocumentError(f"{target}: is a folder; give a file name")
+    folder = target.parent
+    if not folder.is_dir():
+        raise DocumentError(f"{target}: the folder {folder} does not exist; create it first")
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise DocumentError(f"{target}: cannot write the file: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(temp, 0o666 & ~_umask())
+        os.replace(temp, target)
+    except OSError as exc:
+        Path(temp).unlink(missing_ok=True)
+        raise DocumentError(f"{target}: cannot write the file: {exc.strerror or exc}") from None
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .documents import DocumentError, parse_json, read_text, short
+from .documents import DocumentError, parse_json, read_text, short, write_atomic
 
 __all__ = [
     "FORMAT",
@@ -519,4 +519,7 @@ def load_instance(path: str | Path) -> Problem:
 def save_instance(problem: Problem, path: str | Path) -> None:
     """Write ``problem`` as a compact ``voltflow-instance/1`` file."""
     text = json.dumps(problem_to_json(problem), separators=(",", ":"), allow_nan=False)
-    Path(path).write_text(text + "\n", encoding="utf-8")
+    try:
+        write_atomic(path, text + "\n")
+    except DocumentError as exc:
+        raise InstanceError("", str(exc)) from None

@@ -8,7 +8,7 @@ from voltflow.scheduler.cost import CostTable, build_cost_table
 from voltflow.scheduler.instance import LayerTable, Problem
 from voltflow.scheduler.network import Network
 
-__all__ = ["ProblemOptions", "build_problem", "problem_from_table"]
+__all__ = ["ProblemOptions", "build_problem", "check_rails", "problem_from_table"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,14 @@ class ProblemOptions:
             raise ValueError(
                 f"sleep_entry_switches must be an integer >= 0, not {self.sleep_entry_switches!r}"
             )
+
+
+def check_rails(rails: int, chip: Chip | None) -> None:
+    """Refuse a rail limit the chip cannot have (``chip`` None: a bare instance, any >= 1)."""
+    top = chip.rails if chip is not None else None
+    if isinstance(rails, bool) or not isinstance(rails, int) or rails < 1 or (top and rails > top):
+        allowed = f"1 to {top} (chip {chip.name!r} has {top} rails)" if chip else "at least 1"
+        raise ValueError(f"rails must be {allowed}, not {rails!r}")
 
 
 def problem_from_table(table: CostTable, options: ProblemOptions) -> Problem:

@@ -5,14 +5,15 @@ read back into a :class:`ScheduleFile` without needing the instance. docs/solver
 format.
 """
 
+import enum
 import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from .documents import DocumentError, parse_json, read_text, short
+from .documents import DocumentError, parse_json, read_text, short, write_atomic
 from .evaluate import SlackMode
 from .instance import Problem
 from .solve import Method, Result, Status
@@ -27,6 +28,8 @@ __all__ = [
     "schedule_from_json",
     "schedule_to_json",
 ]
+
+_E = TypeVar("_E", bound=enum.Enum)
 
 #: The format tag this version reads and writes.
 FORMAT = "voltflow-schedule/1"
@@ -148,7 +151,10 @@ def save_schedule(
 ) -> None:
     """Write ``result`` as a ``voltflow-schedule/1`` file (indented JSON)."""
     text = json.dumps(schedule_to_json(result, problem, provenance), indent=2, allow_nan=False)
-    Path(path).write_text(text + "\n", encoding="utf-8")
+    try:
+        write_atomic(path, text + "\n")
+    except DocumentError as exc:
+        raise ScheduleError(str(exc)) from None
 
 
 # --- Reading ------------------------------------------------------------------------------------
@@ -268,12 +274,9 @@ def schedule_from_json(data: Any, *, file: str | None = None) -> ScheduleFile:
             raise ScheduleError("layers must not be empty")
         totals = _fields("totals", top["totals"], _TOTALS)
         slack = _fields("slack", top["slack"], _SLACK)
-        try:
-            method = Method(top["method"])
-            status = Status(top["status"])
-            mode = SlackMode(slack["mode"])
-        except ValueError as error:
-            raise ScheduleError(str(error)) from None
+        method = _choice("method", top["method"], Method)
+        status = _choice("status", top["status"], Status)
+        mode = _choice("slack.mode", slack["mode"], SlackMode)
         return ScheduleFile(
             instance=top["instance"],
             domains=domains,
@@ -301,6 +304,13 @@ def schedule_from_json(data: Any, *, file: str | None = None) -> ScheduleFile:
         if file:
             raise ScheduleError(f"{file}: {error}") from None
         raise
+
+
+def _choice(name: str, value: Any, kind: type[_E]) -> _E:
+    try:
+        return kind(value)
+    except ValueError:  # worded as the enum says it, with the value cut to a bounded length
+        raise ScheduleError(f"{short(value)} is not a valid {kind.__name__}") from None
 
 
 def load_schedule(path: str | Path) -> ScheduleFile:

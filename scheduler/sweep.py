@@ -1,17 +1,25 @@
 """Energy versus rate for several methods: points solved in parallel, rows written as they end."""
 
 import csv
+import math
+import multiprocessing
 import os
+import signal
 import sys
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import IO
+from types import FrameType
+from typing import IO, Protocol
 
+from voltflow.scheduler.documents import short
 from voltflow.scheduler.instance import Problem
 from voltflow.scheduler.solve import InfeasibleError, Method, NoSolutionError, solve
 
-__all__ = ["SweepPoint", "parse_rates", "run_sweep"]
+__all__ = ["MAX_POINTS", "SweepInterrupted", "SweepPoint", "TextSink", "parse_rates", "run_sweep"]
+
+#: Most (rate, method) points one sweep may have (each is a solve: hours beyond this).
+MAX_POINTS = 100_000
 
 COLUMNS = (
     "fps",
@@ -55,17 +63,26 @@ def parse_rates(text: str) -> tuple[float, ...]:
                 raise ValueError
             lo, hi = parts[0], parts[1]
             step = parts[2] if len(parts) == 3 else 1.0
-            if step <= 0 or lo <= 0 or hi < lo:
+            if not all(map(math.isfinite, parts)) or step <= 0 or lo <= 0 or hi < lo:
                 raise ValueError
-            count = int((hi - lo) / step + 1e-9) + 1
-            return tuple(lo + i * step for i in range(count))
+            count = (hi - lo) / step + 1e-9
+            if count >= MAX_POINTS:
+                raise OverflowError(f"{count + 1:.3g}")
+            return tuple(lo + i * step for i in range(int(count) + 1))
         rates = tuple(float(x) for x in text.split(","))
-        if not rates or min(rates) <= 0:
+        if not rates or not all(0 < r < math.inf for r in rates):
             raise ValueError
+        if len(rates) > MAX_POINTS:
+            raise OverflowError(str(len(rates)))
         return rates
+    except OverflowError as exc:
+        raise ValueError(
+            f"--fps {short(text)} gives {exc} rates; a sweep takes at most {MAX_POINTS:,} "
+            "(use a larger STEP)"
+        ) from None
     except ValueError:
         raise ValueError(
-            f"--fps must be LO:HI, LO:HI:STEP or a comma list of positive rates, not {text!r}"
+            f"--fps must be LO:HI, LO:HI:STEP or a comma list of positive rates, not {short(text)}"
         ) from None
 
 
@@ -74,9 +91,41 @@ _PROBLEMS: dict[str, Problem] = {}
 _OPTIONS: list[_Options] = []
 
 
-def _init(problems: dict[str, Problem], options: _Options) -> None:
+class TextSink(Protocol):
+    """Where rows go: a text file or anything with ``write`` and ``flush``."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep: the workers are gone, ``points`` are the rows already written."""
+
+    def __init__(self, points: list["SweepPoint"], total: int) -> None:
+        super().__init__(f"{len(points)} of {total} points done")
+        self.points = points
+        self.total = total
+
+
+def _init(problems: dict[str, Problem], options: _Options, tmp: str) -> None:
+    # A worker is its own process group: the terminal's Ctrl-C reaches the parent only, and the
+    # parent's terminate() (SIGTERM) ends the worker and every solver process it started (CBC),
+    # whose temporary files live in the sweep's own folder, removed with it.
+    os.setpgrp()
+    signal.signal(signal.SIGTERM, _end_group)
+    os.environ["TMPDIR"] = tmp
+    tempfile.tempdir = tmp
     _PROBLEMS.update(problems)
     _OPTIONS[:] = [options]
+
+
+def _end_group(signum: int, frame: FrameType | None) -> None:
+    os.killpg(0, signal.SIGKILL)
+
+
+def _solve_job(job: tuple[float, Method]) -> SweepPoint:
+    return _solve_point(*job)
 
 
 def _solve_point(fps: float, method: Method) -> SweepPoint:
@@ -119,34 +168,53 @@ def run_sweep(
     methods: Sequence[Method],
     rails: int,
     nominal_v: float | None,
-    out: IO[str],
+    out: TextSink,
     time_limit_s: float = 60.0,
     workers: int | None = None,
     progress: IO[str] | None = sys.stderr,
 ) -> list[SweepPoint]:
-    """Solve every (rate, method) point with a process pool, writing CSV rows as they finish."""
+    """Solve every (rate, method) point with a process pool, writing CSV rows as they finish.
+
+    Arguments are checked before anything is written. Ctrl-C stops the workers and their solver
+    processes at once and raises :class:`SweepInterrupted` with the points already written
+    (each row is flushed as it ends).
+    """
+    jobs = [(fps, m) for fps in rates for m in methods]
+    if not jobs:
+        raise ValueError("a sweep needs at least one rate and one method")
+    if len(jobs) > MAX_POINTS:
+        raise ValueError(f"{len(jobs):,} points; a sweep takes at most {MAX_POINTS:,}")
+    if workers is not None and (isinstance(workers, bool) or workers < 1):
+        raise ValueError(f"workers must be a positive integer, not {short(workers)}")
+    workers = min(len(jobs), workers or os.cpu_count() or 1)
+    options = _Options(instance_of, rails, nominal_v, time_limit_s)
     writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore")
     writer.writeheader()
-    options = _Options(instance_of, rails, nominal_v, time_limit_s)
-    jobs = [(fps, m) for fps in rates for m in methods]
-    workers = workers or min(len(jobs), os.cpu_count() or 1)
-    points = []
-    with ProcessPoolExecutor(workers, initializer=_init, initargs=(problems, options)) as pool:
-        futures = [pool.submit(_solve_point, fps, m) for fps, m in jobs]
-        for done, point in enumerate(_completed(futures), start=1):
-            writer.writerow(point.row)
-            out.flush()
-            points.append(point)
+    out.flush()
+    points: list[SweepPoint] = []
+    context = multiprocessing.get_context("fork")
+    with tempfile.TemporaryDirectory(prefix="voltflow-sweep-") as tmp:
+        pool = context.Pool(workers, initializer=_init, initargs=(problems, options, tmp))
+        try:
+            for done, point in enumerate(pool.imap_unordered(_solve_job, jobs), start=1):
+                writer.writerow(point.row)
+                out.flush()
+                points.append(point)
+                if progress is not None:
+                    _bar(progress, done, len(jobs), point)
+            pool.close()
+        except KeyboardInterrupt:
+            pool.terminate()
+            pool.join()
             if progress is not None:
-                _bar(progress, done, len(jobs), point)
+                progress.write("\n")
+            raise SweepInterrupted(points, len(jobs)) from None
+        finally:
+            pool.terminate()
+            pool.join()
     if progress is not None:
         progress.write("\n")
     return sorted(points, key=lambda p: (p.fps, list(methods).index(p.method)))
-
-
-def _completed(futures: list) -> Iterator[SweepPoint]:
-    for future in as_completed(futures):
-        yield future.result()
 
 
 def _bar(stream: IO[str], done: int, total: int, point: SweepPoint) -> None:

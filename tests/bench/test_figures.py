@@ -1,4 +1,4 @@
-"""`bench/figures.py --quick` regenerates every figure, CSV and headline file from scratch."""
+"""`python -m bench.figures --quick` regenerates every figure, CSV and headline file anew."""
 
 import csv
 import json
@@ -20,7 +20,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def test_quick_run_writes_every_figure(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "figures.py"), "--quick", "--out", str(tmp_path)],
+        [sys.executable, "-m", "bench.figures", "--quick", "--out", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,

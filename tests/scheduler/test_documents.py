@@ -104,3 +104,32 @@ def test_loaders_refuse_duplicate_keys(tmp_path: Path) -> None:
     sched.write_text('{"format": "x", "format": "y"}')
     with pytest.raises(ScheduleError, match=re.escape(f"{sched}: duplicate key 'format'")):
         load_schedule(sched)
+
+
+# -- sweeps: bounded, validated before writing, stoppable ---------------------------------------
+
+
+def test_sweep_rates_are_bounded() -> None:
+    from voltflow.scheduler.sweep import MAX_POINTS, parse_rates
+
+    assert parse_rates("1:3") == (1.0, 2.0, 3.0)
+    with pytest.raises(
+        ValueError,
+        match=re.escape(f"--fps '1:1e9' gives 1e+09 rates; a sweep takes at most {MAX_POINTS:,}"),
+    ):
+        parse_rates("1:1e9")
+    for text in ("1:inf", "1:nan", "inf", "0,1", "-1:3"):
+        with pytest.raises(ValueError, match=f"^--fps must be LO:HI.*, not '{re.escape(text)}'$"):
+            parse_rates(text)
+
+
+def test_sweep_arguments_are_checked_before_anything_is_written() -> None:
+    import io
+
+    from voltflow.scheduler.solve import Method
+    from voltflow.scheduler.sweep import run_sweep
+
+    out = io.StringIO()
+    with pytest.raises(ValueError, match=r"^workers must be a positive integer, not -1$"):
+        run_sweep({}, {}, [1.0], [Method.DP], 3, None, out, workers=-1)
+    assert out.getvalue() == ""

@@ -1,12 +1,18 @@
 """The `voltflow` command line: model reports and user errors."""
 
 import json
+import subprocess
+import sys
 
 import pytest
-from voltflow.cosim.cli import main
+from voltflow.cosim.build import TraceFormat
 from voltflow.scheduler.chip import load_chip
 from voltflow.scheduler.cost import build_cost_table
 from voltflow.scheduler.network import load_network
+from voltflow.scheduler.solve import Method
+
+import voltflow.cli.cosim
+from voltflow.cli import main
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -211,7 +217,7 @@ class _Stream:
 
 
 def test_status_line_rewrites_on_a_terminal_and_throttles_a_log() -> None:
-    from voltflow.cosim.cli import StatusLine
+    from voltflow.cli.console import StatusLine
 
     tty = _Stream(True)
     line = StatusLine(tty)
@@ -230,3 +236,81 @@ def test_status_line_rewrites_on_a_terminal_and_throttles_a_log() -> None:
     line("c")
     line.close()
     assert log.text == "      a\n      c\n"
+
+
+class _FakeFlow:
+    """Stands in for `run_flow`: the CLI's part of `voltflow cosim` without the RTL."""
+
+    def __init__(self, failures: list[str]) -> None:
+        self.failures = failures
+        self.data = {"format": "voltflow-cosim/1", "passed": not failures}
+        self.text = "the report" + ("" if failures else "\nPASS: ...")
+        self.requests: list[object] = []
+
+    def __call__(self, request):
+        self.requests.append(request)
+        request.progress.step("[1/5] schedule: ...")
+        request.progress.status("frame 1/2")
+        return self
+
+
+@pytest.mark.parametrize("failures", [[], ["energy differs by +1%", "1 violation"]])
+def test_cosim_turns_its_flags_into_a_request_and_prints_the_report(
+    capsys, monkeypatch, tmp_path, failures
+) -> None:
+    fake = _FakeFlow(failures)
+    monkeypatch.setattr(voltflow.cli.cosim, "run_flow", fake)
+    code, out, err = run(
+        capsys, "cosim", "--net", "ds_cnn", "--fps", "900", "--rails", "2", "--method", "greedy",
+        "--policy", "auto", "--frames", "3", "--waves", "vcd", "--out-dir", str(tmp_path),
+    )  # fmt: skip
+    (request,) = fake.requests
+    assert (request.network, request.chip, request.fps, request.rails) == (
+        "ds_cnn", "powerflow_ref", 900.0, 2
+    )  # fmt: skip
+    assert request.method is Method.GREEDY and request.policy is None and request.frames == 3
+    assert request.waves is TraceFormat.VCD and request.out_dir == str(tmp_path)
+    assert out == fake.text + "\n"
+    assert err.startswith("[1/5] schedule: ...\n      frame 1/2\n")
+    if failures:
+        assert code == 1
+        assert err.endswith("voltflow cosim: FAIL: energy differs by +1%; 1 violation\n")
+    else:
+        assert code == 0 and "FAIL" not in err
+    code, out, _ = run(capsys, "cosim", "--net", "ds_cnn", "--json")
+    assert json.loads(out) == fake.data and code == (1 if failures else 0)
+
+
+def test_commands_without_the_rtl_never_import_cosim(tmp_path) -> None:
+    """`model`, `schedule`, `sweep`, `compile` and `disasm` start without Amaranth's RTL and
+    cocotb; `python -m voltflow.cli` is the same command."""
+    sched, rom = tmp_path / "s.json", tmp_path / "rom.hex"
+    script = f"""
+import sys
+from voltflow.cli import main
+runs = [
+    ["model", "--net", "ds_cnn"],
+    ["schedule", "--net", "ds_cnn", "--fps", "2000", "--no-baselines", "-o", {str(sched)!r}],
+    ["sweep", "--net", "ds_cnn", "--fps", "1000", "--methods", "nominal", "--workers", "1",
+     "--quiet"],
+    ["compile", {str(sched)!r}, "-o", {str(rom)!r}],
+    ["disasm", {str(rom)!r}],
+]
+for argv in runs:
+    assert main(argv) == 0, argv
+loaded = sorted(m for m in sys.modules if m.startswith("voltflow.cosim") or m == "cocotb")
+print("LOADED", loaded, file=sys.stderr)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "LOADED []" in done.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "voltflow.cli", "disasm", str(rom)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "states at each launch (first frame):" in done.stdout

@@ -1,0 +1,374 @@
+"""Bad inputs across every command and file format: each is one clear line and a documented exit
+status (docs/cli.md), never a traceback, a hang or a half-written file.
+
+Each case runs the `voltflow` command in this process (no RTL work: every case fails before a
+simulation would start) and pins its exit status and the start of its message.
+"""
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from voltflow.cli import main
+
+USER_ERROR = 2
+TINY = Path(__file__).parent / "scheduler" / "data" / "tiny.yaml"
+
+
+@dataclass(frozen=True)
+class Case:
+    """argv (with {f} = the bad file, {d} = the temporary folder), exit status, message regex."""
+
+    id: str
+    argv: tuple[str, ...]
+    status: int
+    message: str
+    file: Callable[[Path, Path], Path] | None = None  # (temporary folder, good inputs) -> file
+
+
+def _write(name: str, content: str | bytes) -> Callable[[Path, Path], Path]:
+    def make(folder: Path, good: Path) -> Path:
+        path = folder / name
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+        return path
+
+    return make
+
+
+def _folder(name: str) -> Callable[[Path, Path], Path]:
+    def make(folder: Path, good: Path) -> Path:
+        path = folder / name
+        path.mkdir()
+        return path
+
+    return make
+
+
+def _missing(name: str) -> Callable[[Path, Path], Path]:
+    return lambda folder, good: folder / name
+
+
+DEEP = "a: " + "[" * 80 + "]" * 80 + "\n"
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdef", "bcdefg", strict=True)
+)
+
+# -- YAML files (networks and chips), for every command that reads one -----------------------------
+YAML_FILES = [
+    ("missing", _missing("x.yaml"), r"{f}: cannot read the file: No such file or directory"),
+    ("folder", _folder("x.yaml"), r"{f}: is a folder, not a file"),
+    ("latin1", _write("x.yaml", "name: caf\xe9\n".encode("latin-1")), r"{f}: is not UTF-8 text"),
+    ("bad-yaml", _write("x.yaml", "a: [1, 2\n"), r"{f}: line 2, column 1: not valid YAML"),
+    ("duplicate-key", _write("x.yaml", "a: 1\na: 2\n"), r"{f}: line 2, column 1: not valid YAML: "
+                                                         r"duplicate key 'a' \(first on line 1\)"),
+    ("deep", _write("x.yaml", DEEP), r"{f}: line 1: nested deeper than 64 levels"),
+    ("alias-bomb", _write("x.yaml", BOMB), r"{f}: expands to more than 2,000,000 values"),
+    ("empty", _write("x.yaml", ""), r"{f}: "),
+    ("a-list", _write("x.yaml", "- 1\n- 2\n"), r"{f}: "),
+    ("huge-scalar", _write("x.yaml", "format: " + "x" * 2_000_000 + "\n"), r"{f}: .{0,400}$"),
+]  # fmt: skip
+
+NET_COMMANDS = [
+    ("model", ("model", "--net", "{f}")),
+    ("schedule", ("schedule", "--net", "{f}", "--fps", "100")),
+    ("sweep", ("sweep", "--net", "{f}", "--fps", "1:3")),
+    ("cosim", ("cosim", "--net", "{f}", "--fps", "100")),
+]
+CHIP_COMMANDS = [
+    ("model", ("model", "--net", "ds_cnn", "--hw", "{f}")),
+    ("schedule", ("schedule", "--net", "ds_cnn", "--hw", "{f}", "--fps", "100")),
+    ("sweep", ("sweep", "--net", "ds_cnn", "--hw", "{f}", "--fps", "1:3")),
+    ("cosim", ("cosim", "--net", "ds_cnn", "--hw", "{f}", "--fps", "100")),
+    ("disasm", ("disasm", "{d}/ok.hex", "--hw", "{f}")),
+]
+
+CASES: list[Case] = []
+for cmd, argv in NET_COMMANDS:
+    for what, make, message in YAML_FILES:
+        CASES.append(Case(f"{cmd}-net-{what}", argv, USER_ERROR, message, make))
+# A chip file's messages name the file by its name (tests/scheduler/test_chip.py pins that).
+CHIP_MESSAGES = {
+    "missing": r"{f}: no such chip file",
+    "bad-yaml": r"{n}: not valid YAML: line 2, column 1:",
+    "duplicate-key": r"{n}: not valid YAML: line 2, column 1: duplicate key 'a'",
+}
+for cmd, argv in CHIP_COMMANDS:
+    for what, make, message in YAML_FILES:
+        message = CHIP_MESSAGES.get(what, message.replace("{f}", "{n}"))
+        CASES.append(Case(f"{cmd}-chip-{what}", argv, USER_ERROR, message, make))
+
+# -- JSON files: instances and schedules --------------------------------------------------------
+JSON_FILES = [
+    ("missing", _missing("x.json"), r"{f}: cannot read the file: No such file or directory"),
+    ("folder", _folder("x.json"), r"{f}: is a folder, not a file"),
+    ("latin1", _write("x.json", '{"a": "caf\xe9"}'.encode("latin-1")), r"{f}: is not UTF-8 text"),
+    ("bad-json", _write("x.json", "{"), r"{f}: is not valid JSON: Expecting property name"),
+    ("duplicate-key", _write("x.json", '{"a": 1, "a": 2}'), r"{f}: duplicate key 'a'"),
+    ("deep", _write("x.json", "[" * 80 + "]" * 80), r"{f}: nested deeper than 64 levels"),
+    ("very-deep", _write("x.json", "[" * 100_000 + "]" * 100_000), r"{f}: nested too deeply"),
+    ("wrong-format", _write("x.json", '{"format": "other/1"}'), r"{f}: "),
+    ("a-list", _write("x.json", "[1, 2]"), r"{f}: "),
+]  # fmt: skip
+JSON_COMMANDS = [
+    ("schedule-instance", ("schedule", "--instance", "{f}", "--fps", "100")),
+    ("sweep-instance", ("sweep", "--instance", "{f}", "--fps", "1:3")),
+    ("compile", ("compile", "{f}", "-o", "{d}/rom.hex", "--net", "ds_cnn")),
+]
+for cmd, argv in JSON_COMMANDS:
+    for what, make, message in JSON_FILES:
+        CASES.append(Case(f"{cmd}-{what}", argv, USER_ERROR, message, make))
+
+# -- ROM files ------------------------------------------------------------------------------------
+ROM_FILES = [
+    ("missing", _missing("x.hex"), r"{f}: no such ROM file"),
+    ("folder", _folder("x.hex"), r"{f}: is a folder, not a ROM file"),
+    ("latin1", _write("x.hex", b"\xe9\n"), r"{f}: is not UTF-8 text"),
+    ("not-hex", _write("x.hex", "zz\n"), r"x.hex:1: must be a 16-digit hex word, not 'zz'"),
+    ("too-wide", _write("x.hex", "1" * 17 + "\n"), r"x.hex:1: '1{17}' is wider than 64 bits"),
+    ("address-record", _write("x.hex", "@10\n"), r"x.hex:1: address records \(@\) are not"),
+    ("too-long", _write("x.hex", ("0" * 16 + "\n") * 4097), r"{f}: 4097 words; the PMU's command "
+                                                          r"memory holds 4096"),
+    ("odd-bin", _write("x.bin", b"\x00" * 9), r"x.bin: 9 bytes is not a whole number of 8-byte"),
+    ("huge-bin", _write("x.bin", b"\x00" * 8 * 5000), r"{f}: is 40,000 bytes, more than the PMU"),
+]  # fmt: skip
+for what, make, message in ROM_FILES:
+    CASES.append(Case(f"disasm-{what}", ("disasm", "{f}"), USER_ERROR, message, make))
+
+# -- output paths -------------------------------------------------------------------------------
+OUTPUTS = [
+    ("schedule-o-missing-dir",
+     ("schedule", "--net", "ds_cnn", "--fps", "100", "-o", "{d}/no/s.json"),
+     r"{d}/no/s.json: the folder {d}/no does not exist; create it first"),
+    ("schedule-o-folder", ("schedule", "--net", "ds_cnn", "--fps", "100", "-o", "{d}"),
+     r"{d}: is a folder; give a file name"),
+    ("sweep-o-missing-dir", ("sweep", "--net", "ds_cnn", "--fps", "1:3", "-o", "{d}/no/s.csv"),
+     r"{d}/no/s.csv: the folder {d}/no does not exist"),
+    ("sweep-o-folder", ("sweep", "--net", "ds_cnn", "--fps", "1:3", "-o", "{d}"),
+     r"{d}: is a folder; give a file name"),
+    ("compile-o-missing-dir", ("compile", "{d}/ok.json", "-o", "{d}/no/rom.hex"),
+     r"{d}/no/rom.hex: the folder {d}/no does not exist"),
+    ("compile-o-folder", ("compile", "{d}/ok.json", "-o", "{d}"), r"{d}: is a folder"),
+    ("compile-listing-folder", ("compile", "{d}/ok.json", "-o", "{d}/r.hex", "--listing", "{d}"),
+     r"{d}: is a folder"),
+    ("compile-bin-missing-dir", ("compile", "{d}/ok.json", "-o", "{d}/r.hex", "--bin", "{d}/no/b"),
+     r"{d}/no/b: the folder {d}/no does not exist"),
+    ("model-export-missing-dir", ("model", "--net", "ds_cnn", "--export-instance", "{d}/no/i.json"),
+     r"{d}/no/i.json: the folder {d}/no does not exist"),
+]  # fmt: skip
+for name, argv, message in OUTPUTS:
+    CASES.append(Case(name, argv, USER_ERROR, message))
+
+# -- numbers and choices ------------------------------------------------------------------------
+ARGS = [
+    ("schedule-fps-zero", ("schedule", "--net", "ds_cnn", "--fps", "0"), r"argument --fps"),
+    ("schedule-fps-negative", ("schedule", "--net", "ds_cnn", "--fps", "-5"), r"argument --fps"),
+    ("schedule-fps-nan", ("schedule", "--net", "ds_cnn", "--fps", "nan"), r"argument --fps"),
+    ("schedule-fps-inf", ("schedule", "--net", "ds_cnn", "--fps", "inf"), r"argument --fps"),
+    ("schedule-fps-text", ("schedule", "--net", "ds_cnn", "--fps", "fast"), r"argument --fps"),
+    ("schedule-fps-tiny", ("schedule", "--net", "ds_cnn", "--fps", "1e-300"),
+     r"period_s 1e\+300 s is .* the PMU's period timer takes 1 to"),
+    ("schedule-fps-huge", ("schedule", "--net", "ds_cnn", "--fps", "1e12"),
+     r"period_s 1e-12 s is 0.0008 reference cycles"),
+    ("schedule-fps-unreachable", ("schedule", "--net", "ds_cnn", "--fps", "100000"),
+     r"so the highest feasible rate is 4040.55 FPS"),
+    ("schedule-rails-zero", ("schedule", "--net", "ds_cnn", "--fps", "100", "--rails", "0"),
+     r"rails must be 1 to 3 \(chip 'powerflow_ref' has 3 rails\), not 0"),
+    ("schedule-rails-nine", ("schedule", "--net", "resnet8", "--fps", "2400", "--rails", "9"),
+     r"rails must be 1 to 3 \(chip 'powerflow_ref' has 3 rails\), not 9"),
+    ("schedule-rails-text", ("schedule", "--net", "ds_cnn", "--fps", "100", "--rails", "x"),
+     r"argument --rails"),
+    ("schedule-method", ("schedule", "--net", "ds_cnn", "--fps", "100", "--method", "magic"),
+     r"argument --method: invalid choice"),
+    ("schedule-policy", ("schedule", "--net", "ds_cnn", "--fps", "100", "--policy", "all"),
+     r"argument --policy: invalid choice"),
+    ("schedule-levels-text", ("schedule", "--net", "ds_cnn", "--fps", "100", "--levels", "a,b"),
+     r"--levels"),
+    ("schedule-levels-off-grid", ("schedule", "--net", "ds_cnn", "--fps", "100", "--levels",
+                                  "0.9,1.07"),
+     r"voltage level 1.07 V is not on chip 'powerflow_ref"),
+    ("schedule-levels-zero", ("schedule", "--net", "ds_cnn", "--fps", "100", "--levels", "0"),
+     r"--levels"),
+    ("schedule-time-limit", ("schedule", "--net", "ds_cnn", "--fps", "100", "--time-limit", "0"),
+     r"argument --time-limit"),
+    ("schedule-transition-negative", ("schedule", "--net", "ds_cnn", "--fps", "100",
+                                      "--transition-energy-j", "-1"), r"argument --transition"),
+    ("schedule-unknown-net", ("schedule", "--net", "nonet", "--fps", "100"),
+     r"unknown network 'nonet'; known networks: "),
+    ("schedule-unknown-chip", ("schedule", "--net", "ds_cnn", "--hw", "nochip", "--fps", "100"),
+     r"unknown chip 'nochip'; known chips: "),
+    ("model-state-text", ("model", "--net", "ds_cnn", "--state", "1.1,fast"), r"--state must be"),
+    ("model-state-two", ("model", "--net", "ds_cnn", "--state", "1.1,1.1"), r"--state must be"),
+    ("model-state-off-grid", ("model", "--net", "ds_cnn", "--state", "1.12,1.1,1.1"),
+     r"--state: state \[1.12, 1.1, 1.1\] is not on the voltage grid"),
+    ("model-state-nan", ("model", "--net", "ds_cnn", "--state", "nan,1.1,1.1"), r"--state"),
+    ("sweep-fps-reversed", ("sweep", "--net", "ds_cnn", "--fps", "5:1"), r"--fps must be LO:HI"),
+    ("sweep-fps-step-zero", ("sweep", "--net", "ds_cnn", "--fps", "1:5:0"), r"--fps must be"),
+    ("sweep-fps-inf", ("sweep", "--net", "ds_cnn", "--fps", "1:inf"), r"--fps must be LO:HI"),
+    ("sweep-fps-nan", ("sweep", "--net", "ds_cnn", "--fps", "nan"), r"--fps must be LO:HI"),
+    ("sweep-fps-four-parts", ("sweep", "--net", "ds_cnn", "--fps", "1:2:3:4"), r"--fps must be"),
+    ("sweep-fps-too-many", ("sweep", "--net", "ds_cnn", "--fps", "1:1e9"),
+     r"--fps '1:1e9' gives 1e\+09 rates; a sweep takes at most 100,000"),
+    ("sweep-fps-empty-item", ("sweep", "--net", "ds_cnn", "--fps", "1,,3"), r"--fps must be"),
+    ("sweep-workers-zero", ("sweep", "--net", "ds_cnn", "--fps", "1:3", "--workers", "0"),
+     r"workers must be a positive integer, not 0"),
+    ("sweep-workers-negative", ("sweep", "--net", "ds_cnn", "--fps", "1:3", "--workers", "-1"),
+     r"workers must be a positive integer, not -1"),
+    ("sweep-methods-unknown", ("sweep", "--net", "ds_cnn", "--fps", "1:3", "--methods", "dp,x"),
+     r"'x' is not a valid Method|method"),
+    ("sweep-rails-nine", ("sweep", "--net", "ds_cnn", "--fps", "1:3", "--rails", "9"),
+     r"rails must be 1 to 3"),
+    ("cosim-rails-nine", ("cosim", "--net", "resnet8", "--rails", "9", "--fps", "1850"),
+     r"rails must be 1 to 3 \(chip 'powerflow_ref' has 3 rails\), not 9"),
+    ("cosim-frames-zero", ("cosim", "--net", "ds_cnn", "--frames", "0", "--fps", "100"),
+     r"--frames must be at least 1, not 0"),
+    ("cosim-fps-zero", ("cosim", "--net", "ds_cnn", "--fps", "0"), r"argument --fps"),
+    ("cosim-fps-unreachable", ("cosim", "--net", "ds_cnn", "--fps", "100000"),
+     r"so the highest feasible rate is 4040.55 FPS"),
+    ("cosim-matmul", ("cosim", "--net", "mobilevit_xxs"), r"matmul"),
+    ("cosim-state-off-grid", ("cosim", "--net", "ds_cnn", "--state", "1.12,1.1,1.1"),
+     r"voltage 1.12 V of the schedule is not on chip 'powerflow_ref''s grid"),
+    ("cosim-waves-unknown", ("cosim", "--net", "ds_cnn", "--waves", "png"),
+     r"argument --waves: invalid choice"),
+    ("cosim-sparsity-two", ("cosim", "--net", "ds_cnn", "--state", "1.1,1.1,1.1", "--sparsity",
+                            "2"), r"sparsity must be"),
+    ("cosim-sparsity-negative", ("cosim", "--net", "ds_cnn", "--state", "1.1,1.1,1.1",
+                                 "--sparsity", "-0.5"), r"sparsity must be"),
+    ("cosim-seed-negative", ("cosim", "--net", "ds_cnn", "--state", "1.1,1.1,1.1", "--seed",
+                             "-1"), r"seed must be"),
+    ("cosim-out-dir-is-a-file", ("cosim", "--net", "ds_cnn", "--fps", "100", "--out-dir",
+                                 "{d}/ok.json"),
+     r"--out-dir {d}/ok.json: is a file; give a folder"),
+    ("compile-frames-zero", ("compile", "{d}/ok.json", "-o", "{d}/r.hex", "--frames", "0"),
+     r"frames must be in 1..65536, not 0"),
+    ("compile-frames-huge", ("compile", "{d}/ok.json", "-o", "{d}/r.hex", "--frames", "70000"),
+     r"frames must be in 1..65536, not 70000"),
+    ("compile-wrong-net", ("compile", "{d}/ok.json", "-o", "{d}/r.hex", "--net", "autoencoder"),
+     r"layers\[0\].name is 'conv2d' but layer 0 of autoencoder is 'Dense_1'"),
+    ("compile-unknown-policy", ("compile", "{d}/ok.json", "-o", "{d}/r.hex", "--policy", "x"),
+     r"argument --policy: invalid choice"),
+    ("no-command", (), r"the following arguments are required|usage"),
+    ("unknown-command", ("frobnicate",), r"invalid choice"),
+]  # fmt: skip
+for name, argv, message in ARGS:
+    status = USER_ERROR
+    CASES.append(Case(name, argv, status, message))
+
+
+# -- schedule files edited by hand (compile) ----------------------------------------------------
+def _edit(edit: Callable[[dict], None]) -> Callable[[Path, Path], Path]:
+    def make(folder: Path, good: Path) -> Path:
+        data = json.loads((good / "ok.json").read_text())
+        edit(data)
+        path = folder / "edited.json"
+        path.write_text(json.dumps(data))
+        return path
+
+    return make
+
+
+def _layer(i: int, **fields: object) -> Callable[[dict], None]:
+    return lambda d: d["layers"][i].update(fields)
+
+
+SCHEDULE_EDITS = [
+    ("state-99999", _layer(0, state=99999), r"layers\[0\] \(conv2d\).state is 99999"),
+    ("state-minus-one", _layer(0, state=-1), r"layers\[0\] \(conv2d\).state is -1"),
+    ("state-text", _layer(0, state="a"), r"state"),
+    ("voltage-off-grid", _layer(0, voltage_v=[1.07, 0.9, 0.9]), r"not on the voltage grid"),
+    ("voltage-two", _layer(0, voltage_v=[1.1, 1.1]), r"voltage_v"),
+    ("voltage-text", _layer(0, voltage_v=["a", 1, 1]), r"voltage_v"),
+    ("time-edited", _layer(0, time_s=1e-9), r"layers\[0\] \(conv2d\).time_s is 1e-09 s, but the "
+                                            r"cost model gives"),
+    ("name-edited", _layer(0, name="other"), r"layers\[0\].name is 'other' but layer 0 of ds_cnn"),
+    ("layer-missing", lambda d: d["layers"].pop(), r"the schedule has 9 layers but ds_cnn has 10"),
+    ("layers-not-a-list", lambda d: d.update(layers=5), r"layers"),
+    ("period-tiny", lambda d: d.update(period_s=1e-6), r"the layers take .* longer than the "
+                                                        r"period 0.001 ms"),
+    ("period-zero", lambda d: d.update(period_s=0), r"period_s"),
+    ("period-negative", lambda d: d.update(period_s=-1), r"period_s"),
+    ("period-huge", lambda d: d.update(period_s=1e300), r"period_s 1e\+300 s is"),
+    ("period-text", lambda d: d.update(period_s="1ms"), r"period_s"),
+    ("rails-nine", lambda d: d.update(rails=9), r"rails is 9, but chip 'powerflow_ref' has 3"),
+    ("domains-renamed", lambda d: d.update(domains=["a", "b", "c"]), r"domains"),
+    ("slack-mode-unknown", lambda d: d.update(slack_mode="nap"), r"slack_mode"),
+    ("format-other", lambda d: d.update(format="voltflow-schedule/9"), r"format must be"),
+    ("provenance-not-object", lambda d: d.update(provenance=[1]), r"provenance must be a JSON"),
+    ("unknown-field", lambda d: d.update(extra=1), r"extra"),
+    ("missing-field", lambda d: d.pop("period_s"), r"period_s"),
+    ("huge-string-field", lambda d: d.update(method="m" * 1_000_000),
+     r"'m+\.\.\.m+' \(1,000,000 characters\) is not a valid Method$"),
+]  # fmt: skip
+for what, edit, message in SCHEDULE_EDITS:
+    CASES.append(
+        Case(
+            f"compile-edited-{what}",
+            ("compile", "{f}", "-o", "{d}/r.hex", "--net", "ds_cnn"),
+            USER_ERROR,
+            message,
+            _edit(edit),
+        )
+    )
+
+
+# -- chips the PMU cannot encode ------------------------------------------------------------------
+REF_CHIP = (Path(__file__).parents[1] / "scheduler" / "hardware" / "powerflow_ref.yaml").read_text()
+
+
+def _chip_with(old: str, new: str) -> Callable[[Path, Path], Path]:
+    assert old in REF_CHIP
+    return _write("chip.yaml", REF_CHIP.replace(old, new, 1))
+
+
+ENCODABLE = [
+    ("rails-9", _chip_with("rails: 3", "rails: 9"),
+     r"rails: the PMU addresses at most 8 rails, not 9"),
+    ("divider-30-bits", _chip_with("divider_phase_bits: 16", "divider_phase_bits: 30"),
+     r"sys: the clock divider's increment at 1.3 V is [\d,]+, more than SET_FREQ's 16,777,215"),
+]  # fmt: skip
+for what, make, message in ENCODABLE:
+    for cmd, argv in CHIP_COMMANDS[:4]:
+        CASES.append(Case(f"{cmd}-chip-{what}", argv, USER_ERROR, r"{f}: " + message, make))
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real schedule (ds_cnn, 1000 FPS) and its ROM, for the cases that need a good input."""
+    d = tmp_path_factory.mktemp("good")
+    assert main(["schedule", "--net", "ds_cnn", "--fps", "1000", "-o", str(d / "ok.json")]) == 0
+    assert main(["compile", str(d / "ok.json"), "-o", str(d / "ok.hex")]) == 0
+    return d
+
+
+def test_there_are_at_least_150_cases() -> None:
+    assert len(CASES) >= 150 and len({c.id for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input(case: Case, folder: Path, tmp_path: Path, capsys) -> None:
+    bad = case.file(tmp_path, folder) if case.file else tmp_path / "unused"
+    argv = [a.replace("{f}", str(bad)).replace("{d}", str(folder)) for a in case.argv]
+    before = {p: p.stat().st_mtime_ns for p in folder.iterdir()}
+    try:
+        status = main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        status = exc.code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert status == case.status, err
+    message = (
+        case.message.replace("{f}", re.escape(str(bad)))
+        .replace("{n}", re.escape(bad.name))
+        .replace("{d}", re.escape(str(folder)))
+    )
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines, "no message"
+    last = lines[-1]
+    assert re.search(message, last), f"{last!r} does not match {message!r}"
+    assert len(last) < 1200, "the message must cut long values"
+    # Nothing half-written: the good inputs are untouched, no temporary files are left.
+    assert {p: p.stat().st_mtime_ns for p in folder.iterdir() if p in before} == before
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
