@@ -20,6 +20,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from voltflow.cosim.e2e import ENERGY_TOLERANCE
 from voltflow.scheduler.network import OpKind, known_networks, load_network
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,8 +178,16 @@ def plot_fig7(rows: Sequence[dict[str, Any]], skipped: dict[str, str], out: Path
     diffs = [max(abs(r["energy_difference"]) * 100, 1e-6) for r in rows]
     colors = ["tab:green" if r["passed"] else "tab:red" for r in rows]
     bottom.bar(x, diffs, 0.6, color=colors)
-    bottom.axhline(0.1, color="grey", ls="--", lw=1)
-    bottom.text(len(rows) - 0.5, 0.1, " tolerance 0.1 %", va="bottom", ha="right", fontsize=8)
+    tolerance = ENERGY_TOLERANCE * 100
+    bottom.axhline(tolerance, color="grey", ls="--", lw=1)
+    bottom.text(
+        len(rows) - 0.5,
+        tolerance,
+        f" tolerance {tolerance:g} %",
+        va="bottom",
+        ha="right",
+        fontsize=8,
+    )
     bottom.set_yscale("log")
     bottom.set_ylabel("|measured - predicted| energy (%)")
     bottom.set_xticks(x)

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from voltflow.cosim.accel_run import RunResult, accelerator_build, activity_diff, run_network
 from voltflow.cosim.build import TraceFormat
 from voltflow.cosim.e2e import (
+    ENERGY_TOLERANCE,
     Plan,
     RunAnalysis,
     chip_build,
@@ -327,8 +328,9 @@ def run_flow(request: FlowRequest) -> FlowReport:
     text = report_text(data, run, chip)
     if not run.failures():
         text += (
-            f"\nPASS: every layer and frame cycle-exact, energy within {0.1:g} %, deadlines met, "
-            f"no violations, bit-exact ({data['total_wall_s']:.1f} s; files in {out})"
+            "\nPASS: every layer and frame cycle-exact, energy within "
+            f"{ENERGY_TOLERANCE * 100:g} %, deadlines met, no violations, bit-exact "
+            f"({data['total_wall_s']:.1f} s; files in {out})"
         )
     energies_j: dict[str, float | None] | None = None
     if len(candidates) > 1:

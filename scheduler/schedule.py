@@ -249,13 +249,17 @@ def schedule_from_json(data: Any, *, file: str | None = None) -> ScheduleFile:
             data = {k: v for k, v in data.items() if k != "provenance"}
         top = _fields("", data, _TOP)
         domains = tuple(top["domains"])
+        if not all(isinstance(d, str) for d in domains):
+            raise ScheduleError(f"domains must be a list of names, not {short(top['domains'])}")
+        if not all(_is_number(v) for v in top["rails_used_v"]):
+            raise ScheduleError(
+                f"rails_used_v must be a list of voltages, not {short(top['rails_used_v'])}"
+            )
         layers = []
         for i, raw in enumerate(top["layers"]):
             layer = _fields(f"layers[{i}]", raw, _LAYER)
             volts = layer["voltage_v"]
-            if len(volts) != len(domains) or not all(
-                isinstance(v, int | float) and not isinstance(v, bool) for v in volts
-            ):
+            if len(volts) != len(domains) or not all(_is_number(v) for v in volts):
                 raise ScheduleError(
                     f"layers[{i}].voltage_v must hold one number per domain ({len(domains)}), "
                     f"not {short(volts)}"
@@ -304,6 +308,10 @@ def schedule_from_json(data: Any, *, file: str | None = None) -> ScheduleFile:
         if file:
             raise ScheduleError(f"{file}: {error}") from None
         raise
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _choice(name: str, value: Any, kind: type[_E]) -> _E:

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from voltflow.cosim.e2e import ENERGY_TOLERANCE
 from voltflow.cosim.flow import FlowError, FlowReport, FlowRequest, run_flow
 from voltflow.scheduler.chip import GatingPolicy
 from voltflow.scheduler.solve import InfeasibleError
@@ -56,7 +57,7 @@ def test_end_to_end_flow_matches_prediction(net: str, fps: int, mode: str, tmp_p
     assert len(report["frames"]) == 2
     for layer in report["layers"]:
         assert layer["measured_cycles"] == layer["predicted_cycles"] == layer["timing_cycles"]
-    assert abs(report["totals"]["difference"]) <= 1e-3
+    assert abs(report["totals"]["difference"]) <= ENERGY_TOLERANCE
     for frame in report["frames"]:
         assert frame["deadline_met"] and frame["bit_exact"] and frame["violations"] == 0
     assert report["baseline"]["saving_measured"] > 0

@@ -3,10 +3,11 @@
 import argparse
 import sys
 
-from voltflow.cli.console import StderrProgress, emit
+from voltflow.cli.console import CliError, StderrProgress, emit
 from voltflow.cli.parser import AUTO
 from voltflow.cosim.build import TraceFormat
 from voltflow.cosim.flow import FlowRequest, StateRequest, run_fixed_state, run_flow
+from voltflow.cosim.toolchain import ToolchainError
 from voltflow.scheduler.chip import GatingPolicy
 from voltflow.scheduler.solve import Method
 
@@ -14,6 +15,13 @@ __all__ = ["cmd_cosim"]
 
 
 def cmd_cosim(args: argparse.Namespace) -> int:
+    try:
+        return _cosim(args)
+    except ToolchainError as exc:  # a missing system library or tool: the message says which
+        raise CliError(str(exc)) from None
+
+
+def _cosim(args: argparse.Namespace) -> int:
     progress = StderrProgress(sys.stderr)
     if args.state is not None:
         state = run_fixed_state(
