@@ -9,9 +9,11 @@ every deadline; :func:`measure` runs ``frames`` periods of it on the chip's one 
 process) into one call.
 """
 
-import concurrent.futures
+import contextlib
 import dataclasses
 import multiprocessing
+import os
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,12 +40,12 @@ __all__ = [
     "LayerRow",
     "Plan",
     "RunAnalysis",
+    "SecondProcess",
     "analyse",
     "chip_build",
     "default_rate",
     "measure",
     "plan",
-    "run_in_process",
 ]
 
 #: Measured total energy must agree with the prediction to this relative difference.
@@ -304,16 +306,45 @@ def _violations(after: dict[str, int], before: dict[str, int] | None) -> int:
     return sum(after[k] - (before[k] if before else 0) for k in ("overclock_count", "access_count"))
 
 
-def run_in_process(
-    fn: Callable[..., Any], *args: Any, **kwargs: Any
-) -> "concurrent.futures.Future[Any]":
-    """Run ``fn`` in a second process (the baseline runs beside the main run)."""
-    pool = concurrent.futures.ProcessPoolExecutor(
-        max_workers=1, mp_context=multiprocessing.get_context("fork")
-    )
-    future = pool.submit(fn, *args, **kwargs)
-    pool.shutdown(wait=False)
-    return future
+class SecondProcess:
+    """``fn(*args, **kwargs)`` running in a forked process (the baseline runs beside the main run).
+
+    The process leads its own process group, so the terminal's Ctrl-C reaches the parent only,
+    and :meth:`stop` ends it together with the simulator it started.
+    """
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        context = multiprocessing.get_context("fork")
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(target=_second, args=(send, fn, args, kwargs))
+        self._process.start()
+        send.close()
+
+    def result(self) -> Any:
+        """Wait for the process and return what ``fn`` returned (or raise what it raised)."""
+        try:
+            ok, value = self._receive.recv()
+        except EOFError:
+            raise RuntimeError(f"the second process ended ({self._process.exitcode})") from None
+        self._process.join()
+        if not ok:
+            raise value
+        return value
+
+    def stop(self) -> None:
+        """End the process and its children at once (a no-op once it has finished)."""
+        if self._process.is_alive() and self._process.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+        self._process.join()
+
+
+def _second(send: Any, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+    os.setpgrp()
+    try:
+        send.send((True, fn(*args, **kwargs)))
+    except BaseException as exc:  # handed to the parent, which raises it
+        send.send((False, exc))
 
 
 def measure(

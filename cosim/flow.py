@@ -22,11 +22,11 @@ from voltflow.cosim.e2e import (
     ENERGY_TOLERANCE,
     Plan,
     RunAnalysis,
+    SecondProcess,
     chip_build,
     default_rate,
     measure,
     plan,
-    run_in_process,
 )
 from voltflow.cosim.e2e_report import report_json, report_text, write_csv, write_plots
 from voltflow.cosim.sim_top import sim_bank_counts
@@ -281,10 +281,10 @@ def run_flow(request: FlowRequest) -> FlowReport:
         f"[4/5] frames: {periods} on the RTL, and the nominal baseline beside them (second "
         "process)..."
     )
-    base_future = None
+    second = None
     if not isinstance(baseline, str):
         base_table, base_plan = baseline
-        base_future = run_in_process(
+        second = SecondProcess(
             measure, network, base_table, base_plan.schedule, frames, request.seed, None
         )
     run_dir = out / "sim" if request.waves else None
@@ -295,10 +295,15 @@ def run_flow(request: FlowRequest) -> FlowReport:
             f"frame {frame}/{frames}: {done}/{total} launches, {cycle / 1e6:.1f} M cycles"
         )
 
-    run, _ = measure(
-        network, table, main_plan.schedule, frames, request.seed, run_dir, request.waves, launched
-    )
-    base = base_future.result()[0] if base_future is not None else None
+    try:
+        run, _ = measure(
+            network, table, main_plan.schedule, frames, request.seed, run_dir, request.waves,
+            launched,
+        )  # fmt: skip
+        base = second.result()[0] if second is not None else None
+    finally:  # Ctrl-C or a failure: the baseline's process and simulator end with this one
+        if second is not None:
+            second.stop()
     if run.trace:
         trace = Path(run.trace)
         shutil.copy(trace, out / f"waves{trace.suffix}")
