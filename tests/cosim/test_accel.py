@@ -12,6 +12,8 @@ from voltflow.scheduler.chip import Chip, load_chip
 from voltflow.scheduler.dataflow import OpWork
 from voltflow.scheduler.network import Network, load_network
 
+from tests.cosim import rtl_reference
+
 SMALL_CHIP = Path(__file__).resolve().parents[1] / "data" / "chip_small.yaml"
 STATES = [(1.1, 1.1, 1.1), (0.9, 1.3, 1.0), (1.3, 0.9, 1.2)]
 
@@ -222,10 +224,29 @@ def test_random_layers_are_bit_exact_and_cycle_exact(
 @pytest.mark.parametrize("state", STATES, ids=lambda s: ",".join(map(str, s)))
 @pytest.mark.parametrize("name", ["resnet8", "ds_cnn"])
 def test_mlperf_tiny_network_is_exact(
-    name: str, state: tuple[float, float, float], chip: Chip, spec_build: VerilatorBuild
+    name: str,
+    state: tuple[float, float, float],
+    chip: Chip,
+    spec_build: VerilatorBuild,
+    tmp_path: Path,
 ) -> None:
-    result = run_network(load_network(name), chip, state, seed=1, verilator_build=spec_build)
+    """Also equal to the recorded run (tests/cosim/rtl_reference.py): every op's cycles and raw
+    counter line, the run's counters and a digest of every observed output."""
+    result = run_network(
+        load_network(name), chip, state, seed=1, verilator_build=spec_build, run_dir=tmp_path
+    )
     _assert_exact(result)
+    lines = (tmp_path / "stats.txt").read_text().splitlines()
+    stats = [[int(x) for x in line.split()] for line in lines]
+    rtl_reference.check(
+        f"accel/{name}/{','.join(map(str, state))}",
+        {
+            "cycles": [[op.name, op.measured_cycles] for op in result.ops],
+            "stats": stats,
+            "counters": result.counters,
+            "outputs": rtl_reference.digest(result.outputs),
+        },
+    )
 
 
 @pytest.mark.cosim
