@@ -6,6 +6,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from voltflow.rtl.arith import address_bits, widened_signed
 from voltflow.rtl.config import AccelConfig
+from voltflow.rtl.program import Descriptor, OpMode
 from voltflow.rtl.requantizer import Requantizer
 from voltflow.rtl.systolic_array import SystolicArray
 
@@ -40,18 +41,10 @@ class ArrayEngine(wiring.Component):
                 "start": In(1),
                 "flush": In(1),
                 "epoch_begin": In(1),
-                "dw": In(1),
-                "k_pad": In(16),
-                "cin": In(16),
-                "cout": In(16),
-                "pixels": In(24),
-                "cb": In(12),
+                "desc": In(Descriptor),
                 "q": In(12),
                 "jp0": In(12),
                 "whalf": In(1),
-                "m": In(16),
-                "s": In(6),
-                "relu": In(1),
                 "lane_raddr": Out(self.lane_bits),
                 "lane_rdata": In(64).array(cfg.rows),
                 "wbuf_raddr": Out(self.wbuf_bits),
@@ -76,6 +69,8 @@ class ArrayEngine(wiring.Component):
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
+        desc = self.desc
+        dw = desc.mode == OpMode.DEPTHWISE
         cfg = self.config
         R, C, L, BW = cfg.rows, cfg.cols, cfg.lanes, cfg.bias_words
         lane_shift = L.bit_length() - 1
@@ -105,9 +100,9 @@ class ArrayEngine(wiring.Component):
         m.d.comb += streaming.eq(active & ~flushing)
 
         stream_len = Signal(16)
-        m.d.comb += stream_len.eq(Mux(self.k_pad > C, self.k_pad, C + 1))
+        m.d.comb += stream_len.eq(Mux(desc.k_pad > C, desc.k_pad, C + 1))
         in_k = Signal()
-        m.d.comb += in_k.eq(u < self.k_pad)
+        m.d.comb += in_k.eq(u < desc.k_pad)
         lane = Signal(lane_shift)
         m.d.comb += lane.eq(u[:lane_shift])
 
@@ -116,22 +111,20 @@ class ArrayEngine(wiring.Component):
         wbase = Mux(self.whalf, half_words, 0) + pass_base
         m.d.comb += [
             self.wbuf_raddr.eq(wbase + u),
-            self.wbuf_baddr.eq(wbase + self.k_pad + u),
-            self.lane_raddr.eq(
-                Mux(tile[0], cfg.max_row_words, 0) + Mux(self.dw, u, u >> lane_shift)
-            ),
+            self.wbuf_baddr.eq(wbase + desc.k_pad + u),
+            self.lane_raddr.eq(Mux(tile[0], cfg.max_row_words, 0) + Mux(dw, u, u >> lane_shift)),
         ]
         load_word = Signal()
         m.d.comb += load_word.eq(lane == 0)
         for r in range(R):
             byte = Signal(signed(8), name=f"row{r}_byte")
-            with m.If(self.dw):
+            with m.If(dw):
                 m.d.comb += byte.eq(self.lane_rdata[0].word_select(r, 8))
             with m.Elif(load_word):
                 m.d.comb += byte.eq(self.lane_rdata[r][:8])
             with m.Else():
                 m.d.comb += byte.eq(shift[r][:8])
-            with m.If(streaming & in_k & ~self.dw):
+            with m.If(streaming & in_k & ~dw):
                 m.d.sync += shift[r].eq(Mux(load_word, self.lane_rdata[r], shift[r]) >> 8)
             m.d.comb += array.a_in[r].eq(Mux(~flushing & in_k, byte, 0))
         for c in range(C):
@@ -162,18 +155,18 @@ class ArrayEngine(wiring.Component):
         # ---- counts ----------------------------------------------------------------------------
         rows_real = Signal(8)
         left_pix = Signal(signed(25))
-        m.d.comb += left_pix.eq(widened_signed(self.pixels) - tile_pix)
-        m.d.comb += rows_real.eq(Mux(self.dw, 1, Mux(left_pix >= R, R, left_pix)))
+        m.d.comb += left_pix.eq(widened_signed(desc.pixels) - tile_pix)
+        m.d.comb += rows_real.eq(Mux(dw, 1, Mux(left_pix >= R, R, left_pix)))
         cols_real = Signal(8)
         left_ch = Signal(signed(20))
-        m.d.comb += left_ch.eq(widened_signed(self.cout) - (self.jp0 + p) * C)
+        m.d.comb += left_ch.eq(widened_signed(desc.cout) - (self.jp0 + p) * C)
         m.d.comb += cols_real.eq(Mux(left_ch >= C, C, left_ch))
         k_real = Signal()
-        m.d.comb += k_real.eq(self.dw | ((cbk * L + lane) < self.cin))
+        m.d.comb += k_real.eq(dw | ((cbk * L + lane) < desc.cin))
         with m.If(streaming & in_k & k_real):
             m.d.comb += self.macs_inc.eq(rows_real * cols_real)
-        with m.If(streaming & in_k & (self.dw | load_word)):
-            m.d.comb += self.lane_reads_inc.eq(Mux(self.dw, 1, R))
+        with m.If(streaming & in_k & (dw | load_word)):
+            m.d.comb += self.lane_reads_inc.eq(Mux(dw, 1, R))
         m.d.comb += self.wbuf_reads_inc.eq((streaming & in_k) + capture_bias)
 
         # ---- sequencing ------------------------------------------------------------------------
@@ -185,13 +178,13 @@ class ArrayEngine(wiring.Component):
         with m.If(streaming):
             m.d.sync += u.eq(u + 1)
             with m.If(in_k & (lane == L - 1)):
-                m.d.sync += cbk.eq(Mux(cbk == self.cb - 1, 0, cbk + 1))
+                m.d.sync += cbk.eq(Mux(cbk == desc.cb - 1, 0, cbk + 1))
             with m.If(sub_end):
                 m.d.sync += [
                     u.eq(0),
                     cbk.eq(0),
                     p.eq(p + 1),
-                    pass_base.eq(pass_base + self.k_pad + BW),
+                    pass_base.eq(pass_base + desc.k_pad + BW),
                 ]
                 with m.If(p == self.q - 1):
                     m.d.comb += self.done_now.eq(1)
@@ -228,12 +221,12 @@ class ArrayEngine(wiring.Component):
             rq = quants[c]
             m.d.comb += [
                 rq.a.eq(
-                    Mux(self.dw, array.diag_acc[c], array.row_acc[c])
+                    Mux(dw, array.diag_acc[c], array.row_acc[c])
                     + self.bias_rdata.word_select(c, 32).as_signed()
                 ),
-                rq.m_a.eq(self.m),
-                rq.s.eq(self.s),
-                rq.relu.eq(self.relu),
+                rq.m_a.eq(desc.m),
+                rq.s.eq(desc.s),
+                rq.relu.eq(desc.relu),
             ]
         # Depthwise: PE (i, i) finishes 2i ticks after PE (0, 0); lane i waits 2(C-1-i) ticks in
         # a delay line so the whole word is written when the last lane finishes.
@@ -248,14 +241,14 @@ class ArrayEngine(wiring.Component):
             dw_lanes.append(value)
         gemm_word = Cat(*(q.y for q in quants))
         write = Signal()
-        m.d.comb += write.eq(active & Mux(self.dw, array.diag_drain[C - 1], array.row_drain.any()))
+        m.d.comb += write.eq(active & Mux(dw, array.diag_drain[C - 1], array.row_drain.any()))
         slot_words = cfg.obuf_slot_words
         slot_base = Mux(d_slot == 0, 0, Mux(d_slot == 1, slot_words, 2 * slot_words))
-        width = Mux(self.dw, 1, R)
+        width = Mux(dw, 1, R)
         m.d.comb += [
             self.obuf_we.eq(write),
             self.obuf_waddr.eq(slot_base + d_pass_off + d_row),
-            self.obuf_wdata.eq(Mux(self.dw, Cat(*dw_lanes), gemm_word)),
+            self.obuf_wdata.eq(Mux(dw, Cat(*dw_lanes), gemm_word)),
         ]
         with m.If(write):
             m.d.sync += d_row.eq(d_row + 1)

@@ -5,6 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from voltflow.rtl.arith import address_bits
 from voltflow.rtl.config import ADDR_BITS, AccelConfig
+from voltflow.rtl.program import Descriptor, OpMode
 
 __all__ = ["OutputWriter"]
 
@@ -26,9 +27,7 @@ class OutputWriter(wiring.Component):
                 "tick": In(1),
                 "start": In(1),
                 "epoch_begin": In(1),
-                "dw": In(1),
-                "out_base": In(ADDR_BITS),
-                "pixels": In(24),
+                "desc": In(Descriptor),
                 "q": In(12),
                 "cbo0": In(12),
                 "obuf_raddr": Out(self.obuf_bits),
@@ -43,6 +42,8 @@ class OutputWriter(wiring.Component):
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
+        desc = self.desc
+        dw = desc.mode == OpMode.DEPTHWISE
         cfg = self.config
         slot_words = cfg.obuf_slot_words
 
@@ -54,14 +55,14 @@ class OutputWriter(wiring.Component):
 
         active = Signal()
         m.d.comb += active.eq(self.tick & self.busy)
-        width = Mux(self.dw, 1, cfg.rows)
+        width = Mux(dw, 1, cfg.rows)
         pixel = tile_pix + row
         slot_base = Mux(slot == 0, 0, Mux(slot == 1, slot_words, 2 * slot_words))
         m.d.comb += [
             self.obuf_raddr.eq(slot_base + p_off + row),
-            self.spad_waddr.eq(self.out_base + (self.cbo0 + p) * self.pixels + pixel),
+            self.spad_waddr.eq(desc.out_base + (self.cbo0 + p) * desc.pixels + pixel),
             self.spad_wdata.eq(self.obuf_rdata),
-            self.spad_we.eq(active & (pixel < self.pixels)),
+            self.spad_we.eq(active & (pixel < desc.pixels)),
         ]
         with m.If(active):
             m.d.sync += row.eq(row + 1)

@@ -3,10 +3,13 @@
 from amaranth.hdl import Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from voltflow.hw.signatures import ClockIncrements
+from voltflow.pmu.config import PROGRAM_ADDR_BITS
+from voltflow.pmu.ports import LaunchPort
 from voltflow.rtl.arith import address_bits
 from voltflow.rtl.config import ADDR_BITS, AccelConfig
 from voltflow.rtl.divider import FractionalDivider
-from voltflow.rtl.program import DESCRIPTOR_BITS, Descriptor, OpMode
+from voltflow.rtl.program import Descriptor, OpMode, ProgramMemory
 
 __all__ = ["LayerSequencer"]
 
@@ -24,8 +27,10 @@ class LayerSequencer(wiring.Component):
     DMA is busy, each restarting from phase zero, so n ticks take ceil(n 2^B / inc) cycles. The
     engines are self-timed: their own loops decide when they finish.
 
-    ``start`` (held until ``done``) runs ``count`` descriptors from ``first`` (fewer if one has
-    ``last`` set); ``done`` stays high until ``start`` drops, then the sequencer is idle again.
+    ``launch.start`` (held until ``launch.done``) runs ``launch.count`` descriptors from
+    ``launch.first`` (fewer if one has ``last`` set); ``done`` stays high until ``start`` drops,
+    then the sequencer is idle again. ``clocks`` are the domains' divider increments, ``prog``
+    the program memory's read port.
     ``op_done`` pulses (registered) one cycle after each op's last cycle, with ``op_index``;
     ``done`` rises with it after the last op.
     """
@@ -33,17 +38,11 @@ class LayerSequencer(wiring.Component):
     def __init__(self, config: AccelConfig) -> None:
         self.config = cfg = config
         self.wbuf_bits = address_bits(2 * cfg.half_words)
-        B = cfg.phase_bits
         super().__init__(
             {
-                "start": In(1),
-                "first": In(12),
-                "count": In(8),
-                "inc_sys": In(B),
-                "inc_rram": In(B),
-                "inc_feeder": In(B),
-                "prog_addr": Out(12),
-                "prog_rdata": In(DESCRIPTOR_BITS),
+                "launch": In(LaunchPort()),
+                "clocks": In(ClockIncrements(phase_bits=cfg.phase_bits)),
+                "prog": Out(ProgramMemory()),
                 "desc": Out(Descriptor),
                 "tick_sys": Out(1),
                 "tick_feeder": Out(1),
@@ -77,8 +76,7 @@ class LayerSequencer(wiring.Component):
                 "step_barrier": Out(1),
                 "epoch_barrier": Out(1),
                 "op_done": Out(1),
-                "op_index": Out(12),
-                "done": Out(1),
+                "op_index": Out(PROGRAM_ADDR_BITS),
             }
         )
 
@@ -90,20 +88,20 @@ class LayerSequencer(wiring.Component):
         m.submodules.div_feeder = div_feeder = FractionalDivider(phase_bits=cfg.phase_bits)
         m.submodules.div_rram = div_rram = FractionalDivider(phase_bits=cfg.phase_bits)
         m.d.comb += [
-            div_sys.inc.eq(self.inc_sys),
-            div_feeder.inc.eq(self.inc_feeder),
-            div_rram.inc.eq(self.inc_rram),
+            div_sys.inc.eq(self.clocks.sys),
+            div_feeder.inc.eq(self.clocks.feeder),
+            div_rram.inc.eq(self.clocks.rram),
             div_rram.run.eq(self.dma_busy),
             self.tick_sys.eq(div_sys.tick),
             self.tick_feeder.eq(div_feeder.tick),
             self.tick_rram.eq(div_rram.tick),
         ]
 
-        pc = Signal(12)
+        pc = Signal(PROGRAM_ADDR_BITS)
         ops_left = Signal(8)
         count = Signal(16)
         step = Signal(25)
-        m.d.comb += self.prog_addr.eq(pc)
+        m.d.comb += self.prog.addr.eq(pc)
         is_vector = Signal()
         m.d.comb += is_vector.eq(
             (desc.mode == OpMode.MAXPOOL)
@@ -201,13 +199,13 @@ class LayerSequencer(wiring.Component):
         with m.FSM(name="seq"):
             with m.State("IDLE"):
                 m.d.sync += count.eq(cfg.op_setup - 1)
-                with m.If(self.start):
-                    m.d.sync += [pc.eq(self.first), ops_left.eq(self.count)]
+                with m.If(self.launch.start):
+                    m.d.sync += [pc.eq(self.launch.first), ops_left.eq(self.launch.count)]
                     m.next = "SETUP"
             with m.State("SETUP"):
                 m.d.comb += self.running.eq(1)
                 m.d.sync += [
-                    desc.eq(self.prog_rdata),
+                    desc.eq(self.prog.data),
                     count.eq(count - 1),
                     ld_more.eq(~is_vector),
                     ld_j.eq(0),
@@ -274,7 +272,7 @@ class LayerSequencer(wiring.Component):
                             m.next = "SETUP"
             with m.State("DONE"):
                 # Held until the launcher drops start (a PMU LAUNCH handshake).
-                m.d.comb += self.done.eq(1)
-                with m.If(~self.start):
+                m.d.comb += self.launch.done.eq(1)
+                with m.If(~self.launch.start):
                     m.next = "IDLE"
         return m
