@@ -6,8 +6,8 @@ PMU's own buses: run limits, status, bank commands, voltage codes and counter bu
 """
 
 from amaranth.lib import wiring
-from amaranth.lib.wiring import Out
-from voltflow.hw.signatures import Counters, Launch, MemoryRead
+from amaranth.lib.wiring import In, Out
+from voltflow.hw.signatures import ClockIncrements, Counters, Launch, MemoryRead
 from voltflow.hw.widths import CLOCK_DOMAINS, GROUP_BANKS, TIME_BITS
 from voltflow.pmu.config import (
     BUDGET_BITS,
@@ -31,6 +31,7 @@ __all__ = [
     "Status",
     "VoltageCodes",
     "power_counter_names",
+    "sequencer_buses",
 ]
 
 #: A voltage code: 0 = unpowered, k + 1 = grid level k (at most 16 levels).
@@ -144,3 +145,15 @@ class PmuCounters(wiring.Signature):
                 "violations": Out(Counters(VIOLATION_COUNTERS, bits=TIME_BITS)),
             }
         )
+
+
+def sequencer_buses(config: PmuConfig) -> dict[str, wiring.Member]:
+    """The PMU sequencer's buses that the power-management unit passes on as they are: command
+    memory, run limits, launches, clock increments and status."""
+    return {
+        "cmd": Out(CommandMemory()),
+        "limits": In(RunLimits()),
+        "launch": Out(LaunchPort()),
+        "clocks": Out(ClockIncrements(phase_bits=config.phase_bits)),
+        "status": Out(Status()),
+    }

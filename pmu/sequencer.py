@@ -2,20 +2,11 @@
 
 from amaranth.hdl import Array, Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
-from amaranth.lib.wiring import In, Out
-from voltflow.hw.signatures import ClockIncrements
+from amaranth.lib.wiring import Out
 from voltflow.hw.widths import CLOCK_DOMAINS, GROUP_BANKS, TIME_BITS
 from voltflow.pmu.config import COMMAND_ADDR_BITS, COMMAND_WORDS, PmuConfig
 from voltflow.pmu.isa import Command, ErrorCode, Opcode, payload_fields
-from voltflow.pmu.ports import (
-    VOLTAGE_CODE_BITS,
-    BankCommand,
-    CommandMemory,
-    LaunchPort,
-    RunLimits,
-    Status,
-    VoltageCodes,
-)
+from voltflow.pmu.ports import VOLTAGE_CODE_BITS, BankCommand, VoltageCodes, sequencer_buses
 
 __all__ = ["PmuSequencer"]
 
@@ -65,13 +56,9 @@ class PmuSequencer(wiring.Component):
         self.config = config
         super().__init__(
             {
-                "cmd": Out(CommandMemory()),
-                "limits": In(RunLimits()),
-                "launch": Out(LaunchPort()),
-                "clocks": Out(ClockIncrements(phase_bits=config.phase_bits)),
+                **sequencer_buses(config),
                 "level": Out(VoltageCodes()),
                 "safe": Out(VoltageCodes()),
-                "status": Out(Status()),
                 "delta": Out(TIME_BITS),
                 "banks": Out(BankCommand()),
                 **{name: Out(1) for name in _EVENTS},

@@ -3,18 +3,15 @@
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
-from voltflow.hw.signatures import BankAccess, BankPower, ClockIncrements
+from voltflow.hw.signatures import BankAccess, BankPower
 from voltflow.pmu.bank_switches import BankSwitches
 from voltflow.pmu.config import TRANSITION_KINDS, PmuConfig
 from voltflow.pmu.monitors import ViolationMonitors
 from voltflow.pmu.ports import (
     VIOLATION_COUNTERS,
-    CommandMemory,
-    LaunchPort,
     PmuCounters,
-    RunLimits,
-    Status,
     power_counter_names,
+    sequencer_buses,
 )
 from voltflow.pmu.power_counters import PowerCounters
 from voltflow.pmu.sequencer import PmuSequencer
@@ -59,12 +56,8 @@ class PowerManagementUnit(wiring.Component):
         self.config = config
         super().__init__(
             {
-                "cmd": Out(CommandMemory()),
-                "limits": In(RunLimits()),
-                "launch": Out(LaunchPort()),
-                "clocks": Out(ClockIncrements(phase_bits=config.phase_bits)),
+                **sequencer_buses(config),
                 "access": In(BankAccess()),
-                "status": Out(Status()),
                 "banks": Out(BankPower(n_banks=config.n_banks)),
                 "counters": Out(PmuCounters(config)),
             }
@@ -79,10 +72,9 @@ class PowerManagementUnit(wiring.Component):
         m.submodules.counters = cnt = PowerCounters(cfg)
 
         # Buses that leave the unit, and the sequencer's buses to the other blocks.
-        connect(m, flipped(self.cmd), seq.cmd)
-        connect(m, flipped(self.limits), seq.limits)
-        connect(m, flipped(self.launch), seq.launch)
-        connect(m, flipped(self.status), seq.status)
+        for name in sequencer_buses(cfg):
+            if name != "clocks":
+                connect(m, flipped(getattr(self, name)), getattr(seq, name))
         connect(m, seq.clocks, mon.clocks, flipped(self.clocks))
         connect(m, seq.safe, mon.safe)
         connect(m, seq.level, cnt.level)

@@ -18,7 +18,7 @@ from voltflow.rtl.config import AccelConfig
 from voltflow.rtl.gather import Gather
 from voltflow.rtl.output_writer import OutputWriter
 from voltflow.rtl.program import ProgramMemory
-from voltflow.rtl.sequencer import LayerSequencer
+from voltflow.rtl.sequencer import ENGINES, LayerSequencer
 from voltflow.rtl.vector_unit import VectorUnit
 from voltflow.rtl.weight_dma import WeightDma
 
@@ -129,53 +129,25 @@ class Accelerator(wiring.Component):
         connect(m, flipped(self.launch), seq.launch)
         connect(m, flipped(self.clocks), seq.clocks)
         connect(m, flipped(self.prog), seq.prog)
-        m.d.comb += [
-            seq.gather_busy.eq(gather.busy),
-            seq.gather_done.eq(gather.done_now),
-            seq.writer_busy.eq(writer.busy),
-            seq.writer_done.eq(writer.done_now),
-            seq.array_busy.eq(array.busy),
-            seq.array_done.eq(array.done_now),
-            seq.vector_busy.eq(vector.busy),
-            seq.vector_done.eq(vector.done_now),
-            seq.dma_busy.eq(dma.busy),
-            seq.dma_done.eq(dma.done_now),
-            self.op_done.eq(seq.op_done),
-            self.op_index.eq(seq.op_index),
-        ]
-        # The engines read the current descriptor whole.
+        engines = {"gather": gather, "writer": writer, "array": array, "vector": vector, "dma": dma}
+        for name in ENGINES:
+            connect(m, getattr(seq, name), engines[name].control)
+        m.d.comb += [self.op_done.eq(seq.op_done), self.op_index.eq(seq.op_index)]
+        # The engines read the current descriptor whole; the epoch's position comes with it.
         m.d.comb += [engine.desc.eq(seq.desc) for engine in (gather, writer, array, vector)]
         m.d.comb += [
-            gather.tick.eq(seq.tick_feeder),
-            gather.start.eq(seq.gather_start),
             gather.epoch_begin.eq(seq.epoch_begin),
             gather.cb0.eq(seq.epoch_cb0),
             gather.spad_rdata.eq(self.spad_read.data),
-        ]
-        m.d.comb += [
-            writer.tick.eq(seq.tick_feeder),
-            writer.start.eq(seq.writer_start),
             writer.epoch_begin.eq(seq.epoch_begin),
             writer.q.eq(seq.epoch_q),
             writer.cbo0.eq(seq.epoch_cbo0),
-        ]
-        m.d.comb += [
-            array.tick.eq(seq.tick_sys),
-            array.start.eq(seq.array_start),
             array.flush.eq(seq.array_flush),
             array.epoch_begin.eq(seq.epoch_begin),
             array.q.eq(seq.epoch_q),
             array.jp0.eq(seq.epoch_jp0),
             array.whalf.eq(seq.epoch_half),
-        ]
-        m.d.comb += [
-            vector.tick.eq(seq.tick_feeder),
-            vector.start.eq(seq.vector_start),
             vector.spad_rdata.eq(self.spad_read.data),
-        ]
-        m.d.comb += [
-            dma.tick.eq(seq.tick_rram),
-            dma.start.eq(seq.dma_start),
             dma.src.eq(seq.dma_src),
             dma.words.eq(seq.dma_words),
             dma.half.eq(seq.dma_half),
@@ -184,7 +156,7 @@ class Accelerator(wiring.Component):
         ]
         # Scratchpad ports: the array modes use the gather (read) and the writer (write), the
         # VECTOR modes the vector unit; never both at once.
-        with m.If(vector.busy):
+        with m.If(vector.control.busy):
             m.d.comb += [
                 self.spad_read.addr.eq(vector.spad_raddr),
                 self.spad_write.addr.eq(vector.spad_waddr),
@@ -200,16 +172,16 @@ class Accelerator(wiring.Component):
             ]
 
         # ---- counters ----------------------------------------------------------------------
-        feeder_busy = gather.busy | writer.busy | vector.busy
+        feeder_busy = gather.control.busy | writer.control.busy | vector.control.busy
         running = seq.running
         incs = {
             "cycles": running,
-            "sys_ticks": seq.tick_sys & array.busy,
-            "feeder_ticks": seq.tick_feeder & feeder_busy,
-            "rram_ticks": seq.tick_rram & dma.busy,
-            "sys_idle": running & ~array.busy,
+            "sys_ticks": seq.array.tick & array.control.busy,
+            "feeder_ticks": seq.gather.tick & feeder_busy,
+            "rram_ticks": seq.dma.tick & dma.control.busy,
+            "sys_idle": running & ~array.control.busy,
             "feeder_idle": running & ~feeder_busy,
-            "rram_idle": running & ~dma.busy,
+            "rram_idle": running & ~dma.control.busy,
             "macs": array.macs_inc,
             "spad_reads": gather.spad_reads_inc + vector.spad_reads_inc,
             "spad_writes": self.spad_write.en,

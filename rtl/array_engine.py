@@ -5,6 +5,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from voltflow.rtl.arith import address_bits, widened_signed
+from voltflow.rtl.buses import EngineControl
 from voltflow.rtl.config import AccelConfig
 from voltflow.rtl.program import Descriptor, OpMode
 from voltflow.rtl.requantizer import Requantizer
@@ -37,8 +38,7 @@ class ArrayEngine(wiring.Component):
         self.bias_bits = address_bits(cfg.max_resident)
         super().__init__(
             {
-                "tick": In(1),
-                "start": In(1),
+                "control": In(EngineControl()),
                 "flush": In(1),
                 "epoch_begin": In(1),
                 "desc": In(Descriptor),
@@ -59,8 +59,6 @@ class ArrayEngine(wiring.Component):
                 "obuf_waddr": Out(self.obuf_bits),
                 "obuf_wdata": Out(64),
                 "obuf_we": Out(1),
-                "busy": Out(1),
-                "done_now": Out(1),
                 "macs_inc": Out(16),
                 "lane_reads_inc": Out(8),
                 "wbuf_reads_inc": Out(2),
@@ -95,7 +93,7 @@ class ArrayEngine(wiring.Component):
         bias_acc = Signal(64 * max(BW - 1, 1))
 
         active = Signal()
-        m.d.comb += active.eq(self.tick & self.busy)
+        m.d.comb += active.eq(self.control.tick & self.control.busy)
         streaming = Signal()
         m.d.comb += streaming.eq(active & ~flushing)
 
@@ -187,9 +185,9 @@ class ArrayEngine(wiring.Component):
                     pass_base.eq(pass_base + desc.k_pad + BW),
                 ]
                 with m.If(p == self.q - 1):
-                    m.d.comb += self.done_now.eq(1)
+                    m.d.comb += self.control.done.eq(1)
                     m.d.sync += [
-                        self.busy.eq(0),
+                        self.control.busy.eq(0),
                         p.eq(0),
                         pass_base.eq(0),
                         tile.eq(tile + 1),
@@ -198,11 +196,11 @@ class ArrayEngine(wiring.Component):
         with m.If(active & flushing):
             m.d.sync += flush_mark.eq(0)
             with m.If(array.last_exit):
-                m.d.comb += self.done_now.eq(1)
-                m.d.sync += self.busy.eq(0)
-        with m.If(self.start):
+                m.d.comb += self.control.done.eq(1)
+                m.d.sync += self.control.busy.eq(0)
+        with m.If(self.control.start):
             m.d.sync += [
-                self.busy.eq(1),
+                self.control.busy.eq(1),
                 flushing.eq(self.flush),
                 flush_mark.eq(self.flush),
                 u.eq(0),

@@ -4,6 +4,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from voltflow.rtl.arith import address_bits, widened_signed
+from voltflow.rtl.buses import EngineControl
 from voltflow.rtl.config import ADDR_BITS, AccelConfig
 from voltflow.rtl.program import Descriptor, OpMode
 
@@ -28,8 +29,7 @@ class Gather(wiring.Component):
         self.lane_bits = address_bits(2 * cfg.max_row_words)
         super().__init__(
             {
-                "tick": In(1),
-                "start": In(1),
+                "control": In(EngineControl()),
                 "epoch_begin": In(1),
                 "desc": In(Descriptor),
                 "cb0": In(12),
@@ -38,8 +38,6 @@ class Gather(wiring.Component):
                 "lane_waddr": Out(self.lane_bits),
                 "lane_wdata": Out(64),
                 "lane_we": Out(cfg.rows),
-                "busy": Out(1),
-                "done_now": Out(1),
                 "spad_reads_inc": Out(1),
                 "lane_writes_inc": Out(1),
             }
@@ -64,7 +62,7 @@ class Gather(wiring.Component):
         ix0 = Signal(signed(14))
 
         active = Signal()
-        m.d.comb += active.eq(self.tick & self.busy)
+        m.d.comb += active.eq(self.control.tick & self.control.busy)
         blocks = Mux(dw, 1, desc.cb)
         rows = Mux(dw, 1, R)
 
@@ -106,10 +104,10 @@ class Gather(wiring.Component):
                         with m.Else():
                             m.d.sync += [ox.eq(ox + 1), ix0.eq(ix0 + desc.sw)]
                         with m.If(row == rows - 1):
-                            m.d.comb += self.done_now.eq(1)
-                            m.d.sync += [self.busy.eq(0), row.eq(0), tile.eq(~tile)]
-        with m.If(self.start):
-            m.d.sync += self.busy.eq(1)
+                            m.d.comb += self.control.done.eq(1)
+                            m.d.sync += [self.control.busy.eq(0), row.eq(0), tile.eq(~tile)]
+        with m.If(self.control.start):
+            m.d.sync += self.control.busy.eq(1)
         with m.If(self.epoch_begin):
             m.d.sync += [
                 row.eq(0),

@@ -4,6 +4,7 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from voltflow.rtl.arith import address_bits
+from voltflow.rtl.buses import EngineControl
 from voltflow.rtl.config import ADDR_BITS, AccelConfig
 from voltflow.rtl.program import Descriptor, OpMode
 
@@ -24,8 +25,7 @@ class OutputWriter(wiring.Component):
         self.obuf_bits = address_bits(3 * cfg.obuf_slot_words)
         super().__init__(
             {
-                "tick": In(1),
-                "start": In(1),
+                "control": In(EngineControl()),
                 "epoch_begin": In(1),
                 "desc": In(Descriptor),
                 "q": In(12),
@@ -35,8 +35,6 @@ class OutputWriter(wiring.Component):
                 "spad_waddr": Out(ADDR_BITS),
                 "spad_wdata": Out(64),
                 "spad_we": Out(1),
-                "busy": Out(1),
-                "done_now": Out(1),
             }
         )
 
@@ -54,7 +52,7 @@ class OutputWriter(wiring.Component):
         tile_pix = Signal(24)
 
         active = Signal()
-        m.d.comb += active.eq(self.tick & self.busy)
+        m.d.comb += active.eq(self.control.tick & self.control.busy)
         width = Mux(dw, 1, cfg.rows)
         pixel = tile_pix + row
         slot_base = Mux(slot == 0, 0, Mux(slot == 1, slot_words, 2 * slot_words))
@@ -69,16 +67,16 @@ class OutputWriter(wiring.Component):
             with m.If(row == width - 1):
                 m.d.sync += [row.eq(0), p.eq(p + 1), p_off.eq(p_off + width)]
                 with m.If(p == self.q - 1):
-                    m.d.comb += self.done_now.eq(1)
+                    m.d.comb += self.control.done.eq(1)
                     m.d.sync += [
-                        self.busy.eq(0),
+                        self.control.busy.eq(0),
                         p.eq(0),
                         p_off.eq(0),
                         slot.eq(Mux(slot == 2, 0, slot + 1)),
                         tile_pix.eq(tile_pix + width),
                     ]
-        with m.If(self.start):
-            m.d.sync += self.busy.eq(1)
+        with m.If(self.control.start):
+            m.d.sync += self.control.busy.eq(1)
         with m.If(self.epoch_begin):
             m.d.sync += [row.eq(0), p.eq(0), p_off.eq(0), slot.eq(0), tile_pix.eq(0)]
         return m

@@ -7,11 +7,15 @@ from voltflow.hw.signatures import ClockIncrements
 from voltflow.pmu.config import PROGRAM_ADDR_BITS
 from voltflow.pmu.ports import LaunchPort
 from voltflow.rtl.arith import address_bits
+from voltflow.rtl.buses import EngineControl
 from voltflow.rtl.config import ADDR_BITS, AccelConfig
 from voltflow.rtl.divider import FractionalDivider
 from voltflow.rtl.program import Descriptor, OpMode, ProgramMemory
 
-__all__ = ["LayerSequencer"]
+__all__ = ["ENGINES", "LayerSequencer"]
+
+#: The engines the sequencer drives, each through an :class:`EngineControl` member of its name.
+ENGINES = ("gather", "writer", "array", "vector", "dma")
 
 
 class LayerSequencer(wiring.Component):
@@ -44,26 +48,9 @@ class LayerSequencer(wiring.Component):
                 "clocks": In(ClockIncrements(phase_bits=cfg.phase_bits)),
                 "prog": Out(ProgramMemory()),
                 "desc": Out(Descriptor),
-                "tick_sys": Out(1),
-                "tick_feeder": Out(1),
-                "tick_rram": Out(1),
-                "gather_busy": In(1),
-                "gather_done": In(1),
-                "writer_busy": In(1),
-                "writer_done": In(1),
-                "array_busy": In(1),
-                "array_done": In(1),
-                "vector_busy": In(1),
-                "vector_done": In(1),
-                "dma_busy": In(1),
-                "dma_done": In(1),
+                **{name: Out(EngineControl()) for name in ENGINES},
                 "epoch_begin": Out(1),
-                "gather_start": Out(1),
-                "writer_start": Out(1),
-                "array_start": Out(1),
                 "array_flush": Out(1),
-                "vector_start": Out(1),
-                "dma_start": Out(1),
                 "dma_src": Out(ADDR_BITS),
                 "dma_words": Out(self.wbuf_bits),
                 "dma_half": Out(1),
@@ -91,10 +78,12 @@ class LayerSequencer(wiring.Component):
             div_sys.inc.eq(self.clocks.sys),
             div_feeder.inc.eq(self.clocks.feeder),
             div_rram.inc.eq(self.clocks.rram),
-            div_rram.run.eq(self.dma_busy),
-            self.tick_sys.eq(div_sys.tick),
-            self.tick_feeder.eq(div_feeder.tick),
-            self.tick_rram.eq(div_rram.tick),
+            div_rram.run.eq(self.dma.busy),
+            self.array.tick.eq(div_sys.tick),
+            self.gather.tick.eq(div_feeder.tick),
+            self.writer.tick.eq(div_feeder.tick),
+            self.vector.tick.eq(div_feeder.tick),
+            self.dma.tick.eq(div_rram.tick),
         ]
 
         pc = Signal(PROGRAM_ADDR_BITS)
@@ -141,12 +130,12 @@ class LayerSequencer(wiring.Component):
             """Start the engines of step ``s`` (a signal, or 0 for an epoch's first step)."""
             if isinstance(s, int):  # step 0 only gathers tile 0 (every op has a tile)
                 assert s == 0
-                m.d.comb += self.gather_start.eq(1)
+                m.d.comb += self.gather.start.eq(1)
             else:
                 m.d.comb += [
-                    self.gather_start.eq(s < tiles),
-                    self.writer_start.eq(s >= 3),
-                    self.array_start.eq(((s >= 1) & (s <= tiles)) | (s == tiles + 1)),
+                    self.gather.start.eq(s < tiles),
+                    self.writer.start.eq(s >= 3),
+                    self.array.start.eq(((s >= 1) & (s <= tiles)) | (s == tiles + 1)),
                     self.array_flush.eq(s == tiles + 1),
                 ]
             m.d.sync += step.eq(s)
@@ -154,7 +143,7 @@ class LayerSequencer(wiring.Component):
         def launch_phase() -> None:
             """Start phase: DMA of the next epoch (if any), compute of the loaded one (if any)."""
             with m.If(ld_more):
-                m.d.comb += self.dma_start.eq(1)
+                m.d.comb += self.dma.start.eq(1)
                 m.d.sync += [
                     pend.eq(1),
                     pend_q.eq(ld_q),
@@ -187,11 +176,11 @@ class LayerSequencer(wiring.Component):
             with m.Else():
                 m.next = "WAIT_DMA"
 
-        dma_idle_next = ~self.dma_busy | self.dma_done
-        feeder_idle_next = (~self.gather_busy | self.gather_done) & (
-            ~self.writer_busy | self.writer_done
+        dma_idle_next = ~self.dma.busy | self.dma.done
+        feeder_idle_next = (~self.gather.busy | self.gather.done) & (
+            ~self.writer.busy | self.writer.done
         )
-        sys_idle_next = ~self.array_busy | self.array_done
+        sys_idle_next = ~self.array.busy | self.array.done
 
         op_end = Signal()
         m.d.sync += [self.op_done.eq(op_end), self.op_index.eq(pc)]
@@ -220,7 +209,7 @@ class LayerSequencer(wiring.Component):
                     # desc was latched in the first setup cycle and the cursors set from it in
                     # the second (op_setup >= 3).
                     with m.If(is_vector):
-                        m.d.comb += self.vector_start.eq(1)
+                        m.d.comb += self.vector.start.eq(1)
                         m.next = "VEC_RUN"
                     with m.Else():
                         launch_phase()
@@ -252,7 +241,7 @@ class LayerSequencer(wiring.Component):
                     m.next = "EPOCH_SYNC"
             with m.State("VEC_RUN"):
                 m.d.comb += [self.running.eq(1), div_feeder.run.eq(1)]
-                with m.If(~self.vector_busy | self.vector_done):
+                with m.If(~self.vector.busy | self.vector.done):
                     m.d.comb += self.epoch_barrier.eq(1)
                     m.d.sync += count.eq(cfg.epoch_sync - 1)
                     m.next = "EPOCH_SYNC"

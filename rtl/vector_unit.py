@@ -4,6 +4,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from voltflow.rtl.arith import widened_signed
+from voltflow.rtl.buses import EngineControl
 from voltflow.rtl.config import ADDR_BITS, AccelConfig
 from voltflow.rtl.program import Descriptor, OpMode
 from voltflow.rtl.requantizer import Requantizer
@@ -28,16 +29,13 @@ class VectorUnit(wiring.Component):
         self.config = config
         super().__init__(
             {
-                "tick": In(1),
-                "start": In(1),
+                "control": In(EngineControl()),
                 "desc": In(Descriptor),
                 "spad_raddr": Out(ADDR_BITS),
                 "spad_rdata": In(64),
                 "spad_waddr": Out(ADDR_BITS),
                 "spad_wdata": Out(64),
                 "spad_we": Out(1),
-                "busy": Out(1),
-                "done_now": Out(1),
                 "spad_reads_inc": Out(1),
             }
         )
@@ -63,7 +61,7 @@ class VectorUnit(wiring.Component):
         kx = Signal(12)
         window = Signal(ADDR_BITS)  # output word index = cb * P + pixel
         active = Signal()
-        m.d.comb += active.eq(self.tick & self.busy)
+        m.d.comb += active.eq(self.control.tick & self.control.busy)
         issue = Signal()
         m.d.comb += issue.eq(active & issuing)
 
@@ -164,12 +162,12 @@ class VectorUnit(wiring.Component):
             self.spad_we.eq(fold & d_last),
         ]
         with m.If(active & ~issuing & d_valid):
-            m.d.comb += self.done_now.eq(1)
-            m.d.sync += self.busy.eq(0)
+            m.d.comb += self.control.done.eq(1)
+            m.d.sync += self.control.busy.eq(0)
 
-        with m.If(self.start):
+        with m.If(self.control.start):
             m.d.sync += [
-                self.busy.eq(1),
+                self.control.busy.eq(1),
                 issuing.eq(1),
                 cb.eq(0),
                 pix.eq(0),

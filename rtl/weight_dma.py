@@ -4,6 +4,7 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from voltflow.rtl.arith import address_bits
+from voltflow.rtl.buses import EngineControl
 from voltflow.rtl.config import ADDR_BITS, AccelConfig
 
 __all__ = ["WeightDma"]
@@ -21,8 +22,7 @@ class WeightDma(wiring.Component):
         self.wbuf_bits = address_bits(2 * cfg.half_words)
         super().__init__(
             {
-                "tick": In(1),
-                "start": In(1),
+                "control": In(EngineControl()),
                 "src": In(ADDR_BITS),
                 "words": In(self.wbuf_bits),
                 "half": In(1),
@@ -31,8 +31,6 @@ class WeightDma(wiring.Component):
                 "wbuf_waddr": Out(self.wbuf_bits),
                 "wbuf_wdata": Out(64),
                 "wbuf_we": Out(1),
-                "busy": Out(1),
-                "done_now": Out(1),
             }
         )
 
@@ -43,7 +41,7 @@ class WeightDma(wiring.Component):
         words = Signal(self.wbuf_bits)
         half = Signal()
         active = Signal()
-        m.d.comb += active.eq(self.tick & self.busy)
+        m.d.comb += active.eq(self.control.tick & self.control.busy)
         m.d.comb += [
             self.rram_raddr.eq(src + index),
             self.wbuf_waddr.eq(Mux(half, self.config.half_words, 0) + index),
@@ -53,11 +51,11 @@ class WeightDma(wiring.Component):
         with m.If(active):
             m.d.sync += index.eq(index + 1)
             with m.If(index == words - 1):
-                m.d.comb += self.done_now.eq(1)
-                m.d.sync += self.busy.eq(0)
-        with m.If(self.start):
+                m.d.comb += self.control.done.eq(1)
+                m.d.sync += self.control.busy.eq(0)
+        with m.If(self.control.start):
             m.d.sync += [
-                self.busy.eq(1),
+                self.control.busy.eq(1),
                 index.eq(0),
                 src.eq(self.src),
                 words.eq(self.words),
