@@ -108,8 +108,8 @@ class PowerManagementUnit(wiring.Component):
             "bank_gates": banks.gates,
         }
         assert set(events) == set(TRANSITION_KINDS)
-        for kind, value in events.items():
-            m.d.comb += getattr(cnt, f"{kind}_inc").eq(value)
+        for transition, value in events.items():
+            m.d.comb += getattr(cnt, f"{transition}_inc").eq(value)
         for kind in BankKind:
             m.d.comb += [
                 getattr(cnt, f"on_{kind.value}").eq(getattr(banks, f"on_{kind.value}")),

@@ -47,15 +47,14 @@ class Accelerator(wiring.Component):
 
     def __init__(self, config: AccelConfig) -> None:
         self.config = config
-        memory = {"addr_bits": ADDR_BITS, "data_bits": WORD_BITS}
         super().__init__(
             {
                 "launch": In(LaunchPort()),
                 "clocks": In(ClockIncrements(phase_bits=config.phase_bits)),
                 "prog": Out(ProgramMemory()),
-                "spad_read": Out(MemoryRead(**memory, strobe=True)),
-                "spad_write": Out(MemoryWrite(**memory)),
-                "rram_read": Out(MemoryRead(**memory, strobe=True)),
+                "spad_read": Out(MemoryRead(addr_bits=ADDR_BITS, data_bits=WORD_BITS, strobe=True)),
+                "spad_write": Out(MemoryWrite(addr_bits=ADDR_BITS, data_bits=WORD_BITS)),
+                "rram_read": Out(MemoryRead(addr_bits=ADDR_BITS, data_bits=WORD_BITS, strobe=True)),
                 "op_done": Out(1),
                 "op_index": Out(PROGRAM_ADDR_BITS),
                 "counters": Out(Counters((name for name, _ in COUNTERS), bits=COUNTER_BITS)),
@@ -129,7 +128,9 @@ class Accelerator(wiring.Component):
         connect(m, flipped(self.launch), seq.launch)
         connect(m, flipped(self.clocks), seq.clocks)
         connect(m, flipped(self.prog), seq.prog)
-        engines = {"gather": gather, "writer": writer, "array": array, "vector": vector, "dma": dma}
+        engines: dict[str, wiring.Component] = {
+            "gather": gather, "writer": writer, "array": array, "vector": vector, "dma": dma,
+        }  # fmt: skip
         for name in ENGINES:
             connect(m, getattr(seq, name), engines[name].control)
         m.d.comb += [self.op_done.eq(seq.op_done), self.op_index.eq(seq.op_index)]

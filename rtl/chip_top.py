@@ -19,15 +19,14 @@ __all__ = ["ChipTop", "chip_signature"]
 def chip_signature(accel: AccelConfig, pmu: PmuConfig) -> wiring.Signature:
     """The ports of :class:`ChipTop` for these configurations (the simulation wrapper reads them
     without elaborating the chip)."""
-    memory = {"addr_bits": ADDR_BITS, "data_bits": WORD_BITS}
     return wiring.Signature(
         {
             "cmd": Out(CommandMemory()),
             "limits": In(RunLimits()),
             "prog": Out(ProgramMemory()),
-            "spad_read": Out(MemoryRead(**memory)),
-            "spad_write": Out(MemoryWrite(**memory)),
-            "rram_read": Out(MemoryRead(**memory)),
+            "spad_read": Out(MemoryRead(addr_bits=ADDR_BITS, data_bits=WORD_BITS)),
+            "spad_write": Out(MemoryWrite(addr_bits=ADDR_BITS, data_bits=WORD_BITS)),
+            "rram_read": Out(MemoryRead(addr_bits=ADDR_BITS, data_bits=WORD_BITS)),
             "op_done": Out(1),
             "op_index": Out(PROGRAM_ADDR_BITS),
             "launch": Out(outputs(LaunchPort())),
