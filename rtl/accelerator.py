@@ -6,7 +6,7 @@ can load and dump them without rebuilding; everything else is inside.
 
 from amaranth.hdl import Module
 from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
+from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.lib.wiring import In, Out, connect, flipped
 from voltflow.hw.signatures import ClockIncrements, Counters, MemoryRead, MemoryWrite
 from voltflow.hw.widths import ADDR_BITS, COUNTER_BITS, WORD_BITS
@@ -75,10 +75,18 @@ class Accelerator(wiring.Component):
         m.submodules.counters = counters = ActivityCounters()
 
         # ---- internal buffers (no init: contents come from the datapath) ------------------------
+        def reads(port: ReadPort, bus: wiring.PureInterface) -> None:
+            """An engine's read bus on a memory's (asynchronous) read port."""
+            m.d.comb += [port.addr.eq(bus.addr), bus.data.eq(port.data)]
+
+        def writes(port: WritePort, bus: wiring.PureInterface) -> None:
+            """An engine's write bus on a memory's write port."""
+            m.d.comb += [port.addr.eq(bus.addr), port.data.eq(bus.data), port.en.eq(bus.en)]
+
         lane_depth = 2 * cfg.max_row_words
         lanes = []
         for r in range(R):
-            mem = Memory(shape=64, depth=lane_depth, init=[])
+            mem = Memory(shape=WORD_BITS, depth=lane_depth, init=[])
             m.submodules[f"lane_buffer{r}"] = mem
             wr = mem.write_port()
             rd = mem.read_port(domain="comb")
@@ -90,39 +98,20 @@ class Accelerator(wiring.Component):
                 array.lane_rdata[r].eq(rd.data),
             ]
             lanes.append(mem)
-        m.submodules.weight_buffer = wbuf = Memory(shape=64, depth=2 * cfg.half_words, init=[])
-        wbuf_w = wbuf.write_port()
-        wbuf_r = wbuf.read_port(domain="comb")
-        wbuf_b = wbuf.read_port(domain="comb")
-        m.d.comb += [
-            wbuf_w.addr.eq(dma.wbuf_waddr),
-            wbuf_w.data.eq(dma.wbuf_wdata),
-            wbuf_w.en.eq(dma.wbuf_we),
-            wbuf_r.addr.eq(array.wbuf_raddr),
-            array.wbuf_rdata.eq(wbuf_r.data),
-            wbuf_b.addr.eq(array.wbuf_baddr),
-            array.wbuf_bdata.eq(wbuf_b.data),
-        ]
-        m.submodules.output_buffer = obuf = Memory(shape=64, depth=3 * cfg.obuf_slot_words, init=[])
-        obuf_w = obuf.write_port()
-        obuf_r = obuf.read_port(domain="comb")
-        m.d.comb += [
-            obuf_w.addr.eq(array.obuf_waddr),
-            obuf_w.data.eq(array.obuf_wdata),
-            obuf_w.en.eq(array.obuf_we),
-            obuf_r.addr.eq(writer.obuf_raddr),
-            writer.obuf_rdata.eq(obuf_r.data),
-        ]
+        m.submodules.weight_buffer = wbuf = Memory(
+            shape=WORD_BITS, depth=2 * cfg.half_words, init=[]
+        )
+        writes(wbuf.write_port(), dma.wbuf_write)
+        reads(wbuf.read_port(domain="comb"), array.wbuf_read)
+        reads(wbuf.read_port(domain="comb"), array.wbuf_bias_read)
+        m.submodules.output_buffer = obuf = Memory(
+            shape=WORD_BITS, depth=3 * cfg.obuf_slot_words, init=[]
+        )
+        writes(obuf.write_port(), array.obuf_write)
+        reads(obuf.read_port(domain="comb"), writer.obuf_read)
         m.submodules.bias_ram = bias = Memory(shape=32 * cfg.cols, depth=cfg.max_resident, init=[])
-        bias_w = bias.write_port()
-        bias_r = bias.read_port(domain="comb")
-        m.d.comb += [
-            bias_w.addr.eq(array.bias_waddr),
-            bias_w.data.eq(array.bias_wdata),
-            bias_w.en.eq(array.bias_we),
-            bias_r.addr.eq(array.bias_raddr),
-            array.bias_rdata.eq(bias_r.data),
-        ]
+        writes(bias.write_port(), array.bias_write)
+        reads(bias.read_port(domain="comb"), array.bias_read)
 
         # ---- sequencer <-> engines -----------------------------------------------------------
         connect(m, flipped(self.launch), seq.launch)
@@ -134,42 +123,34 @@ class Accelerator(wiring.Component):
         for name in ENGINES:
             connect(m, getattr(seq, name), engines[name].control)
         m.d.comb += [self.op_done.eq(seq.op_done), self.op_index.eq(seq.op_index)]
-        # The engines read the current descriptor whole; the epoch's position comes with it.
+        # The engines read the current descriptor whole, and where the epoch stands.
         m.d.comb += [engine.desc.eq(seq.desc) for engine in (gather, writer, array, vector)]
+        connect(m, seq.epoch, gather.epoch, writer.epoch, array.epoch)
         m.d.comb += [
-            gather.epoch_begin.eq(seq.epoch_begin),
-            gather.cb0.eq(seq.epoch_cb0),
-            gather.spad_rdata.eq(self.spad_read.data),
-            writer.epoch_begin.eq(seq.epoch_begin),
-            writer.q.eq(seq.epoch_q),
-            writer.cbo0.eq(seq.epoch_cbo0),
+            gather.spad_read.data.eq(self.spad_read.data),
             array.flush.eq(seq.array_flush),
-            array.epoch_begin.eq(seq.epoch_begin),
-            array.q.eq(seq.epoch_q),
-            array.jp0.eq(seq.epoch_jp0),
-            array.whalf.eq(seq.epoch_half),
-            vector.spad_rdata.eq(self.spad_read.data),
+            vector.spad_read.data.eq(self.spad_read.data),
             dma.src.eq(seq.dma_src),
             dma.words.eq(seq.dma_words),
             dma.half.eq(seq.dma_half),
-            self.rram_read.addr.eq(dma.rram_raddr),
-            dma.rram_rdata.eq(self.rram_read.data),
+            self.rram_read.addr.eq(dma.rram_read.addr),
+            dma.rram_read.data.eq(self.rram_read.data),
         ]
         # Scratchpad ports: the array modes use the gather (read) and the writer (write), the
         # VECTOR modes the vector unit; never both at once.
         with m.If(vector.control.busy):
             m.d.comb += [
-                self.spad_read.addr.eq(vector.spad_raddr),
-                self.spad_write.addr.eq(vector.spad_waddr),
-                self.spad_write.data.eq(vector.spad_wdata),
-                self.spad_write.en.eq(vector.spad_we),
+                self.spad_read.addr.eq(vector.spad_read.addr),
+                self.spad_write.addr.eq(vector.spad_write.addr),
+                self.spad_write.data.eq(vector.spad_write.data),
+                self.spad_write.en.eq(vector.spad_write.en),
             ]
         with m.Else():
             m.d.comb += [
-                self.spad_read.addr.eq(gather.spad_raddr),
-                self.spad_write.addr.eq(writer.spad_waddr),
-                self.spad_write.data.eq(writer.spad_wdata),
-                self.spad_write.en.eq(writer.spad_we),
+                self.spad_read.addr.eq(gather.spad_read.addr),
+                self.spad_write.addr.eq(writer.spad_write.addr),
+                self.spad_write.data.eq(writer.spad_write.data),
+                self.spad_write.en.eq(writer.spad_write.en),
             ]
 
         # ---- counters ----------------------------------------------------------------------
@@ -188,9 +169,9 @@ class Accelerator(wiring.Component):
             "spad_writes": self.spad_write.en,
             "lane_words": gather.lane_writes_inc + array.lane_reads_inc,
             "wbuf_reads": array.wbuf_reads_inc,
-            "wbuf_writes": dma.wbuf_we,
-            "rram_reads": dma.wbuf_we,
-            "dma_beats": dma.wbuf_we,
+            "wbuf_writes": dma.wbuf_write.en,
+            "rram_reads": dma.wbuf_write.en,
+            "dma_beats": dma.wbuf_write.en,
             "steps": seq.step_barrier,
             "epochs": seq.epoch_barrier,
         }
@@ -198,7 +179,7 @@ class Accelerator(wiring.Component):
         m.d.comb += [
             counters.clear.eq(0),
             self.spad_read.en.eq(gather.spad_reads_inc | vector.spad_reads_inc),
-            self.rram_read.en.eq(dma.wbuf_we),
+            self.rram_read.en.eq(dma.wbuf_write.en),
         ]
         m.d.comb += [getattr(counters.inc, name).eq(incs[name]) for name, _ in COUNTERS]
         connect(m, flipped(self.counters), counters.counts)

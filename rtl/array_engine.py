@@ -4,8 +4,10 @@ captures biases, and drains finished tiles, requantised, into the output buffer.
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from voltflow.hw.signatures import MemoryRead, MemoryWrite
+from voltflow.hw.widths import WORD_BITS
 from voltflow.rtl.arith import address_bits, widened_signed
-from voltflow.rtl.buses import EngineControl
+from voltflow.rtl.buses import EngineControl, EpochCursor
 from voltflow.rtl.config import AccelConfig
 from voltflow.rtl.program import Descriptor, OpMode
 from voltflow.rtl.requantizer import Requantizer
@@ -40,25 +42,15 @@ class ArrayEngine(wiring.Component):
             {
                 "control": In(EngineControl()),
                 "flush": In(1),
-                "epoch_begin": In(1),
+                "epoch": In(EpochCursor()),
                 "desc": In(Descriptor),
-                "q": In(12),
-                "jp0": In(12),
-                "whalf": In(1),
                 "lane_raddr": Out(self.lane_bits),
-                "lane_rdata": In(64).array(cfg.rows),
-                "wbuf_raddr": Out(self.wbuf_bits),
-                "wbuf_rdata": In(64),
-                "wbuf_baddr": Out(self.wbuf_bits),
-                "wbuf_bdata": In(64),
-                "bias_waddr": Out(self.bias_bits),
-                "bias_wdata": Out(32 * cfg.cols),
-                "bias_we": Out(1),
-                "bias_raddr": Out(self.bias_bits),
-                "bias_rdata": In(32 * cfg.cols),
-                "obuf_waddr": Out(self.obuf_bits),
-                "obuf_wdata": Out(64),
-                "obuf_we": Out(1),
+                "lane_rdata": In(WORD_BITS).array(cfg.rows),
+                "wbuf_read": Out(MemoryRead(addr_bits=self.wbuf_bits, data_bits=WORD_BITS)),
+                "wbuf_bias_read": Out(MemoryRead(addr_bits=self.wbuf_bits, data_bits=WORD_BITS)),
+                "bias_write": Out(MemoryWrite(addr_bits=self.bias_bits, data_bits=32 * cfg.cols)),
+                "bias_read": Out(MemoryRead(addr_bits=self.bias_bits, data_bits=32 * cfg.cols)),
+                "obuf_write": Out(MemoryWrite(addr_bits=self.obuf_bits, data_bits=WORD_BITS)),
                 "macs_inc": Out(16),
                 "lane_reads_inc": Out(8),
                 "wbuf_reads_inc": Out(2),
@@ -106,10 +98,10 @@ class ArrayEngine(wiring.Component):
 
         # ---- buffer reads ----------------------------------------------------------------------
         half_words = Const(cfg.half_words, self.wbuf_bits)
-        wbase = Mux(self.whalf, half_words, 0) + pass_base
+        wbase = Mux(self.epoch.half, half_words, 0) + pass_base
         m.d.comb += [
-            self.wbuf_raddr.eq(wbase + u),
-            self.wbuf_baddr.eq(wbase + desc.k_pad + u),
+            self.wbuf_read.addr.eq(wbase + u),
+            self.wbuf_bias_read.addr.eq(wbase + desc.k_pad + u),
             self.lane_raddr.eq(Mux(tile[0], cfg.max_row_words, 0) + Mux(dw, u, u >> lane_shift)),
         ]
         load_word = Signal()
@@ -127,7 +119,7 @@ class ArrayEngine(wiring.Component):
             m.d.comb += array.a_in[r].eq(Mux(~flushing & in_k, byte, 0))
         for c in range(C):
             m.d.comb += array.w_in[c].eq(
-                Mux(~flushing & in_k, self.wbuf_rdata.word_select(c, 8), 0)
+                Mux(~flushing & in_k, self.wbuf_read.data.word_select(c, 8), 0)
             )
         m.d.comb += [
             array.tick.eq(active),
@@ -142,12 +134,12 @@ class ArrayEngine(wiring.Component):
         m.d.comb += capture_bias.eq(streaming & (tile == 0) & (u < BW))
         with m.If(capture_bias):
             m.d.sync += bias_acc.word_select(u[: max(1, (BW - 1).bit_length())], 64).eq(
-                self.wbuf_bdata
+                self.wbuf_bias_read.data
             )
         m.d.comb += [
-            self.bias_waddr.eq(p),
-            self.bias_wdata.eq(Cat(bias_acc[: 64 * (BW - 1)], self.wbuf_bdata)),
-            self.bias_we.eq(capture_bias & (u == BW - 1)),
+            self.bias_write.addr.eq(p),
+            self.bias_write.data.eq(Cat(bias_acc[: 64 * (BW - 1)], self.wbuf_bias_read.data)),
+            self.bias_write.en.eq(capture_bias & (u == BW - 1)),
         ]
 
         # ---- counts ----------------------------------------------------------------------------
@@ -157,7 +149,7 @@ class ArrayEngine(wiring.Component):
         m.d.comb += rows_real.eq(Mux(dw, 1, Mux(left_pix >= R, R, left_pix)))
         cols_real = Signal(8)
         left_ch = Signal(signed(20))
-        m.d.comb += left_ch.eq(widened_signed(desc.cout) - (self.jp0 + p) * C)
+        m.d.comb += left_ch.eq(widened_signed(desc.cout) - (self.epoch.jp0 + p) * C)
         m.d.comb += cols_real.eq(Mux(left_ch >= C, C, left_ch))
         k_real = Signal()
         m.d.comb += k_real.eq(dw | ((cbk * L + lane) < desc.cin))
@@ -172,7 +164,7 @@ class ArrayEngine(wiring.Component):
         # The step's last sub-tile lasts until the drains started in this step are done
         # (docs/timing-model.md: q S + X sys ticks per stream step, X = max(0, R + C - S)).
         tail_len = Mux(stream_len > R + C, stream_len, R + C)
-        m.d.comb += sub_end.eq(u == Mux(p == self.q - 1, tail_len, stream_len) - 1)
+        m.d.comb += sub_end.eq(u == Mux(p == self.epoch.q - 1, tail_len, stream_len) - 1)
         with m.If(streaming):
             m.d.sync += u.eq(u + 1)
             with m.If(in_k & (lane == L - 1)):
@@ -184,7 +176,7 @@ class ArrayEngine(wiring.Component):
                     p.eq(p + 1),
                     pass_base.eq(pass_base + desc.k_pad + BW),
                 ]
-                with m.If(p == self.q - 1):
+                with m.If(p == self.epoch.q - 1):
                     m.d.comb += self.control.done.eq(1)
                     m.d.sync += [
                         self.control.busy.eq(0),
@@ -214,13 +206,13 @@ class ArrayEngine(wiring.Component):
         d_pass = Signal(12)
         d_pass_off = Signal(self.obuf_bits)
         d_slot = Signal(2)
-        m.d.comb += self.bias_raddr.eq(d_pass)
+        m.d.comb += self.bias_read.addr.eq(d_pass)
         for c in range(C):
             rq = quants[c]
             m.d.comb += [
                 rq.a.eq(
                     Mux(dw, array.diag_acc[c], array.row_acc[c])
-                    + self.bias_rdata.word_select(c, 32).as_signed()
+                    + self.bias_read.data.word_select(c, 32).as_signed()
                 ),
                 rq.m_a.eq(desc.m),
                 rq.s.eq(desc.s),
@@ -244,21 +236,21 @@ class ArrayEngine(wiring.Component):
         slot_base = Mux(d_slot == 0, 0, Mux(d_slot == 1, slot_words, 2 * slot_words))
         width = Mux(dw, 1, R)
         m.d.comb += [
-            self.obuf_we.eq(write),
-            self.obuf_waddr.eq(slot_base + d_pass_off + d_row),
-            self.obuf_wdata.eq(Mux(dw, Cat(*dw_lanes), gemm_word)),
+            self.obuf_write.en.eq(write),
+            self.obuf_write.addr.eq(slot_base + d_pass_off + d_row),
+            self.obuf_write.data.eq(Mux(dw, Cat(*dw_lanes), gemm_word)),
         ]
         with m.If(write):
             m.d.sync += d_row.eq(d_row + 1)
             with m.If(d_row == width - 1):
                 m.d.sync += [d_row.eq(0), d_pass.eq(d_pass + 1), d_pass_off.eq(d_pass_off + width)]
-                with m.If(d_pass == self.q - 1):
+                with m.If(d_pass == self.epoch.q - 1):
                     m.d.sync += [
                         d_pass.eq(0),
                         d_pass_off.eq(0),
                         d_slot.eq(Mux(d_slot == 2, 0, d_slot + 1)),
                     ]
-        with m.If(self.epoch_begin):
+        with m.If(self.epoch.begin):
             m.d.sync += [
                 tile.eq(0),
                 tile_pix.eq(0),

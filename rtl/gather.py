@@ -3,8 +3,10 @@
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from voltflow.hw.signatures import MemoryRead
+from voltflow.hw.widths import WORD_BITS
 from voltflow.rtl.arith import address_bits, widened_signed
-from voltflow.rtl.buses import EngineControl
+from voltflow.rtl.buses import EngineControl, EpochCursor
 from voltflow.rtl.config import ADDR_BITS, AccelConfig
 from voltflow.rtl.program import Descriptor, OpMode
 
@@ -21,7 +23,7 @@ class Gather(wiring.Component):
     into row 0. A slot in the padding or beyond the last pixel is written with zeros in its tick
     without a scratchpad read. Tile t goes to lane-buffer half t % 2.
 
-    ``epoch_begin`` rewinds to pixel 0; ``start`` gathers the next tile.
+    ``epoch.begin`` rewinds to pixel 0; ``start`` gathers the next tile.
     """
 
     def __init__(self, config: AccelConfig) -> None:
@@ -30,13 +32,11 @@ class Gather(wiring.Component):
         super().__init__(
             {
                 "control": In(EngineControl()),
-                "epoch_begin": In(1),
+                "epoch": In(EpochCursor()),
                 "desc": In(Descriptor),
-                "cb0": In(12),
-                "spad_raddr": Out(ADDR_BITS),
-                "spad_rdata": In(64),
+                "spad_read": Out(MemoryRead(addr_bits=ADDR_BITS, data_bits=WORD_BITS)),
                 "lane_waddr": Out(self.lane_bits),
-                "lane_wdata": Out(64),
+                "lane_wdata": Out(WORD_BITS),
                 "lane_we": Out(cfg.rows),
                 "spad_reads_inc": Out(1),
                 "lane_writes_inc": Out(1),
@@ -79,11 +79,11 @@ class Gather(wiring.Component):
         )
         plane = desc.in_h * desc.in_w
         m.d.comb += [
-            self.spad_raddr.eq(
-                desc.in_base + (self.cb0 + cb) * plane + iy[:12] * desc.in_w + ix[:12]
+            self.spad_read.addr.eq(
+                desc.in_base + (self.epoch.cb0 + cb) * plane + iy[:12] * desc.in_w + ix[:12]
             ),
             self.lane_waddr.eq(Mux(tile, cfg.max_row_words, 0) + word),
-            self.lane_wdata.eq(Mux(inside, self.spad_rdata, 0)),
+            self.lane_wdata.eq(Mux(inside, self.spad_read.data, 0)),
             self.spad_reads_inc.eq(active & inside),
             self.lane_writes_inc.eq(active),
         ]
@@ -108,7 +108,7 @@ class Gather(wiring.Component):
                             m.d.sync += [self.control.busy.eq(0), row.eq(0), tile.eq(~tile)]
         with m.If(self.control.start):
             m.d.sync += self.control.busy.eq(1)
-        with m.If(self.epoch_begin):
+        with m.If(self.epoch.begin):
             m.d.sync += [
                 row.eq(0),
                 ky.eq(0),

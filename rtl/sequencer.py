@@ -7,7 +7,7 @@ from voltflow.hw.signatures import ClockIncrements
 from voltflow.pmu.config import PROGRAM_ADDR_BITS
 from voltflow.pmu.ports import LaunchPort
 from voltflow.rtl.arith import address_bits
-from voltflow.rtl.buses import EngineControl
+from voltflow.rtl.buses import CURSOR_BITS, EngineControl, EpochCursor
 from voltflow.rtl.config import ADDR_BITS, AccelConfig
 from voltflow.rtl.divider import FractionalDivider
 from voltflow.rtl.program import Descriptor, OpMode, ProgramMemory
@@ -49,16 +49,11 @@ class LayerSequencer(wiring.Component):
                 "prog": Out(ProgramMemory()),
                 "desc": Out(Descriptor),
                 **{name: Out(EngineControl()) for name in ENGINES},
-                "epoch_begin": Out(1),
+                "epoch": Out(EpochCursor()),
                 "array_flush": Out(1),
                 "dma_src": Out(ADDR_BITS),
                 "dma_words": Out(self.wbuf_bits),
                 "dma_half": Out(1),
-                "epoch_q": Out(12),
-                "epoch_jp0": Out(12),
-                "epoch_cb0": Out(12),
-                "epoch_cbo0": Out(12),
-                "epoch_half": Out(1),
                 "running": Out(1),
                 "step_barrier": Out(1),
                 "epoch_barrier": Out(1),
@@ -115,7 +110,7 @@ class LayerSequencer(wiring.Component):
         # The loaded epoch waiting for its compute phase, and the one being computed.
         pend = Signal()
         pend_q, pend_jp0, pend_cb0, pend_cbo0 = (
-            Signal(12, name=f"pend_{n}") for n in ("q", "jp0", "cb0", "cbo0")
+            Signal(CURSOR_BITS, name=f"pend_{n}") for n in ("q", "jp0", "cb0", "cbo0")
         )
         pend_half = Signal()
         m.d.comb += [
@@ -163,13 +158,13 @@ class LayerSequencer(wiring.Component):
             with m.Else():
                 m.d.sync += pend.eq(0)
             with m.If(pend):
-                m.d.comb += self.epoch_begin.eq(1)
+                m.d.comb += self.epoch.begin.eq(1)
                 m.d.sync += [
-                    self.epoch_q.eq(pend_q),
-                    self.epoch_jp0.eq(pend_jp0),
-                    self.epoch_cb0.eq(pend_cb0),
-                    self.epoch_cbo0.eq(pend_cbo0),
-                    self.epoch_half.eq(pend_half),
+                    self.epoch.q.eq(pend_q),
+                    self.epoch.jp0.eq(pend_jp0),
+                    self.epoch.cb0.eq(pend_cb0),
+                    self.epoch.cbo0.eq(pend_cbo0),
+                    self.epoch.half.eq(pend_half),
                 ]
                 start_step(0)
                 m.next = "RUN"

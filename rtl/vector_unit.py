@@ -3,6 +3,8 @@
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from voltflow.hw.signatures import MemoryRead, MemoryWrite
+from voltflow.hw.widths import WORD_BITS
 from voltflow.rtl.arith import widened_signed
 from voltflow.rtl.buses import EngineControl
 from voltflow.rtl.config import ADDR_BITS, AccelConfig
@@ -31,11 +33,8 @@ class VectorUnit(wiring.Component):
             {
                 "control": In(EngineControl()),
                 "desc": In(Descriptor),
-                "spad_raddr": Out(ADDR_BITS),
-                "spad_rdata": In(64),
-                "spad_waddr": Out(ADDR_BITS),
-                "spad_wdata": Out(64),
-                "spad_we": Out(1),
+                "spad_read": Out(MemoryRead(addr_bits=ADDR_BITS, data_bits=WORD_BITS)),
+                "spad_write": Out(MemoryWrite(addr_bits=ADDR_BITS, data_bits=WORD_BITS)),
                 "spad_reads_inc": Out(1),
             }
         )
@@ -82,7 +81,7 @@ class VectorUnit(wiring.Component):
         pool_addr = desc.in_base + cb * plane + iy[:12] * desc.in_w + ix[:12]
         add_addr = Mux(kx == 0, desc.in_base, desc.in2_base) + window
         m.d.comb += [
-            self.spad_raddr.eq(Mux(is_add, add_addr, pool_addr)),
+            self.spad_read.addr.eq(Mux(is_add, add_addr, pool_addr)),
             self.spad_reads_inc.eq(issue & inside),
         ]
         first_pos = (ky == 0) & (kx == 0)
@@ -123,7 +122,7 @@ class VectorUnit(wiring.Component):
                 d_inside.eq(inside),
                 d_first.eq(first_pos),
                 d_last.eq(last_pos),
-                d_data.eq(self.spad_rdata),
+                d_data.eq(self.spad_read.data),
                 d_out.eq(desc.out_base + window),
             ]
         fold = Signal()
@@ -157,9 +156,9 @@ class VectorUnit(wiring.Component):
                     m.d.sync += held.eq(value)
             lanes_out.append(Mux(is_max, new[:8], rq.y)[:8])
         m.d.comb += [
-            self.spad_waddr.eq(d_out),
-            self.spad_wdata.eq(Cat(*lanes_out)),
-            self.spad_we.eq(fold & d_last),
+            self.spad_write.addr.eq(d_out),
+            self.spad_write.data.eq(Cat(*lanes_out)),
+            self.spad_write.en.eq(fold & d_last),
         ]
         with m.If(active & ~issuing & d_valid):
             m.d.comb += self.control.done.eq(1)

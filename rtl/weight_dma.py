@@ -3,6 +3,8 @@
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from voltflow.hw.signatures import MemoryRead, MemoryWrite
+from voltflow.hw.widths import WORD_BITS
 from voltflow.rtl.arith import address_bits
 from voltflow.rtl.buses import EngineControl
 from voltflow.rtl.config import ADDR_BITS, AccelConfig
@@ -26,11 +28,8 @@ class WeightDma(wiring.Component):
                 "src": In(ADDR_BITS),
                 "words": In(self.wbuf_bits),
                 "half": In(1),
-                "rram_raddr": Out(ADDR_BITS),
-                "rram_rdata": In(64),
-                "wbuf_waddr": Out(self.wbuf_bits),
-                "wbuf_wdata": Out(64),
-                "wbuf_we": Out(1),
+                "rram_read": Out(MemoryRead(addr_bits=ADDR_BITS, data_bits=WORD_BITS)),
+                "wbuf_write": Out(MemoryWrite(addr_bits=self.wbuf_bits, data_bits=WORD_BITS)),
             }
         )
 
@@ -43,10 +42,10 @@ class WeightDma(wiring.Component):
         active = Signal()
         m.d.comb += active.eq(self.control.tick & self.control.busy)
         m.d.comb += [
-            self.rram_raddr.eq(src + index),
-            self.wbuf_waddr.eq(Mux(half, self.config.half_words, 0) + index),
-            self.wbuf_wdata.eq(self.rram_rdata),
-            self.wbuf_we.eq(active),
+            self.rram_read.addr.eq(src + index),
+            self.wbuf_write.addr.eq(Mux(half, self.config.half_words, 0) + index),
+            self.wbuf_write.data.eq(self.rram_read.data),
+            self.wbuf_write.en.eq(active),
         ]
         with m.If(active):
             m.d.sync += index.eq(index + 1)
