@@ -135,6 +135,12 @@ class LayerSequencer(wiring.Component):
                 ]
             m.d.sync += step.eq(s)
 
+        def epoch_sync() -> None:
+            """The phase has ended: the epoch barrier, then ``epoch_sync`` cycles."""
+            m.d.comb += self.epoch_barrier.eq(1)
+            m.d.sync += count.eq(cfg.epoch_sync - 1)
+            m.next = "EPOCH_SYNC"
+
         def launch_phase() -> None:
             """Start phase: DMA of the next epoch (if any), compute of the loaded one (if any)."""
             with m.If(ld_more):
@@ -220,9 +226,7 @@ class LayerSequencer(wiring.Component):
                 with m.If(count == 0):
                     with m.If(step == tiles + 2):
                         with m.If(dma_idle_next):
-                            m.d.comb += self.epoch_barrier.eq(1)
-                            m.d.sync += count.eq(cfg.epoch_sync - 1)
-                            m.next = "EPOCH_SYNC"
+                            epoch_sync()
                         with m.Else():
                             m.next = "WAIT_DMA"
                     with m.Else():
@@ -231,15 +235,11 @@ class LayerSequencer(wiring.Component):
             with m.State("WAIT_DMA"):
                 m.d.comb += self.running.eq(1)
                 with m.If(dma_idle_next):
-                    m.d.comb += self.epoch_barrier.eq(1)
-                    m.d.sync += count.eq(cfg.epoch_sync - 1)
-                    m.next = "EPOCH_SYNC"
+                    epoch_sync()
             with m.State("VEC_RUN"):
                 m.d.comb += [self.running.eq(1), div_feeder.run.eq(1)]
                 with m.If(~self.vector.busy | self.vector.done):
-                    m.d.comb += self.epoch_barrier.eq(1)
-                    m.d.sync += count.eq(cfg.epoch_sync - 1)
-                    m.next = "EPOCH_SYNC"
+                    epoch_sync()
             with m.State("EPOCH_SYNC"):
                 m.d.comb += self.running.eq(1)
                 m.d.sync += count.eq(count - 1)
