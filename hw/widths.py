@@ -28,7 +28,7 @@ COUNTER_BITS = 48
 TIME_BITS = 64
 #: Banks per GATE/WAKE group (the ISA's 32-bit mask).
 GROUP_BANKS = 32
-#: Width of a bank index (the per-bank on-time read port's select).
+#: Width of a bank index (the per-bank on-time read port's select) and of a count of banks.
 SELECT_BITS = 16
 #: The DVFS clock domains in the order of their buses' members (the chip's DOMAINS order).
 CLOCK_DOMAINS: tuple[str, ...] = tuple(d.value for d in DOMAINS)

@@ -5,7 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from voltflow.hw.signatures import BankAccess, BankPower
-from voltflow.hw.widths import GROUP_BANKS, TIME_BITS
+from voltflow.hw.widths import GROUP_BANKS, SELECT_BITS, TIME_BITS
 from voltflow.pmu.config import PmuConfig
 from voltflow.pmu.ports import BankCommand
 from voltflow.scheduler.chip import BankKind
@@ -57,10 +57,10 @@ class BankSwitches(wiring.Component):
                 "access": In(BankAccess()),
                 "access_violation": Out(1),
                 "power": Out(BankPower(n_banks=n)),
-                "wakes": Out(16),
-                "gates": Out(16),
-                **{f"on_{k.value}": Out(16) for k in BankKind},
-                **{f"wakes_{k.value}": Out(16) for k in BankKind},
+                "wakes": Out(SELECT_BITS),
+                "gates": Out(SELECT_BITS),
+                **{f"on_{k.value}": Out(SELECT_BITS) for k in BankKind},
+                **{f"wakes_{k.value}": Out(SELECT_BITS) for k in BankKind},
             }
         )
 

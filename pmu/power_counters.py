@@ -4,7 +4,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from voltflow.hw.signatures import Counters
-from voltflow.hw.widths import CLOCK_DOMAINS, TIME_BITS
+from voltflow.hw.widths import CLOCK_DOMAINS, SELECT_BITS, TIME_BITS
 from voltflow.pmu.config import TRANSITION_KINDS, PmuConfig
 from voltflow.pmu.ports import VoltageCodes, power_counter_names
 from voltflow.scheduler.chip import BankKind
@@ -50,9 +50,9 @@ class PowerCounters(wiring.Component):
                 "frame": In(1),
                 "overrun": In(1),
                 "level": In(VoltageCodes()),
-                **{f"{kind}_inc": In(16) for kind in TRANSITION_KINDS},
-                **{f"on_{kind.value}": In(16) for kind in BankKind},
-                **{f"wakes_{kind.value}_inc": In(16) for kind in BankKind},
+                **{f"{kind}_inc": In(SELECT_BITS) for kind in TRANSITION_KINDS},
+                **{f"on_{kind.value}": In(SELECT_BITS) for kind in BankKind},
+                **{f"wakes_{kind.value}_inc": In(SELECT_BITS) for kind in BankKind},
                 "counters": Out(Counters(power_counter_names(config), bits=TIME_BITS)),
             }
         )
