@@ -49,7 +49,7 @@ test-slow: venv
 # mypy cannot follow setuptools' package-dir mapping (an import hook), so it checks a tree of
 # links that lays the folders out under their import names: build/typecheck/voltflow/<package>.
 TYPECHECK := build/typecheck
-PACKAGE_DIRS := scheduler pmu rtl cosim
+PACKAGE_DIRS := scheduler hw pmu rtl cosim
 
 lint: venv
 	$(BIN)/ruff check .

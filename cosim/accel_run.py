@@ -25,6 +25,7 @@ from voltflow.cosim.images import (
     write_readmemh,
 )
 from voltflow.cosim.sim_top import BankCounts, SimSizes, accel_build_spec, sim_bank_counts
+from voltflow.cosim.tb_accel import output_digest
 from voltflow.pmu.compiler import state_program
 from voltflow.pmu.rom import write_hex
 from voltflow.rtl.activity_counters import COUNTERS
@@ -44,6 +45,7 @@ __all__ = [
     "measured_activity",
     "prepare_run",
     "run_network",
+    "testbench_expectation",
     "write_words_hex",
 ]
 
@@ -85,6 +87,8 @@ class RunResult:
     sim_wall_s: float  # from start to finish inside the simulator
     build_seconds: float
     built: bool
+    #: What the testbench found different from the expectation it was given (it then fails).
+    testbench_mismatches: tuple[str, ...] = ()
 
     @property
     def total_cycles(self) -> int:
@@ -96,7 +100,7 @@ class RunResult:
 
     @property
     def passed(self) -> bool:
-        return all(
+        return not self.testbench_mismatches and all(
             op.cycles_match and op.activity_match and op.bit_exact is not False for op in self.ops
         )
 
@@ -158,6 +162,56 @@ def dump_plan(
         ranges[k] = [min(ranges[k][0], b), max(ranges[k][1], b + n)]
         where[op.name] = (k, b, n)
     return [(lo, hi - 1) for lo, hi in ranges], where
+
+
+def testbench_expectation(
+    network: Network,
+    chip: Chip,
+    prepared: "PreparedRun",
+    predicted_cycles: Sequence[int],
+    ranges: Sequence[tuple[int, int]],
+    where: dict[str, tuple[int, int, int]],
+) -> dict[str, object]:
+    """What the testbench (``cosim/tb_accel.py``, ``+expect=``) checks, as JSON: per descriptor
+    the cycles and counters the cost model predicts, and a digest of every observed output of
+    the golden model (``check_expectation`` there)."""
+    ops = []
+    for k in range(len(prepared.program.descriptors)):
+        i = prepared.program.op_index[k]
+        a = prepared.works[i].activity
+        ops.append(
+            {
+                "cycles": int(predicted_cycles[i]),
+                "sys_ticks": a.sys_ticks,
+                "feeder_ticks": a.feeder_ticks,
+                "rram_ticks": a.rram_ticks,
+                "macs": a.macs,
+                "spad_reads": a.spad_reads,
+                "spad_writes": a.spad_writes,
+                "lane_words": a.lane_bits // chip.word_bits,
+                "wbuf_reads": a.wbuf_reads,
+                "wbuf_writes": a.wbuf_writes,
+                "rram_reads": a.rram_reads,
+                "dma_beats": a.dma_beats,
+                "steps": a.steps,
+                "epochs": a.epochs,
+            }
+        )
+    outputs = {
+        name: {
+            "op": k,
+            "offset": b - ranges[k][0],
+            "words": n,
+            "shape": [
+                network.shape(name).channels,
+                network.shape(name).height,
+                network.shape(name).width,
+            ],
+            "digest": output_digest(prepared.case.outputs[name]),
+        }
+        for name, (k, b, n) in where.items()
+    }
+    return {"counters": [name for name, _ in COUNTERS], "ops": ops, "outputs": outputs}
 
 
 def write_words_hex(path: Path, values: Sequence[int], bits: int) -> None:
@@ -257,6 +311,8 @@ def run_network(
         ranges, where = dump_plan(network, works, layout, program)
         write_words_hex(work_dir / "dump_first.hex", [lo for lo, _ in ranges], ADDR_BITS)
         write_words_hex(work_dir / "dump_last.hex", [hi for _, hi in ranges], ADDR_BITS)
+        expectation = testbench_expectation(network, chip, prepared, predicted, ranges, where)
+        (work_dir / "expect.json").write_text(json.dumps(expectation))
         # The PMU's prologue waits for the rails (one skipped tick each); the rest is one tick
         # per reference cycle.
         max_ticks = 2 * sum(predicted) + 1000 * len(works) + 10_000
@@ -272,6 +328,7 @@ def run_network(
             f"+dump_prefix={work_dir / 'out_'}",
             f"+stats={work_dir / 'stats.txt'}",
             f"+result={work_dir / 'result.json'}",
+            f"+expect={work_dir / 'expect.json'}",
             f"+max_ticks={max_ticks}",
         )
         wall = time.perf_counter()
@@ -286,12 +343,17 @@ def run_network(
                 verilator_build, TB_MODULE, plusargs=plusargs, run_dir=work_dir / "sim"
             )
         wall = time.perf_counter() - wall
-        if not run.passed:
+        # The testbench fails when the RTL differs from the expectation; it then still records
+        # the run, so the comparison below reports the differences too.
+        result_file = work_dir / "result.json"
+        recorded = json.loads(result_file.read_text()) if result_file.is_file() else {}
+        mismatches = tuple(recorded.get("mismatches", ()))
+        if not run.passed and not mismatches:
             raise RuntimeError(f"the accelerator simulation failed:\n{run.log_tail()}")
         names = [name for name, _ in COUNTERS]
         lines = (work_dir / "stats.txt").read_text().split()
         rows = np.array(lines, dtype=np.int64).reshape(-1, len(names) + 1)
-        sim_wall = json.loads((work_dir / "result.json").read_text())["sim_wall_s"]
+        sim_wall = recorded["sim_wall_s"]
         outputs: dict[str, np.ndarray] = {}
         dumps: dict[int, tuple[int, np.ndarray]] = {}
         for k, (lo, _hi) in enumerate(ranges):
@@ -340,6 +402,7 @@ def run_network(
         sim_wall_s=float(sim_wall),
         build_seconds=verilator_build.build_seconds,
         built=verilator_build.built,
+        testbench_mismatches=mismatches,
     )
 
 

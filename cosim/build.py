@@ -612,7 +612,8 @@ def run_cocotb(
     verilator_build : VerilatorBuild
         The build to simulate; never rebuilt here.
     test_module : str
-        Importable module holding ``@cocotb.test()`` functions, e.g. ``"voltflow.cosim.tb_smoke"``.
+        Importable module holding ``@cocotb.test()`` functions, e.g. ``"voltflow.cosim.tb_accel"``
+        (the simulator process gets this process's ``sys.path``).
     testcase : str, optional
         Run only this test function.
     plusargs : sequence of str

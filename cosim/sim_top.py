@@ -16,14 +16,22 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from amaranth.hdl import Shape
+from amaranth.lib import wiring
+from amaranth.lib.wiring import Flow
 from voltflow.cosim.build import BuildSpec, VerilogSource, cached_text, source_digest
 from voltflow.cosim.verilog import component_to_verilog
-from voltflow.pmu.config import COMMAND_WORDS, TIME_BITS, PmuConfig
+from voltflow.pmu.config import (
+    COMMAND_ADDR_BITS,
+    COMMAND_WORDS,
+    PROGRAM_ADDR_BITS,
+    PROGRAM_OPS,
+    PmuConfig,
+)
 from voltflow.pmu.unit import COUNTER_PORTS
 from voltflow.rtl.activity_counters import COUNTERS
-from voltflow.rtl.chip_top import ChipTop
-from voltflow.rtl.config import ADDR_BITS, COUNTER_BITS, AccelConfig
-from voltflow.rtl.program import DESCRIPTOR_BITS
+from voltflow.rtl.chip_top import ChipTop, chip_signature
+from voltflow.rtl.config import ADDR_BITS, AccelConfig
 from voltflow.scheduler.chip import BankKind, Chip
 from voltflow.scheduler.memory import BankLayout
 
@@ -60,13 +68,11 @@ SIM_ARGS: tuple[str, ...] = (
 _ROOT = Path(__file__).resolve().parents[1]
 #: What the chip's Verilog is generated from (besides the configurations): the RTL and PMU
 #: packages, the chip model they import, and the conversion itself.
-GENERATOR_SOURCES = ("rtl", "pmu", "scheduler", "cosim/verilog.py", "cosim/sim_top.py")
+GENERATOR_SOURCES = ("hw", "rtl", "pmu", "scheduler", "cosim/verilog.py", "cosim/sim_top.py")
 #: Clocks the wrapper's power-on reset lasts.
 RESET_CLOCKS = 5
 #: RRAM banks the simulation provides when the chip's RRAM count is ``auto``.
 AUTO_RRAM_BANKS = 256
-#: Program memory depth (descriptors): the op index is 12 bits wide.
-PROGRAM_WORDS = 4096
 
 _ZERO_INIT = re.compile(r"  initial begin\n(?:    [^\s\[]+\[\d+\] = \d+'h0+;\n)+  end\n")
 
@@ -169,25 +175,67 @@ def _sv_array(values: list[int]) -> str:
     return "'{" + ", ".join(str(v) for v in values) + "}"
 
 
+def _top_ports(signature: wiring.Signature) -> list[tuple[str, int, bool]]:
+    """The Verilog ports of the chip top, from its signature: (name, width, is input)."""
+    ports = []
+    for path, member in signature.members.flatten():
+        if member.is_port:
+            width = Shape.cast(member.shape).width
+            ports.append(("__".join(str(p) for p in path), width, member.flow is Flow.In))
+    return ports
+
+
 def wrapper_verilog(accel: AccelConfig, pmu: PmuConfig, sizes: SimSizes) -> str:
-    """The SystemVerilog top ``accel_sim`` around the chip ``accel_core``."""
+    """The SystemVerilog top ``accel_sim`` around the chip ``accel_core``.
+
+    The chip's ports, their wires and widths come from :class:`ChipTop`'s signature
+    (:func:`~voltflow.rtl.chip_top.chip_signature`); the inputs
+    are driven by the memories and plusargs below (a new input without a driver is an error).
+    """
     spad_bits = max(1, (sizes.spad_words - 1).bit_length())
     rram_bits = max(1, (sizes.rram_words - 1).bit_length())
-    prog_bits = max(1, (PROGRAM_WORDS - 1).bit_length())
-    cmd_bits = max(1, (COMMAND_WORDS - 1).bit_length())
-    names = [name for name, _ in COUNTERS]
-    pmu_names = list(COUNTER_PORTS(pmu))
-    counter_wires = "\n".join(f"  wire [{COUNTER_BITS - 1}:0] {n};" for n in names)
-    counter_wires += "\n" + "\n".join(f"  wire [{TIME_BITS - 1}:0] {n};" for n in pmu_names)
-    counter_ports = "\n".join(f"    .{n}({n})," for n in [*names, *pmu_names])
+    prog_bits = PROGRAM_ADDR_BITS
+    cmd_bits = COMMAND_ADDR_BITS
+    ports = _top_ports(chip_signature(accel, pmu))
+    width = {name: w for name, w, _ in ports}
+    drive = {
+        "cmd__data": f"cmd[cmd__addr[{cmd_bits - 1}:0]]",
+        "limits__cmd_words": f"{width['limits__cmd_words']}'(cmd_words)",
+        "limits__prog_ops": f"{width['limits__prog_ops']}'(prog_ops)",
+        "limits__budget": f"{width['limits__budget']}'(budget)",
+        "prog__data": f"prog[prog__addr[{prog_bits - 1}:0]]",
+        "spad_read__data": f"spad[spad_read__addr[{spad_bits - 1}:0]]",
+        "rram_read__data": f"rram[rram_read__addr[{rram_bits - 1}:0]]",
+        "banks__sel": "bank_sel",
+    }
+    inputs = {name for name, _, is_input in ports if is_input}
+    if inputs != set(drive):
+        raise ValueError(
+            f"the wrapper must drive exactly the chip's inputs {sorted(inputs)}, not "
+            f"{sorted(drive)}"
+        )
+    wires = "\n".join(f"  wire [{w - 1}:0] {name};" for name, w, is_input in ports if not is_input)
+    connections = ",\n".join(
+        f"    .{name}({drive[name] if is_input else name})" for name, _, is_input in ports
+    )
+    names = [f"counters__{name}" for name, _ in COUNTERS]
+    # The PMU's counters in COUNTER_PORTS order (the order the host reads a snapshot line in).
+    pmu_signal = {
+        name.rsplit("__", 1)[1]: name for name, _, _ in ports if name.startswith("pmu_counters__")
+    }
+    pmu_names = [pmu_signal[n] for n in COUNTER_PORTS(pmu)]
     fmt = " ".join(["%0d"] * (len(names) + 1))
     args = ", ".join(["op_index", *names])
     pmu_lines = "\n".join(
-        f'      $fwrite(pmu_fd, "{n} %0d\\n", {n});'
-        for n in ["halt_code", "error", "error_pc", "end_cycle", "now", *pmu_names]
+        f'      $fwrite(pmu_fd, "{label} %0d\\n", {signal});'
+        for label, signal in [
+            *((n, f"status__{n}") for n in ("halt_code", "error", "error_pc", "end_cycle", "now")),
+            *zip(COUNTER_PORTS(pmu), pmu_names, strict=True),
+        ]
     )
     snap_fmt = " ".join(["%s", "%0d"] + ["%0d"] * len(pmu_names))
-    snap_args = ", ".join(["now", *pmu_names])
+    snap_args = ", ".join(["status__now", *pmu_names])
+    frames, idle, asleep = (pmu_signal[n] for n in ("frames", "idle_cycles", "asleep_cycles"))
     n_banks = pmu.n_banks
     spad_lo, spad_hi = pmu.bank_range(kind_is_rram=False)
     spad_banks = pmu.banks[spad_lo:spad_hi]
@@ -215,7 +263,7 @@ module {TOP_NAME} (
 
   localparam int SPAD_WORDS = {sizes.spad_words};
   localparam int RRAM_WORDS = {sizes.rram_words};
-  localparam int PROG_WORDS = {PROGRAM_WORDS};
+  localparam int PROG_WORDS = {PROGRAM_OPS};
   localparam int CMD_WORDS = {COMMAND_WORDS};
   localparam int N_BANKS = {n_banks};
   // Scratchpad banks (global bank index = position): first word, words, volatile.
@@ -228,7 +276,7 @@ module {TOP_NAME} (
 
   reg [63:0] spad [SPAD_WORDS];
   reg [63:0] rram [RRAM_WORDS];
-  reg [{DESCRIPTOR_BITS - 1}:0] prog [PROG_WORDS];
+  reg [{width["prog__data"] - 1}:0] prog [PROG_WORDS];
   reg [63:0] cmd [CMD_WORDS];
   // The input sensor: the network input, written into the scratchpad (ready banks only)
   // whenever op 0 is launched, i.e. at the start of every frame.
@@ -238,57 +286,19 @@ module {TOP_NAME} (
   // bit-select of one packed table inside $writememh's arguments is miscompiled by Verilator).
   reg [{spad_bits - 1}:0] dump_first [PROG_WORDS];
   reg [{spad_bits - 1}:0] dump_last [PROG_WORDS];
+  reg [{width["banks__sel"] - 1}:0] bank_sel;
   /* verilator lint_off UNUSEDSIGNAL */
   // Plusarg integers; the core's ports take their low bits.
   integer cmd_words = 0, prog_ops = 0, budget = 0;
-  // The core's address ports are {ADDR_BITS} bits wide; this build's memories use the low bits.
-  wire [{ADDR_BITS - 1}:0] spad_raddr, spad_waddr, rram_raddr;
-  wire [11:0] prog_addr, op_index, cmd_addr, acc_first, error_pc;
-  wire [7:0] acc_count, halt_code, error;
-  wire [{n_banks - 1}:0] bank_on, bank_ready, gated_now;
+  // The chip's outputs (from its signature). The address ports are {ADDR_BITS} bits wide; this
+  // build's memories use the low bits.
+{wires}
   /* verilator lint_on UNUSEDSIGNAL */
-  wire [63:0] spad_wdata;
-  wire spad_we, op_done, acc_start, halted, launch_done;
-  wire [{TIME_BITS - 1}:0] now, end_cycle, launch_exec, bank_on_cycles;
-  reg [15:0] bank_sel;
-{counter_wires}
 
   {CORE_NAME} core (
     .clk(clk),
     .rst(rst),
-    .cmd_addr(cmd_addr),
-    .cmd_rdata(cmd[cmd_addr[{cmd_bits - 1}:0]]),
-    .cmd_words(13'(cmd_words)),
-    .prog_ops(13'(prog_ops)),
-    .budget(32'(budget)),
-    .prog_addr(prog_addr),
-    .prog_rdata(prog[prog_addr[{prog_bits - 1}:0]]),
-    .spad_raddr(spad_raddr),
-    .spad_rdata(spad[spad_raddr[{spad_bits - 1}:0]]),
-    .spad_waddr(spad_waddr),
-    .spad_wdata(spad_wdata),
-    .spad_we(spad_we),
-    .rram_raddr(rram_raddr),
-    .rram_rdata(rram[rram_raddr[{rram_bits - 1}:0]]),
-{counter_ports}
-    .op_done(op_done),
-    .op_index(op_index),
-    .acc_start(acc_start),
-    .acc_first(acc_first),
-    .acc_count(acc_count),
-    .now(now),
-    .halted(halted),
-    .halt_code(halt_code),
-    .error(error),
-    .error_pc(error_pc),
-    .end_cycle(end_cycle),
-    .launch_exec(launch_exec),
-    .launch_done(launch_done),
-    .bank_on(bank_on),
-    .bank_ready(bank_ready),
-    .gated_now(gated_now),
-    .bank_sel(bank_sel),
-    .bank_on_cycles(bank_on_cycles)
+{connections}
   );
 
   function automatic int spad_bank(int addr);
@@ -299,25 +309,25 @@ module {TOP_NAME} (
 
   reg start_q;
   always @(posedge clk) begin
-    start_q <= rst ? 1'b0 : acc_start;
-    if (spad_we) spad[spad_waddr[{spad_bits - 1}:0]] <= spad_wdata;
+    start_q <= rst ? 1'b0 : launch__start;
+    if (spad_write__en) spad[spad_write__addr[{spad_bits - 1}:0]] <= spad_write__data;
     // A volatile bank that loses power loses its contents (the loop only runs on a GATE or
     // SLEEP: a per-cycle loop over the banks would cost the simulation dearly).
-    if (|gated_now)
+    if (|banks__gated_now)
       for (int b = 0; b < N_SPAD_BANKS; b++)
-        if (gated_now[b] && BANK_VOLATILE[b])
+        if (banks__gated_now[b] && BANK_VOLATILE[b])
           for (int i = BANK_FIRST[b]; i < BANK_FIRST[b] + BANK_WORDS[b]; i++)
             spad[i] <= SCRAMBLE ^ 64'(i);
-    if (acc_start && !start_q && acc_first == 0)
+    if (launch__start && !start_q && launch__first == 0)
       for (int i = 0; i < sensor_words; i++)
-        if (spad_bank(sensor_base + i) >= 0 && bank_ready[spad_bank(sensor_base + i)])
+        if (spad_bank(sensor_base + i) >= 0 && banks__ready[spad_bank(sensor_base + i)])
           spad[sensor_base + i] <= sensor[i];
   end
 
   string path;
   string dump_prefix;
   integer stats_fd = 0, launch_fd = 0, pmu_fd = 0, snap_fd = 0;
-  reg [{TIME_BITS - 1}:0] frames_q, idle_q, asleep_q;
+  reg [{width[frames] - 1}:0] frames_q, idle_q, asleep_q;
   initial begin
     finished = 1'b0;
     if ($value$plusargs("spad=%s", path)) $readmemh(path, spad);
@@ -343,13 +353,13 @@ module {TOP_NAME} (
   // when it is done, F at each period boundary: after the tick in which IDLE/SLEEP waited for
   // the period timer (the idle or asleep counter grew without a new frame being counted).
   always @(posedge clk) begin
-    frames_q <= rst ? 0 : frames;
-    idle_q <= rst ? 0 : idle_cycles;
-    asleep_q <= rst ? 0 : asleep_cycles;
+    frames_q <= rst ? 0 : {frames};
+    idle_q <= rst ? 0 : {idle};
+    asleep_q <= rst ? 0 : {asleep};
     if (snap_fd != 0 && !rst) begin
-      if (acc_start && !start_q) $fwrite(snap_fd, "{snap_fmt}\\n", "S", {snap_args});
-      if (launch_done) $fwrite(snap_fd, "{snap_fmt}\\n", "D", {snap_args});
-      if (frames == frames_q && (idle_cycles != idle_q || asleep_cycles != asleep_q))
+      if (launch__start && !start_q) $fwrite(snap_fd, "{snap_fmt}\\n", "S", {snap_args});
+      if (status__launch_done) $fwrite(snap_fd, "{snap_fmt}\\n", "D", {snap_args});
+      if ({frames} == frames_q && ({idle} != idle_q || {asleep} != asleep_q))
         $fwrite(snap_fd, "{snap_fmt}\\n", "F", {snap_args});
     end
   end
@@ -363,18 +373,19 @@ module {TOP_NAME} (
         $fflush(stats_fd);
       end
       if (dump_prefix != "")
-        $writememh($sformatf("%s%0d_%0d.hex", dump_prefix, frames, op_index), spad,
+        $writememh($sformatf("%s%0d_%0d.hex", dump_prefix, {frames}, op_index), spad,
                    dump_first[op_index[{prog_bits - 1}:0]], dump_last[op_index[{prog_bits - 1}:0]]);
     end
     if (rst) bank_sel <= 0;
-    if (launch_done && launch_fd != 0) begin
-      $fwrite(launch_fd, "%0d %0d %0d %0d\\n", acc_first, acc_count, launch_exec, now);
+    if (status__launch_done && launch_fd != 0) begin
+      $fwrite(launch_fd, "%0d %0d %0d %0d\\n", launch__first, launch__count,
+              status__launch_exec, status__now);
       $fflush(launch_fd);
     end
     // After the PMU stops: the per-bank on-time counters one per clock, then everything else.
-    if (halted && !finished) begin
+    if (status__halted && !finished) begin
       if (32'(bank_sel) < N_BANKS) begin
-        if (pmu_fd != 0) $fwrite(pmu_fd, "bank_on %0d %0d\\n", bank_sel, bank_on_cycles);
+        if (pmu_fd != 0) $fwrite(pmu_fd, "bank_on %0d %0d\\n", bank_sel, banks__on_cycles);
         bank_sel <= bank_sel + 1;
       end else begin
         if (pmu_fd != 0) begin

@@ -4,8 +4,10 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from voltflow.pmu.config import GROUP_BANKS, TIME_BITS, PmuConfig
-from voltflow.rtl.config import ADDR_BITS
+from voltflow.hw.signatures import BankAccess, BankPower
+from voltflow.hw.widths import GROUP_BANKS, SELECT_BITS, TIME_BITS
+from voltflow.pmu.config import PmuConfig
+from voltflow.pmu.ports import BankCommand
 from voltflow.scheduler.chip import BankKind
 
 __all__ = ["BankSwitches"]
@@ -25,21 +27,19 @@ class BankSwitches(wiring.Component):
     ----------
     now, delta : In(64)
         The present cycle and the cycles this tick covers (bank on-time counts ``delta``).
-    gate, wake : In(1), group : In(12), mask : In(32), gate_all : In(1)
+    command : In(BankCommand)
         Power commands from the sequencer (validated there).
-    spad_raddr, spad_waddr, rram_raddr : In(24), spad_re, spad_we, rram_re : In(1)
-        The accelerator's memory accesses.
-    spad_rd_ok, spad_wr_ok, rram_rd_ok : Out(1)
-        The addressed bank is ready (else isolate).
+    access : In(BankAccess)
+        The accelerator's memory accesses; ``*_ok`` out: the addressed bank is ready (else
+        isolate).
     access_violation : Out(1)
         An access to a bank that is not ready, this cycle.
-    on, ready, gated_now : Out(n_banks)
-        Power state; ``gated_now`` marks banks that lose power this cycle (the simulation
-        scrambles volatile ones).
+    power : Out(BankPower)
+        ``on``, ``ready``, ``gated_now`` (banks that lose power this cycle: the simulation
+        scrambles volatile ones), and the read port ``sel`` / ``on_cycles`` of the per-bank
+        on-time counters (reference cycles powered).
     wakes, gates : Out(16)
         Banks turned on / off by this cycle's command.
-    sel : In(16), on_cycles : Out(64)
-        Read port of the per-bank on-time counters (reference cycles powered).
     on_<kind> : Out(16), wakes_<kind> : Out(16)
         Banks of each kind (ifmap, ofmap, rram) that are on, and turned on by this cycle's
         command: the power counters charge bank leakage and wake energy by kind, at the voltage
@@ -53,30 +53,14 @@ class BankSwitches(wiring.Component):
             {
                 "now": In(TIME_BITS),
                 "delta": In(TIME_BITS),
-                "gate": In(1),
-                "wake": In(1),
-                "group": In(12),
-                "mask": In(GROUP_BANKS),
-                "gate_all": In(1),
-                "spad_raddr": In(ADDR_BITS),
-                "spad_re": In(1),
-                "spad_waddr": In(ADDR_BITS),
-                "spad_we": In(1),
-                "rram_raddr": In(ADDR_BITS),
-                "rram_re": In(1),
-                "spad_rd_ok": Out(1),
-                "spad_wr_ok": Out(1),
-                "rram_rd_ok": Out(1),
+                "command": In(BankCommand()),
+                "access": In(BankAccess()),
                 "access_violation": Out(1),
-                "on": Out(n, init=(1 << n) - 1),
-                "ready": Out(n),
-                "gated_now": Out(n),
-                "wakes": Out(16),
-                "gates": Out(16),
-                "sel": In(16),
-                "on_cycles": Out(TIME_BITS),
-                **{f"on_{k.value}": Out(16) for k in BankKind},
-                **{f"wakes_{k.value}": Out(16) for k in BankKind},
+                "power": Out(BankPower(n_banks=n)),
+                "wakes": Out(SELECT_BITS),
+                "gates": Out(SELECT_BITS),
+                **{f"on_{k.value}": Out(SELECT_BITS) for k in BankKind},
+                **{f"wakes_{k.value}": Out(SELECT_BITS) for k in BankKind},
             }
         )
 
@@ -110,13 +94,14 @@ class BankSwitches(wiring.Component):
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
+        command = self.command
         cfg = self.config
         n = cfg.n_banks
         groups = cfg.groups
         width = groups * GROUP_BANKS
         now = self.now
 
-        on = self.on
+        on = self.power.on
         until = Array(Signal(TIME_BITS, name=f"group{g}_until") for g in range(groups))
         waking = Array(Signal(GROUP_BANKS, name=f"group{g}_waking") for g in range(groups))
         n_on = Signal(16, init=n)
@@ -124,33 +109,33 @@ class BankSwitches(wiring.Component):
         # ---- readiness and isolation ---------------------------------------------------------
         busy = Signal(width)
         m.d.comb += busy.eq(Cat(Mux(now < until[g], waking[g], 0) for g in range(groups)))
-        m.d.comb += self.ready.eq(on & ~busy[:n])
+        m.d.comb += self.power.ready.eq(on & ~busy[:n])
         for addr, ok, rram, name in (
-            (self.spad_raddr, self.spad_rd_ok, False, "spad_r"),
-            (self.spad_waddr, self.spad_wr_ok, False, "spad_w"),
-            (self.rram_raddr, self.rram_rd_ok, True, "rram_r"),
+            (self.access.spad_raddr, self.access.spad_rd_ok, False, "spad_r"),
+            (self.access.spad_waddr, self.access.spad_wr_ok, False, "spad_w"),
+            (self.access.rram_raddr, self.access.rram_rd_ok, True, "rram_r"),
         ):
             index, inside = self._bank_of(m, addr, rram, name)
-            m.d.comb += ok.eq(~inside | self.ready.bit_select(index, 1))
+            m.d.comb += ok.eq(~inside | self.power.ready.bit_select(index, 1))
         m.d.comb += self.access_violation.eq(
-            (self.spad_re & ~self.spad_rd_ok)
-            | (self.spad_we & ~self.spad_wr_ok)
-            | (self.rram_re & ~self.rram_rd_ok)
+            (self.access.spad_re & ~self.access.spad_rd_ok)
+            | (self.access.spad_we & ~self.access.spad_wr_ok)
+            | (self.access.rram_re & ~self.access.rram_rd_ok)
         )
 
         # ---- commands ------------------------------------------------------------------------
         cmd_vec = Signal(width)
-        with m.Switch(self.group):
+        with m.Switch(command.group):
             for g in range(groups):
                 with m.Case(g):
-                    m.d.comb += cmd_vec[g * GROUP_BANKS : (g + 1) * GROUP_BANKS].eq(self.mask)
+                    m.d.comb += cmd_vec[g * GROUP_BANKS : (g + 1) * GROUP_BANKS].eq(command.mask)
         on_g = Signal(GROUP_BANKS)
         m.d.comb += on_g.eq(
-            Array(on[g * GROUP_BANKS : (g + 1) * GROUP_BANKS] for g in range(groups))[self.group]
+            Array(on[g * GROUP_BANKS : (g + 1) * GROUP_BANKS] for g in range(groups))[command.group]
         )
         new_g = Signal(GROUP_BANKS)
         off_g = Signal(GROUP_BANKS)
-        m.d.comb += [new_g.eq(self.mask & ~on_g), off_g.eq(self.mask & on_g)]
+        m.d.comb += [new_g.eq(command.mask & ~on_g), off_g.eq(command.mask & on_g)]
 
         def popcount(v: Signal) -> object:
             return sum(v[i] for i in range(len(v)))
@@ -169,22 +154,22 @@ class BankSwitches(wiring.Component):
                 for g in range(groups)
             ]
             kind_g[kind] = Signal(GROUP_BANKS, name=f"group_mask_{kind.value}")
-            m.d.comb += kind_g[kind].eq(Array(Const(x, GROUP_BANKS) for x in masks)[self.group])
+            m.d.comb += kind_g[kind].eq(Array(Const(x, GROUP_BANKS) for x in masks)[command.group])
             total = sum(1 for b in cfg.banks if b.kind is kind)
             n_kind[kind] = Signal(16, init=total, name=f"n_on_{kind.value}")
             m.d.comb += getattr(self, f"on_{kind.value}").eq(n_kind[kind])
 
-        with m.If(self.gate_all):
-            m.d.comb += [self.gates.eq(n_on), self.gated_now.eq(on)]
+        with m.If(command.gate_all):
+            m.d.comb += [self.gates.eq(n_on), self.power.gated_now.eq(on)]
             m.d.sync += [on.eq(0), n_on.eq(0)]
             m.d.sync += [n_kind[kind].eq(0) for kind in BankKind]
-        with m.Elif(self.gate):
-            m.d.comb += [self.gates.eq(popcount(off_g)), self.gated_now.eq(on & cmd_vec[:n])]
+        with m.Elif(command.gate):
+            m.d.comb += [self.gates.eq(popcount(off_g)), self.power.gated_now.eq(on & cmd_vec[:n])]
             m.d.sync += [on.eq(on & ~cmd_vec[:n]), n_on.eq(n_on - self.gates)]
             m.d.sync += [
                 n_kind[kind].eq(n_kind[kind] - popcount(off_g & kind_g[kind])) for kind in BankKind
             ]
-        with m.Elif(self.wake):
+        with m.Elif(command.wake):
             m.d.comb += self.wakes.eq(popcount(new_g))
             for kind in BankKind:
                 m.d.comb += getattr(self, f"wakes_{kind.value}").eq(popcount(new_g & kind_g[kind]))
@@ -200,7 +185,7 @@ class BankSwitches(wiring.Component):
                 latest = Const(0, TIME_BITS)
                 for w, bits in sorted(latencies.items()):
                     latest = Mux((new_g & bits) != 0, now + 1 + w, latest)
-                with m.If((self.group == g) & (new_g != 0)):
+                with m.If((command.group == g) & (new_g != 0)):
                     m.d.sync += [
                         waking[g].eq(Mux(until[g] <= now + 1, new_g, waking[g] | new_g)),
                         until[g].eq(Mux(until[g] > latest, until[g], latest)),
@@ -225,21 +210,21 @@ class BankSwitches(wiring.Component):
         pend = Array(Signal(GROUP_BANKS, name=f"group{g}_pend") for g in range(groups))
         pend_at = Array(Signal(TIME_BITS, name=f"group{g}_pend_at") for g in range(groups))
         touch = Signal()
-        m.d.comb += touch.eq(~self.gate_all & (self.gate | self.wake))
-        with m.If(self.gate_all):
+        m.d.comb += touch.eq(~command.gate_all & (command.gate | command.wake))
+        with m.If(command.gate_all):
             for g in range(groups):
                 on_here = on[g * GROUP_BANKS : min(n, (g + 1) * GROUP_BANKS)]
                 with m.If(on_here != 0):
                     m.d.sync += [pend[g].eq(on_here), pend_at[g].eq(after)]
         with m.Elif(touch):
-            m.d.sync += pend[self.group].eq(0)
+            m.d.sync += pend[command.group].eq(0)
         pend_g = Signal(GROUP_BANKS)
         pend_at_g = Signal(TIME_BITS)
-        m.d.comb += [pend_g.eq(pend[self.group]), pend_at_g.eq(pend_at[self.group])]
+        m.d.comb += [pend_g.eq(pend[command.group]), pend_at_g.eq(pend_at[command.group])]
         # The read port: bank ``sel`` = (group, lane).
         sel_group = Signal(range(groups))
         sel_lane = Signal(range(GROUP_BANKS))
-        m.d.comb += [sel_group.eq(self.sel >> 5), sel_lane.eq(self.sel[:5])]
+        m.d.comb += [sel_group.eq(self.power.sel >> 5), sel_lane.eq(self.power.sel[:5])]
         assert GROUP_BANKS == 32
         sel_done = []
         sel_since = []
@@ -257,16 +242,16 @@ class BankSwitches(wiring.Component):
             since_wr = since_mem.write_port()
             closing = Signal(name=f"lane{lane}_closing")
             m.d.comb += [
-                done_rd.addr.eq(self.group),
-                since_rd.addr.eq(self.group),
-                done_wr.addr.eq(self.group),
-                since_wr.addr.eq(self.group),
+                done_rd.addr.eq(command.group),
+                since_rd.addr.eq(command.group),
+                done_wr.addr.eq(command.group),
+                since_wr.addr.eq(command.group),
                 # A pending SLEEP interval, or a bank this GATE turns off (disjoint: pending
                 # banks are off).
-                closing.eq(pend_g[lane] | (self.gate & off_g[lane])),
+                closing.eq(pend_g[lane] | (command.gate & off_g[lane])),
                 done_wr.en.eq(touch & closing),
                 done_wr.data.eq(done_rd.data + Mux(pend_g[lane], pend_at_g, after) - since_rd.data),
-                since_wr.en.eq(touch & self.wake & new_g[lane]),
+                since_wr.en.eq(touch & command.wake & new_g[lane]),
                 since_wr.data.eq(after),
             ]
             sel_done_rd = done_mem.read_port(domain="comb")
@@ -283,10 +268,10 @@ class BankSwitches(wiring.Component):
         sel_on = Signal()
         sel_pend = Signal()
         m.d.comb += [
-            sel_on.eq(on.bit_select(self.sel, 1)),
+            sel_on.eq(on.bit_select(self.power.sel, 1)),
             sel_pend.eq(pend[sel_group].bit_select(sel_lane, 1)),
         ]
-        m.d.comb += self.on_cycles.eq(
+        m.d.comb += self.power.on_cycles.eq(
             done_sel
             + Mux(sel_pend, pend_at[sel_group] - since_sel, 0)
             + Mux(sel_on, now - since_sel, 0)

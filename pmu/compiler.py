@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from voltflow.pmu.config import PmuConfig, ns_to_cycles
+from voltflow.pmu.config import GROUP_BANKS, PmuConfig, ns_to_cycles
 from voltflow.pmu.isa import DomainCode, ErrorCode, Opcode, decode, encode, payload_fields
 from voltflow.pmu.timing import Outcome, predict
 from voltflow.scheduler.chip import DOMAINS, BankKind, Chip, Domain
@@ -57,7 +57,6 @@ _DOMAIN_CODE = {
     Domain.RRAM: DomainCode.RRAM,
     Domain.FEEDER: DomainCode.FEEDER,
 }
-GROUP_BANKS = 32
 
 
 class CompileError(ValueError):

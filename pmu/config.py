@@ -7,13 +7,18 @@ The PMU RTL (``pmu/sequencer.py``, ``pmu/bank_switches.py``, ...) and its Python
 import math
 from dataclasses import dataclass
 
+from voltflow.hw.widths import GROUP_BANKS, TIME_BITS
 from voltflow.scheduler.chip import DOMAINS, BankKind, Chip
 
 __all__ = [
+    "BUDGET_BITS",
+    "COMMAND_ADDR_BITS",
     "COMMAND_WORDS",
     "GROUP_BANKS",
+    "PROGRAM_ADDR_BITS",
     "PROGRAM_OPS",
     "TIME_BITS",
+    "TRANSITION_KINDS",
     "BankGeometry",
     "PmuConfig",
     "ns_to_cycles",
@@ -23,11 +28,22 @@ __all__ = [
 COMMAND_WORDS = 4096
 #: Depth of the layer-program memory (12-bit op index).
 PROGRAM_OPS = 4096
-#: Banks per GATE/WAKE group (the ISA's 32-bit mask).
-GROUP_BANKS = 32
-#: Width of the reference-cycle clock and of every PMU time counter: a fuzz program may WAIT
-#: 2^48 - 1 cycles many times, so 48 bits (the activity counters' width) could wrap.
-TIME_BITS = 64
+#: Width of a command address (the program counter).
+COMMAND_ADDR_BITS = (COMMAND_WORDS - 1).bit_length()
+#: Width of an op index (a layer-program address).
+PROGRAM_ADDR_BITS = (PROGRAM_OPS - 1).bit_length()
+#: Width of the run's command budget (commands it may execute; 0: unlimited).
+BUDGET_BITS = 32
+#: Transition counters of the PMU, in the order of its counter outputs (``pmu/timing.py``
+#: predicts the same kinds).
+TRANSITION_KINDS = (
+    "rail_sets",
+    "supply_switches",
+    "freq_changes",
+    "bank_wakes",
+    "bank_gates",
+    "sleeps",
+)
 
 
 def ns_to_cycles(ns: float, reference_mhz: float) -> int:

@@ -3,11 +3,14 @@
 from amaranth.hdl import Array, Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from voltflow.pmu.config import TIME_BITS, PmuConfig
+from voltflow.hw.signatures import ClockIncrements, Counters
+from voltflow.hw.widths import CLOCK_DOMAINS, TIME_BITS
+from voltflow.pmu.config import PmuConfig
+from voltflow.pmu.ports import VIOLATION_COUNTERS, VoltageCodes
 
 __all__ = ["ViolationMonitors"]
 
-_DOMAINS = ("sys", "rram", "feeder")
+_DOMAINS = CLOCK_DOMAINS
 
 
 class ViolationMonitors(wiring.Component):
@@ -23,28 +26,27 @@ class ViolationMonitors(wiring.Component):
     ----------
     now : In(64), run : In(1)
         The present cycle; monitors are frozen while ``run`` is low (PMU stopped).
-    inc_<d> : In(B), safe_<d> : In(5)
+    clocks : In(ClockIncrements), safe : In(VoltageCodes)
         Per domain: the increment and the safe voltage code.
     access_violation : In(1)
-    overclock_count, overclock_first, access_count, access_first : Out(64)
-        ``*_first`` is valid when the count is non-zero.
+    counters : Out(Counters)
+        ``overclock_count``, ``overclock_first``, ``access_count``, ``access_first``
+        (:data:`~voltflow.pmu.ports.VIOLATION_COUNTERS`; ``*_first`` is valid when the count is
+        non-zero).
     """
 
     def __init__(self, config: PmuConfig) -> None:
-        self.config = cfg = config
-        ports: dict[str, object] = {
-            "now": In(TIME_BITS),
-            "run": In(1),
-            "access_violation": In(1),
-            "overclock_count": Out(TIME_BITS),
-            "overclock_first": Out(TIME_BITS),
-            "access_count": Out(TIME_BITS),
-            "access_first": Out(TIME_BITS),
-        }
-        for d in _DOMAINS:
-            ports[f"inc_{d}"] = In(cfg.phase_bits)
-            ports[f"safe_{d}"] = In(5)
-        super().__init__(ports)
+        self.config = config
+        super().__init__(
+            {
+                "now": In(TIME_BITS),
+                "run": In(1),
+                "clocks": In(ClockIncrements(phase_bits=config.phase_bits)),
+                "safe": In(VoltageCodes()),
+                "access_violation": In(1),
+                "counters": Out(Counters(VIOLATION_COUNTERS, bits=TIME_BITS)),
+            }
+        )
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -57,17 +59,17 @@ class ViolationMonitors(wiring.Component):
                 Const(v, B + 1)
                 for v in (0, *cfg.max_increment[i], *([0] * (31 - len(cfg.levels_v))))
             )
-            terms.append(getattr(self, f"inc_{d}") > table[getattr(self, f"safe_{d}")])
+            terms.append(getattr(self.clocks, d) > table[getattr(self.safe, d)])
         m.d.comb += over.eq(terms[0] | terms[1] | terms[2])
         was_over = Signal()
         with m.If(self.run):
             m.d.sync += was_over.eq(over)
             with m.If(over & ~was_over):
-                m.d.sync += self.overclock_count.eq(self.overclock_count + 1)
-                with m.If(self.overclock_count == 0):
-                    m.d.sync += self.overclock_first.eq(self.now)
+                m.d.sync += self.counters.overclock_count.eq(self.counters.overclock_count + 1)
+                with m.If(self.counters.overclock_count == 0):
+                    m.d.sync += self.counters.overclock_first.eq(self.now)
             with m.If(self.access_violation):
-                m.d.sync += self.access_count.eq(self.access_count + 1)
-                with m.If(self.access_count == 0):
-                    m.d.sync += self.access_first.eq(self.now)
+                m.d.sync += self.counters.access_count.eq(self.counters.access_count + 1)
+                with m.If(self.counters.access_count == 0):
+                    m.d.sync += self.counters.access_first.eq(self.now)
         return m

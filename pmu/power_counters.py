@@ -3,13 +3,15 @@
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from voltflow.pmu.config import TIME_BITS, PmuConfig
-from voltflow.pmu.timing import TRANSITION_KINDS
+from voltflow.hw.signatures import Counters
+from voltflow.hw.widths import CLOCK_DOMAINS, SELECT_BITS, TIME_BITS
+from voltflow.pmu.config import TRANSITION_KINDS, PmuConfig
+from voltflow.pmu.ports import VoltageCodes, power_counter_names
 from voltflow.scheduler.chip import BankKind
 
 __all__ = ["PowerCounters"]
 
-_DOMAINS = ("sys", "rram", "feeder")
+_DOMAINS = CLOCK_DOMAINS
 #: The domain whose supply a bank kind's leakage is charged at.
 _BANK_DOMAIN = {BankKind.IFMAP: "feeder", BankKind.OFMAP: "feeder", BankKind.RRAM: "rram"}
 
@@ -23,77 +25,64 @@ class PowerCounters(wiring.Component):
     Attributes
     ----------
     delta : In(64)
-    level_<d> : In(5)
-        The domain's voltage code (0: unpowered, not counted).
+    level : In(VoltageCodes)
+        Per domain the voltage code (0: unpowered, not counted).
     asleep, idle, frame, overrun : In(1)
-    rail_sets, supply_switches, freq_changes, sleeps : In(1), bank_wakes, bank_gates : In(16)
-        Transitions this cycle.
-    cycles_<d>_<k> : Out(64)
-        Cycles domain d spent connected to voltage level k.
+    <transition kind>_inc : In(16)
+        Transitions this cycle (``rail_sets``, ... of ``TRANSITION_KINDS``).
     on_<kind> : In(16), wakes_<kind>_inc : In(16)
         Banks of the kind on now, and woken this cycle.
-    bank_cycles_<kind>_<k> : Out(64)
-        Bank-cycles (cycles x banks on) of the kind while its domain (feeder for the scratchpad,
-        rram for RRAM) is at voltage level k: bank leakage at the right voltage.
-    wakes_<kind> : Out(64)
-        Banks of the kind woken (wake energy differs by kind).
-    <transition kind>, asleep_cycles, idle_cycles, frames, overruns : Out(64)
+    counters : Out(Counters), one 64-bit member per :func:`~voltflow.pmu.ports.power_counter_names`
+        ``cycles_<d>_<k>``: cycles domain d spent connected to voltage level k;
+        ``<transition kind>``, ``asleep_cycles``, ``idle_cycles``, ``frames``, ``overruns``;
+        ``bank_cycles_<kind>_<k>``: bank-cycles (cycles x banks on) of the kind while its domain
+        (feeder for the scratchpad, rram for RRAM) is at voltage level k (bank leakage at the
+        right voltage); ``wakes_<kind>``: banks of the kind woken (wake energy differs by kind).
     """
 
     def __init__(self, config: PmuConfig) -> None:
-        self.config = cfg = config
-        ports: dict[str, object] = {
-            "delta": In(TIME_BITS),
-            "asleep": In(1),
-            "idle": In(1),
-            "frame": In(1),
-            "overrun": In(1),
-            "asleep_cycles": Out(TIME_BITS),
-            "idle_cycles": Out(TIME_BITS),
-            "frames": Out(TIME_BITS),
-            "overruns": Out(TIME_BITS),
-        }
-        for kind in TRANSITION_KINDS:
-            ports[f"{kind}_inc"] = In(16)
-            ports[kind] = Out(TIME_BITS)
-        for d in _DOMAINS:
-            ports[f"level_{d}"] = In(5)
-            for k in range(len(cfg.levels_v)):
-                ports[f"cycles_{d}_{k}"] = Out(TIME_BITS)
-        for bank_kind in BankKind:
-            ports[f"on_{bank_kind.value}"] = In(16)
-            ports[f"wakes_{bank_kind.value}_inc"] = In(16)
-            ports[f"wakes_{bank_kind.value}"] = Out(TIME_BITS)
-            for k in range(len(cfg.levels_v)):
-                ports[f"bank_cycles_{bank_kind.value}_{k}"] = Out(TIME_BITS)
-        super().__init__(ports)
+        self.config = config
+        super().__init__(
+            {
+                "delta": In(TIME_BITS),
+                "asleep": In(1),
+                "idle": In(1),
+                "frame": In(1),
+                "overrun": In(1),
+                "level": In(VoltageCodes()),
+                **{f"{kind}_inc": In(SELECT_BITS) for kind in TRANSITION_KINDS},
+                **{f"on_{kind.value}": In(SELECT_BITS) for kind in BankKind},
+                **{f"wakes_{kind.value}_inc": In(SELECT_BITS) for kind in BankKind},
+                "counters": Out(Counters(power_counter_names(config), bits=TIME_BITS)),
+            }
+        )
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
         for d in _DOMAINS:
-            with m.Switch(getattr(self, f"level_{d}")):
+            with m.Switch(getattr(self.level, d)):
                 for k in range(len(self.config.levels_v)):
                     with m.Case(k + 1):
-                        counter = getattr(self, f"cycles_{d}_{k}")
+                        counter = getattr(self.counters, f"cycles_{d}_{k}")
                         m.d.sync += counter.eq(counter + self.delta)
         for bank_kind in BankKind:
             name = bank_kind.value
-            with m.Switch(getattr(self, f"level_{_BANK_DOMAIN[bank_kind]}")):
+            with m.Switch(getattr(self.level, _BANK_DOMAIN[bank_kind])):
                 for k in range(len(self.config.levels_v)):
                     with m.Case(k + 1):
-                        counter = getattr(self, f"bank_cycles_{name}_{k}")
+                        counter = getattr(self.counters, f"bank_cycles_{name}_{k}")
                         m.d.sync += counter.eq(counter + self.delta * getattr(self, f"on_{name}"))
-            wakes = getattr(self, f"wakes_{name}")
+            wakes = getattr(self.counters, f"wakes_{name}")
             m.d.sync += wakes.eq(wakes + getattr(self, f"wakes_{name}_inc"))
         for kind in TRANSITION_KINDS:
-            counter = getattr(self, kind)
+            counter = getattr(self.counters, kind)
             m.d.sync += counter.eq(counter + getattr(self, f"{kind}_inc"))
         with m.If(self.asleep):
-            m.d.sync += self.asleep_cycles.eq(self.asleep_cycles + self.delta)
+            m.d.sync += self.counters.asleep_cycles.eq(self.counters.asleep_cycles + self.delta)
         with m.If(self.idle):
-            m.d.sync += self.idle_cycles.eq(self.idle_cycles + self.delta)
+            m.d.sync += self.counters.idle_cycles.eq(self.counters.idle_cycles + self.delta)
         m.d.sync += [
-            self.frames.eq(self.frames + self.frame),
-            self.overruns.eq(self.overruns + self.overrun),
+            self.counters.frames.eq(self.counters.frames + self.frame),
+            self.counters.overruns.eq(self.counters.overruns + self.overrun),
         ]
         return m

@@ -2,14 +2,20 @@
 
 from amaranth.hdl import Array, Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
-from amaranth.lib.wiring import In, Out
-from voltflow.pmu.config import COMMAND_WORDS, GROUP_BANKS, TIME_BITS, PmuConfig
+from amaranth.lib.wiring import Out
+from voltflow.hw.widths import CLOCK_DOMAINS, GROUP_BANKS, TIME_BITS
+from voltflow.pmu.config import COMMAND_ADDR_BITS, COMMAND_WORDS, PmuConfig
 from voltflow.pmu.isa import Command, ErrorCode, Opcode, payload_fields
+from voltflow.pmu.ports import VOLTAGE_CODE_BITS, BankCommand, VoltageCodes, sequencer_buses
 
 __all__ = ["PmuSequencer"]
 
-_CODE_BITS = 5  # a voltage code: 0 = unpowered, k + 1 = grid level k (at most 16 levels)
-_DOMAINS = ("sys", "rram", "feeder")  # DomainCode order
+_DOMAINS = CLOCK_DOMAINS  # DomainCode order
+#: One-cycle pulses (``rail_set`` ... ``overrun``) and levels (``asleep``, ``idle``) for the
+#: power counters.
+_EVENTS = (
+    "rail_set", "supply_switch", "freq_change", "sleep", "frame", "overrun", "asleep", "idle",
+)  # fmt: skip
 
 
 class PmuSequencer(wiring.Component):
@@ -20,127 +26,97 @@ class PmuSequencer(wiring.Component):
     one tick, in which ``delta`` (the reference cycles this tick stands for) jumps ``now`` to the
     continuation: nothing else in the chip can change while the PMU waits (the accelerator only
     runs inside a LAUNCH), so the always-on timer skips ahead instead of ticking. LAUNCH holds
-    ``acc_start`` until the accelerator reports ``acc_done``.
+    ``launch.start`` until the accelerator reports ``launch.done``.
 
     Attributes
     ----------
-    cmd_addr : Out(12), cmd_rdata : In(64)
+    cmd : Out(CommandMemory)
         Command memory (asynchronous read); the word is decoded through ``pmu.isa.Command``.
-    cmd_words, prog_ops : In(13)
-        Words of the loaded command program and descriptors of the layer program.
-    budget : In(32)
-        Commands the run may execute (0: unlimited); then WATCHDOG.
-    now : Out(64)
-        The present reference cycle. ``delta`` : Out(64): reference cycles this tick covers.
-    acc_start, acc_first, acc_count : Out
-        LAUNCH request; ``acc_done`` : In(1) the accelerator has finished it.
-    inc_sys, inc_rram, inc_feeder : Out(B)
-        Divider increments. ``level_<d>`` / ``safe_<d>`` : Out(5): the domain's voltage code
-        (0 off, k + 1 = level k) and the lowest code it may have while settling.
-    bank_gate, bank_wake, bank_group, bank_mask, gate_all : Out
+    limits : In(RunLimits)
+        Words of the loaded command program, descriptors of the layer program, and the commands
+        the run may execute (0: unlimited; then WATCHDOG).
+    launch : Out(LaunchPort)
+        LAUNCH request, held until the accelerator reports ``done``.
+    clocks : Out(ClockIncrements)
+        Divider increments of the domains.
+    level, safe : Out(VoltageCodes)
+        Per domain the voltage code (0 off, k + 1 = level k) and the lowest code it may have
+        while settling.
+    status : Out(Status)
+        ``now``, the stop (HALT or error) and the last LAUNCH.
+    delta : Out(64)
+        Reference cycles this tick covers.
+    banks : Out(BankCommand)
         Bank power commands (one-cycle pulses).
-    pulses ``rail_set``, ``supply_switch``, ``freq_change``, ``sleep``, ``frame``, ``overrun``,
-    ``launch_done`` and levels ``asleep``, ``idle`` : Out(1)
-        For the counters. ``launch_exec`` : Out(64) the cycle of the last LAUNCH.
-    halted : Out(1), halt_code : Out(8), error : Out(ErrorCode), error_pc : Out(12),
-    end_cycle : Out(64)
-        The PMU has stopped (HALT or error) in cycle ``end_cycle``.
+    rail_set, supply_switch, freq_change, sleep, frame, overrun : Out(1)
+        Pulses for the counters; ``asleep``, ``idle`` : Out(1) levels.
     """
 
     def __init__(self, config: PmuConfig) -> None:
-        self.config = cfg = config
-        B = cfg.phase_bits
-        ports: dict[str, object] = {
-            "cmd_addr": Out(12),
-            "cmd_rdata": In(64),
-            "cmd_words": In(13),
-            "prog_ops": In(13),
-            "budget": In(32),
-            "now": Out(TIME_BITS),
-            "delta": Out(TIME_BITS),
-            "acc_start": Out(1),
-            "acc_first": Out(12),
-            "acc_count": Out(8),
-            "acc_done": In(1),
-            "bank_gate": Out(1),
-            "bank_wake": Out(1),
-            "bank_group": Out(12),
-            "bank_mask": Out(GROUP_BANKS),
-            "gate_all": Out(1),
-            "rail_set": Out(1),
-            "supply_switch": Out(1),
-            "freq_change": Out(1),
-            "sleep": Out(1),
-            "frame": Out(1),
-            "overrun": Out(1),
-            "asleep": Out(1),
-            "idle": Out(1),
-            "launch_done": Out(1),
-            "launch_exec": Out(TIME_BITS),
-            "halted": Out(1),
-            "halt_code": Out(8),
-            "error": Out(ErrorCode),
-            "error_pc": Out(12),
-            "end_cycle": Out(TIME_BITS),
-        }
-        for d in _DOMAINS:
-            ports[f"inc_{d}"] = Out(B)
-            ports[f"level_{d}"] = Out(_CODE_BITS)
-            ports[f"safe_{d}"] = Out(_CODE_BITS)
-        super().__init__(ports)
+        self.config = config
+        super().__init__(
+            {
+                **sequencer_buses(config),
+                "level": Out(VoltageCodes()),
+                "safe": Out(VoltageCodes()),
+                "delta": Out(TIME_BITS),
+                "banks": Out(BankCommand()),
+                **{name: Out(1) for name in _EVENTS},
+            }
+        )
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
         cfg = self.config
-        now = self.now
+        now = self.status.now
         # A plain 64-bit port viewed through the ISA's struct (a Struct-shaped port would give
         # the generated Verilog zero-width wires for the empty payloads).
-        cmd = Command(self.cmd_rdata)
-        word = self.cmd_rdata
+        cmd = Command(self.cmd.data)
+        word = self.cmd.data
         raw_op = word[0:4]
         op = cmd.opcode
 
         # ---- architectural state ------------------------------------------------------------
-        pc = Signal(12)
+        pc = Signal(COMMAND_ADDR_BITS)
         executed = Signal(32)
         wait_until = Signal(TIME_BITS)
         wait_kind = Signal(2)  # 1: IDLE, 2: SLEEP (for the asleep/idle counters)
         period = Signal(48)
         deadline = Signal(TIME_BITS)
         loop_armed = Signal()
-        loop_pc = Signal(12)
+        loop_pc = Signal(COMMAND_ADDR_BITS)
         loop_left = Signal(16)
         R = cfg.rails
-        rail_code = Array(Signal(_CODE_BITS, name=f"rail{r}_code") for r in range(R))
-        rail_prev = Array(Signal(_CODE_BITS, name=f"rail{r}_prev") for r in range(R))
+        rail_code = Array(Signal(VOLTAGE_CODE_BITS, name=f"rail{r}_code") for r in range(R))
+        rail_prev = Array(Signal(VOLTAGE_CODE_BITS, name=f"rail{r}_prev") for r in range(R))
         rail_until = Array(Signal(TIME_BITS, name=f"rail{r}_until") for r in range(R))
         conn_on = Array(Signal(name=f"{d}_powered") for d in _DOMAINS)
         conn_rail = Array(Signal(3, name=f"{d}_rail") for d in _DOMAINS)
-        dom_prev = Array(Signal(_CODE_BITS, name=f"{d}_prev") for d in _DOMAINS)
+        dom_prev = Array(Signal(VOLTAGE_CODE_BITS, name=f"{d}_prev") for d in _DOMAINS)
         dom_until = Array(Signal(TIME_BITS, name=f"{d}_until") for d in _DOMAINS)
-        incs = Array(getattr(self, f"inc_{d}") for d in _DOMAINS)
+        incs = Array(getattr(self.clocks, d) for d in _DOMAINS)
 
         def lower(a: Value, b: Value) -> Value:
             return Mux(a < b, a, b)
 
         # ---- voltages as seen in this cycle --------------------------------------------------
-        rail_safe = Array(Signal(_CODE_BITS, name=f"rail{r}_safe") for r in range(R))
+        rail_safe = Array(Signal(VOLTAGE_CODE_BITS, name=f"rail{r}_safe") for r in range(R))
         for r in range(R):
             m.d.comb += rail_safe[r].eq(
                 Mux(now < rail_until[r], lower(rail_prev[r], rail_code[r]), rail_code[r])
             )
         dom_safe = []
         for i, d in enumerate(_DOMAINS):
-            rs = Signal(_CODE_BITS, name=f"{d}_rail_safe")
+            rs = Signal(VOLTAGE_CODE_BITS, name=f"{d}_rail_safe")
             m.d.comb += rs.eq(rail_safe[conn_rail[i]])
-            safe = Signal(_CODE_BITS, name=f"{d}_safe_now")
+            safe = Signal(VOLTAGE_CODE_BITS, name=f"{d}_safe_now")
             m.d.comb += safe.eq(
                 Mux(conn_on[i], Mux(now < dom_until[i], lower(dom_prev[i], rs), rs), 0)
             )
             dom_safe.append(safe)
             m.d.comb += [
-                getattr(self, f"safe_{d}").eq(safe),
-                getattr(self, f"level_{d}").eq(Mux(conn_on[i], rail_code[conn_rail[i]], 0)),
+                getattr(self.safe, d).eq(safe),
+                getattr(self.level, d).eq(Mux(conn_on[i], rail_code[conn_rail[i]], 0)),
             ]
         dom_safe_arr = Array(dom_safe)
 
@@ -163,12 +139,12 @@ class PmuSequencer(wiring.Component):
         last_mask = (1 << (cfg.n_banks - GROUP_BANKS * last_group)) - 1
         bank_bad = (group > last_group) | ((group == last_group) & ((mask & ~last_mask) != 0))
         first, count = p.launch.first, p.launch.count
-        inc_zero = (self.inc_sys == 0) | (self.inc_rram == 0) | (self.inc_feeder == 0)
+        inc_zero = (self.clocks.sys == 0) | (self.clocks.rram == 0) | (self.clocks.feeder == 0)
 
         err = Signal(ErrorCode)
         checks = [
-            ((self.budget != 0) & (executed >= self.budget), ErrorCode.WATCHDOG),
-            ((pc >= self.cmd_words) | (pc >= COMMAND_WORDS), ErrorCode.END_OF_PROGRAM),
+            ((self.limits.budget != 0) & (executed >= self.limits.budget), ErrorCode.WATCHDOG),
+            ((pc >= self.limits.cmd_words) | (pc >= COMMAND_WORDS), ErrorCode.END_OF_PROGRAM),
             (raw_op > max(o.value for o in Opcode), ErrorCode.ILLEGAL_OPCODE),
             (has_domain & (domain_raw == 3), ErrorCode.ILLEGAL_DOMAIN),
             (unused_set, ErrorCode.UNUSED_BITS),
@@ -186,7 +162,7 @@ class PmuSequencer(wiring.Component):
             ),
             (((op == Opcode.GATE) | (op == Opcode.WAKE)) & bank_bad, ErrorCode.BANK_RANGE),
             (
-                (op == Opcode.LAUNCH) & ((count == 0) | (first + count > self.prog_ops)),
+                (op == Opcode.LAUNCH) & ((count == 0) | (first + count > self.limits.prog_ops)),
                 ErrorCode.LAUNCH_RANGE,
             ),
             ((op == Opcode.LAUNCH) & inc_zero, ErrorCode.CLOCK_STOPPED),
@@ -201,7 +177,7 @@ class PmuSequencer(wiring.Component):
                 m.d.comb += err.eq(code)
 
         # ---- time ------------------------------------------------------------------------------
-        m.d.comb += self.cmd_addr.eq(pc)
+        m.d.comb += self.cmd.addr.eq(pc)
         m.d.sync += now.eq(now + self.delta)
 
         def go(cont: object, kind: int = 0) -> None:
@@ -211,17 +187,17 @@ class PmuSequencer(wiring.Component):
                 m.next = "WAIT"
 
         def stop() -> None:
-            m.d.sync += [self.halted.eq(1), self.end_cycle.eq(now)]
+            m.d.sync += [self.status.halted.eq(1), self.status.end_cycle.eq(now)]
             m.next = "STOPPED"
 
         with m.FSM(name="pmu"):
             with m.State("EXEC"):
                 m.d.comb += self.delta.eq(1)
                 with m.If(err != ErrorCode.NONE):
-                    m.d.sync += [self.error.eq(err), self.error_pc.eq(pc)]
+                    m.d.sync += [self.status.error.eq(err), self.status.error_pc.eq(pc)]
                     stop()
                 with m.Elif(op == Opcode.HALT):
-                    m.d.sync += self.halt_code.eq(p.halt.code)
+                    m.d.sync += self.status.halt_code.eq(p.halt.code)
                     stop()
                 with m.Else():
                     m.d.sync += [executed.eq(executed + 1), pc.eq(pc + 1)]
@@ -261,22 +237,22 @@ class PmuSequencer(wiring.Component):
                             m.d.sync += incs[p.set_freq.domain.as_value()].eq(p.set_freq.increment)
                         with m.Case(Opcode.GATE):
                             m.d.comb += [
-                                self.bank_gate.eq(1),
-                                self.bank_group.eq(group),
-                                self.bank_mask.eq(mask),
+                                self.banks.gate.eq(1),
+                                self.banks.group.eq(group),
+                                self.banks.mask.eq(mask),
                             ]
                         with m.Case(Opcode.WAKE):
                             m.d.comb += [
-                                self.bank_wake.eq(1),
-                                self.bank_group.eq(group),
-                                self.bank_mask.eq(mask),
+                                self.banks.wake.eq(1),
+                                self.banks.group.eq(group),
+                                self.banks.mask.eq(mask),
                             ]
                         with m.Case(Opcode.LAUNCH):
                             m.d.sync += [
-                                self.acc_start.eq(1),
-                                self.acc_first.eq(first),
-                                self.acc_count.eq(count),
-                                self.launch_exec.eq(now),
+                                self.launch.start.eq(1),
+                                self.launch.first.eq(first),
+                                self.launch.count.eq(count),
+                                self.status.launch_exec.eq(now),
                             ]
                             m.next = "LAUNCHED"
                         with m.Case(Opcode.WAIT):
@@ -290,7 +266,7 @@ class PmuSequencer(wiring.Component):
                                 self.idle.eq(~is_sleep),
                             ]
                             with m.If(is_sleep):
-                                m.d.comb += [self.sleep.eq(1), self.gate_all.eq(1)]
+                                m.d.comb += [self.sleep.eq(1), self.banks.gate_all.eq(1)]
                                 for i in range(len(_DOMAINS)):
                                     m.d.sync += [conn_on[i].eq(0), incs[i].eq(0)]
                             m.d.sync += deadline.eq(deadline + period)
@@ -319,9 +295,9 @@ class PmuSequencer(wiring.Component):
                 m.next = "EXEC"
             with m.State("LAUNCHED"):
                 m.d.comb += self.delta.eq(1)
-                with m.If(self.acc_done):
-                    m.d.comb += self.launch_done.eq(1)
-                    m.d.sync += self.acc_start.eq(0)
+                with m.If(self.launch.done):
+                    m.d.comb += self.status.launch_done.eq(1)
+                    m.d.sync += self.launch.start.eq(0)
                     m.next = "EXEC"
             with m.State("STOPPED"):
                 m.d.comb += self.delta.eq(0)

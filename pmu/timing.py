@@ -23,7 +23,7 @@ from t + 1; the next command executes at its continuation c):
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from voltflow.pmu.config import COMMAND_WORDS, GROUP_BANKS, PmuConfig
+from voltflow.pmu.config import COMMAND_WORDS, GROUP_BANKS, TRANSITION_KINDS, PmuConfig
 from voltflow.pmu.isa import DomainCode, ErrorCode, Instr, IsaError, Opcode, decode
 from voltflow.scheduler.chip import DOMAINS, BankKind
 
@@ -41,15 +41,6 @@ __all__ = [
 LAUNCH_DONE_DELAY = 2
 #: Cycles a LAUNCH costs on top of its ops' cycles C (the next command executes at t + C + 3).
 LAUNCH_OVERHEAD = 3
-#: Transition counters, in the order of the RTL's ``transitions`` outputs.
-TRANSITION_KINDS = (
-    "rail_sets",
-    "supply_switches",
-    "freq_changes",
-    "bank_wakes",
-    "bank_gates",
-    "sleeps",
-)
 _DOMAIN_INDEX = {DomainCode.SYS.value: 0, DomainCode.RRAM.value: 1, DomainCode.FEEDER.value: 2}
 #: Index (in DOMAINS) of the domain whose voltage a bank kind's leakage is charged at.
 _BANK_DOMAIN = {BankKind.IFMAP: 2, BankKind.OFMAP: 2, BankKind.RRAM: 1}

@@ -3,7 +3,8 @@
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from voltflow.rtl.config import COUNTER_BITS
+from voltflow.hw.signatures import Counters
+from voltflow.hw.widths import COUNTER_BITS
 
 __all__ = ["COUNTERS", "ActivityCounters"]
 
@@ -30,24 +31,28 @@ COUNTERS: tuple[tuple[str, str], ...] = (
 
 
 class ActivityCounters(wiring.Component):
-    """One ``COUNTER_BITS`` accumulator per :data:`COUNTERS` entry: ``<name>`` += ``<name>_inc``.
+    """One ``COUNTER_BITS`` accumulator per :data:`COUNTERS` entry: ``counts.<name>`` +=
+    ``inc.<name>`` each cycle.
 
     ``clear`` resets every counter (a new run).
     """
 
     def __init__(self) -> None:
-        ports = {"clear": In(1)}
-        for name, _ in COUNTERS:
-            ports[f"{name}_inc"] = In(8)
-            ports[name] = Out(COUNTER_BITS)
-        super().__init__(ports)
+        names = [name for name, _ in COUNTERS]
+        super().__init__(
+            {
+                "clear": In(1),
+                "inc": In(Counters(names, bits=8)),
+                "counts": Out(Counters(names, bits=COUNTER_BITS)),
+            }
+        )
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
         for name, _ in COUNTERS:
-            value = getattr(self, name)
+            value = getattr(self.counts, name)
             with m.If(self.clear):
                 m.d.sync += value.eq(0)
             with m.Else():
-                m.d.sync += value.eq(value + getattr(self, f"{name}_inc"))
+                m.d.sync += value.eq(value + getattr(self.inc, name))
         return m

@@ -4,8 +4,12 @@ captures biases, and drains finished tiles, requantised, into the output buffer.
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from voltflow.hw.signatures import MemoryRead, MemoryWrite
+from voltflow.hw.widths import WORD_BITS
 from voltflow.rtl.arith import address_bits, widened_signed
+from voltflow.rtl.buses import EngineControl, EpochCursor
 from voltflow.rtl.config import AccelConfig
+from voltflow.rtl.program import Descriptor, OpMode
 from voltflow.rtl.requantizer import Requantizer
 from voltflow.rtl.systolic_array import SystolicArray
 
@@ -36,38 +40,17 @@ class ArrayEngine(wiring.Component):
         self.bias_bits = address_bits(cfg.max_resident)
         super().__init__(
             {
-                "tick": In(1),
-                "start": In(1),
+                "control": In(EngineControl()),
                 "flush": In(1),
-                "epoch_begin": In(1),
-                "dw": In(1),
-                "k_pad": In(16),
-                "cin": In(16),
-                "cout": In(16),
-                "pixels": In(24),
-                "cb": In(12),
-                "q": In(12),
-                "jp0": In(12),
-                "whalf": In(1),
-                "m": In(16),
-                "s": In(6),
-                "relu": In(1),
+                "epoch": In(EpochCursor()),
+                "desc": In(Descriptor),
                 "lane_raddr": Out(self.lane_bits),
-                "lane_rdata": In(64).array(cfg.rows),
-                "wbuf_raddr": Out(self.wbuf_bits),
-                "wbuf_rdata": In(64),
-                "wbuf_baddr": Out(self.wbuf_bits),
-                "wbuf_bdata": In(64),
-                "bias_waddr": Out(self.bias_bits),
-                "bias_wdata": Out(32 * cfg.cols),
-                "bias_we": Out(1),
-                "bias_raddr": Out(self.bias_bits),
-                "bias_rdata": In(32 * cfg.cols),
-                "obuf_waddr": Out(self.obuf_bits),
-                "obuf_wdata": Out(64),
-                "obuf_we": Out(1),
-                "busy": Out(1),
-                "done_now": Out(1),
+                "lane_rdata": In(WORD_BITS).array(cfg.rows),
+                "wbuf_read": Out(MemoryRead(addr_bits=self.wbuf_bits, data_bits=WORD_BITS)),
+                "wbuf_bias_read": Out(MemoryRead(addr_bits=self.wbuf_bits, data_bits=WORD_BITS)),
+                "bias_write": Out(MemoryWrite(addr_bits=self.bias_bits, data_bits=32 * cfg.cols)),
+                "bias_read": Out(MemoryRead(addr_bits=self.bias_bits, data_bits=32 * cfg.cols)),
+                "obuf_write": Out(MemoryWrite(addr_bits=self.obuf_bits, data_bits=WORD_BITS)),
                 "macs_inc": Out(16),
                 "lane_reads_inc": Out(8),
                 "wbuf_reads_inc": Out(2),
@@ -76,6 +59,8 @@ class ArrayEngine(wiring.Component):
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
+        desc = self.desc
+        dw = desc.mode == OpMode.DEPTHWISE
         cfg = self.config
         R, C, L, BW = cfg.rows, cfg.cols, cfg.lanes, cfg.bias_words
         lane_shift = L.bit_length() - 1
@@ -100,43 +85,41 @@ class ArrayEngine(wiring.Component):
         bias_acc = Signal(64 * max(BW - 1, 1))
 
         active = Signal()
-        m.d.comb += active.eq(self.tick & self.busy)
+        m.d.comb += active.eq(self.control.tick & self.control.busy)
         streaming = Signal()
         m.d.comb += streaming.eq(active & ~flushing)
 
         stream_len = Signal(16)
-        m.d.comb += stream_len.eq(Mux(self.k_pad > C, self.k_pad, C + 1))
+        m.d.comb += stream_len.eq(Mux(desc.k_pad > C, desc.k_pad, C + 1))
         in_k = Signal()
-        m.d.comb += in_k.eq(u < self.k_pad)
+        m.d.comb += in_k.eq(u < desc.k_pad)
         lane = Signal(lane_shift)
         m.d.comb += lane.eq(u[:lane_shift])
 
         # ---- buffer reads ----------------------------------------------------------------------
         half_words = Const(cfg.half_words, self.wbuf_bits)
-        wbase = Mux(self.whalf, half_words, 0) + pass_base
+        wbase = Mux(self.epoch.half, half_words, 0) + pass_base
         m.d.comb += [
-            self.wbuf_raddr.eq(wbase + u),
-            self.wbuf_baddr.eq(wbase + self.k_pad + u),
-            self.lane_raddr.eq(
-                Mux(tile[0], cfg.max_row_words, 0) + Mux(self.dw, u, u >> lane_shift)
-            ),
+            self.wbuf_read.addr.eq(wbase + u),
+            self.wbuf_bias_read.addr.eq(wbase + desc.k_pad + u),
+            self.lane_raddr.eq(Mux(tile[0], cfg.max_row_words, 0) + Mux(dw, u, u >> lane_shift)),
         ]
         load_word = Signal()
         m.d.comb += load_word.eq(lane == 0)
         for r in range(R):
             byte = Signal(signed(8), name=f"row{r}_byte")
-            with m.If(self.dw):
+            with m.If(dw):
                 m.d.comb += byte.eq(self.lane_rdata[0].word_select(r, 8))
             with m.Elif(load_word):
                 m.d.comb += byte.eq(self.lane_rdata[r][:8])
             with m.Else():
                 m.d.comb += byte.eq(shift[r][:8])
-            with m.If(streaming & in_k & ~self.dw):
+            with m.If(streaming & in_k & ~dw):
                 m.d.sync += shift[r].eq(Mux(load_word, self.lane_rdata[r], shift[r]) >> 8)
             m.d.comb += array.a_in[r].eq(Mux(~flushing & in_k, byte, 0))
         for c in range(C):
             m.d.comb += array.w_in[c].eq(
-                Mux(~flushing & in_k, self.wbuf_rdata.word_select(c, 8), 0)
+                Mux(~flushing & in_k, self.wbuf_read.data.word_select(c, 8), 0)
             )
         m.d.comb += [
             array.tick.eq(active),
@@ -151,29 +134,29 @@ class ArrayEngine(wiring.Component):
         m.d.comb += capture_bias.eq(streaming & (tile == 0) & (u < BW))
         with m.If(capture_bias):
             m.d.sync += bias_acc.word_select(u[: max(1, (BW - 1).bit_length())], 64).eq(
-                self.wbuf_bdata
+                self.wbuf_bias_read.data
             )
         m.d.comb += [
-            self.bias_waddr.eq(p),
-            self.bias_wdata.eq(Cat(bias_acc[: 64 * (BW - 1)], self.wbuf_bdata)),
-            self.bias_we.eq(capture_bias & (u == BW - 1)),
+            self.bias_write.addr.eq(p),
+            self.bias_write.data.eq(Cat(bias_acc[: 64 * (BW - 1)], self.wbuf_bias_read.data)),
+            self.bias_write.en.eq(capture_bias & (u == BW - 1)),
         ]
 
         # ---- counts ----------------------------------------------------------------------------
         rows_real = Signal(8)
         left_pix = Signal(signed(25))
-        m.d.comb += left_pix.eq(widened_signed(self.pixels) - tile_pix)
-        m.d.comb += rows_real.eq(Mux(self.dw, 1, Mux(left_pix >= R, R, left_pix)))
+        m.d.comb += left_pix.eq(widened_signed(desc.pixels) - tile_pix)
+        m.d.comb += rows_real.eq(Mux(dw, 1, Mux(left_pix >= R, R, left_pix)))
         cols_real = Signal(8)
         left_ch = Signal(signed(20))
-        m.d.comb += left_ch.eq(widened_signed(self.cout) - (self.jp0 + p) * C)
+        m.d.comb += left_ch.eq(widened_signed(desc.cout) - (self.epoch.jp0 + p) * C)
         m.d.comb += cols_real.eq(Mux(left_ch >= C, C, left_ch))
         k_real = Signal()
-        m.d.comb += k_real.eq(self.dw | ((cbk * L + lane) < self.cin))
+        m.d.comb += k_real.eq(dw | ((cbk * L + lane) < desc.cin))
         with m.If(streaming & in_k & k_real):
             m.d.comb += self.macs_inc.eq(rows_real * cols_real)
-        with m.If(streaming & in_k & (self.dw | load_word)):
-            m.d.comb += self.lane_reads_inc.eq(Mux(self.dw, 1, R))
+        with m.If(streaming & in_k & (dw | load_word)):
+            m.d.comb += self.lane_reads_inc.eq(Mux(dw, 1, R))
         m.d.comb += self.wbuf_reads_inc.eq((streaming & in_k) + capture_bias)
 
         # ---- sequencing ------------------------------------------------------------------------
@@ -181,22 +164,22 @@ class ArrayEngine(wiring.Component):
         # The step's last sub-tile lasts until the drains started in this step are done
         # (docs/timing-model.md: q S + X sys ticks per stream step, X = max(0, R + C - S)).
         tail_len = Mux(stream_len > R + C, stream_len, R + C)
-        m.d.comb += sub_end.eq(u == Mux(p == self.q - 1, tail_len, stream_len) - 1)
+        m.d.comb += sub_end.eq(u == Mux(p == self.epoch.q - 1, tail_len, stream_len) - 1)
         with m.If(streaming):
             m.d.sync += u.eq(u + 1)
             with m.If(in_k & (lane == L - 1)):
-                m.d.sync += cbk.eq(Mux(cbk == self.cb - 1, 0, cbk + 1))
+                m.d.sync += cbk.eq(Mux(cbk == desc.cb - 1, 0, cbk + 1))
             with m.If(sub_end):
                 m.d.sync += [
                     u.eq(0),
                     cbk.eq(0),
                     p.eq(p + 1),
-                    pass_base.eq(pass_base + self.k_pad + BW),
+                    pass_base.eq(pass_base + desc.k_pad + BW),
                 ]
-                with m.If(p == self.q - 1):
-                    m.d.comb += self.done_now.eq(1)
+                with m.If(p == self.epoch.q - 1):
+                    m.d.comb += self.control.done.eq(1)
                     m.d.sync += [
-                        self.busy.eq(0),
+                        self.control.busy.eq(0),
                         p.eq(0),
                         pass_base.eq(0),
                         tile.eq(tile + 1),
@@ -205,11 +188,11 @@ class ArrayEngine(wiring.Component):
         with m.If(active & flushing):
             m.d.sync += flush_mark.eq(0)
             with m.If(array.last_exit):
-                m.d.comb += self.done_now.eq(1)
-                m.d.sync += self.busy.eq(0)
-        with m.If(self.start):
+                m.d.comb += self.control.done.eq(1)
+                m.d.sync += self.control.busy.eq(0)
+        with m.If(self.control.start):
             m.d.sync += [
-                self.busy.eq(1),
+                self.control.busy.eq(1),
                 flushing.eq(self.flush),
                 flush_mark.eq(self.flush),
                 u.eq(0),
@@ -223,17 +206,17 @@ class ArrayEngine(wiring.Component):
         d_pass = Signal(12)
         d_pass_off = Signal(self.obuf_bits)
         d_slot = Signal(2)
-        m.d.comb += self.bias_raddr.eq(d_pass)
+        m.d.comb += self.bias_read.addr.eq(d_pass)
         for c in range(C):
             rq = quants[c]
             m.d.comb += [
                 rq.a.eq(
-                    Mux(self.dw, array.diag_acc[c], array.row_acc[c])
-                    + self.bias_rdata.word_select(c, 32).as_signed()
+                    Mux(dw, array.diag_acc[c], array.row_acc[c])
+                    + self.bias_read.data.word_select(c, 32).as_signed()
                 ),
-                rq.m_a.eq(self.m),
-                rq.s.eq(self.s),
-                rq.relu.eq(self.relu),
+                rq.m_a.eq(desc.m),
+                rq.s.eq(desc.s),
+                rq.relu.eq(desc.relu),
             ]
         # Depthwise: PE (i, i) finishes 2i ticks after PE (0, 0); lane i waits 2(C-1-i) ticks in
         # a delay line so the whole word is written when the last lane finishes.
@@ -248,26 +231,26 @@ class ArrayEngine(wiring.Component):
             dw_lanes.append(value)
         gemm_word = Cat(*(q.y for q in quants))
         write = Signal()
-        m.d.comb += write.eq(active & Mux(self.dw, array.diag_drain[C - 1], array.row_drain.any()))
+        m.d.comb += write.eq(active & Mux(dw, array.diag_drain[C - 1], array.row_drain.any()))
         slot_words = cfg.obuf_slot_words
         slot_base = Mux(d_slot == 0, 0, Mux(d_slot == 1, slot_words, 2 * slot_words))
-        width = Mux(self.dw, 1, R)
+        width = Mux(dw, 1, R)
         m.d.comb += [
-            self.obuf_we.eq(write),
-            self.obuf_waddr.eq(slot_base + d_pass_off + d_row),
-            self.obuf_wdata.eq(Mux(self.dw, Cat(*dw_lanes), gemm_word)),
+            self.obuf_write.en.eq(write),
+            self.obuf_write.addr.eq(slot_base + d_pass_off + d_row),
+            self.obuf_write.data.eq(Mux(dw, Cat(*dw_lanes), gemm_word)),
         ]
         with m.If(write):
             m.d.sync += d_row.eq(d_row + 1)
             with m.If(d_row == width - 1):
                 m.d.sync += [d_row.eq(0), d_pass.eq(d_pass + 1), d_pass_off.eq(d_pass_off + width)]
-                with m.If(d_pass == self.q - 1):
+                with m.If(d_pass == self.epoch.q - 1):
                     m.d.sync += [
                         d_pass.eq(0),
                         d_pass_off.eq(0),
                         d_slot.eq(Mux(d_slot == 2, 0, d_slot + 1)),
                     ]
-        with m.If(self.epoch_begin):
+        with m.If(self.epoch.begin):
             m.d.sync += [
                 tile.eq(0),
                 tile_pix.eq(0),

@@ -7,15 +7,12 @@ a build.
 
 from dataclasses import dataclass
 
+from voltflow.hw.widths import ADDR_BITS, COUNTER_BITS
 from voltflow.scheduler.chip import Chip
 
+# ADDR_BITS and COUNTER_BITS are defined in voltflow.hw.widths (shared with the PMU); exported
+# here too for the readers of the accelerator's parameters.
 __all__ = ["ADDR_BITS", "COUNTER_BITS", "AccelConfig"]
-
-#: Word-address width of the scratchpad and RRAM ports (16 M words each; the SV wrapper's
-#: memories are smaller and sized per chip).
-ADDR_BITS = 24
-#: Width of every activity counter and of the cycle counter.
-COUNTER_BITS = 48
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,12 @@
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from voltflow.hw.signatures import MemoryRead
+from voltflow.hw.widths import WORD_BITS
 from voltflow.rtl.arith import address_bits, widened_signed
+from voltflow.rtl.buses import EngineControl, EpochCursor
 from voltflow.rtl.config import ADDR_BITS, AccelConfig
+from voltflow.rtl.program import Descriptor, OpMode
 
 __all__ = ["Gather"]
 
@@ -19,7 +23,7 @@ class Gather(wiring.Component):
     into row 0. A slot in the padding or beyond the last pixel is written with zeros in its tick
     without a scratchpad read. Tile t goes to lane-buffer half t % 2.
 
-    ``epoch_begin`` rewinds to pixel 0; ``start`` gathers the next tile.
+    ``epoch.begin`` rewinds to pixel 0; ``start`` gathers the next tile.
     """
 
     def __init__(self, config: AccelConfig) -> None:
@@ -27,30 +31,13 @@ class Gather(wiring.Component):
         self.lane_bits = address_bits(2 * cfg.max_row_words)
         super().__init__(
             {
-                "tick": In(1),
-                "start": In(1),
-                "epoch_begin": In(1),
-                "dw": In(1),
-                "in_base": In(ADDR_BITS),
-                "in_h": In(12),
-                "in_w": In(12),
-                "out_w": In(12),
-                "pixels": In(24),
-                "kh": In(12),
-                "kw": In(12),
-                "sh": In(12),
-                "sw": In(12),
-                "pad_t": In(8),
-                "pad_l": In(8),
-                "cb": In(12),
-                "cb0": In(12),
-                "spad_raddr": Out(ADDR_BITS),
-                "spad_rdata": In(64),
+                "control": In(EngineControl()),
+                "epoch": In(EpochCursor()),
+                "desc": In(Descriptor),
+                "spad_read": Out(MemoryRead(addr_bits=ADDR_BITS, data_bits=WORD_BITS)),
                 "lane_waddr": Out(self.lane_bits),
-                "lane_wdata": Out(64),
+                "lane_wdata": Out(WORD_BITS),
                 "lane_we": Out(cfg.rows),
-                "busy": Out(1),
-                "done_now": Out(1),
                 "spad_reads_inc": Out(1),
                 "lane_writes_inc": Out(1),
             }
@@ -58,6 +45,8 @@ class Gather(wiring.Component):
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
+        desc = self.desc
+        dw = desc.mode == OpMode.DEPTHWISE
         cfg = self.config
         R = cfg.rows
 
@@ -73,28 +62,28 @@ class Gather(wiring.Component):
         ix0 = Signal(signed(14))
 
         active = Signal()
-        m.d.comb += active.eq(self.tick & self.busy)
-        blocks = Mux(self.dw, 1, self.cb)
-        rows = Mux(self.dw, 1, R)
+        m.d.comb += active.eq(self.control.tick & self.control.busy)
+        blocks = Mux(dw, 1, desc.cb)
+        rows = Mux(dw, 1, R)
 
         iy = Signal(signed(15))
         ix = Signal(signed(15))
         m.d.comb += [iy.eq(iy0 + ky), ix.eq(ix0 + kx)]
         inside = Signal()
         m.d.comb += inside.eq(
-            (pix < self.pixels)
+            (pix < desc.pixels)
             & (iy >= 0)
-            & (iy < widened_signed(self.in_h))
+            & (iy < widened_signed(desc.in_h))
             & (ix >= 0)
-            & (ix < widened_signed(self.in_w))
+            & (ix < widened_signed(desc.in_w))
         )
-        plane = self.in_h * self.in_w
+        plane = desc.in_h * desc.in_w
         m.d.comb += [
-            self.spad_raddr.eq(
-                self.in_base + (self.cb0 + cb) * plane + iy[:12] * self.in_w + ix[:12]
+            self.spad_read.addr.eq(
+                desc.in_base + (self.epoch.cb0 + cb) * plane + iy[:12] * desc.in_w + ix[:12]
             ),
             self.lane_waddr.eq(Mux(tile, cfg.max_row_words, 0) + word),
-            self.lane_wdata.eq(Mux(inside, self.spad_rdata, 0)),
+            self.lane_wdata.eq(Mux(inside, self.spad_read.data, 0)),
             self.spad_reads_inc.eq(active & inside),
             self.lane_writes_inc.eq(active),
         ]
@@ -105,21 +94,21 @@ class Gather(wiring.Component):
             m.d.sync += [cb.eq(cb + 1), word.eq(word + 1)]
             with m.If(cb == blocks - 1):
                 m.d.sync += [cb.eq(0), kx.eq(kx + 1)]
-                with m.If(kx == self.kw - 1):
+                with m.If(kx == desc.kw - 1):
                     m.d.sync += [kx.eq(0), ky.eq(ky + 1)]
-                    with m.If(ky == self.kh - 1):
+                    with m.If(ky == desc.kh - 1):
                         # Next pixel (raster order over the output).
                         m.d.sync += [ky.eq(0), word.eq(0), row.eq(row + 1), pix.eq(pix + 1)]
-                        with m.If(ox == self.out_w - 1):
-                            m.d.sync += [ox.eq(0), ix0.eq(-self.pad_l), iy0.eq(iy0 + self.sh)]
+                        with m.If(ox == desc.out_w - 1):
+                            m.d.sync += [ox.eq(0), ix0.eq(-desc.pad_l), iy0.eq(iy0 + desc.sh)]
                         with m.Else():
-                            m.d.sync += [ox.eq(ox + 1), ix0.eq(ix0 + self.sw)]
+                            m.d.sync += [ox.eq(ox + 1), ix0.eq(ix0 + desc.sw)]
                         with m.If(row == rows - 1):
-                            m.d.comb += self.done_now.eq(1)
-                            m.d.sync += [self.busy.eq(0), row.eq(0), tile.eq(~tile)]
-        with m.If(self.start):
-            m.d.sync += self.busy.eq(1)
-        with m.If(self.epoch_begin):
+                            m.d.comb += self.control.done.eq(1)
+                            m.d.sync += [self.control.busy.eq(0), row.eq(0), tile.eq(~tile)]
+        with m.If(self.control.start):
+            m.d.sync += self.control.busy.eq(1)
+        with m.If(self.epoch.begin):
             m.d.sync += [
                 row.eq(0),
                 ky.eq(0),
@@ -129,7 +118,7 @@ class Gather(wiring.Component):
                 tile.eq(0),
                 pix.eq(0),
                 ox.eq(0),
-                iy0.eq(-self.pad_t),
-                ix0.eq(-self.pad_l),
+                iy0.eq(-desc.pad_t),
+                ix0.eq(-desc.pad_l),
             ]
         return m

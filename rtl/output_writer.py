@@ -3,8 +3,12 @@
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from voltflow.hw.signatures import MemoryRead, MemoryWrite
+from voltflow.hw.widths import WORD_BITS
 from voltflow.rtl.arith import address_bits
+from voltflow.rtl.buses import EngineControl, EpochCursor
 from voltflow.rtl.config import ADDR_BITS, AccelConfig
+from voltflow.rtl.program import Descriptor, OpMode
 
 __all__ = ["OutputWriter"]
 
@@ -15,7 +19,7 @@ class OutputWriter(wiring.Component):
     Word (p, r) of tile t comes from output-buffer slot t % 3 and goes to channel block
     ``cbo0 + p`` of output pixel ``t * W + r``: address ``out_base + (cbo0 + p) * P + t * W + r``
     through the scratchpad's second (write) port. A pixel beyond the last takes its tick but
-    writes nothing. ``epoch_begin`` rewinds to tile 0; ``start`` writes the next tile.
+    writes nothing. ``epoch.begin`` rewinds to tile 0; ``start`` writes the next tile.
     """
 
     def __init__(self, config: AccelConfig) -> None:
@@ -23,26 +27,18 @@ class OutputWriter(wiring.Component):
         self.obuf_bits = address_bits(3 * cfg.obuf_slot_words)
         super().__init__(
             {
-                "tick": In(1),
-                "start": In(1),
-                "epoch_begin": In(1),
-                "dw": In(1),
-                "out_base": In(ADDR_BITS),
-                "pixels": In(24),
-                "q": In(12),
-                "cbo0": In(12),
-                "obuf_raddr": Out(self.obuf_bits),
-                "obuf_rdata": In(64),
-                "spad_waddr": Out(ADDR_BITS),
-                "spad_wdata": Out(64),
-                "spad_we": Out(1),
-                "busy": Out(1),
-                "done_now": Out(1),
+                "control": In(EngineControl()),
+                "epoch": In(EpochCursor()),
+                "desc": In(Descriptor),
+                "obuf_read": Out(MemoryRead(addr_bits=self.obuf_bits, data_bits=WORD_BITS)),
+                "spad_write": Out(MemoryWrite(addr_bits=ADDR_BITS, data_bits=WORD_BITS)),
             }
         )
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
+        desc = self.desc
+        dw = desc.mode == OpMode.DEPTHWISE
         cfg = self.config
         slot_words = cfg.obuf_slot_words
 
@@ -53,31 +49,31 @@ class OutputWriter(wiring.Component):
         tile_pix = Signal(24)
 
         active = Signal()
-        m.d.comb += active.eq(self.tick & self.busy)
-        width = Mux(self.dw, 1, cfg.rows)
+        m.d.comb += active.eq(self.control.tick & self.control.busy)
+        width = Mux(dw, 1, cfg.rows)
         pixel = tile_pix + row
         slot_base = Mux(slot == 0, 0, Mux(slot == 1, slot_words, 2 * slot_words))
         m.d.comb += [
-            self.obuf_raddr.eq(slot_base + p_off + row),
-            self.spad_waddr.eq(self.out_base + (self.cbo0 + p) * self.pixels + pixel),
-            self.spad_wdata.eq(self.obuf_rdata),
-            self.spad_we.eq(active & (pixel < self.pixels)),
+            self.obuf_read.addr.eq(slot_base + p_off + row),
+            self.spad_write.addr.eq(desc.out_base + (self.epoch.cbo0 + p) * desc.pixels + pixel),
+            self.spad_write.data.eq(self.obuf_read.data),
+            self.spad_write.en.eq(active & (pixel < desc.pixels)),
         ]
         with m.If(active):
             m.d.sync += row.eq(row + 1)
             with m.If(row == width - 1):
                 m.d.sync += [row.eq(0), p.eq(p + 1), p_off.eq(p_off + width)]
-                with m.If(p == self.q - 1):
-                    m.d.comb += self.done_now.eq(1)
+                with m.If(p == self.epoch.q - 1):
+                    m.d.comb += self.control.done.eq(1)
                     m.d.sync += [
-                        self.busy.eq(0),
+                        self.control.busy.eq(0),
                         p.eq(0),
                         p_off.eq(0),
                         slot.eq(Mux(slot == 2, 0, slot + 1)),
                         tile_pix.eq(tile_pix + width),
                     ]
-        with m.If(self.start):
-            m.d.sync += self.busy.eq(1)
-        with m.If(self.epoch_begin):
+        with m.If(self.control.start):
+            m.d.sync += self.control.busy.eq(1)
+        with m.If(self.epoch.begin):
             m.d.sync += [row.eq(0), p.eq(0), p_off.eq(0), slot.eq(0), tile_pix.eq(0)]
         return m

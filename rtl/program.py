@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 else:
     from amaranth.lib import enum as shaped_enum
 
+from voltflow.hw.signatures import MemoryRead
+from voltflow.pmu.config import PROGRAM_ADDR_BITS
 from voltflow.rtl.config import ADDR_BITS
 from voltflow.scheduler.chip import BankKind, Chip
 from voltflow.scheduler.dataflow import Mode, OpWork, UnsupportedOpError
@@ -31,6 +33,7 @@ __all__ = [
     "OpDescriptor",
     "OpMode",
     "Program",
+    "ProgramMemory",
     "QuantLike",
     "compile_program",
     "decode",
@@ -83,6 +86,13 @@ class Descriptor(data.Struct):
 
 #: Width of a program word (one descriptor).
 DESCRIPTOR_BITS = Descriptor.as_shape().size
+
+
+class ProgramMemory(MemoryRead):
+    """The layer-program memory's read port: one descriptor per op index."""
+
+    def __init__(self) -> None:
+        super().__init__(addr_bits=PROGRAM_ADDR_BITS, data_bits=DESCRIPTOR_BITS)
 
 
 @dataclass(frozen=True, slots=True)

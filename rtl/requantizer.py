@@ -3,8 +3,12 @@
 from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from voltflow.rtl.program import Descriptor
 
 __all__ = ["Requantizer"]
+
+#: The multiplier and shift widths: the layer descriptor's ``m``, ``m_b`` and ``s`` fields.
+_FIELDS = Descriptor.as_shape().members
 
 
 class Requantizer(wiring.Component):
@@ -26,9 +30,15 @@ class Requantizer(wiring.Component):
 
     def __init__(self, *, two_terms: bool = False) -> None:
         self.two_terms = two_terms
-        ports = {"a": In(signed(32)), "m_a": In(16), "s": In(6), "relu": In(1), "y": Out(signed(8))}
+        ports = {
+            "a": In(signed(32)),
+            "m_a": In(_FIELDS["m"]),
+            "s": In(_FIELDS["s"]),
+            "relu": In(1),
+            "y": Out(signed(8)),
+        }
         if two_terms:
-            ports |= {"b": In(signed(8)), "m_b": In(16)}
+            ports |= {"b": In(signed(8)), "m_b": In(_FIELDS["m_b"])}
         super().__init__(ports)
 
     def elaborate(self, platform: object) -> Module:

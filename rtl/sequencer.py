@@ -3,12 +3,19 @@
 from amaranth.hdl import Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from voltflow.hw.signatures import ClockIncrements
+from voltflow.pmu.config import PROGRAM_ADDR_BITS
+from voltflow.pmu.ports import LaunchPort
 from voltflow.rtl.arith import address_bits
+from voltflow.rtl.buses import CURSOR_BITS, EngineControl, EpochCursor
 from voltflow.rtl.config import ADDR_BITS, AccelConfig
 from voltflow.rtl.divider import FractionalDivider
-from voltflow.rtl.program import DESCRIPTOR_BITS, Descriptor, OpMode
+from voltflow.rtl.program import Descriptor, OpMode, ProgramMemory
 
-__all__ = ["LayerSequencer"]
+__all__ = ["ENGINES", "LayerSequencer"]
+
+#: The engines the sequencer drives, each through an :class:`EngineControl` member of its name.
+ENGINES = ("gather", "writer", "array", "vector", "dma")
 
 
 class LayerSequencer(wiring.Component):
@@ -24,8 +31,10 @@ class LayerSequencer(wiring.Component):
     DMA is busy, each restarting from phase zero, so n ticks take ceil(n 2^B / inc) cycles. The
     engines are self-timed: their own loops decide when they finish.
 
-    ``start`` (held until ``done``) runs ``count`` descriptors from ``first`` (fewer if one has
-    ``last`` set); ``done`` stays high until ``start`` drops, then the sequencer is idle again.
+    ``launch.start`` (held until ``launch.done``) runs ``launch.count`` descriptors from
+    ``launch.first`` (fewer if one has ``last`` set); ``done`` stays high until ``start`` drops,
+    then the sequencer is idle again. ``clocks`` are the domains' divider increments, ``prog``
+    the program memory's read port.
     ``op_done`` pulses (registered) one cycle after each op's last cycle, with ``op_index``;
     ``done`` rises with it after the last op.
     """
@@ -33,52 +42,23 @@ class LayerSequencer(wiring.Component):
     def __init__(self, config: AccelConfig) -> None:
         self.config = cfg = config
         self.wbuf_bits = address_bits(2 * cfg.half_words)
-        B = cfg.phase_bits
         super().__init__(
             {
-                "start": In(1),
-                "first": In(12),
-                "count": In(8),
-                "inc_sys": In(B),
-                "inc_rram": In(B),
-                "inc_feeder": In(B),
-                "prog_addr": Out(12),
-                "prog_rdata": In(DESCRIPTOR_BITS),
+                "launch": In(LaunchPort()),
+                "clocks": In(ClockIncrements(phase_bits=cfg.phase_bits)),
+                "prog": Out(ProgramMemory()),
                 "desc": Out(Descriptor),
-                "tick_sys": Out(1),
-                "tick_feeder": Out(1),
-                "tick_rram": Out(1),
-                "gather_busy": In(1),
-                "gather_done": In(1),
-                "writer_busy": In(1),
-                "writer_done": In(1),
-                "array_busy": In(1),
-                "array_done": In(1),
-                "vector_busy": In(1),
-                "vector_done": In(1),
-                "dma_busy": In(1),
-                "dma_done": In(1),
-                "epoch_begin": Out(1),
-                "gather_start": Out(1),
-                "writer_start": Out(1),
-                "array_start": Out(1),
+                **{name: Out(EngineControl()) for name in ENGINES},
+                "epoch": Out(EpochCursor()),
                 "array_flush": Out(1),
-                "vector_start": Out(1),
-                "dma_start": Out(1),
                 "dma_src": Out(ADDR_BITS),
                 "dma_words": Out(self.wbuf_bits),
                 "dma_half": Out(1),
-                "epoch_q": Out(12),
-                "epoch_jp0": Out(12),
-                "epoch_cb0": Out(12),
-                "epoch_cbo0": Out(12),
-                "epoch_half": Out(1),
                 "running": Out(1),
                 "step_barrier": Out(1),
                 "epoch_barrier": Out(1),
                 "op_done": Out(1),
-                "op_index": Out(12),
-                "done": Out(1),
+                "op_index": Out(PROGRAM_ADDR_BITS),
             }
         )
 
@@ -90,20 +70,22 @@ class LayerSequencer(wiring.Component):
         m.submodules.div_feeder = div_feeder = FractionalDivider(phase_bits=cfg.phase_bits)
         m.submodules.div_rram = div_rram = FractionalDivider(phase_bits=cfg.phase_bits)
         m.d.comb += [
-            div_sys.inc.eq(self.inc_sys),
-            div_feeder.inc.eq(self.inc_feeder),
-            div_rram.inc.eq(self.inc_rram),
-            div_rram.run.eq(self.dma_busy),
-            self.tick_sys.eq(div_sys.tick),
-            self.tick_feeder.eq(div_feeder.tick),
-            self.tick_rram.eq(div_rram.tick),
+            div_sys.inc.eq(self.clocks.sys),
+            div_feeder.inc.eq(self.clocks.feeder),
+            div_rram.inc.eq(self.clocks.rram),
+            div_rram.run.eq(self.dma.busy),
+            self.array.tick.eq(div_sys.tick),
+            self.gather.tick.eq(div_feeder.tick),
+            self.writer.tick.eq(div_feeder.tick),
+            self.vector.tick.eq(div_feeder.tick),
+            self.dma.tick.eq(div_rram.tick),
         ]
 
-        pc = Signal(12)
+        pc = Signal(PROGRAM_ADDR_BITS)
         ops_left = Signal(8)
         count = Signal(16)
         step = Signal(25)
-        m.d.comb += self.prog_addr.eq(pc)
+        m.d.comb += self.prog.addr.eq(pc)
         is_vector = Signal()
         m.d.comb += is_vector.eq(
             (desc.mode == OpMode.MAXPOOL)
@@ -128,7 +110,7 @@ class LayerSequencer(wiring.Component):
         # The loaded epoch waiting for its compute phase, and the one being computed.
         pend = Signal()
         pend_q, pend_jp0, pend_cb0, pend_cbo0 = (
-            Signal(12, name=f"pend_{n}") for n in ("q", "jp0", "cb0", "cbo0")
+            Signal(CURSOR_BITS, name=f"pend_{n}") for n in ("q", "jp0", "cb0", "cbo0")
         )
         pend_half = Signal()
         m.d.comb += [
@@ -143,20 +125,26 @@ class LayerSequencer(wiring.Component):
             """Start the engines of step ``s`` (a signal, or 0 for an epoch's first step)."""
             if isinstance(s, int):  # step 0 only gathers tile 0 (every op has a tile)
                 assert s == 0
-                m.d.comb += self.gather_start.eq(1)
+                m.d.comb += self.gather.start.eq(1)
             else:
                 m.d.comb += [
-                    self.gather_start.eq(s < tiles),
-                    self.writer_start.eq(s >= 3),
-                    self.array_start.eq(((s >= 1) & (s <= tiles)) | (s == tiles + 1)),
+                    self.gather.start.eq(s < tiles),
+                    self.writer.start.eq(s >= 3),
+                    self.array.start.eq(((s >= 1) & (s <= tiles)) | (s == tiles + 1)),
                     self.array_flush.eq(s == tiles + 1),
                 ]
             m.d.sync += step.eq(s)
 
+        def epoch_sync() -> None:
+            """The phase has ended: the epoch barrier, then ``epoch_sync`` cycles."""
+            m.d.comb += self.epoch_barrier.eq(1)
+            m.d.sync += count.eq(cfg.epoch_sync - 1)
+            m.next = "EPOCH_SYNC"
+
         def launch_phase() -> None:
             """Start phase: DMA of the next epoch (if any), compute of the loaded one (if any)."""
             with m.If(ld_more):
-                m.d.comb += self.dma_start.eq(1)
+                m.d.comb += self.dma.start.eq(1)
                 m.d.sync += [
                     pend.eq(1),
                     pend_q.eq(ld_q),
@@ -176,24 +164,24 @@ class LayerSequencer(wiring.Component):
             with m.Else():
                 m.d.sync += pend.eq(0)
             with m.If(pend):
-                m.d.comb += self.epoch_begin.eq(1)
+                m.d.comb += self.epoch.begin.eq(1)
                 m.d.sync += [
-                    self.epoch_q.eq(pend_q),
-                    self.epoch_jp0.eq(pend_jp0),
-                    self.epoch_cb0.eq(pend_cb0),
-                    self.epoch_cbo0.eq(pend_cbo0),
-                    self.epoch_half.eq(pend_half),
+                    self.epoch.q.eq(pend_q),
+                    self.epoch.jp0.eq(pend_jp0),
+                    self.epoch.cb0.eq(pend_cb0),
+                    self.epoch.cbo0.eq(pend_cbo0),
+                    self.epoch.half.eq(pend_half),
                 ]
                 start_step(0)
                 m.next = "RUN"
             with m.Else():
                 m.next = "WAIT_DMA"
 
-        dma_idle_next = ~self.dma_busy | self.dma_done
-        feeder_idle_next = (~self.gather_busy | self.gather_done) & (
-            ~self.writer_busy | self.writer_done
+        dma_idle_next = ~self.dma.busy | self.dma.done
+        feeder_idle_next = (~self.gather.busy | self.gather.done) & (
+            ~self.writer.busy | self.writer.done
         )
-        sys_idle_next = ~self.array_busy | self.array_done
+        sys_idle_next = ~self.array.busy | self.array.done
 
         op_end = Signal()
         m.d.sync += [self.op_done.eq(op_end), self.op_index.eq(pc)]
@@ -201,13 +189,13 @@ class LayerSequencer(wiring.Component):
         with m.FSM(name="seq"):
             with m.State("IDLE"):
                 m.d.sync += count.eq(cfg.op_setup - 1)
-                with m.If(self.start):
-                    m.d.sync += [pc.eq(self.first), ops_left.eq(self.count)]
+                with m.If(self.launch.start):
+                    m.d.sync += [pc.eq(self.launch.first), ops_left.eq(self.launch.count)]
                     m.next = "SETUP"
             with m.State("SETUP"):
                 m.d.comb += self.running.eq(1)
                 m.d.sync += [
-                    desc.eq(self.prog_rdata),
+                    desc.eq(self.prog.data),
                     count.eq(count - 1),
                     ld_more.eq(~is_vector),
                     ld_j.eq(0),
@@ -222,7 +210,7 @@ class LayerSequencer(wiring.Component):
                     # desc was latched in the first setup cycle and the cursors set from it in
                     # the second (op_setup >= 3).
                     with m.If(is_vector):
-                        m.d.comb += self.vector_start.eq(1)
+                        m.d.comb += self.vector.start.eq(1)
                         m.next = "VEC_RUN"
                     with m.Else():
                         launch_phase()
@@ -238,9 +226,7 @@ class LayerSequencer(wiring.Component):
                 with m.If(count == 0):
                     with m.If(step == tiles + 2):
                         with m.If(dma_idle_next):
-                            m.d.comb += self.epoch_barrier.eq(1)
-                            m.d.sync += count.eq(cfg.epoch_sync - 1)
-                            m.next = "EPOCH_SYNC"
+                            epoch_sync()
                         with m.Else():
                             m.next = "WAIT_DMA"
                     with m.Else():
@@ -249,15 +235,11 @@ class LayerSequencer(wiring.Component):
             with m.State("WAIT_DMA"):
                 m.d.comb += self.running.eq(1)
                 with m.If(dma_idle_next):
-                    m.d.comb += self.epoch_barrier.eq(1)
-                    m.d.sync += count.eq(cfg.epoch_sync - 1)
-                    m.next = "EPOCH_SYNC"
+                    epoch_sync()
             with m.State("VEC_RUN"):
                 m.d.comb += [self.running.eq(1), div_feeder.run.eq(1)]
-                with m.If(~self.vector_busy | self.vector_done):
-                    m.d.comb += self.epoch_barrier.eq(1)
-                    m.d.sync += count.eq(cfg.epoch_sync - 1)
-                    m.next = "EPOCH_SYNC"
+                with m.If(~self.vector.busy | self.vector.done):
+                    epoch_sync()
             with m.State("EPOCH_SYNC"):
                 m.d.comb += self.running.eq(1)
                 m.d.sync += count.eq(count - 1)
@@ -274,7 +256,7 @@ class LayerSequencer(wiring.Component):
                             m.next = "SETUP"
             with m.State("DONE"):
                 # Held until the launcher drops start (a PMU LAUNCH handshake).
-                m.d.comb += self.done.eq(1)
-                with m.If(~self.start):
+                m.d.comb += self.launch.done.eq(1)
+                with m.If(~self.launch.start):
                     m.next = "IDLE"
         return m

@@ -3,9 +3,12 @@
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from voltflow.hw.signatures import MemoryRead, MemoryWrite
+from voltflow.hw.widths import WORD_BITS
 from voltflow.rtl.arith import widened_signed
+from voltflow.rtl.buses import EngineControl
 from voltflow.rtl.config import ADDR_BITS, AccelConfig
-from voltflow.rtl.program import OpMode
+from voltflow.rtl.program import Descriptor, OpMode
 from voltflow.rtl.requantizer import Requantizer
 
 __all__ = ["VectorUnit"]
@@ -28,46 +31,23 @@ class VectorUnit(wiring.Component):
         self.config = config
         super().__init__(
             {
-                "tick": In(1),
-                "start": In(1),
-                "mode": In(OpMode),
-                "in_base": In(ADDR_BITS),
-                "in2_base": In(ADDR_BITS),
-                "out_base": In(ADDR_BITS),
-                "in_h": In(12),
-                "in_w": In(12),
-                "out_w": In(12),
-                "pixels": In(24),
-                "kh": In(12),
-                "kw": In(12),
-                "sh": In(12),
-                "sw": In(12),
-                "pad_t": In(8),
-                "pad_l": In(8),
-                "cb": In(12),
-                "m": In(16),
-                "m_b": In(16),
-                "s": In(6),
-                "relu": In(1),
-                "spad_raddr": Out(ADDR_BITS),
-                "spad_rdata": In(64),
-                "spad_waddr": Out(ADDR_BITS),
-                "spad_wdata": Out(64),
-                "spad_we": Out(1),
-                "busy": Out(1),
-                "done_now": Out(1),
+                "control": In(EngineControl()),
+                "desc": In(Descriptor),
+                "spad_read": Out(MemoryRead(addr_bits=ADDR_BITS, data_bits=WORD_BITS)),
+                "spad_write": Out(MemoryWrite(addr_bits=ADDR_BITS, data_bits=WORD_BITS)),
                 "spad_reads_inc": Out(1),
             }
         )
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
+        desc = self.desc
         L = self.config.lanes
         is_add = Signal()
         is_max = Signal()
-        m.d.comb += [is_add.eq(self.mode == OpMode.ADD), is_max.eq(self.mode == OpMode.MAXPOOL)]
-        taps_h = Mux(is_add, 1, self.kh)
-        taps_w = Mux(is_add, 2, self.kw)
+        m.d.comb += [is_add.eq(desc.mode == OpMode.ADD), is_max.eq(desc.mode == OpMode.MAXPOOL)]
+        taps_h = Mux(is_add, 1, desc.kh)
+        taps_w = Mux(is_add, 2, desc.kw)
 
         # ---- stage 1: one window position per tick -----------------------------------------------
         issuing = Signal()
@@ -80,7 +60,7 @@ class VectorUnit(wiring.Component):
         kx = Signal(12)
         window = Signal(ADDR_BITS)  # output word index = cb * P + pixel
         active = Signal()
-        m.d.comb += active.eq(self.tick & self.busy)
+        m.d.comb += active.eq(self.control.tick & self.control.busy)
         issue = Signal()
         m.d.comb += issue.eq(active & issuing)
 
@@ -92,21 +72,21 @@ class VectorUnit(wiring.Component):
             is_add
             | (
                 (iy >= 0)
-                & (iy < widened_signed(self.in_h))
+                & (iy < widened_signed(desc.in_h))
                 & (ix >= 0)
-                & (ix < widened_signed(self.in_w))
+                & (ix < widened_signed(desc.in_w))
             )
         )
-        plane = self.in_h * self.in_w
-        pool_addr = self.in_base + cb * plane + iy[:12] * self.in_w + ix[:12]
-        add_addr = Mux(kx == 0, self.in_base, self.in2_base) + window
+        plane = desc.in_h * desc.in_w
+        pool_addr = desc.in_base + cb * plane + iy[:12] * desc.in_w + ix[:12]
+        add_addr = Mux(kx == 0, desc.in_base, desc.in2_base) + window
         m.d.comb += [
-            self.spad_raddr.eq(Mux(is_add, add_addr, pool_addr)),
+            self.spad_read.addr.eq(Mux(is_add, add_addr, pool_addr)),
             self.spad_reads_inc.eq(issue & inside),
         ]
         first_pos = (ky == 0) & (kx == 0)
         last_pos = (ky == taps_h - 1) & (kx == taps_w - 1)
-        last_window = (cb == self.cb - 1) & (pix == self.pixels - 1)
+        last_window = (cb == desc.cb - 1) & (pix == desc.pixels - 1)
 
         with m.If(issue):
             m.d.sync += kx.eq(kx + 1)
@@ -114,17 +94,17 @@ class VectorUnit(wiring.Component):
                 m.d.sync += [kx.eq(0), ky.eq(ky + 1)]
                 with m.If(ky == taps_h - 1):
                     m.d.sync += [ky.eq(0), window.eq(window + 1), pix.eq(pix + 1)]
-                    with m.If(ox == self.out_w - 1):
-                        m.d.sync += [ox.eq(0), ix0.eq(-self.pad_l), iy0.eq(iy0 + self.sh)]
+                    with m.If(ox == desc.out_w - 1):
+                        m.d.sync += [ox.eq(0), ix0.eq(-desc.pad_l), iy0.eq(iy0 + desc.sh)]
                     with m.Else():
-                        m.d.sync += [ox.eq(ox + 1), ix0.eq(ix0 + self.sw)]
-                    with m.If(pix == self.pixels - 1):
+                        m.d.sync += [ox.eq(ox + 1), ix0.eq(ix0 + desc.sw)]
+                    with m.If(pix == desc.pixels - 1):
                         m.d.sync += [
                             pix.eq(0),
                             cb.eq(cb + 1),
                             ox.eq(0),
-                            iy0.eq(-self.pad_t),
-                            ix0.eq(-self.pad_l),
+                            iy0.eq(-desc.pad_t),
+                            ix0.eq(-desc.pad_l),
                         ]
                     with m.If(last_window):
                         m.d.sync += issuing.eq(0)
@@ -142,8 +122,8 @@ class VectorUnit(wiring.Component):
                 d_inside.eq(inside),
                 d_first.eq(first_pos),
                 d_last.eq(last_pos),
-                d_data.eq(self.spad_rdata),
-                d_out.eq(self.out_base + window),
+                d_data.eq(self.spad_read.data),
+                d_out.eq(desc.out_base + window),
             ]
         fold = Signal()
         m.d.comb += fold.eq(active & d_valid)
@@ -165,10 +145,10 @@ class VectorUnit(wiring.Component):
             m.d.comb += [
                 rq.a.eq(Mux(is_add, held, new)),
                 rq.b.eq(Mux(is_add, value, 0)),
-                rq.m_a.eq(self.m),
-                rq.m_b.eq(Mux(is_add, self.m_b, 0)),
-                rq.s.eq(self.s),
-                rq.relu.eq(self.relu),
+                rq.m_a.eq(desc.m),
+                rq.m_b.eq(Mux(is_add, desc.m_b, 0)),
+                rq.s.eq(desc.s),
+                rq.relu.eq(desc.relu),
             ]
             with m.If(fold):
                 m.d.sync += acc.eq(new)
@@ -176,17 +156,17 @@ class VectorUnit(wiring.Component):
                     m.d.sync += held.eq(value)
             lanes_out.append(Mux(is_max, new[:8], rq.y)[:8])
         m.d.comb += [
-            self.spad_waddr.eq(d_out),
-            self.spad_wdata.eq(Cat(*lanes_out)),
-            self.spad_we.eq(fold & d_last),
+            self.spad_write.addr.eq(d_out),
+            self.spad_write.data.eq(Cat(*lanes_out)),
+            self.spad_write.en.eq(fold & d_last),
         ]
         with m.If(active & ~issuing & d_valid):
-            m.d.comb += self.done_now.eq(1)
-            m.d.sync += self.busy.eq(0)
+            m.d.comb += self.control.done.eq(1)
+            m.d.sync += self.control.busy.eq(0)
 
-        with m.If(self.start):
+        with m.If(self.control.start):
             m.d.sync += [
-                self.busy.eq(1),
+                self.control.busy.eq(1),
                 issuing.eq(1),
                 cb.eq(0),
                 pix.eq(0),
@@ -194,8 +174,8 @@ class VectorUnit(wiring.Component):
                 ky.eq(0),
                 kx.eq(0),
                 window.eq(0),
-                iy0.eq(-self.pad_t),
-                ix0.eq(-self.pad_l),
+                iy0.eq(-desc.pad_t),
+                ix0.eq(-desc.pad_l),
                 d_valid.eq(0),
             ]
         return m

@@ -3,7 +3,10 @@
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from voltflow.hw.signatures import MemoryRead, MemoryWrite
+from voltflow.hw.widths import WORD_BITS
 from voltflow.rtl.arith import address_bits
+from voltflow.rtl.buses import EngineControl
 from voltflow.rtl.config import ADDR_BITS, AccelConfig
 
 __all__ = ["WeightDma"]
@@ -21,18 +24,12 @@ class WeightDma(wiring.Component):
         self.wbuf_bits = address_bits(2 * cfg.half_words)
         super().__init__(
             {
-                "tick": In(1),
-                "start": In(1),
+                "control": In(EngineControl()),
                 "src": In(ADDR_BITS),
                 "words": In(self.wbuf_bits),
                 "half": In(1),
-                "rram_raddr": Out(ADDR_BITS),
-                "rram_rdata": In(64),
-                "wbuf_waddr": Out(self.wbuf_bits),
-                "wbuf_wdata": Out(64),
-                "wbuf_we": Out(1),
-                "busy": Out(1),
-                "done_now": Out(1),
+                "rram_read": Out(MemoryRead(addr_bits=ADDR_BITS, data_bits=WORD_BITS)),
+                "wbuf_write": Out(MemoryWrite(addr_bits=self.wbuf_bits, data_bits=WORD_BITS)),
             }
         )
 
@@ -43,21 +40,21 @@ class WeightDma(wiring.Component):
         words = Signal(self.wbuf_bits)
         half = Signal()
         active = Signal()
-        m.d.comb += active.eq(self.tick & self.busy)
+        m.d.comb += active.eq(self.control.tick & self.control.busy)
         m.d.comb += [
-            self.rram_raddr.eq(src + index),
-            self.wbuf_waddr.eq(Mux(half, self.config.half_words, 0) + index),
-            self.wbuf_wdata.eq(self.rram_rdata),
-            self.wbuf_we.eq(active),
+            self.rram_read.addr.eq(src + index),
+            self.wbuf_write.addr.eq(Mux(half, self.config.half_words, 0) + index),
+            self.wbuf_write.data.eq(self.rram_read.data),
+            self.wbuf_write.en.eq(active),
         ]
         with m.If(active):
             m.d.sync += index.eq(index + 1)
             with m.If(index == words - 1):
-                m.d.comb += self.done_now.eq(1)
-                m.d.sync += self.busy.eq(0)
-        with m.If(self.start):
+                m.d.comb += self.control.done.eq(1)
+                m.d.sync += self.control.busy.eq(0)
+        with m.If(self.control.start):
             m.d.sync += [
-                self.busy.eq(1),
+                self.control.busy.eq(1),
                 index.eq(0),
                 src.eq(self.src),
                 words.eq(self.words),

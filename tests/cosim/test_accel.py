@@ -2,15 +2,19 @@
 to the cost model's prediction (scheduler/dataflow.py), per op, at several frequency settings."""
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from voltflow.cosim import accel_run
 from voltflow.cosim.accel_run import RunResult, accelerator_build, run_network
 from voltflow.cosim.build import VerilatorBuild, lint
 from voltflow.cosim.sim_top import accel_build_spec
 from voltflow.scheduler.chip import Chip, load_chip
 from voltflow.scheduler.dataflow import OpWork
 from voltflow.scheduler.network import Network, load_network
+
+from tests.cosim import rtl_reference
 
 SMALL_CHIP = Path(__file__).resolve().parents[1] / "data" / "chip_small.yaml"
 STATES = [(1.1, 1.1, 1.1), (0.9, 1.3, 1.0), (1.3, 0.9, 1.2)]
@@ -222,10 +226,29 @@ def test_random_layers_are_bit_exact_and_cycle_exact(
 @pytest.mark.parametrize("state", STATES, ids=lambda s: ",".join(map(str, s)))
 @pytest.mark.parametrize("name", ["resnet8", "ds_cnn"])
 def test_mlperf_tiny_network_is_exact(
-    name: str, state: tuple[float, float, float], chip: Chip, spec_build: VerilatorBuild
+    name: str,
+    state: tuple[float, float, float],
+    chip: Chip,
+    spec_build: VerilatorBuild,
+    tmp_path: Path,
 ) -> None:
-    result = run_network(load_network(name), chip, state, seed=1, verilator_build=spec_build)
+    """Also equal to the recorded run (tests/cosim/rtl_reference.py): every op's cycles and raw
+    counter line, the run's counters and a digest of every observed output."""
+    result = run_network(
+        load_network(name), chip, state, seed=1, verilator_build=spec_build, run_dir=tmp_path
+    )
     _assert_exact(result)
+    lines = (tmp_path / "stats.txt").read_text().splitlines()
+    stats = [[int(x) for x in line.split()] for line in lines]
+    rtl_reference.check(
+        f"accel/{name}/{','.join(map(str, state))}",
+        {
+            "cycles": [[op.name, op.measured_cycles] for op in result.ops],
+            "stats": stats,
+            "counters": result.counters,
+            "outputs": rtl_reference.digest(result.outputs),
+        },
+    )
 
 
 @pytest.mark.cosim
@@ -244,3 +267,36 @@ def test_squeezenet_on_the_reference_chip_is_exact(state: tuple[float, float, fl
 def test_generated_verilog_passes_lint_wall(chip: Chip) -> None:
     report = lint(accel_build_spec(chip))
     assert report.passed, report.output
+
+
+# ---- the testbench's own check ----------------------------------------------------------------
+
+
+@pytest.mark.cosim
+def test_testbench_fails_when_the_rtl_differs_from_the_expectation(
+    chip: Chip, spec_build: VerilatorBuild, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cocotb test itself fails (not only the host's later comparison) when what it is told
+    to expect differs from what the RTL does: here one op's cycles and one output's digest."""
+    real = accel_run.testbench_expectation
+
+    def wrong(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        expectation: dict[str, Any] = real(*args, **kwargs)
+        expectation["ops"][0]["cycles"] += 1
+        expectation["outputs"]["c"]["digest"] = "0" * 64
+        return expectation
+
+    network = _network(tmp_path, "conv1x1", LAYERS["conv1x1"])
+    good = run_network(network, chip, STATES[0], seed=7, verilator_build=spec_build)
+    assert good.passed and good.testbench_mismatches == ()
+    monkeypatch.setattr(accel_run, "testbench_expectation", wrong)
+    run_dir = tmp_path / "run"
+    bad = run_network(network, chip, STATES[0], seed=7, verilator_build=spec_build, run_dir=run_dir)
+    assert any(m.startswith("op 0: cycles ") for m in bad.testbench_mismatches)
+    assert "output c differs from the golden model" in bad.testbench_mismatches
+    assert not bad.passed
+    # The RTL did the same as before; only the expectation was wrong.
+    assert [op.measured_cycles for op in bad.ops] == [op.measured_cycles for op in good.ops]
+    # cocotb recorded the test as failed.
+    results = (run_dir / "sim" / "results.xml").read_text()
+    assert "<failure" in results and "differs from the expectation" in results

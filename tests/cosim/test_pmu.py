@@ -24,6 +24,8 @@ from voltflow.scheduler.problem import build_problem
 from voltflow.scheduler.schedule import ScheduledLayer, ScheduleFile
 from voltflow.scheduler.solve import Method, Status
 
+from tests.cosim import rtl_reference
+
 SMALL_CHIP = Path(__file__).resolve().parents[1] / "data" / "chip_small.yaml"
 TINY = Path(__file__).resolve().parents[1] / "scheduler" / "data" / "tiny.yaml"
 
@@ -80,6 +82,22 @@ def _assert_as_predicted(result: PmuRunResult) -> None:
     assert list(result.bank_on_cycles) == p.bank_on_cycles
 
 
+def _check_reference(key: str, result: PmuRunResult) -> None:
+    """The run equals the recorded one (tests/cosim/rtl_reference.py)."""
+    rtl_reference.check(
+        f"pmu/{key}",
+        {
+            "status": [result.error.name, result.halt_code, result.end_cycle],
+            "counters": result.counters,
+            "bank_on_cycles": list(result.bank_on_cycles),
+            "launches": [[x.first, x.count, x.exec_cycle, x.done_cycle] for x in result.launches],
+            "snapshots": [[s.event, s.now, s.counters] for s in result.snapshots],
+            "op_stats": result.op_stats.tolist(),
+            "outputs": rtl_reference.digest(result.outputs),
+        },
+    )
+
+
 @pytest.mark.cosim
 def test_raising_a_clock_before_its_rail_settles_is_an_overclock_at_that_cycle(
     chip: Chip, tiny: Network, spec_build: VerilatorBuild
@@ -117,6 +135,7 @@ def test_raising_a_clock_before_its_rail_settles_is_an_overclock_at_that_cycle(
     assert result.predicted.overclock_first == expected
     assert result.access_violations == 0 and result.bit_exact
     _assert_as_predicted(result)
+    _check_reference("early_overclock", result)
 
 
 def _bank_of(table: CostTable, chip: Chip, tensor: str) -> int:
@@ -140,6 +159,7 @@ def test_gating_a_bank_with_a_live_activation_breaks_the_output(
     good = run_program(tiny, chip, program.words, seed=2, verilator_build=spec_build)
     assert good.bit_exact and good.violations == 0
     _assert_as_predicted(good)
+    _check_reference("tiny_nominal", good)
     # pool1's output waits in its bank for the residual add of layer 2 (pw, add): gate that bank
     # just before layer 2 is launched.
     bank = _bank_of(table, chip, "pool1")
@@ -156,6 +176,7 @@ def test_gating_a_bank_with_a_live_activation_breaks_the_output(
     assert bad.access_violations > 0
     assert bad.counters["access_first"] > bad.launches[2].exec_cycle
     assert bad.counters["access_first"] < bad.launches[2].done_cycle
+    _check_reference("tiny_gated_live_bank", bad)
 
 
 @pytest.mark.cosim

@@ -31,9 +31,10 @@ from voltflow.cosim.build import (
     run_cocotb,
 )
 from voltflow.cosim.verilog import component_to_verilog
-from voltflow.rtl.smoke_counter import SmokeCounter
 
-SMOKE_TB = "voltflow.cosim.tb_smoke"
+from tests.rtl.smoke_counter import SmokeCounter
+
+SMOKE_TB = "tests.cosim.tb_smoke"
 FAKE_TOOLCHAIN = ToolchainIdentity(verilator="5.48.0 (rev test)", cocotb="2.1.0", cocotb_libs="/x")
 
 
@@ -80,8 +81,8 @@ class LintProbe(wiring.Component):
 
 def test_verilog_is_deterministic_across_processes() -> None:
     script = (
-        "import hashlib; from cosim.verilog import component_to_verilog; "
-        "from rtl.smoke_counter import SmokeCounter; "
+        "import hashlib; from voltflow.cosim.verilog import component_to_verilog; "
+        "from tests.rtl.smoke_counter import SmokeCounter; "
         "print(hashlib.sha256(component_to_verilog(SmokeCounter(), name='smoke_counter')"
         ".encode()).hexdigest())"
     )

@@ -9,9 +9,9 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
 from amaranth.sim import Simulator
-from voltflow.pmu.config import TIME_BITS, PmuConfig
+from voltflow.pmu.config import PmuConfig
 from voltflow.pmu.isa import ErrorCode
-from voltflow.pmu.timing import TRANSITION_KINDS
+from voltflow.pmu.ports import VIOLATION_COUNTERS
 from voltflow.pmu.unit import COUNTER_PORTS, PowerManagementUnit
 
 __all__ = ["RtlOutcome", "run_programs", "stub_cycles"]
@@ -22,6 +22,12 @@ DEPTH = 64
 def stub_cycles(first: int, count: int, incs: tuple[int, int, int]) -> int:
     """The stub accelerator's running cycles for a LAUNCH (known to the model too)."""
     return (first + count) % 5 + 1
+
+
+def _counter(pmu: PowerManagementUnit, name: str) -> Signal:
+    """The unit's counter output ``name``."""
+    bundle = pmu.counters.violations if name in VIOLATION_COUNTERS else pmu.counters.power
+    return getattr(bundle, name)
 
 
 class _StubAccelerator(Elaboratable):
@@ -35,16 +41,16 @@ class _StubAccelerator(Elaboratable):
         pmu = self.pmu
         left = Signal(8)
         with m.FSM(name="stub"):
-            with m.State("IDLE"), m.If(pmu.acc_start):
-                m.d.sync += left.eq((pmu.acc_first + pmu.acc_count) % 5 + 1)
+            with m.State("IDLE"), m.If(pmu.launch.start):
+                m.d.sync += left.eq((pmu.launch.first + pmu.launch.count) % 5 + 1)
                 m.next = "RUN"
             with m.State("RUN"):
                 m.d.sync += left.eq(left - 1)
                 with m.If(left == 1):
                     m.next = "DONE"
             with m.State("DONE"):
-                m.d.comb += pmu.acc_done.eq(1)
-                with m.If(~pmu.acc_start):
+                m.d.comb += pmu.launch.done.eq(1)
+                with m.If(~pmu.launch.start):
                     m.next = "IDLE"
         return m
 
@@ -62,11 +68,11 @@ class _Harness(wiring.Component):
         m.submodules.cmd = self.mem = mem = Memory(shape=64, depth=DEPTH, init=[])
         rd = mem.read_port(domain="comb")
         m.d.comb += [
-            rd.addr.eq(pmu.cmd_addr),
-            pmu.cmd_rdata.eq(rd.data),
-            pmu.cmd_words.eq(self.cmd_words),
-            pmu.prog_ops.eq(200),
-            pmu.budget.eq(self.budget),
+            rd.addr.eq(pmu.cmd.addr),
+            pmu.cmd.data.eq(rd.data),
+            pmu.limits.cmd_words.eq(self.cmd_words),
+            pmu.limits.prog_ops.eq(200),
+            pmu.limits.budget.eq(self.budget),
         ]
         m.submodules.stub = ResetInserter(self.restart)(_StubAccelerator(pmu))
         return m
@@ -110,30 +116,31 @@ def run_programs(
             await ctx.tick()
             ctx.set(dut.restart, 0)
             # Power-on: a reset clears registers, not the PMU's on-time memories.
-            for memory in pmu.banks.on_time_memories:
+            for memory in pmu.switches.on_time_memories:
                 for i in range(memory.depth):
                     ctx.set(memory.data[i], 0)
             ticks = 0
             launches = []
-            while not ctx.get(pmu.halted) and ticks < max_ticks:
-                if ctx.get(pmu.launch_done):
-                    launches.append((ctx.get(pmu.launch_exec), ctx.get(pmu.now)))
+            while not ctx.get(pmu.status.halted) and ticks < max_ticks:
+                if ctx.get(pmu.status.launch_done):
+                    launches.append((ctx.get(pmu.status.launch_exec), ctx.get(pmu.status.now)))
                 await ctx.tick()
                 ticks += 1
-            halted = bool(ctx.get(pmu.halted))
-            error = ErrorCode(ctx.get(pmu.error))
+            halted = bool(ctx.get(pmu.status.halted))
+            error = ErrorCode(ctx.get(pmu.status.error))
+            stopped = halted and error is ErrorCode.NONE
             on = []
             for b in range(config.n_banks):
-                ctx.set(pmu.bank_sel, b)
-                on.append(ctx.get(pmu.bank_on_cycles))
+                ctx.set(pmu.banks.sel, b)
+                on.append(ctx.get(pmu.banks.on_cycles))
             outcome = RtlOutcome(
                 ticks=ticks,
-                end_cycle=ctx.get(pmu.end_cycle) if halted else -1,
-                halt_code=ctx.get(pmu.halt_code) if halted and error is ErrorCode.NONE else None,
+                end_cycle=ctx.get(pmu.status.end_cycle) if halted else -1,
+                halt_code=ctx.get(pmu.status.halt_code) if stopped else None,
                 error=error,
-                error_pc=ctx.get(pmu.error_pc) if error is not ErrorCode.NONE else None,
+                error_pc=ctx.get(pmu.status.error_pc) if error is not ErrorCode.NONE else None,
                 launches=launches,
-                counters={n: ctx.get(getattr(pmu, n)) for n in COUNTER_PORTS(config)},
+                counters={n: ctx.get(_counter(pmu, n)) for n in COUNTER_PORTS(config)},
                 bank_on_cycles=on,
             )
             results.append(outcome)
@@ -145,6 +152,3 @@ def run_programs(
     sim.add_testbench(bench)
     sim.run()
     return results
-
-
-del TIME_BITS, TRANSITION_KINDS

@@ -1,4 +1,5 @@
-"""cocotb testbench for :class:`rtl.smoke_counter.SmokeCounter`: ``done`` rises on the exact cycle.
+"""cocotb testbench for :class:`tests.rtl.smoke_counter.SmokeCounter`: ``done`` rises on the
+exact cycle.
 
 Runs inside the simulator (see ``tests/cosim/test_toolchain.py``). Python never touches the DUT per
 cycle: the hardware counts alone while the testbench waits on ``RisingEdge(dut.done)``.

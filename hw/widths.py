@@ -1,0 +1,34 @@
+"""Widths and counts that both the PMU hardware and the accelerator RTL depend on.
+
+Each number is defined here once; ``pmu/config.py`` and ``rtl/config.py`` re-export the ones
+their users already import from there.
+"""
+
+from voltflow.scheduler.chip import DOMAINS
+
+__all__ = [
+    "ADDR_BITS",
+    "CLOCK_DOMAINS",
+    "COUNTER_BITS",
+    "GROUP_BANKS",
+    "SELECT_BITS",
+    "TIME_BITS",
+    "WORD_BITS",
+]
+
+#: Word-address width of the scratchpad and RRAM ports (16 M words each; the SV wrapper's
+#: memories are smaller and sized per chip).
+ADDR_BITS = 24
+#: Width of a scratchpad / RRAM / buffer word.
+WORD_BITS = 64
+#: Width of every activity counter of the accelerator and of its cycle counter.
+COUNTER_BITS = 48
+#: Width of the reference-cycle clock and of every PMU time counter: a fuzz program may WAIT
+#: 2^48 - 1 cycles many times, so 48 bits (the activity counters' width) could wrap.
+TIME_BITS = 64
+#: Banks per GATE/WAKE group (the ISA's 32-bit mask).
+GROUP_BANKS = 32
+#: Width of a bank index (the per-bank on-time read port's select) and of a count of banks.
+SELECT_BITS = 16
+#: The DVFS clock domains in the order of their buses' members (the chip's DOMAINS order).
+CLOCK_DOMAINS: tuple[str, ...] = tuple(d.value for d in DOMAINS)

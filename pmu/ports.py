@@ -1,0 +1,159 @@
+"""The buses of the PMU hardware, with their widths from the ISA and the PMU configuration.
+
+The buses shared with the accelerator are the signatures of :mod:`voltflow.hw.signatures`; this
+module fixes their ISA widths (:class:`LaunchPort`, :class:`CommandMemory`) and declares the
+PMU's own buses: run limits, status, bank commands, voltage codes and counter bundles.
+"""
+
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+from voltflow.hw.signatures import ClockIncrements, Counters, Launch, MemoryRead
+from voltflow.hw.widths import CLOCK_DOMAINS, GROUP_BANKS, TIME_BITS
+from voltflow.pmu.config import (
+    BUDGET_BITS,
+    COMMAND_ADDR_BITS,
+    COMMAND_WORDS,
+    PROGRAM_OPS,
+    TRANSITION_KINDS,
+    PmuConfig,
+)
+from voltflow.pmu.isa import WORD_BITS, ErrorCode, Opcode, payload_fields
+from voltflow.scheduler.chip import BankKind
+
+__all__ = [
+    "VIOLATION_COUNTERS",
+    "VOLTAGE_CODE_BITS",
+    "BankCommand",
+    "CommandMemory",
+    "LaunchPort",
+    "PmuCounters",
+    "RunLimits",
+    "Status",
+    "VoltageCodes",
+    "power_counter_names",
+    "sequencer_buses",
+]
+
+#: A voltage code: 0 = unpowered, k + 1 = grid level k (at most 16 levels).
+VOLTAGE_CODE_BITS = 5
+#: The violation monitors' counters (``*_first``: the cycle of the first one).
+VIOLATION_COUNTERS = ("overclock_count", "overclock_first", "access_count", "access_first")
+
+
+def power_counter_names(config: PmuConfig) -> tuple[str, ...]:
+    """The power counters' outputs, in output order: time per domain per level, transitions,
+    sleep / idle / frames / overruns, bank-cycles per kind per level, wakes per kind."""
+    levels = range(len(config.levels_v))
+    names = [f"cycles_{d}_{k}" for d in CLOCK_DOMAINS for k in levels]
+    names += [*TRANSITION_KINDS, "asleep_cycles", "idle_cycles", "frames", "overruns"]
+    names += [f"bank_cycles_{kind.value}_{k}" for kind in BankKind for k in levels]
+    names += [f"wakes_{kind.value}" for kind in BankKind]
+    return tuple(names)
+
+
+class CommandMemory(MemoryRead):
+    """The command memory's read port (one ISA word per command address)."""
+
+    def __init__(self) -> None:
+        super().__init__(addr_bits=COMMAND_ADDR_BITS, data_bits=WORD_BITS)
+
+
+class LaunchPort(Launch):
+    """A :class:`~voltflow.hw.signatures.Launch` with the widths of the ISA's LAUNCH fields."""
+
+    def __init__(self) -> None:
+        fields = payload_fields(Opcode.LAUNCH)
+        super().__init__(first_bits=fields["first"], count_bits=fields["count"])
+
+
+class RunLimits(wiring.Signature):
+    """What the host loads with the programs: words of the command program, descriptors of the
+    layer program, and the command budget (0: unlimited; then WATCHDOG)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            {
+                "cmd_words": Out(COMMAND_WORDS.bit_length()),
+                "prog_ops": Out(PROGRAM_OPS.bit_length()),
+                "budget": Out(BUDGET_BITS),
+            }
+        )
+
+
+class Status(wiring.Signature):
+    """The PMU's status, from the PMU.
+
+    Members
+    -------
+    now : Out(64)
+        The present reference cycle.
+    halted : Out(1), halt_code : Out(8), error : Out(ErrorCode), error_pc : Out(12),
+    end_cycle : Out(64)
+        The PMU has stopped (HALT or error) in cycle ``end_cycle``.
+    launch_exec : Out(64), launch_done : Out(1)
+        The cycle of the last LAUNCH; its ops are done (one-cycle pulse).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            {
+                "now": Out(TIME_BITS),
+                "halted": Out(1),
+                "halt_code": Out(payload_fields(Opcode.HALT)["code"]),
+                "error": Out(ErrorCode),
+                "error_pc": Out(COMMAND_ADDR_BITS),
+                "end_cycle": Out(TIME_BITS),
+                "launch_exec": Out(TIME_BITS),
+                "launch_done": Out(1),
+            }
+        )
+
+
+class BankCommand(wiring.Signature):
+    """A GATE / WAKE of ``mask`` in ``group`` (one-cycle pulses), or SLEEP's ``gate_all``, from
+    the sequencer (validated there)."""
+
+    def __init__(self) -> None:
+        fields = payload_fields(Opcode.GATE)
+        assert fields["mask"] == GROUP_BANKS
+        super().__init__(
+            {
+                "gate": Out(1),
+                "wake": Out(1),
+                "group": Out(fields["group"]),
+                "mask": Out(GROUP_BANKS),
+                "gate_all": Out(1),
+            }
+        )
+
+
+class VoltageCodes(wiring.Signature):
+    """Per clock domain a voltage code (0: unpowered, k + 1: grid level k)."""
+
+    def __init__(self) -> None:
+        super().__init__({d: Out(VOLTAGE_CODE_BITS) for d in CLOCK_DOMAINS})
+
+
+class PmuCounters(wiring.Signature):
+    """Every counter of the PMU, from the PMU: ``power`` (:func:`power_counter_names`) and
+    ``violations`` (:data:`VIOLATION_COUNTERS`)."""
+
+    def __init__(self, config: PmuConfig) -> None:
+        super().__init__(
+            {
+                "power": Out(Counters(power_counter_names(config), bits=TIME_BITS)),
+                "violations": Out(Counters(VIOLATION_COUNTERS, bits=TIME_BITS)),
+            }
+        )
+
+
+def sequencer_buses(config: PmuConfig) -> dict[str, wiring.Member]:
+    """The PMU sequencer's buses that the power-management unit passes on as they are: command
+    memory, run limits, launches, clock increments and status."""
+    return {
+        "cmd": Out(CommandMemory()),
+        "limits": In(RunLimits()),
+        "launch": Out(LaunchPort()),
+        "clocks": Out(ClockIncrements(phase_bits=config.phase_bits)),
+        "status": Out(Status()),
+    }
