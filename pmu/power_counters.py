@@ -7,13 +7,12 @@ from voltflow.hw.signatures import Counters
 from voltflow.hw.widths import CLOCK_DOMAINS, SELECT_BITS, TIME_BITS
 from voltflow.pmu.config import TRANSITION_KINDS, PmuConfig
 from voltflow.pmu.ports import VoltageCodes, power_counter_names
-from voltflow.scheduler.chip import BankKind
+from voltflow.scheduler.chip import BANK_DOMAIN, BankKind
 
 __all__ = ["PowerCounters"]
 
 _DOMAINS = CLOCK_DOMAINS
 #: The domain whose supply a bank kind's leakage is charged at.
-_BANK_DOMAIN = {BankKind.IFMAP: "feeder", BankKind.OFMAP: "feeder", BankKind.RRAM: "rram"}
 
 
 class PowerCounters(wiring.Component):
@@ -67,7 +66,7 @@ class PowerCounters(wiring.Component):
                         m.d.sync += counter.eq(counter + self.delta)
         for bank_kind in BankKind:
             name = bank_kind.value
-            with m.Switch(getattr(self.level, _BANK_DOMAIN[bank_kind])):
+            with m.Switch(getattr(self.level, BANK_DOMAIN[bank_kind].value)):
                 for k in range(len(self.config.levels_v)):
                     with m.Case(k + 1):
                         counter = getattr(self.counters, f"bank_cycles_{name}_{k}")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from voltflow.pmu.config import COMMAND_WORDS, GROUP_BANKS, TRANSITION_KINDS, PmuConfig
 from voltflow.pmu.isa import DomainCode, ErrorCode, Instr, IsaError, Opcode, decode
-from voltflow.scheduler.chip import DOMAINS, BankKind
+from voltflow.scheduler.chip import BANK_DOMAIN, DOMAINS, BankKind
 
 __all__ = [
     "LAUNCH_DONE_DELAY",
@@ -42,9 +42,8 @@ LAUNCH_DONE_DELAY = 2
 #: Cycles a LAUNCH costs on top of its ops' cycles C (the next command executes at t + C + 3).
 LAUNCH_OVERHEAD = 3
 _DOMAIN_INDEX = {DomainCode.SYS.value: 0, DomainCode.RRAM.value: 1, DomainCode.FEEDER.value: 2}
-#: Index (in DOMAINS) of the domain whose voltage a bank kind's leakage is charged at.
-_BANK_DOMAIN = {BankKind.IFMAP: 2, BankKind.OFMAP: 2, BankKind.RRAM: 1}
-_KIND_DOMAINS = tuple(_BANK_DOMAIN[kind] for kind in BankKind)
+#: Index (in DOMAINS) of the domain whose voltage each bank kind's leakage is charged at.
+_KIND_DOMAINS = tuple(DOMAINS.index(BANK_DOMAIN[kind]) for kind in BankKind)
 assert [d.name for d in DOMAINS] == ["SYS", "RRAM", "FEEDER"]
 
 

@@ -75,7 +75,8 @@ def test_installed_wheel_imports_without_the_checkout(wheel: Path, tmp_path: Pat
         "print(voltflow.__file__)\n"
         "print(len(chip.load_chip('powerflow_ref').levels_v))\n"
         "import importlib.util\n"
-        "print([n for n in ('scheduler', 'pmu', 'rtl', 'cosim') if importlib.util.find_spec(n)])\n"
+        "folders = ('scheduler', 'hw', 'pmu', 'rtl', 'cosim')\n"
+        "print([n for n in folders if importlib.util.find_spec(n)])\n"
     )
     site = sysconfig.get_paths()["purelib"]
     done = subprocess.run(
