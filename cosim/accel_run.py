@@ -26,6 +26,7 @@ from voltflow.cosim.images import (
 )
 from voltflow.cosim.sim_top import BankCounts, SimSizes, accel_build_spec, sim_bank_counts
 from voltflow.cosim.tb_accel import output_digest
+from voltflow.hw.readmemh import readmemh_text
 from voltflow.pmu.compiler import state_program
 from voltflow.pmu.rom import write_hex
 from voltflow.rtl.activity_counters import COUNTERS
@@ -215,8 +216,8 @@ def testbench_expectation(
 
 
 def write_words_hex(path: Path, values: Sequence[int], bits: int) -> None:
-    digits = -(-bits // 4)
-    path.write_text("".join(f"{v:0{digits}x}\n" for v in values))
+    """``values`` as a ``$readmemh`` image of ``bits``-bit words."""
+    path.write_bytes(readmemh_text(values, bits))
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from voltflow.cosim.golden import Case
+from voltflow.hw.readmemh import readmemh_text
 from voltflow.scheduler.chip import BankKind, Chip
 from voltflow.scheduler.dataflow import Mode, OpWork
 from voltflow.scheduler.memory import BankLayout, Placement
@@ -43,9 +44,6 @@ WORD_BITS = 64
 """Bits per scratchpad and RRAM word."""
 
 _BIAS_BITS = 32
-_HEX_PAIRS = np.frombuffer(
-    "".join(f"{octet:02x}" for octet in range(256)).encode(), dtype=np.uint8
-).reshape(256, 2)  # the two hex digits of every byte value
 _IS_HEX_DIGIT = np.zeros(256, dtype=bool)
 _IS_HEX_DIGIT[np.frombuffer(b"0123456789abcdefABCDEF", dtype=np.uint8)] = True
 _HEX_TOKEN = re.compile(r"[0-9a-fA-F][0-9a-fA-F_]*")
@@ -338,11 +336,7 @@ def write_readmemh(path: str | os.PathLike[str], words: np.ndarray) -> None:
     words = np.asarray(words)
     if words.dtype != np.uint64 or words.ndim != 1:
         raise ValueError(f"words must be a 1-d uint64 array, not {words.dtype} {words.shape}")
-    octets = np.ascontiguousarray(words, dtype=">u8").view(np.uint8).reshape(-1, 8)
-    text = np.empty((words.size, 17), dtype=np.uint8)
-    text[:, :16] = _HEX_PAIRS[octets].reshape(-1, 16)
-    text[:, 16] = ord("\n")
-    Path(path).write_bytes(text.tobytes())
+    Path(path).write_bytes(readmemh_text(words, 64))
 
 
 def read_readmemh(path: str | os.PathLike[str]) -> np.ndarray:

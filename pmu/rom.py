@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from voltflow.hw.readmemh import readmemh_text
 from voltflow.pmu.config import COMMAND_WORDS
 from voltflow.pmu.isa import WORD_BITS
 from voltflow.scheduler.documents import DocumentError, read_text, short, write_atomic
@@ -17,7 +18,7 @@ class RomError(ValueError):
 
 def write_hex(path: str | Path, words: tuple[int, ...] | list[int]) -> None:
     """One word per line, 16 hex digits, as $readmemh reads them."""
-    _write(path, "".join(f"{w:0{_HEX_DIGITS}x}\n" for w in words))
+    _write(path, readmemh_text(words, WORD_BITS))
 
 
 def write_bin(path: str | Path, words: tuple[int, ...] | list[int]) -> None:
