@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from voltflow.pmu.config import GROUP_BANKS, PmuConfig, ns_to_cycles
+from voltflow.pmu.config import COMMAND_WORDS, GROUP_BANKS, PmuConfig, ns_to_cycles
 from voltflow.pmu.isa import DomainCode, ErrorCode, Opcode, decode, encode, payload_fields
 from voltflow.pmu.timing import Outcome, predict
 from voltflow.scheduler.chip import DOMAINS, BankKind, Chip, Domain
@@ -240,6 +240,11 @@ def compile_schedule(
     if frames > 1:
         emit(Opcode.LOOP, f"{frames} frames in all", target=frame_start, count=frames - 1)
     emit(Opcode.HALT, "end", code=0)
+    if len(emit.words) > COMMAND_WORDS:
+        raise CompileError(
+            f"the program has {len(emit.words)} commands; the PMU's command memory holds "
+            f"{COMMAND_WORDS} (fewer layers or fewer state changes)"
+        )
     return Program(tuple(emit.words), tuple(emit.comments), frame_start, rails)
 
 
