@@ -21,6 +21,7 @@ __all__ = [
     "MAX_FILE_BYTES",
     "MAX_NODES",
     "DocumentError",
+    "check_output_path",
     "parse_json",
     "parse_yaml",
     "read_text",
@@ -220,6 +221,16 @@ def _check_depth(data: Any, label: str) -> None:
             stack.extend((v, depth + 1) for v in value)
 
 
+def check_output_path(path: str | os.PathLike[str]) -> Path:
+    """Refuse an output path that names a folder or lies in a missing one (before any work)."""
+    target = Path(path)
+    if target.is_dir():
+        raise DocumentError(f"{target}: is a folder; give a file name")
+    if not target.parent.is_dir():
+        raise DocumentError(f"{target}: the folder {target.parent} does not exist; create it first")
+    return target
+
+
 def write_atomic(path: str | os.PathLike[str], content: str | bytes) -> None:
     """Write ``content`` to ``path`` all at once: into a temporary file beside it, then renamed.
 
@@ -227,12 +238,8 @@ def write_atomic(path: str | os.PathLike[str], content: str | bytes) -> None:
     interrupted or failed write leaves no temporary file. Failures are a :class:`DocumentError`
     naming the file and the reason.
     """
-    target = Path(path)
-    if target.is_dir():
-        raise DocumentError(f"{target}: is a folder; give a file name")
+    target = check_output_path(path)
     folder = target.parent
-    if not folder.is_dir():
-        raise DocumentError(f"{target}: the folder {folder} does not exist; create it first")
     data = content.encode("utf-8") if isinstance(content, str) else content
     try:
         fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)

@@ -4,8 +4,9 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 from typing import IO, Any, TextIO
+
+from voltflow.scheduler.documents import DocumentError, check_output_path
 
 __all__ = [
     "INTERRUPTED",
@@ -30,11 +31,10 @@ class CliError(Exception):
 
 def check_writable(path: str) -> None:
     """Refuse an output path that cannot be written, before any work is done."""
-    target = Path(path)
-    if target.is_dir():
-        raise CliError(f"{target}: is a folder; give a file name")
-    if not target.parent.is_dir():
-        raise CliError(f"{target}: the folder {target.parent} does not exist; create it first")
+    try:
+        check_output_path(path)
+    except DocumentError as exc:
+        raise CliError(str(exc)) from None
 
 
 class LazyFile:
