@@ -71,6 +71,7 @@ class Program:
     comments: tuple[str, ...]  # one per word: what the command is for
     frame_start: int  # index of the first command of a frame
     rails_v: tuple[float, ...]  # rail index -> voltage
+    launch_layers: tuple[str, ...] = ()  # the schedule layer of each LAUNCH of a frame, in order
 
     def listing(self) -> str:
         """Annotated listing: address, word, disassembly, comment."""
@@ -208,6 +209,7 @@ def compile_schedule(
     # supply switches) does not eat into it.
     emit(Opcode.SET_PERIOD, f"period {schedule.period_s * 1e3:.6g} ms", cycles=period)
     frame_start = len(emit.words)
+    launch_layers: list[str] = []
     for i, group in enumerate(groups):
         name = table.layers[i].name
         if i == 0:
@@ -233,6 +235,7 @@ def compile_schedule(
                 first=first,
                 count=count,
             )
+            launch_layers.append(name)
     if sleep:
         emit(Opcode.SLEEP, "power down until the period ends")
     else:
@@ -245,7 +248,9 @@ def compile_schedule(
             f"the program has {len(emit.words)} commands; the PMU's command memory holds "
             f"{COMMAND_WORDS} (fewer layers or fewer state changes)"
         )
-    return Program(tuple(emit.words), tuple(emit.comments), frame_start, rails)
+    return Program(
+        tuple(emit.words), tuple(emit.comments), frame_start, rails, tuple(launch_layers)
+    )
 
 
 def check_schedule(schedule: ScheduleFile, table: CostTable) -> None:
@@ -368,9 +373,9 @@ def verify_timing(
     outcome = predict(
         words, config, launch_cycles(table.chip, descriptors), program_ops=len(descriptors)
     )
-    launched = [
-        layer.name for layer, n in zip(table.layers, _launch_counts(table), strict=True) if n
-    ]
+    launched = program.launch_layers
+    if not launched:
+        raise ValueError("verify_timing replays programs from compile_schedule (with layers)")
     if outcome.error is not ErrorCode.NONE:
         pc = outcome.error_pc if outcome.error_pc is not None else 0
         raise CompileError(
@@ -409,13 +414,6 @@ def verify_timing(
             "slightly higher rate)"
         )
     return outcome
-
-
-def _launch_counts(table: CostTable) -> list[int]:
-    descriptor = np.cumsum([0] + [w.mode is not Mode.ALIAS for w in table.works])
-    return [
-        int(descriptor[g[-1] + 1]) - int(descriptor[g[0]]) for g in schedule_layers(table.network)
-    ]
 
 
 def _level(chip: Chip, voltage_v: float) -> int:

@@ -73,15 +73,12 @@ def _table(name: str, values: Any, ndim: int) -> np.ndarray:
         array = np.array(values, dtype=np.float64)
     except (TypeError, ValueError):
         shape = "a table (states x domains) of numbers" if ndim == 2 else "a list of numbers"
-        raise InstanceError(name, f"must be {shape}, not {_short(values)}") from None
+        raise InstanceError(name, f"must be {shape}, not {short(values)}") from None
     if array.ndim != ndim:
         shape = "a table (states x domains) of numbers" if ndim == 2 else "a list of numbers"
         raise InstanceError(name, f"must be {shape}, not an array of shape {array.shape}")
     array.flags.writeable = False
     return array
-
-
-_short = short
 
 
 def _check_elements(name: str, array: np.ndarray, ok: np.ndarray, allowed: str) -> None:
@@ -95,7 +92,7 @@ def _check_elements(name: str, array: np.ndarray, ok: np.ndarray, allowed: str) 
 def _check_number(name: str, value: Any, *, positive: bool = False) -> float:
     allowed = "a positive finite number" if positive else "a non-negative finite number"
     if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
-        raise InstanceError(name, f"must be {allowed}, not {_short(value)}")
+        raise InstanceError(name, f"must be {allowed}, not {short(value)}")
     number = float(value)
     if not math.isfinite(number) or number < 0 or (positive and number == 0):
         raise InstanceError(name, f"must be {allowed}, not {short(number)}")
@@ -128,7 +125,7 @@ class LayerTable:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise InstanceError("name", f"must be a non-empty string, not {_short(self.name)}")
+            raise InstanceError("name", f"must be a non-empty string, not {short(self.name)}")
         voltage = _table("voltage_v", self.voltage_v, 2)
         if voltage.shape[0] == 0 or voltage.shape[1] == 0:
             raise InstanceError(
@@ -202,9 +199,9 @@ class Problem:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str):
-            raise InstanceError("name", f"must be a string, not {_short(self.name)}")
+            raise InstanceError("name", f"must be a string, not {short(self.name)}")
         if not isinstance(self.source, str):
-            raise InstanceError("source", f"must be a string, not {_short(self.source)}")
+            raise InstanceError("source", f"must be a string, not {short(self.source)}")
         domains = self.domains
         if (
             isinstance(domains, str)
@@ -213,7 +210,7 @@ class Problem:
             or not all(isinstance(d, str) and d for d in domains)
         ):
             raise InstanceError(
-                "domains", f"must be a non-empty list of domain names, not {_short(domains)}"
+                "domains", f"must be a non-empty list of domain names, not {short(domains)}"
             )
         if len(set(domains)) != len(domains):
             raise InstanceError("domains", f"must not repeat a name, not {list(domains)!r}")
@@ -223,21 +220,21 @@ class Problem:
         entry = self.sleep_entry_switches
         if isinstance(entry, bool) or not isinstance(entry, int | np.integer) or entry < 0:
             raise InstanceError(
-                "sleep_entry_switches", f"must be a non-negative integer, not {_short(entry)}"
+                "sleep_entry_switches", f"must be a non-negative integer, not {short(entry)}"
             )
         object.__setattr__(self, "sleep_entry_switches", int(entry))
         if not isinstance(self.wraparound, bool):
             raise InstanceError(
-                "wraparound", f"must be true or false, not {_short(self.wraparound)}"
+                "wraparound", f"must be true or false, not {short(self.wraparound)}"
             )
         layers = self.layers
         if isinstance(layers, str) or not isinstance(layers, Sequence) or not layers:
             raise InstanceError(
-                "layers", f"must be a non-empty list of layers, not {_short(layers)}"
+                "layers", f"must be a non-empty list of layers, not {short(layers)}"
             )
         for i, layer in enumerate(layers):
             if not isinstance(layer, LayerTable):
-                raise InstanceError(f"layers[{i}]", f"must be a LayerTable, not {_short(layer)}")
+                raise InstanceError(f"layers[{i}]", f"must be a LayerTable, not {short(layer)}")
             if layer.voltage_v.shape[1] != len(domains):
                 raise InstanceError(
                     f"layers[{i}].voltage_v",
@@ -369,7 +366,7 @@ _LAYER_KEYS = ("name", "voltage_v", "energy_j", "time_s", "leakage_w")
 
 def _object(path: str, value: Any, keys: Sequence[str], required: Sequence[str]) -> Mapping:
     if not isinstance(value, Mapping):
-        raise InstanceError(path, f"must be a JSON object, not {_short(value)}")
+        raise InstanceError(path, f"must be a JSON object, not {short(value)}")
     unknown = [k for k in value if k not in keys]
     if unknown:
         allowed = ", ".join(keys)
@@ -383,10 +380,10 @@ def _object(path: str, value: Any, keys: Sequence[str], required: Sequence[str])
 
 def _number_list(path: str, value: Any) -> list:
     if not isinstance(value, list):
-        raise InstanceError(path, f"must be a list of numbers, not {_short(value)}")
+        raise InstanceError(path, f"must be a list of numbers, not {short(value)}")
     for k, item in enumerate(value):
         if isinstance(item, bool) or not isinstance(item, int | float):
-            raise InstanceError(f"{path}[{k}]", f"must be a number, not {_short(item)}")
+            raise InstanceError(f"{path}[{k}]", f"must be a number, not {short(item)}")
     return value
 
 
@@ -400,7 +397,7 @@ def problem_from_json(data: Any, *, file: str | None = None) -> Problem:
     """
     try:
         if not isinstance(data, Mapping):
-            raise InstanceError("", f"must be a JSON object, not {_short(data)}")
+            raise InstanceError("", f"must be a JSON object, not {short(data)}")
         tag = data.get("format")
         if tag != FORMAT:
             if isinstance(tag, str) and tag.startswith(_FORMAT_FAMILY):
@@ -409,7 +406,7 @@ def problem_from_json(data: Any, *, file: str | None = None) -> Problem:
                     f"is {tag!r}, which this version of voltflow cannot read "
                     f"(it reads {FORMAT!r}); upgrade voltflow",
                 )
-            raise InstanceError("format", f"must be {FORMAT!r}, not {_short(tag)}")
+            raise InstanceError("format", f"must be {FORMAT!r}, not {short(tag)}")
         _object("", data, _TOP_KEYS, _REQUIRED_TOP)
         transition = _object(
             "transition", data["transition"], ("energy_j", "latency_s"), ("energy_j", "latency_s")
@@ -419,10 +416,10 @@ def problem_from_json(data: Any, *, file: str | None = None) -> Problem:
         )
         layers_data = data["layers"]
         if not isinstance(layers_data, list) or not layers_data:
-            raise InstanceError("layers", f"must be a non-empty list, not {_short(layers_data)}")
+            raise InstanceError("layers", f"must be a non-empty list, not {short(layers_data)}")
         domains = data["domains"]
         if not isinstance(domains, list):
-            raise InstanceError("domains", f"must be a list of domain names, not {_short(domains)}")
+            raise InstanceError("domains", f"must be a list of domain names, not {short(domains)}")
         layers = []
         for i, layer in enumerate(layers_data):
             try:
@@ -432,7 +429,7 @@ def problem_from_json(data: Any, *, file: str | None = None) -> Problem:
         entry = sleep["entry_switches"]
         if isinstance(entry, bool) or not isinstance(entry, int) or entry < 0:
             raise InstanceError(
-                "sleep.entry_switches", f"must be a non-negative integer, not {_short(entry)}"
+                "sleep.entry_switches", f"must be a non-negative integer, not {short(entry)}"
             )
         return Problem(
             name=data["name"],
@@ -453,7 +450,7 @@ def _layer_from_json(layer: Any, num_domains: int) -> LayerTable:
     _object("", layer, _LAYER_KEYS, _LAYER_KEYS)
     voltage = layer["voltage_v"]
     if not isinstance(voltage, list) or not voltage:
-        raise InstanceError("voltage_v", f"must be a non-empty list of rows, not {_short(voltage)}")
+        raise InstanceError("voltage_v", f"must be a non-empty list of rows, not {short(voltage)}")
     for s, row in enumerate(voltage):
         _number_list(f"voltage_v[{s}]", row)
         if len(row) != num_domains:

@@ -1,5 +1,6 @@
 """Energy versus rate for several methods: points solved in parallel, rows written as they end."""
 
+import contextlib
 import csv
 import math
 import multiprocessing
@@ -9,7 +10,6 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import FrameType
 from typing import IO, Protocol
 
 from voltflow.scheduler.documents import short
@@ -110,18 +110,14 @@ class SweepInterrupted(KeyboardInterrupt):
 
 def _init(problems: dict[str, Problem], options: _Options, tmp: str) -> None:
     # A worker is its own process group: the terminal's Ctrl-C reaches the parent only, and the
-    # parent's terminate() (SIGTERM) ends the worker and every solver process it started (CBC),
-    # whose temporary files live in the sweep's own folder, removed with it.
+    # parent ends the worker (SIGTERM, default action: no Python handler, which HiGHS's in-process
+    # C code would hold off) and then the solver processes left in its group (CBC). Solver
+    # temporary files live in the sweep's own folder, removed with it.
     os.setpgrp()
-    signal.signal(signal.SIGTERM, _end_group)
     os.environ["TMPDIR"] = tmp
     tempfile.tempdir = tmp
     _PROBLEMS.update(problems)
     _OPTIONS[:] = [options]
-
-
-def _end_group(signum: int, frame: FrameType | None) -> None:
-    os.killpg(0, signal.SIGKILL)
 
 
 def _solve_job(job: tuple[float, Method]) -> SweepPoint:
@@ -194,7 +190,9 @@ def run_sweep(
     points: list[SweepPoint] = []
     context = multiprocessing.get_context("fork")
     with tempfile.TemporaryDirectory(prefix="voltflow-sweep-") as tmp:
+        before = set(multiprocessing.active_children())
         pool = context.Pool(workers, initializer=_init, initargs=(problems, options, tmp))
+        groups = [p.pid for p in set(multiprocessing.active_children()) - before if p.pid]
         try:
             for done, point in enumerate(pool.imap_unordered(_solve_job, jobs), start=1):
                 writer.writerow(point.row)
@@ -203,14 +201,15 @@ def run_sweep(
                 if progress is not None:
                     _bar(progress, done, len(jobs), point)
             pool.close()
-        except KeyboardInterrupt:
-            pool.terminate()
-            pool.join()
+        except KeyboardInterrupt:  # the `finally` below ends the workers
             if progress is not None:
                 progress.write("\n")
             raise SweepInterrupted(points, len(jobs)) from None
         finally:
-            pool.terminate()
+            pool.terminate()  # SIGTERM ends a worker at once, even inside HiGHS's C code
+            for pid in groups:  # and then whatever its group still holds (CBC processes)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
             pool.join()
     if progress is not None:
         progress.write("\n")
