@@ -29,6 +29,7 @@ __all__ = [
     "Shape",
     "known_networks",
     "load_network",
+    "network_from_document",
 ]
 
 FORMAT: Final = "voltflow-network/1"
@@ -633,7 +634,10 @@ class _Reader:
             self.fail("", f"missing key 'format'; the first line should be 'format: {FORMAT}'")
         if doc["format"] != FORMAT:
             self.fail("format", f"must be {short(FORMAT)}, not {short(doc['format'])}")
-        doc = self.mapping(doc, "", _TOP_KEYS, _TOP_KEYS, "")
+        doc = self.mapping(doc, "", (*_TOP_KEYS, "parameters"), _TOP_KEYS, "")
+        if "parameters" in doc and not isinstance(doc["parameters"], dict):
+            self.fail("parameters", f"must be a mapping (see voltflow import), not "
+                      f"{short(doc['parameters'])}")
         name = self.text(doc["name"], "name")
         title = self.text(doc["title"], "title")
         source = self.text(doc["source"], "source")
@@ -866,14 +870,22 @@ def known_networks() -> tuple[str, ...]:
     )
 
 
+def network_from_document(doc: object, label: str) -> Network:
+    """The network described by a parsed ``voltflow-network/1`` document (``label`` names it in
+    errors); raises `NetworkError` like `load_network`."""
+    return _Reader(label).network(doc)
+
+
 def load_network(name_or_path: str | os.PathLike[str]) -> Network:
-    """Load a network from the zoo by name, or from a ``voltflow-network/1`` YAML file.
+    """Load a network from the zoo by name, a ``voltflow-network/1`` YAML file or an ONNX model.
 
     Parameters
     ----------
     name_or_path : str or path-like
         A zoo name such as ``"squeezenet"`` (see `known_networks`), or a path to a ``.yaml`` file.
-        A string is taken as a path if it contains a path separator or ends in ``.yaml``/``.yml``.
+        A string is taken as a path if it contains a path separator or ends in ``.yaml``/``.yml``
+        or ``.onnx``. An ``.onnx`` file is imported (`scheduler.onnx_import`); its errors are
+        raised as `NetworkError` too.
 
     Returns
     -------
@@ -886,6 +898,10 @@ def load_network(name_or_path: str | os.PathLike[str]) -> Network:
         Unknown zoo name, unreadable file, invalid YAML, or a file that breaks a rule of the format;
         the message names the file, the field, the value and what is allowed.
     """
+    if str(name_or_path).endswith(".onnx"):
+        from .onnx_model import load_onnx_network  # imports onnx only when a model is read
+
+        return load_onnx_network(name_or_path)
     if isinstance(name_or_path, str) and not _looks_like_path(name_or_path):
         known = known_networks()
         if name_or_path not in known:
@@ -909,4 +925,4 @@ def load_network(name_or_path: str | os.PathLike[str]) -> Network:
 
 def _looks_like_path(text: str) -> bool:
     separators = {"/", os.sep} | ({os.altsep} if os.altsep else set())
-    return any(sep in text for sep in separators) or text.endswith((".yaml", ".yml"))
+    return any(sep in text for sep in separators) or text.endswith((".yaml", ".yml", ".onnx"))

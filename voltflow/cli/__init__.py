@@ -24,6 +24,7 @@ COMMAND_MODULES = {
     "compile": "voltflow.cli.rom",
     "disasm": "voltflow.cli.rom",
     "cosim": "voltflow.cli.cosim",
+    "import": "voltflow.cli.onnx",
 }
 
 

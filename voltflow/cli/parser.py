@@ -57,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p: argparse.ArgumentParser, auto: bool = False) -> None:
         p.add_argument(
-            "--net", default="squeezenet", help="zoo network name or a network .yaml file"
+            "--net",
+            default="squeezenet",
+            help="zoo network name, a network .yaml file or an .onnx model",
         )
         p.add_argument("--hw", default="powerflow_ref", help="chip name or a chip .yaml file")
         p.add_argument(
@@ -177,6 +179,25 @@ def build_parser() -> argparse.ArgumentParser:
     cos.add_argument("--out-dir", help="default build/cosim/<net>-<fps>fps")
     cos.add_argument("--seed", type=int, default=0, help="seed of the random weights and input")
     cos.add_argument("--sparsity", type=float, default=0.0, help="fraction of zero weights")
+
+    imp = sub.add_parser("import", help="an ONNX model into a network file (int8 scales included)")
+    imp.add_argument("model", help="the .onnx file")
+    imp.add_argument("-o", "--output", metavar="FILE.yaml", help="the network file to write")
+    imp.add_argument(
+        "--list-ops", action="store_true", help="print what each ONNX operator maps to, write nothing"
+    )
+    imp.add_argument(
+        "--input-shape", metavar="C,H,W", help="the input's shape, for a model whose shape is dynamic"
+    )
+    imp.add_argument(
+        "--calibration",
+        metavar="FILE.npy",
+        help="float inputs [N, C, H, W] to calibrate activation scales on (default: one seeded "
+        "standard-normal input)",
+    )
+    imp.add_argument("--seed", type=int, default=0, help="seed of the calibration input")
+    imp.add_argument("--name", help="the network's name (default: the file's stem)")
+    imp.add_argument("--json", action="store_true", help="print a JSON object")
 
     dis = sub.add_parser("disasm", help="disassemble a PMU ROM and show each layer's state")
     dis.add_argument("rom", help="ROM image (.hex or .bin)")
