@@ -177,6 +177,8 @@ class Imported:
         The model ends in a Softmax that the host applies to the network output.
     notes : tuple of str
         Where the accelerator's arithmetic knowingly differs from the model's (for reports).
+    int8_names : Mapping[str, str]
+        For a quantised model: the ONNX tensor holding each voltflow tensor's int8 values.
     outcomes : tuple of (op type, outcome)
         What each ONNX node became, in node order.
     """
@@ -191,6 +193,7 @@ class Imported:
     host_softmax: bool
     outcomes: tuple[tuple[str, str], ...]
     notes: tuple[str, ...] = ()
+    int8_names: Mapping[str, str] = field(default_factory=dict)
 
 
 def _chw(dims: Sequence[int]) -> tuple[int, int, int]:
@@ -236,6 +239,7 @@ class _Importer:
         self.final_tensor: str | None = None
         self.notes: list[str] = []
         self.computed_from: set[str] = set()  # tensors read by an op that computes (not concat)
+        self.int8_names: dict[str, str] = {}
 
     # -- values ----------------------------------------------------------------------------------
 
@@ -474,11 +478,16 @@ class _Importer:
         self.scales[act.tensor] = value
         self.quantised = True
 
+    def int8_tensor(self, act: _Act, onnx_name: str) -> None:
+        """``onnx_name`` holds ``act``'s int8 values in the model (the last quantisation wins)."""
+        self.int8_names[act.tensor] = onnx_name
+
     def quantize(self, node: Node) -> str:
         act = self.act(node)
         scale = self.const(node, 1, "scale")
         zero = self.const(node, 2, "zero point") if len(node.inputs) > 2 and node.inputs[2] else None
         self.set_scale(act, scale, zero, "the activation")
+        self.int8_tensor(act, node.outputs[0])
         self.values[node.outputs[0]] = act
         return "quantisation scale"
 
@@ -646,6 +655,7 @@ class _Importer:
             else None
         )
         self.set_scale(act, scale, zero, "the output")
+        self.int8_tensor(act, node.outputs[0])
 
     def fc_from(
         self,
@@ -1193,6 +1203,7 @@ def import_onnx(graph: Graph, *, name: str | None = None) -> Imported:
         host_softmax=importer.host_softmax,
         outcomes=tuple(importer.outcomes),
         notes=tuple(importer.notes),
+        int8_names=dict(importer.int8_names),
     )
 
 
