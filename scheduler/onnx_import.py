@@ -210,6 +210,27 @@ def _chw(dims: Sequence[int]) -> tuple[int, int, int]:
     return math.prod(rest[:-2]) * rest[-2], rest[-1], 1
 
 
+def _window_dims(
+    dims: Sequence[int],
+    channels: int,
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    pads: Sequence[int],
+    ceil_mode: bool = False,
+) -> tuple[int, ...]:
+    """[1, channels, Ho, Wo] of a window op (ceil mode as PyTorch and docs/network-format.md)."""
+    out = []
+    for axis in range(2):
+        size, k, s = dims[2 + axis], kernel[axis], strides[axis]
+        before, after = pads[axis], pads[axis + 2]
+        span = size + before + after - k
+        count = (-(-span // s) if ceil_mode else span // s) + 1
+        if ceil_mode and (count - 1) * s >= size + before:
+            count -= 1
+        out.append(count)
+    return (1, channels, *out)
+
+
 def _ints(value: object, what: str) -> list[int]:
     if value is None:
         return []
@@ -302,12 +323,17 @@ class _Importer:
             raise _Unsupported(f"shape inference could not tell the shape of {name!r}")
         return self.graph.shapes[name]
 
-    def emit(self, node: Node, doc: dict[str, Any]) -> _Act:
+    def emit(self, node: Node, doc: dict[str, Any], dims: tuple[int, ...] | None = None) -> _Act:
+        """Add an op; its output shape is shape inference's, or ``dims`` where inference could
+        not tell (after a Reshape whose shape is computed)."""
         if doc["op"] != "concat":
             self.computed_from.update(doc.get("inputs", [doc.get("input")]))
+        inferred = self.graph.shapes.get(node.outputs[0])
+        if inferred is None and dims is None:
+            raise _Unsupported(f"shape inference could not tell the shape of {node.outputs[0]!r}")
         self.ops.append(doc)
         self.producer[doc["name"]] = doc
-        act = _Act(doc["name"], self.dims(node))
+        act = _Act(doc["name"], inferred if inferred is not None else dims)  # type: ignore[arg-type]
         self.out_chw[doc["name"]] = _chw(act.dims)
         self.values[node.outputs[0]] = act
         return act
@@ -573,7 +599,7 @@ class _Importer:
         bias, qbias = self.bias(node, bias_value, c_out)
         layer = Layer(doc, weight.astype(np.float64), bias, nodes=[node.index])
         self.quant_weights(node, layer, weight_const, qbias, axis=0)
-        out = self.emit(node, doc)
+        out = self.emit(node, doc, _window_dims(act.dims, c_out, (kh, kw), strides, pads))
         self.layers[doc["name"]] = layer
         if qlinear:
             self.set_output_scale(node, out, 6, 7)
@@ -704,7 +730,7 @@ class _Importer:
             layer.qweight = layer.qweight.reshape(n, *producer_shape)
         elif qbias is not None:
             raise _Unsupported("an int32 bias with float weights")
-        out = self.emit(node, doc)
+        out = self.emit(node, doc, (1, int(n)))
         self.layers[doc["name"]] = layer
         return out
 
@@ -759,7 +785,7 @@ class _Importer:
                 raise _Unsupported(f"operands {list(a.dims)} x {list(b.dims)}")
             m, k, n = a.dims[-2], a.dims[-1], b.dims[-1]
             batch = math.prod(a.dims[:-2])
-            out_dims = self.dims(node)
+            out_dims = self.graph.shapes.get(node.outputs[0], (*a.dims[:-1], n))
             doc = {
                 "name": self.new_name(node),
                 "op": "matmul",
@@ -770,7 +796,7 @@ class _Importer:
                 "n": int(n),
                 "out_shape": list(_chw(out_dims)),
             }
-            self.emit(node, doc)
+            self.emit(node, doc, out_dims)
             return "matmul"
         raise _Unsupported("needs an activation as A")
 
@@ -875,7 +901,7 @@ class _Importer:
         if a.dims != b.dims:
             raise _Unsupported(f"operands of shapes {list(a.dims)} and {list(b.dims)} (broadcast)")
         doc = {"name": self.new_name(node), "op": "add", "inputs": [a.tensor, b.tensor], "relu": False}
-        self.emit(node, doc)
+        self.emit(node, doc, a.dims)
         return "add"
 
     def sum(self, node: Node) -> str:
@@ -951,7 +977,14 @@ class _Importer:
                     raise _Unsupported("its Indices output is used")
             if kind == "avgpool" and not int(node.attrs.get("count_include_pad", 0)):
                 doc["_exclude_pad"] = True  # checked once the padding is resolved
-        out = self.emit(node, doc)
+        if doc.get("global"):
+            dims = (1, act.dims[1], 1, 1)
+        else:
+            dims = _window_dims(
+                act.dims, act.dims[1], doc["kernel"], doc["stride"], doc["padding"],
+                bool(doc.get("ceil_mode")),
+            )
+        out = self.emit(node, doc, dims)
         if op == "QLinearGlobalAveragePool":
             self.check_input_scale(node, act, 1, 2)
             self.set_output_scale(node, out, 3, 4)
@@ -973,14 +1006,46 @@ class _Importer:
             self.values[node.outputs[0]] = acts[0]
             return "removed"
         doc = {"name": self.new_name(node), "op": "concat", "inputs": [a.tensor for a in acts]}
-        out = self.emit(node, doc)
+        dims = (1, sum(a.dims[1] for a in acts), *acts[0].dims[2:])
+        out = self.emit(node, doc, dims)
         if qlinear:
             self.set_output_scale(node, out, 0, 1)
         return "concat"
 
+    def view_dims(self, node: Node, act: _Act) -> tuple[int, ...]:
+        """The output shape of a view node, from its attributes and constant inputs."""
+        dims = list(act.dims)
+        op = node.op_type
+        if op == "Flatten":
+            axis = int(node.attrs.get("axis", 1)) % max(len(dims), 1)
+            return (math.prod(dims[:axis]), math.prod(dims[axis:]))
+        if op == "Reshape":
+            shape = _ints(self.const(node, 1, "shape"), "Reshape's shape")
+            out = [dims[i] if v == 0 and not node.attrs.get("allowzero") else v
+                   for i, v in enumerate(shape)]
+            if out.count(-1) == 1:
+                known = math.prod(v for v in out if v != -1)
+                out[out.index(-1)] = math.prod(dims) // known if known else 0
+            return tuple(out)
+        axes_value = node.attrs.get("axes")
+        if axes_value is None and len(node.inputs) > 1 and node.inputs[1]:
+            axes_value = self.const(node, 1, "axes")
+        axes = _ints(axes_value, f"{op}'s axes")
+        if op == "Squeeze":
+            rank = len(dims)
+            drop = {a % rank for a in axes} if axes else {i for i, d in enumerate(dims) if d == 1}
+            return tuple(d for i, d in enumerate(dims) if i not in drop)
+        rank = len(dims) + len(axes)
+        for axis in sorted(a % rank for a in axes):
+            dims.insert(axis, 1)
+        return tuple(dims)
+
     def view(self, node: Node) -> str:
         act = self.act(node)
-        dims = self.dims(node)
+        dims = self.view_dims(node, act)
+        inferred = self.graph.shapes.get(node.outputs[0])
+        if inferred is not None and inferred != dims:
+            raise _Unsupported(f"gives {list(dims)} here but {list(inferred)} by shape inference")
         if math.prod(dims) != math.prod(act.dims):
             raise _Unsupported(f"changes {list(act.dims)} to {list(dims)}")
         chw_in = _chw(act.dims)
