@@ -1183,12 +1183,18 @@ def _prune(ops: list[dict[str, Any]], output: str) -> list[dict[str, Any]]:
 
 
 def _problem_report(graph: Graph, problems: Sequence[str]) -> str:
+    """One line for one node; a line per node (after the first) for several."""
     supported = ", ".join(sorted(SUPPORTED_OPS))
+    tail = (
+        f"supported operators: {supported} (`voltflow import --list-ops {graph.label}` shows what "
+        "each node maps to)"
+    )
+    if len(problems) == 1:
+        return f"{graph.label}: {problems[0]}; {tail}"
     listed = "\n".join(f"  {problem}" for problem in problems)
     return (
-        f"{graph.label}: {len(problems)} node(s) cannot run on the accelerator:\n{listed}\n"
-        f"Supported operators: {supported}. `voltflow import --list-ops {graph.label}` shows what "
-        "each node maps to."
+        f"{graph.label}: {len(problems)} nodes cannot run on the accelerator:\n{listed}\n"
+        f"{tail[0].upper()}{tail[1:]}"
     )
 
 
