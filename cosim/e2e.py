@@ -21,6 +21,7 @@ from typing import Any
 
 from voltflow.cosim.build import TraceFormat, VerilatorBuild, build
 from voltflow.cosim.energy import Energy, dynamic_energy, launch_levels, window_energy
+from voltflow.cosim.golden import Case
 from voltflow.cosim.pmu_run import PmuRunResult, run_program
 from voltflow.cosim.sim_top import accel_build_spec, sim_bank_counts
 from voltflow.pmu.compiler import Program, compile_schedule
@@ -356,11 +357,14 @@ def measure(
     run_dir: Path | None,
     waves: TraceFormat | None = None,
     progress: Callable[[int, int, int], None] | None = None,
+    *,
+    case: Case | None = None,
 ) -> tuple[RunAnalysis, Program]:
     """Compile ``schedule``, run it for ``frames`` periods on the chip's build and analyse it.
 
-    ``table`` is the cost table of ``network`` on its chip for the schedule's gating policy. The
-    arguments pickle (the baseline runs in a second process with them, without ``progress``).
+    ``table`` is the cost table of ``network`` on its chip for the schedule's gating policy;
+    ``case`` the weights and input (None: drawn from ``seed``). The arguments pickle (the baseline
+    runs in a second process with them, without ``progress``).
     """
     chip = table.chip
     counts = sim_bank_counts(chip, table.memory)
@@ -371,6 +375,7 @@ def measure(
         chip,
         program.words,
         seed=seed,
+        case=case,
         run_dir=run_dir,
         verilator_build=verilator_build,
         waves=waves is not None,

@@ -29,6 +29,8 @@ from voltflow.cosim.e2e import (
     plan,
 )
 from voltflow.cosim.e2e_report import report_json, report_text, write_csv, write_plots
+from voltflow.cosim.golden import Case
+from voltflow.cosim.model_case import model_case
 from voltflow.cosim.sim_top import sim_bank_counts
 from voltflow.pmu.compiler import check_period
 from voltflow.pmu.limits import check_chip
@@ -40,7 +42,8 @@ from voltflow.scheduler.dataflow import op_work
 from voltflow.scheduler.documents import write_atomic
 from voltflow.scheduler.instance import Problem
 from voltflow.scheduler.memory import plan_memory
-from voltflow.scheduler.network import Network, OpKind, load_network
+from voltflow.scheduler.network import Network, OpKind
+from voltflow.scheduler.onnx_model import Model, load_model
 from voltflow.scheduler.problem import ProblemOptions, build_problem, check_rails
 from voltflow.scheduler.solve import InfeasibleError, Method
 from voltflow.scheduler.texttable import format_table
@@ -224,7 +227,8 @@ def run_flow(request: FlowRequest) -> FlowReport:
     """
     wall = time.perf_counter()
     progress = request.progress or _Silent()
-    network = load_network(request.network)
+    model = load_model(request.network, seed=request.seed)
+    network = model.network
     chip = load_chip(request.chip)
     check_chip(chip, request.chip)
     require_rtl_support(network, request.network)
@@ -281,12 +285,14 @@ def run_flow(request: FlowRequest) -> FlowReport:
         f"[4/5] frames: {periods} on the RTL, and the nominal baseline beside them (second "
         "process)..."
     )
+    case = _model_case(model, request.seed)
     second = None
     if not isinstance(baseline, str):
         base_table, base_plan = baseline
         second = SecondProcess(
-            measure, network, base_table, base_plan.schedule, frames, request.seed, None
-        )
+            measure, network, base_table, base_plan.schedule, frames, request.seed, None,
+            case=case,
+        )  # fmt: skip
     run_dir = out / "sim" if request.waves else None
 
     def launched(done: int, total: int, cycle: int) -> None:
@@ -298,7 +304,7 @@ def run_flow(request: FlowRequest) -> FlowReport:
     try:
         run, _ = measure(
             network, table, main_plan.schedule, frames, request.seed, run_dir, request.waves,
-            launched,
+            launched, case=case,
         )  # fmt: skip
         base = second.result()[0] if second is not None else None
     finally:  # Ctrl-C or a failure: the baseline's process and simulator end with this one
@@ -322,6 +328,7 @@ def run_flow(request: FlowRequest) -> FlowReport:
         "slack_mode": main_plan.schedule.slack_mode.value,
         "schedule_energy_j": main_plan.schedule.energy_j,
         "out_dir": str(out),
+        **_weights_report(model),
     }
     data = report_json(head, run, base, main_plan)
     if isinstance(baseline, str):
@@ -330,7 +337,7 @@ def run_flow(request: FlowRequest) -> FlowReport:
     write_csv(out / "layers.csv", run)
     write_plots(out, run, chip, data)
     write_atomic(out / "report.json", json.dumps(data, indent=2) + "\n")
-    text = report_text(data, run, chip)
+    text = report_text(data, run, chip) + _weights_text(model)
     if not run.failures():
         text += (
             "\nPASS: every layer and frame cycle-exact, energy within "
@@ -369,11 +376,42 @@ def _nominal_baseline(
     return table, base
 
 
+def _model_case(model: Model, seed: int) -> Case | None:
+    """The golden case of a model with its own weights; None: the flow draws random ones."""
+    return model_case(model, seed) if model.quantised is not None else None
+
+
+def _weights_report(model: Model) -> dict[str, Any]:
+    """What the report says of the weights: the model's own, or generated (seeded random)."""
+    data: dict[str, Any] = {"weights": model.weights}
+    if model.quantised is not None and model.imported is not None:
+        data["quantisation"] = model.quantised.scheme
+        data["host_softmax"] = model.imported.host_softmax
+        data["arithmetic_notes"] = list(model.quantised.notes)
+    return data
+
+
+def _weights_text(model: Model) -> str:
+    if model.quantised is None or model.imported is None:
+        return "\nweights: generated (seeded random int8)"
+    text = f"\nweights: the model's own ({model.imported.graph.path.name}); scales: "
+    text += model.quantised.scheme
+    if model.imported.host_softmax:
+        text += "\nthe model's final Softmax is left to the host (not run on the chip)"
+    return text
+
+
 def run_fixed_state(request: StateRequest) -> StateReport:
     """Run one inference at ``request.state_v`` on the RTL; compare every op's cycles and
     counters with the cost model and its output with the golden model."""
     progress = request.progress or _Silent()
-    network = load_network(request.network)
+    model = load_model(request.network, seed=request.seed)
+    network = model.network
+    case = _model_case(model, request.seed)
+    if case is not None and request.sparsity:
+        raise FlowError(
+            f"--sparsity zeroes random weights; {os.fspath(request.network)} brings its own"
+        )
     chip = load_chip(request.chip)
     check_chip(chip, request.chip)
     require_rtl_support(network, request.network)
@@ -388,10 +426,12 @@ def run_fixed_state(request: StateRequest) -> StateReport:
         request.state_v,
         seed=request.seed,
         sparsity=request.sparsity,
+        case=case,
         verilator_build=build,
         progress=lambda done, total: progress.status(f"{done}/{total} ops done"),
     )
     data, table = _state_report(network, chip, result)
+    data.update(_weights_report(model))
     speed = (
         f"{result.total_cycles:,} reference cycles in {result.sim_wall_s:.2f} s of simulation "
         f"({result.cycles_per_s / 1e3:,.0f} k cycles/s); {result.wall_s:.2f} s with loading"
@@ -402,7 +442,10 @@ def run_fixed_state(request: StateRequest) -> StateReport:
         else ("FAIL: see the rows marked NO or a non-zero diff")
     )
     state = ", ".join(f"{d.value} {v:.2f} V" for d, v in zip(DOMAINS, request.state_v, strict=True))
-    text = f"{network.title} on {chip.name} RTL at {state}\n\n{table}\n\n{speed}\n{verdict}"
+    weights = _weights_text(model)
+    text = (
+        f"{network.title} on {chip.name} RTL at {state}\n\n{table}\n\n{speed}{weights}\n{verdict}"
+    )
     return StateReport(network, chip, result, data, text)
 
 

@@ -1,4 +1,4 @@
-"""Golden cases of real models: the int8 parameters of an imported model in the golden model's terms.
+"""Golden cases of real models: an imported model's int8 parameters in the golden model's terms.
 
 `model_case` is `cosim.golden.make_case` for a network that brings its own weights
 (`scheduler.onnx_model.Model`): the model's int8 weights and biases, each conv's and fc's float32
@@ -40,7 +40,9 @@ def model_params(network: Network, quantised: Quantised) -> dict[str, OpParams]:
             if op.kind is OpKind.FC:
                 src = op.in_shapes[0]
                 weight = weight.reshape(op.out.channels, src.channels, src.height, src.width)
-            pairs = [pick_channel_multiplier(np.float32(v)) for v in quantised.channel_scales[op.name]]
+            pairs = [
+                pick_channel_multiplier(np.float32(v)) for v in quantised.channel_scales[op.name]
+            ]
             params[op.name] = OpParams(
                 weight=np.ascontiguousarray(weight, dtype=np.int8),
                 bias=np.ascontiguousarray(quantised.biases[op.name], dtype=np.int32),

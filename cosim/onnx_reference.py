@@ -103,7 +103,9 @@ def _chw(array: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     return np.asarray(array).reshape(shape)
 
 
-def _agreement(tensor: str, onnx_tensor: str, ours: np.ndarray, theirs: np.ndarray) -> LayerAgreement:
+def _agreement(
+    tensor: str, onnx_tensor: str, ours: np.ndarray, theirs: np.ndarray
+) -> LayerAgreement:
     diff = np.abs(ours.astype(np.int64) - theirs.astype(np.int64))
     return LayerAgreement(
         tensor=tensor,
@@ -192,4 +194,3 @@ def comparison_rows(result: OrtComparison) -> list[list[str]]:
         [f"output ({f.tensor})", f"{f.elements:,}", f"{100 * f.equal_share:.2f} %", str(f.max_lsb)]
     )
     return rows
-

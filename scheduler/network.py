@@ -636,8 +636,10 @@ class _Reader:
             self.fail("format", f"must be {short(FORMAT)}, not {short(doc['format'])}")
         doc = self.mapping(doc, "", (*_TOP_KEYS, "parameters"), _TOP_KEYS, "")
         if "parameters" in doc and not isinstance(doc["parameters"], dict):
-            self.fail("parameters", f"must be a mapping (see voltflow import), not "
-                      f"{short(doc['parameters'])}")
+            self.fail(
+                "parameters",
+                f"must be a mapping (see voltflow import), not {short(doc['parameters'])}",
+            )
         name = self.text(doc["name"], "name")
         title = self.text(doc["title"], "title")
         source = self.text(doc["source"], "source")

@@ -259,9 +259,7 @@ def _attrs(node: Any) -> dict[str, Any]:
     return out
 
 
-def read_onnx(
-    path: str | os.PathLike[str], input_shape: Sequence[int] | None = None
-) -> Graph:
+def read_onnx(path: str | os.PathLike[str], input_shape: Sequence[int] | None = None) -> Graph:
     """Read and check an ONNX model.
 
     Parameters
@@ -305,7 +303,9 @@ def read_onnx(
         try:
             constants[tensor.name] = numpy_helper.to_array(tensor)
         except (ValueError, TypeError) as exc:
-            raise _fail(label, f"initializer {tensor.name!r} cannot be read: {short(str(exc))}")
+            raise _fail(
+                label, f"initializer {tensor.name!r} cannot be read: {short(str(exc))}"
+            ) from None
         shapes[tensor.name] = tuple(constants[tensor.name].shape)
     nodes = []
     for index, proto in enumerate(graph.node):

@@ -31,7 +31,7 @@ from typing import Any, Final
 import numpy as np
 
 from .documents import short
-from .network import FORMAT, Network, NetworkError, OpKind, network_from_document
+from .network import FORMAT, Network, NetworkError, network_from_document
 from .onnx_graph import Graph, Node, OnnxError
 
 __all__ = [
@@ -243,7 +243,9 @@ def _ints(value: object, what: str) -> list[int]:
 class _Importer:
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
-        self.values: dict[str, _Value] = {graph.input_name: _Act(graph.input_name, graph.input_shape)}
+        self.values: dict[str, _Value] = {
+            graph.input_name: _Act(graph.input_name, graph.input_shape)
+        }
         for name, array in graph.constants.items():
             self.values[name] = _Const(array)
         self.ops: list[dict[str, Any]] = []
@@ -339,9 +341,9 @@ class _Importer:
         return act
 
     def single_reader(self, node: Node) -> bool:
-        """Does only ``node`` read its input 0 (so a fold into its producer changes nothing else)?"""
+        """Does only ``node`` read its input 0 (a fold into its producer changes nothing else)?"""
         tensor = node.inputs[0]
-        readers = [n for n in self.graph.consumers(tensor)]
+        readers = self.graph.consumers(tensor)
         return len(readers) == 1 and tensor not in self.graph.output_names
 
     def own_output(self, act: _Act) -> dict[str, Any] | None:
@@ -511,7 +513,9 @@ class _Importer:
     def quantize(self, node: Node) -> str:
         act = self.act(node)
         scale = self.const(node, 1, "scale")
-        zero = self.const(node, 2, "zero point") if len(node.inputs) > 2 and node.inputs[2] else None
+        zero = (
+            self.const(node, 2, "zero point") if len(node.inputs) > 2 and node.inputs[2] else None
+        )
         self.set_scale(act, scale, zero, "the activation")
         self.int8_tensor(act, node.outputs[0])
         self.values[node.outputs[0]] = act
@@ -520,7 +524,9 @@ class _Importer:
     def dequantize(self, node: Node) -> str:
         act = self.act(node)
         scale = self.const(node, 1, "scale")
-        zero = self.const(node, 2, "zero point") if len(node.inputs) > 2 and node.inputs[2] else None
+        zero = (
+            self.const(node, 2, "zero point") if len(node.inputs) > 2 and node.inputs[2] else None
+        )
         self.set_scale(act, scale, zero, "the activation")
         self.values[node.outputs[0]] = act
         return "quantisation scale"
@@ -643,7 +649,7 @@ class _Importer:
                 raise _Unsupported("an int32 bias with float weights")
             return
         q, scale, zero, q_axis = weight.quant
-        if q.dtype not in (np.int8, np.uint8) and not (q.dtype.kind in "iu"):
+        if q.dtype not in (np.int8, np.uint8) and q.dtype.kind not in "iu":
             raise _Unsupported(f"weights of type {q.dtype}")
         if np.any(np.asarray(zero) != 0):
             raise _Unsupported(
@@ -651,9 +657,8 @@ class _Importer:
                 "multiplies symmetric int8 weights (zero point 0); quantise weights symmetrically "
                 "(onnxruntime: WeightSymmetric=True, the default for int8)"
             )
-        if q.dtype != np.int8 or q.min(initial=0) < -127:
-            if q.min(initial=0) < -128 or q.max(initial=0) > 127:
-                raise _Unsupported(f"weights of type {q.dtype} outside int8")
+        if q.min(initial=0) < -128 or q.max(initial=0) > 127:
+            raise _Unsupported(f"weights of type {q.dtype} outside int8")
         channels = layer.weight.shape[0]
         per_channel = np.asarray(scale, dtype=np.float32).reshape(-1)
         if per_channel.size == 1:
@@ -695,13 +700,11 @@ class _Importer:
         """An fc of ``act`` with ``weight`` (N, K) in real units."""
         producer_shape = self.tensor_shape(act)
         k = math.prod(producer_shape)
-        flat_dims = act.dims[1:]
-        if math.prod(flat_dims) != k or (len(act.dims) > 2 and any(d != 1 for d in act.dims[2:])):
-            if len(act.dims) != 2:
-                raise _Unsupported(
-                    f"input of shape {list(act.dims)}: an fc reads a flattened [1, K] vector "
-                    "(a Flatten or Reshape before it)"
-                )
+        if len(act.dims) != 2 and any(d != 1 for d in act.dims[2:]):
+            raise _Unsupported(
+                f"input of shape {list(act.dims)}: an fc reads a flattened [1, K] vector "
+                "(a Flatten or Reshape before it)"
+            )
         n = weight.shape[0]
         if weight.shape[1] != k:
             raise _Unsupported(f"weight of shape {list(weight.shape)} for {k} input features")
@@ -722,7 +725,7 @@ class _Importer:
         if weight_const.quant is not None:
             q, scale, zero, axis = weight_const.quant
             q2 = q if qaxis == 0 else q.T
-            wconst = _Const(weight, (q2.reshape(n, -1), scale, zero, 0 if qaxis == 0 else 0))
+            wconst = _Const(weight, (q2.reshape(n, -1), scale, zero, 0))
             if np.asarray(scale).size > 1 and (axis % q.ndim) != (qaxis % q.ndim):
                 raise _Unsupported(f"weight scales along axis {axis}, not per output feature")
             self.quant_weights(node, layer, wconst, qbias, axis=0)
@@ -804,8 +807,9 @@ class _Importer:
         act = self.act(node)
         self.check_input_scale(node, act, 1, 2)
         q = self.const(node, 3, "B")
-        w_const = self.int_weight(node, q, self.const(node, 4, "B scale"),
-                                  self.const(node, 5, "B zero point"), axis=1)
+        w_const = self.int_weight(
+            node, q, self.const(node, 4, "B scale"), self.const(node, 5, "B zero point"), axis=1
+        )
         out = self.fc_from(node, act, w_const.value.T, None, w_const, 1)
         self.set_output_scale(node, out, 6, 7)
         return "fc"
@@ -900,7 +904,12 @@ class _Importer:
                 raise _Unsupported(f"reads {act.tensor!r} reshaped to {list(act.dims[1:])}")
         if a.dims != b.dims:
             raise _Unsupported(f"operands of shapes {list(a.dims)} and {list(b.dims)} (broadcast)")
-        doc = {"name": self.new_name(node), "op": "add", "inputs": [a.tensor, b.tensor], "relu": False}
+        doc = {
+            "name": self.new_name(node),
+            "op": "add",
+            "inputs": [a.tensor, b.tensor],
+            "relu": False,
+        }
         self.emit(node, doc, a.dims)
         return "add"
 
@@ -940,8 +949,10 @@ class _Importer:
                 f"stage); it follows {'the network input' if doc is None else doc['op']}"
             )
         if not self.single_reader(node):
-            raise _Unsupported(f"{node.op_type}'s input is also read elsewhere (before the "
-                               "activation), so it cannot be fused")
+            raise _Unsupported(
+                f"{node.op_type}'s input is also read elsewhere (before the "
+                "activation), so it cannot be fused"
+            )
         doc["relu"] = True
         if cap is not None:
             self.caps[act.tensor] = min(cap, self.caps.get(act.tensor, cap))
@@ -972,16 +983,20 @@ class _Importer:
             doc |= {"kernel": kernel, "stride": strides, "padding": pads}
             if int(node.attrs.get("ceil_mode", 0)):
                 doc["ceil_mode"] = True
-            if len(node.outputs) > 1 and node.outputs[1]:
-                if self.graph.consumers(node.outputs[1]) or node.outputs[1] in self.graph.output_names:
-                    raise _Unsupported("its Indices output is used")
+            indices = node.outputs[1] if len(node.outputs) > 1 else ""
+            if indices and (self.graph.consumers(indices) or indices in self.graph.output_names):
+                raise _Unsupported("its Indices output is used")
             if kind == "avgpool" and not int(node.attrs.get("count_include_pad", 0)):
                 doc["_exclude_pad"] = True  # checked once the padding is resolved
         if doc.get("global"):
             dims = (1, act.dims[1], 1, 1)
         else:
             dims = _window_dims(
-                act.dims, act.dims[1], doc["kernel"], doc["stride"], doc["padding"],
+                act.dims,
+                act.dims[1],
+                doc["kernel"],
+                doc["stride"],
+                doc["padding"],
                 bool(doc.get("ceil_mode")),
             )
         out = self.emit(node, doc, dims)
@@ -1021,8 +1036,10 @@ class _Importer:
             return (math.prod(dims[:axis]), math.prod(dims[axis:]))
         if op == "Reshape":
             shape = _ints(self.const(node, 1, "shape"), "Reshape's shape")
-            out = [dims[i] if v == 0 and not node.attrs.get("allowzero") else v
-                   for i, v in enumerate(shape)]
+            out = [
+                dims[i] if v == 0 and not node.attrs.get("allowzero") else v
+                for i, v in enumerate(shape)
+            ]
             if out.count(-1) == 1:
                 known = math.prod(v for v in out if v != -1)
                 out[out.index(-1)] = math.prod(dims) // known if known else 0
@@ -1080,7 +1097,9 @@ class _Importer:
         ):
             final = True
         if not final:
-            raise _Unsupported("Softmax inside the network (only a final Softmax is left to the host)")
+            raise _Unsupported(
+                "Softmax inside the network (only a final Softmax is left to the host)"
+            )
         self.host_softmax = True
         self.values[out] = act
         self.final_tensor = act.tensor
@@ -1167,8 +1186,13 @@ _HANDLERS: Final[Mapping[str, Callable[[_Importer, Node], str]]] = {
     "DequantizeLinear": _Importer.dequantize,
 }
 _CONTRIB: Final = frozenset(
-    {"QLinearAdd", "QLinearConcat", "QLinearGlobalAveragePool", "QuantizeLinear",
-     "DequantizeLinear"}
+    {
+        "QLinearAdd",
+        "QLinearConcat",
+        "QLinearGlobalAveragePool",
+        "QuantizeLinear",
+        "DequantizeLinear",
+    }
 )
 
 
@@ -1220,8 +1244,8 @@ def import_onnx(graph: Graph, *, name: str | None = None) -> Imported:
     outputs = [o for o in graph.output_names if o]
     if len(outputs) != 1:
         raise OnnxError(
-            f"{graph.label}: the graph has {len(outputs)} outputs ({', '.join(map(repr, outputs))});"
-            " a voltflow network has one output"
+            f"{graph.label}: the graph has {len(outputs)} outputs "
+            f"({', '.join(map(repr, outputs))}); a voltflow network has one output"
         )
     final = importer.values.get(outputs[0])
     if not isinstance(final, _Act) or final.tensor == graph.input_name:

@@ -176,18 +176,24 @@ def _fail(label: str, field: str, problem: str) -> NetworkError:
 
 def _parameters(label: str, section: object) -> tuple[str, str, list[int], str, dict[str, float]]:
     if not isinstance(section, dict):
-        raise _fail(label, "parameters", f"must be a mapping with keys {', '.join(_PARAMETER_KEYS)}")
+        raise _fail(
+            label, "parameters", f"must be a mapping with keys {', '.join(_PARAMETER_KEYS)}"
+        )
     for key in section:
         if key not in _PARAMETER_KEYS:
-            raise _fail(label, "parameters", f"unknown key {short(key)}; allowed keys: "
-                        f"{', '.join(_PARAMETER_KEYS)}")
+            raise _fail(
+                label,
+                "parameters",
+                f"unknown key {short(key)}; allowed keys: {', '.join(_PARAMETER_KEYS)}",
+            )
     for key in _PARAMETER_KEYS:
         if key not in section:
             raise _fail(label, "parameters", f"missing key {short(key)}")
     onnx_path, digest, shape, scheme, scales = (section[key] for key in _PARAMETER_KEYS)
     if not isinstance(onnx_path, str) or not onnx_path.endswith(".onnx"):
-        raise _fail(label, "parameters.onnx", f"must be the path of an .onnx file, not "
-                    f"{short(onnx_path)}")
+        raise _fail(
+            label, "parameters.onnx", f"must be the path of an .onnx file, not {short(onnx_path)}"
+        )
     if not isinstance(digest, str) or len(digest) != 64:
         raise _fail(label, "parameters.sha256", f"must be 64 hex digits, not {short(digest)}")
     if (
@@ -199,8 +205,9 @@ def _parameters(label: str, section: object) -> tuple[str, str, list[int], str, 
     if not isinstance(scheme, str):
         raise _fail(label, "parameters.scheme", f"must be a string, not {short(scheme)}")
     if not isinstance(scales, dict):
-        raise _fail(label, "parameters.scales", f"must map tensor names to scales, not "
-                    f"{short(scales)}")
+        raise _fail(
+            label, "parameters.scales", f"must map tensor names to scales, not {short(scales)}"
+        )
     for name, value in scales.items():
         if (
             not isinstance(value, float | int)
@@ -208,8 +215,9 @@ def _parameters(label: str, section: object) -> tuple[str, str, list[int], str, 
             or not np.isfinite(value)
             or value <= 0
         ):
-            raise _fail(label, f"parameters.scales.{name}", f"must be a positive number, not "
-                        f"{short(value)}")
+            raise _fail(
+                label, f"parameters.scales.{name}", f"must be a positive number, not {short(value)}"
+            )
     return onnx_path, digest, shape, scheme, {str(k): float(v) for k, v in scales.items()}
 
 
@@ -234,15 +242,26 @@ def load_model(name_or_path: str | os.PathLike[str], *, seed: int = 0) -> Model:
         onnx_path, digest, shape, scheme, scales = _parameters(text, doc["parameters"])
         model_path = Path(text).parent / onnx_path
         if not model_path.is_file():
-            raise _fail(text, "parameters.onnx", f"{str(model_path)!r} does not exist; the "
-                        "network file needs the model it was imported from beside it")
+            raise _fail(
+                text,
+                "parameters.onnx",
+                f"{str(model_path)!r} does not exist; the "
+                "network file needs the model it was imported from beside it",
+            )
         if _file_hash(model_path) != digest:
-            raise _fail(text, "parameters.sha256", f"{str(model_path)!r} changed since the "
-                        "import; import it again (voltflow import)")
+            raise _fail(
+                text,
+                "parameters.sha256",
+                f"{str(model_path)!r} changed since the import; import it again (voltflow import)",
+            )
         model = import_model(model_path, input_shape=shape, scales=scales, scheme=scheme)
     except (OnnxError, QuantError, DocumentError) as exc:
         raise NetworkError(str(exc)) from None
     if model.network.ops != network.ops or model.network.input != network.input:
-        raise _fail(text, "ops", f"differ from the ops of {onnx_path!r}; the file was edited "
-                    "after the import: import the model again")
+        raise _fail(
+            text,
+            "ops",
+            f"differ from the ops of {onnx_path!r}; the file was edited "
+            "after the import: import the model again",
+        )
     return Model(network, model.imported, model.quantised)

@@ -2,8 +2,8 @@
 
 Symmetric int8 everywhere (zero points 0), per docs/arithmetic.md:
 
-- weights per output channel: ``scale_w[c] = max |w[c]| / 127`` (float32), ``q = round(w / scale_w)``
-  clipped to -127..127, unless the model brings its own int8 weights (QDQ, QOperator);
+- weights per output channel: ``scale_w[c] = max |w[c]| / 127`` (float32),
+  ``q = round(w / scale_w)`` clipped to -127..127, unless the model brings its own int8 weights (QDQ, QOperator);
 - activations per tensor: ``scale = max |x| / 127`` over a calibration run of the float network
   (`calibrate`: a seeded standard-normal input, or the user's inputs), capped by a Clip's bound,
   unless the model brings its own scales; tensors that the accelerator cannot requantise between
@@ -207,7 +207,10 @@ def _check_given(imported: Imported) -> tuple[dict[str, float], list[str]]:
             f"({len(missing)} in all): the model is only partly quantised; quantise every op "
             "(onnxruntime quantize_static without nodes_to_exclude)"
         )
-    order = {name: index for index, name in enumerate((network.input_name, *(op.name for op in network.ops)))}
+    order = {
+        name: index
+        for index, name in enumerate((network.input_name, *(op.name for op in network.ops)))
+    }
     notes = []
     for group in share_groups(network):
         root = max(group, key=order.__getitem__)
@@ -252,8 +255,13 @@ def _bias(imported: Imported, op: Op, s_in: float, w_scale: np.ndarray) -> np.nd
     return q.astype(np.int32)
 
 
-def quantise(imported: Imported, ranges: Mapping[str, float] | None = None, *,
-             scales: Mapping[str, float] | None = None, scheme: str = "") -> Quantised:
+def quantise(
+    imported: Imported,
+    ranges: Mapping[str, float] | None = None,
+    *,
+    scales: Mapping[str, float] | None = None,
+    scheme: str = "",
+) -> Quantised:
     """The int8 parameters of ``imported``.
 
     Parameters
@@ -277,8 +285,9 @@ def quantise(imported: Imported, ranges: Mapping[str, float] | None = None, *,
     notes: list[str] = []
     if scales is not None:
         given = dict(scales)
-        missing = [n for n in (network.input_name, *(op.name for op in network.ops))
-                   if n not in given]
+        missing = [
+            n for n in (network.input_name, *(op.name for op in network.ops)) if n not in given
+        ]
         if missing:
             raise QuantError(f"no scale for tensor(s) {', '.join(map(repr, missing[:5]))}")
     elif imported.quantised:

@@ -43,8 +43,16 @@ class Builder:
         self.nodes.append(helper.make_node(op, list(inputs), outs, name=f"n{self.count}", **attrs))
         return outs[0]
 
-    def conv(self, x: str, c_in: int, c_out: int, k: int | tuple[int, int], groups: int = 1,
-             bias: bool = True, **attrs: Any) -> str:
+    def conv(
+        self,
+        x: str,
+        c_in: int,
+        c_out: int,
+        k: int | tuple[int, int],
+        groups: int = 1,
+        bias: bool = True,
+        **attrs: Any,
+    ) -> str:
         kh, kw = (k, k) if isinstance(k, int) else k
         inputs = [x, self.weight(c_out, c_in // groups, kh, kw)]
         if bias:
@@ -84,8 +92,15 @@ def ort_run(path: Path, x: np.ndarray, outputs: Sequence[str] | None = None) -> 
     return session.run(list(outputs) if outputs else None, {name: x})
 
 
-def quantize_qdq(src: Path, dst: Path, shape: Sequence[int], samples: int = 4, seed: int = 2,
-                 per_channel: bool = True, dedicated: bool = True) -> Path:
+def quantize_qdq(
+    src: Path,
+    dst: Path,
+    shape: Sequence[int],
+    samples: int = 4,
+    seed: int = 2,
+    per_channel: bool = True,
+    dedicated: bool = True,
+) -> Path:
     """onnxruntime's static QDQ quantisation: int8, symmetric activations and weights."""
     from onnxruntime.quantization import (
         CalibrationDataReader,

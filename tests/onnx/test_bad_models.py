@@ -1,4 +1,4 @@
-"""Bad ONNX input: one line each, naming the file, the node or tensor and the fix; nothing written."""
+"""Bad ONNX input: one line each, naming the file, the node or tensor and the fix."""
 
 from pathlib import Path
 
@@ -6,9 +6,9 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
-from voltflow.cli import main
 
 from tests.onnx.graphs import Builder, light
+from voltflow.cli import main
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str, lines: int = 1) -> str:
@@ -48,7 +48,9 @@ def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 
 @pytest.mark.parametrize("opset", [8, 22])
-def test_opset_outside_9_to_21(tmp_path: Path, capsys: pytest.CaptureFixture[str], opset: int) -> None:
+def test_opset_outside_9_to_21(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], opset: int
+) -> None:
     path = _small(tmp_path)
     model = onnx.load(str(path))
     model.opset_import[0].version = opset
@@ -58,10 +60,15 @@ def test_opset_outside_9_to_21(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "onnx.version_converter.convert_version" in err
 
 
-def test_dynamic_input_needs_input_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_dynamic_input_needs_input_shape(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = _small(tmp_path, dims=["N", 3, "H", "W"])
     err = _run(capsys, "import", str(path), "-o", str(tmp_path / "n.yaml"))
-    assert "input 'x' has the dynamic shape [N, 3, H, W]; give its size with --input-shape C,H,W" in err
+    assert (
+        "input 'x' has the dynamic shape [N, 3, H, W]; give its size with --input-shape C,H,W"
+        in err
+    )
     out = tmp_path / "n.yaml"
     assert main(["import", str(path), "-o", str(out), "--input-shape", "3,16,12"]) == 0
     capsys.readouterr()
@@ -75,8 +82,14 @@ def test_missing_external_data(tmp_path: Path, capsys: pytest.CaptureFixture[str
     out = b.node("Relu", [b.conv("x", 3, 64, 3)])
     model = b.model(out)
     path = tmp_path / "ext.onnx"
-    onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-              location="ext.data", size_threshold=0)
+    onnx.save(
+        model,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="ext.data",
+        size_threshold=0,
+    )
     (tmp_path / "ext.data").unlink()
     err = _run(capsys, "import", str(path), "-o", str(tmp_path / "n.yaml"))
     assert "keeps its data in the external file 'ext.data'" in err and "copy the data file" in err
@@ -96,8 +109,9 @@ def test_two_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_unsupported_nodes_listed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    err = _run(capsys, "import", str(light("bvlc_alexnet")), "-o", str(tmp_path / "n.yaml"),
-               lines=4)
+    err = _run(
+        capsys, "import", str(light("bvlc_alexnet")), "-o", str(tmp_path / "n.yaml"), lines=4
+    )
     assert err.splitlines() == [
         f"voltflow import: error: {light('bvlc_alexnet')}: 2 nodes cannot run on the accelerator:",
         "  node 18 'n2' (LRN): local response normalisation has no unit on the accelerator",
@@ -127,11 +141,13 @@ def test_bad_calibration_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     path = _small(tmp_path)
     wrong = tmp_path / "cal.npy"
     np.save(wrong, np.zeros((2, 3, 4, 4), np.float32))
-    err = _run(capsys, "import", str(path), "-o", str(tmp_path / "n.yaml"),
-               "--calibration", str(wrong))
+    err = _run(
+        capsys, "import", str(path), "-o", str(tmp_path / "n.yaml"), "--calibration", str(wrong)
+    )
     assert f"{wrong}: shape [2, 3, 4, 4]; the network input is [3, 8, 8]" in err
     np.save(wrong, np.zeros((3, 8, 8), np.int8))
-    err = _run(capsys, "import", str(path), "-o", str(tmp_path / "n.yaml"),
-               "--calibration", str(wrong))
+    err = _run(
+        capsys, "import", str(path), "-o", str(tmp_path / "n.yaml"), "--calibration", str(wrong)
+    )
     assert "holds int8 values; calibration inputs are float" in err
     assert not (tmp_path / "n.yaml").exists()

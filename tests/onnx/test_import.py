@@ -1,4 +1,4 @@
-"""ONNX import: the light_* topologies, op-by-op float semantics against onnxruntime, opsets 9-21."""
+"""ONNX import: the light_* topologies, float semantics op by op against onnxruntime, opsets."""
 
 import json
 import math
@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from voltflow.cli import main
 from voltflow.scheduler.network import OpKind, load_network
 from voltflow.scheduler.onnx_graph import OnnxError, read_onnx
 from voltflow.scheduler.onnx_import import census, import_onnx
 from voltflow.scheduler.quantise import float_forward
 
 from tests.onnx.graphs import LIGHT, Builder, light, ort_run
+from voltflow.cli import main
 
 IMPORTS = ["squeezenet", "resnet50", "inception_v2"]
 #: Imports, but its first fc (25088 x 4096) does not fit the reference chip's weight buffer.
@@ -54,7 +54,7 @@ def _onnx_macs(path: Path) -> int:
     for node in model.graph.node:
         if node.op_type == "Conv":
             out = shapes[node.output[0]]
-            c_out, c_in_g, kh, kw = wshape(node.input[1])
+            _, c_in_g, kh, kw = wshape(node.input[1])
             total += math.prod(out) * c_in_g * kh * kw
         elif node.op_type == "Gemm":
             n, k = wshape(node.input[1])
@@ -102,7 +102,13 @@ def test_light_squeezenet_is_the_zoo_squeezenet() -> None:
     assert len(imported.ops) == len(zoo.ops)
     for a, b in zip(zoo.ops, imported.ops, strict=True):
         assert (a.kind, a.out, a.kernel, a.stride, a.padding, a.groups, a.relu) == (
-            b.kind, b.out, b.kernel, b.stride, b.padding, b.groups, b.relu
+            b.kind,
+            b.out,
+            b.kernel,
+            b.stride,
+            b.padding,
+            b.groups,
+            b.relu,
         ), (a.name, b.name)
 
 
@@ -142,9 +148,17 @@ def _graph(kind: str, opset: int = 13) -> tuple[Builder, str]:
         return b, b.conv(x, 6, 8, 4, strides=[2, 2], auto_pad="SAME_LOWER")
     if kind == "depthwise_bn_relu":
         c = b.conv(x, 6, 6, 3, groups=6, pads=[1, 1, 1, 1])
-        bn = b.node("BatchNormalization", [c, b.const(np.abs(b.rng.standard_normal(6)).astype(np.float32) + 0.5),
-                    b.weight(6), b.weight(6), b.const((np.abs(b.rng.standard_normal(6)) + 0.3).astype(np.float32))],
-                    epsilon=1e-3)
+        bn = b.node(
+            "BatchNormalization",
+            [
+                c,
+                b.const(np.abs(b.rng.standard_normal(6)).astype(np.float32) + 0.5),
+                b.weight(6),
+                b.weight(6),
+                b.const((np.abs(b.rng.standard_normal(6)) + 0.3).astype(np.float32)),
+            ],
+            epsilon=1e-3,
+        )
         return b, b.node("Relu", [bn])
     if kind == "affine_relu6":
         c = b.conv(x, 6, 8, 1, bias=False)
@@ -154,10 +168,22 @@ def _graph(kind: str, opset: int = 13) -> tuple[Builder, str]:
             return b, b.node("Clip", [a], min=0.0, max=6.0)
         return b, b.node("Clip", [a, b.const(np.float32(0.0)), b.const(np.float32(6.0))])
     if kind == "pools":
-        p = b.node("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 0, 1, 1],
-                   **({"ceil_mode": 1} if opset >= 10 else {}))
-        q = b.node("AveragePool", [p], kernel_shape=[2, 3], strides=[1, 2], pads=[1, 1, 0, 1],
-                   count_include_pad=1)
+        p = b.node(
+            "MaxPool",
+            [x],
+            kernel_shape=[3, 3],
+            strides=[2, 2],
+            pads=[1, 0, 1, 1],
+            **({"ceil_mode": 1} if opset >= 10 else {}),
+        )
+        q = b.node(
+            "AveragePool",
+            [p],
+            kernel_shape=[2, 3],
+            strides=[1, 2],
+            pads=[1, 1, 0, 1],
+            count_include_pad=1,
+        )
         return b, b.node("GlobalMaxPool", [q])
     if kind == "residual_concat":
         c1 = b.conv(x, 6, 6, 3, pads=[1, 1, 1, 1])
@@ -176,21 +202,33 @@ def _graph(kind: str, opset: int = 13) -> tuple[Builder, str]:
         k = b.node("Gemm", [r, b.weight(16, 5), b.weight(5)])
         m = b.node("MatMul", [k, b.weight(5, 4)])
         a = b.node("Add", [m, b.weight(4)])
-        return b, b.node("Softmax", [a], axis=1 if opset >= 13 else 1)
+        return b, b.node("Softmax", [a], axis=1)
     if kind == "reshape_by_shape":
         c = b.node("Relu", [b.conv(x, 6, 4, 3, strides=[2, 2])])
         shape = b.node("Shape", [c])
         n = b.node("Gather", [shape, b.const(np.array(0, np.int64))], axis=0)
-        nn = b.node("Unsqueeze", [n, b.const(np.array([0], np.int64))]) if opset >= 13 else \
-            b.node("Unsqueeze", [n], axes=[0])
+        nn = (
+            b.node("Unsqueeze", [n, b.const(np.array([0], np.int64))])
+            if opset >= 13
+            else b.node("Unsqueeze", [n], axes=[0])
+        )
         target = b.node("Concat", [nn, b.const(np.array([-1], np.int64))], axis=0)
         flat = b.node("Reshape", [c, target])
         return b, b.node("Gemm", [flat, b.weight(3, 4 * 5 * 4), b.weight(3)], transB=1)
     raise AssertionError(kind)
 
 
-KINDS = ["asym_pads", "same_upper", "same_lower", "depthwise_bn_relu", "affine_relu6", "pools",
-         "residual_concat", "classifier", "reshape_by_shape"]
+KINDS = [
+    "asym_pads",
+    "same_upper",
+    "same_lower",
+    "depthwise_bn_relu",
+    "affine_relu6",
+    "pools",
+    "residual_concat",
+    "classifier",
+    "reshape_by_shape",
+]
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -1,4 +1,4 @@
-"""`voltflow import`: an ONNX model into a network file, scales included; `--list-ops` its census."""
+"""`voltflow import`: an ONNX model into a network file with its scales; `--list-ops`: its census."""
 
 import argparse
 import sys
@@ -110,7 +110,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         document["name"] = args.name
     imported, quantised = model.imported, model.quantised
     header = [
-        f"Imported by `voltflow import` from {model_path.name} (ONNX opset {imported.graph.opset}).",
+        f"Imported by `voltflow import` from {model_path.name} "
+        f"(ONNX opset {imported.graph.opset}).",
         f"Weights: the model's own ({len(quantised.weights)} conv/fc ops), int8 per output "
         "channel; activation scales: " + quantised.scheme + ".",
     ]

@@ -184,10 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("model", help="the .onnx file")
     imp.add_argument("-o", "--output", metavar="FILE.yaml", help="the network file to write")
     imp.add_argument(
-        "--list-ops", action="store_true", help="print what each ONNX operator maps to, write nothing"
+        "--list-ops",
+        action="store_true",
+        help="print what each ONNX operator maps to, write nothing",
     )
     imp.add_argument(
-        "--input-shape", metavar="C,H,W", help="the input's shape, for a model whose shape is dynamic"
+        "--input-shape",
+        metavar="C,H,W",
+        help="the input's shape, for a model whose shape is dynamic",
     )
     imp.add_argument(
         "--calibration",
