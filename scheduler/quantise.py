@@ -3,7 +3,8 @@
 Symmetric int8 everywhere (zero points 0), per docs/arithmetic.md:
 
 - weights per output channel: ``scale_w[c] = max |w[c]| / 127`` (float32),
-  ``q = round(w / scale_w)`` clipped to -127..127, unless the model brings its own int8 weights (QDQ, QOperator);
+  ``q = round(w / scale_w)`` clipped to -127..127, unless the model brings its own int8 weights
+  (QDQ, QOperator);
 - activations per tensor: ``scale = max |x| / 127`` over a calibration run of the float network
   (`calibrate`: a seeded standard-normal input, or the user's inputs), capped by a Clip's bound,
   unless the model brings its own scales; tensors that the accelerator cannot requantise between

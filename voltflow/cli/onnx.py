@@ -1,4 +1,4 @@
-"""`voltflow import`: an ONNX model into a network file with its scales; `--list-ops`: its census."""
+"""`voltflow import`: an ONNX model into a network file with its scales; `--list-ops` its census."""
 
 import argparse
 import sys
