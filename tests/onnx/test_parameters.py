@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from voltflow.cli import main
 from voltflow.scheduler.network import NetworkError, load_network
 from voltflow.scheduler.onnx_graph import read_onnx
 from voltflow.scheduler.onnx_import import import_onnx
@@ -13,6 +12,7 @@ from voltflow.scheduler.onnx_model import load_model
 from voltflow.scheduler.quantise import share_groups
 
 from tests.onnx.graphs import Builder, quantize_qdq
+from voltflow.cli import main
 
 
 def _float_model(tmp_path: Path) -> Path:
