@@ -28,6 +28,7 @@ __all__ = [
     "Case",
     "OpParams",
     "avgpool_accumulate",
+    "case_from_params",
     "conv_accumulate",
     "fc_accumulate",
     "forward",
@@ -598,3 +599,25 @@ def _random_weights(
     if zeros:
         weight.reshape(-1)[rng.permutation(weight.size)[:zeros]] = 0
     return weight, bias
+
+
+def case_from_params(
+    network: Network, input: np.ndarray, params: Mapping[str, OpParams], *, seed: int = 0
+) -> Case:
+    """The golden case of given parameters and input (a model's own weights; no sparsity drawn).
+
+    ``params`` must hold every conv, fc, avgpool and add op; ``seed`` is recorded only.
+    """
+    if not isinstance(network, Network):
+        raise TypeError(f"network must be a Network, not {network!r}")
+    image = _frozen(_check_int8("input", input, 3))
+    outputs = forward(network, image, params)
+    weighted = {op.name: 0.0 for op in network.ops if op.kind in (OpKind.CONV, OpKind.FC)}
+    return Case(
+        network=network,
+        seed=int(seed),
+        sparsity=MappingProxyType(weighted),
+        input=image,
+        params=MappingProxyType(dict(params)),
+        outputs=outputs,
+    )

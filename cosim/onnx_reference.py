@@ -17,7 +17,9 @@ Known sources of difference (docs/arithmetic.md, "Against onnxruntime"):
   QLinearConv); float rounding can move a result across a rounding boundary.
 """
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +27,14 @@ from voltflow.cosim.model_case import model_case
 from voltflow.scheduler.onnx_model import Model
 from voltflow.scheduler.quantise import seeded_input
 
-__all__ = ["LayerAgreement", "OrtComparison", "compare_with_onnxruntime", "comparison_rows"]
+__all__ = [
+    "LayerAgreement",
+    "OrtComparison",
+    "compare_with_onnxruntime",
+    "comparison_rows",
+    "quantize_qdq",
+    "random_weights",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,3 +203,96 @@ def comparison_rows(result: OrtComparison) -> list[list[str]]:
         [f"output ({f.tensor})", f"{f.elements:,}", f"{100 * f.equal_share:.2f} %", str(f.max_lsb)]
     )
     return rows
+
+
+# ---- reference models ----------------------------------------------------------------------------
+
+
+def random_weights(src: str | os.PathLike[str], dst: str | os.PathLike[str], seed: int = 0) -> Path:
+    """A copy of a model whose ``ConstantOfShape`` weights (the ``light_*`` topologies') become
+    seeded random initializers: He-normal conv and Gemm weights, small biases, batch norms near
+    identity (scale ~1, variance ~1). The float model to quantise for the comparison."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(os.fspath(src))
+    graph = model.graph
+    inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    readers: dict[str, tuple[str, int]] = {}
+    for node in graph.node:
+        for position, name in enumerate(node.input):
+            readers.setdefault(name, (node.op_type, position))
+    rng = np.random.default_rng(seed)
+    keep = []
+    new = []
+    for node in graph.node:
+        if node.op_type != "ConstantOfShape" or node.input[0] not in inits:
+            keep.append(node)
+            continue
+        shape = tuple(int(v) for v in inits[node.input[0]])
+        op, position = readers.get(node.output[0], ("", -1))
+        noise = rng.standard_normal(shape)
+        if position == 1 and op in ("Conv", "Gemm"):
+            fan_in = int(np.prod(shape[1:]))
+            value = noise * np.sqrt(2.0 / max(fan_in, 1))
+        elif op == "BatchNormalization" and position in (1, 4):
+            value = 1.0 + 0.1 * np.abs(noise)
+        else:
+            value = 0.1 * noise
+        new.append(numpy_helper.from_array(value.astype(np.float32), node.output[0]))
+    del graph.node[:]
+    graph.node.extend(keep)
+    graph.initializer.extend(new)
+    out = Path(dst)
+    onnx.save(model, os.fspath(out))
+    return out
+
+
+def quantize_qdq(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    samples: int = 4,
+    seed: int = 2,
+    *,
+    dedicated: bool = True,
+) -> Path:
+    """onnxruntime's ``quantize_static`` in the form voltflow runs: QDQ, int8, symmetric
+    activations and weights, weights per channel; calibrated (MinMax) on ``samples`` seeded
+    standard-normal inputs. ``dedicated``: one DequantizeLinear per reader
+    (``DedicatedQDQPair``), so that onnxruntime runs every Conv as QLinearConv."""
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    model = onnx.load(os.fspath(src))
+    value = model.graph.input[0]
+    dims = [d.dim_value or 1 for d in value.type.tensor_type.shape.dim]
+    rng = np.random.default_rng(seed)
+    data = [rng.standard_normal(dims).astype(np.float32) for _ in range(samples)]
+
+    class _Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.items = iter([{value.name: d} for d in data])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.items, None)
+
+    quantize_static(
+        os.fspath(src),
+        os.fspath(dst),
+        _Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        extra_options={
+            "ActivationSymmetric": True,
+            "WeightSymmetric": True,
+            "DedicatedQDQPair": dedicated,
+        },
+    )
+    return Path(dst)

@@ -5,13 +5,14 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from voltflow.cosim.onnx_reference import quantize_qdq
 from voltflow.scheduler.network import NetworkError, load_network
 from voltflow.scheduler.onnx_graph import read_onnx
 from voltflow.scheduler.onnx_import import import_onnx
 from voltflow.scheduler.onnx_model import load_model
 from voltflow.scheduler.quantise import share_groups
 
-from tests.onnx.graphs import Builder, quantize_qdq
+from tests.onnx.graphs import Builder
 from voltflow.cli import main
 
 
@@ -113,7 +114,7 @@ def test_calibration_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_qdq_model_keeps_its_own_weights_and_scales(tmp_path: Path) -> None:
-    qdq = quantize_qdq(_float_model(tmp_path), tmp_path / "qdq.onnx", [3, 12, 12])
+    qdq = quantize_qdq(_float_model(tmp_path), tmp_path / "qdq.onnx")
     imported = import_onnx(read_onnx(qdq))
     assert imported.quantised
     model = load_model(qdq)
