@@ -1,8 +1,9 @@
 """The numpy golden model: bit-exact int8 reference outputs of a network, per docs/arithmetic.md.
 
 `make_case` draws a seeded random int8 network instance (weights, biases, input), picks each op's
-requantisation parameters from the model's own run and records every op's output. The array-level
-functions (`conv_accumulate`, `requantize`, `maxpool`, ...) are the reference for single ops.
+requantisation parameters (per output channel for a ``per_channel`` op) from the model's own run
+and records every op's output. The array-level functions (`conv_accumulate`, `requantize`,
+`requantize_channels`, `maxpool`, ...) are the reference for single ops.
 
 Products of int8 values are at most 2^14 in magnitude, so every partial sum of a reduction shorter
 than 2^38 is an integer below 2^53: the reductions run as float64 matrix products (BLAS) and are
@@ -16,12 +17,15 @@ from types import MappingProxyType
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from voltflow.hw.widths import CHANNEL_M_BITS, CHANNEL_S_BITS
 from voltflow.scheduler.network import Network, Op, OpKind
 
 __all__ = [
     "ACC_MAX",
     "ACC_MIN",
     "BIAS_LIMIT",
+    "CHANNEL_M_MAX",
+    "CHANNEL_S_MAX",
     "M_MAX",
     "S_MAX",
     "TARGET_STD",
@@ -29,13 +33,16 @@ __all__ = [
     "OpParams",
     "avgpool_accumulate",
     "case_from_params",
+    "channel_scales",
     "conv_accumulate",
     "fc_accumulate",
     "forward",
     "make_case",
     "maxpool",
+    "pick_channel_multiplier",
     "pick_multiplier",
     "requantize",
+    "requantize_channels",
     "residual_add",
     "run_op",
 ]
@@ -48,6 +55,10 @@ M_MAX = (1 << 16) - 1
 """Largest requantisation multiplier (unsigned 16 bit; the smallest is 1)."""
 S_MAX = 47
 """Largest requantisation shift."""
+CHANNEL_M_MAX = (1 << CHANNEL_M_BITS) - 1
+"""Largest per-channel multiplier (unsigned 24 bit, a float32 significand; the smallest is 1)."""
+CHANNEL_S_MAX = (1 << CHANNEL_S_BITS) - 1
+"""Largest per-channel shift (63)."""
 BIAS_LIMIT = 1 << 12
 """Random biases of `make_case` are drawn from (-BIAS_LIMIT, BIAS_LIMIT)."""
 TARGET_STD = 32.0
@@ -55,6 +66,8 @@ TARGET_STD = 32.0
 
 _EXACT_TERMS = 1 << 38  # reductions up to this length are exact in float64 (see module docstring)
 _REQUANTISED = frozenset({OpKind.CONV, OpKind.FC, OpKind.AVGPOOL, OpKind.ADD})
+#: Significand bits of a float32 (with the implicit one): a per-channel multiplier holds them all.
+_FLOAT32_SIGNIFICAND_BITS = np.finfo(np.float32).nmant + 1
 
 Pair = tuple[int, int]
 Padding = tuple[int, int, int, int]
@@ -97,11 +110,18 @@ class OpParams:
     bias : numpy.ndarray of int32 or None
         (C_out,) for conv and fc; None for avgpool and add.
     m : int
-        Requantisation multiplier, 1 .. `M_MAX` (``m_a`` of an add).
+        Requantisation multiplier, 1 .. `M_MAX` (``m_a`` of an add); unused when ``channel_m``
+        is given (`make_case` then sets 1).
     s : int
-        Requantisation shift, 0 .. `S_MAX`.
+        Requantisation shift, 0 .. `S_MAX`; unused when ``channel_s`` is given (`make_case`: 0).
     m_b : int or None
         The add's multiplier of its second input; None for every other op.
+    channel_m : numpy.ndarray of integers or None
+        A per-channel conv's or fc's multipliers, (C_out,), each 1 .. `CHANNEL_M_MAX`; given
+        together with ``channel_s`` and a weight, for exactly the ops with ``per_channel``.
+        Stored as int64.
+    channel_s : numpy.ndarray of integers or None
+        Its shifts, (C_out,), each 0 .. `CHANNEL_S_MAX`; stored as int64.
     """
 
     weight: np.ndarray | None
@@ -109,6 +129,8 @@ class OpParams:
     m: int
     s: int
     m_b: int | None = None
+    channel_m: np.ndarray | None = None
+    channel_s: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.weight is not None:
@@ -140,6 +162,22 @@ class OpParams:
         object.__setattr__(self, "s", int(self.s))
         if self.m_b is not None:
             object.__setattr__(self, "m_b", int(self.m_b))
+        if (self.channel_m is None) != (self.channel_s is None):
+            given = "channel_m" if self.channel_s is None else "channel_s"
+            raise ValueError(
+                f"OpParams.channel_m and channel_s must be given together, not {given} alone"
+            )
+        if self.channel_m is not None:
+            if self.weight is None:
+                raise ValueError(
+                    "OpParams.channel_m and channel_s must come with a weight (a conv or fc)"
+                )
+            channels = self.weight.shape[0]
+            for name, lo, hi in (("channel_m", 1, CHANNEL_M_MAX), ("channel_s", 0, CHANNEL_S_MAX)):
+                values = _check_channel_values(
+                    f"OpParams.{name}", getattr(self, name), channels, lo, hi
+                )
+                object.__setattr__(self, name, _frozen(values))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -192,6 +230,35 @@ def _clamp8(value: np.ndarray, relu: bool) -> np.ndarray:
     return np.clip(value, 0 if relu else -128, 127).astype(np.int8)
 
 
+def _check_acc(acc: object) -> np.ndarray:
+    """``acc`` as int64, checked to be integers within int32."""
+    acc = np.asarray(acc)
+    if acc.dtype.kind not in "iu":
+        raise ValueError(f"acc must be an integer array, not {_describe(acc)}")
+    acc = acc.astype(np.int64)
+    if acc.size and (acc.min() < ACC_MIN or acc.max() > ACC_MAX):
+        raise ValueError(f"acc must lie within int32, not [{int(acc.min())}, {int(acc.max())}]")
+    return acc
+
+
+def _check_channel_values(name: str, values: object, channels: int, lo: int, hi: int) -> np.ndarray:
+    """``values`` as int64, checked to be a (channels,) integer array within lo .. hi."""
+    if (
+        not isinstance(values, np.ndarray)
+        or values.dtype.kind not in "iu"
+        or values.shape != (channels,)
+    ):
+        raise ValueError(
+            f"{name} must be an integer array of shape ({channels},), not {_describe(values)}"
+        )
+    bad = np.flatnonzero((values < lo) | (values > hi))
+    if bad.size:
+        raise ValueError(
+            f"{name} must hold ints in {lo}..{hi}, not {int(values[bad[0]])} (channel {bad[0]})"
+        )
+    return values.astype(np.int64)
+
+
 def requantize(acc: np.ndarray, m: int, s: int, *, relu: bool = False) -> np.ndarray:
     """Requantise int32 accumulators to int8: ``clamp((acc * m + round) >> s)``, then relu.
 
@@ -213,14 +280,47 @@ def requantize(acc: np.ndarray, m: int, s: int, *, relu: bool = False) -> np.nda
         raise ValueError(f"m must be an int in 1..{M_MAX}, not {m!r}")
     if not _is_int(s) or not 0 <= s <= S_MAX:
         raise ValueError(f"s must be an int in 0..{S_MAX}, not {s!r}")
-    acc = np.asarray(acc)
-    if acc.dtype.kind not in "iu":
-        raise ValueError(f"acc must be an integer array, not {_describe(acc)}")
-    acc = acc.astype(np.int64)
-    if acc.size and (acc.min() < ACC_MIN or acc.max() > ACC_MAX):
-        raise ValueError(f"acc must lie within int32, not [{int(acc.min())}, {int(acc.max())}]")
+    acc = _check_acc(acc)
     # |acc * m| < 2^47 and the rounding term is below 2^46: int64 holds every intermediate.
     return _clamp8(_shift_round(acc * int(m), int(s)), relu)
+
+
+def requantize_channels(
+    acc: np.ndarray, m: np.ndarray, s: np.ndarray, *, relu: bool = False
+) -> np.ndarray:
+    """Requantise per output channel: ``clamp((acc[c] * m[c] + round_c) >> s[c])``, then relu.
+
+    The rule of `requantize` (round half up; no rounding term where ``s[c]`` is 0) with channel
+    c's own multiplier and shift (docs/arithmetic.md, "Per-channel requantisation").
+
+    Parameters
+    ----------
+    acc : numpy.ndarray of integers, (C, ...)
+        Accumulators, each within int32; axis 0 is the output channel.
+    m : numpy.ndarray of integers, (C,)
+        Multipliers, each 1 .. `CHANNEL_M_MAX`.
+    s : numpy.ndarray of integers, (C,)
+        Shifts, each 0 .. `CHANNEL_S_MAX`.
+    relu : bool
+        Clamp negative results to 0.
+
+    Returns
+    -------
+    numpy.ndarray of int8
+        Same shape as ``acc``.
+    """
+    acc = _check_acc(acc)
+    if acc.ndim < 1:
+        raise ValueError(f"acc must have an output-channel axis 0, not {_describe(acc)}")
+    channels = acc.shape[0]
+    m = _check_channel_values("m", m, channels, 1, CHANNEL_M_MAX)
+    s = _check_channel_values("s", s, channels, 0, CHANNEL_S_MAX)
+    along = (channels,) + (1,) * (acc.ndim - 1)
+    m, s = m.reshape(along), s.reshape(along)
+    # |acc * m| < 2^31 * 2^24 = 2^55 and the rounding term is at most 2^62: their sum stays
+    # below 2^63, so int64 holds every intermediate even at s = 63.
+    half = np.where(s > 0, np.left_shift(np.int64(1), np.maximum(s - 1, 0)), np.int64(0))
+    return _clamp8((acc * m + half) >> s, relu)
 
 
 def pick_multiplier(scale: float) -> tuple[int, int]:
@@ -237,6 +337,38 @@ def pick_multiplier(scale: float) -> tuple[int, int]:
         return math.floor(math.ldexp(fraction, 15) + 0.5), s  # 2^14 .. 2^15 inclusive
     s = min(max(s, 0), S_MAX)
     return _round_multiplier(math.ldexp(float(scale), s)), s
+
+
+def pick_channel_multiplier(scale32: np.float32) -> tuple[int, int]:
+    """The (m, s) with ``m / 2^s`` exactly equal to the float32 ``scale32``.
+
+    A float32 is ``M * 2^-k`` with M its 24-bit significand, so ``m`` is that significand
+    (``2^23 <= m < 2^24`` for a normal float32) and ``s = k``, unless ``s`` would exceed
+    `CHANNEL_S_MAX`: then ``m`` loses trailing zero bits (and ``s`` as many) while it has any
+    (docs/arithmetic.md, "Per-channel requantisation"). Exact and platform independent
+    (``math.frexp`` of the float32's exact float64 value).
+
+    Raises
+    ------
+    ValueError
+        If ``scale32`` is not a positive finite numpy float32, or no ``m`` in
+        1 .. `CHANNEL_M_MAX` and ``s`` in 0 .. `CHANNEL_S_MAX` give it exactly (a scale of 2^24
+        or more, or one below 2^-40 with too few trailing zero bits).
+    """
+    if not isinstance(scale32, np.float32) or not np.isfinite(scale32) or scale32 <= 0:
+        raise ValueError(f"scale32 must be a positive finite numpy float32, not {scale32!r}")
+    fraction, exponent = math.frexp(float(scale32))  # scale = fraction * 2^exponent, 0.5 <= f < 1
+    m = math.ldexp(fraction, _FLOAT32_SIGNIFICAND_BITS)
+    assert m == int(m), "a float32 has at most 24 significand bits"
+    m, s = int(m), _FLOAT32_SIGNIFICAND_BITS - exponent
+    while s > CHANNEL_S_MAX and m % 2 == 0:
+        m, s = m >> 1, s - 1
+    if not (1 <= m <= CHANNEL_M_MAX and 0 <= s <= CHANNEL_S_MAX):
+        raise ValueError(
+            f"scale32 {float(scale32)!r} = {m} * 2^{-s} has no exact per-channel form: m must be "
+            f"in 1..{CHANNEL_M_MAX} and s in 0..{CHANNEL_S_MAX}"
+        )
+    return m, s
 
 
 def _check_acc_range(acc: np.ndarray, what: str) -> np.ndarray:
@@ -418,7 +550,8 @@ def _avgpool_acc(op: Op, x: np.ndarray) -> np.ndarray:
 def run_op(op: Op, inputs: Sequence[np.ndarray], params: OpParams | None = None) -> np.ndarray:
     """The int8 output of one op, given its int8 inputs (in ``op.inputs`` order) and parameters.
 
-    ``params`` is required for conv, fc, avgpool and add, and ignored otherwise.
+    ``params`` is required for conv, fc, avgpool and add, and ignored otherwise. It holds
+    per-channel parameters (``channel_m``, ``channel_s``) exactly when ``op.per_channel``.
 
     Raises
     ------
@@ -441,8 +574,19 @@ def run_op(op: Op, inputs: Sequence[np.ndarray], params: OpParams | None = None)
         return np.concatenate(inputs, axis=0)
     if params is None:
         raise ValueError(f"op {op.name!r} ({op.kind.value}) needs OpParams")
+    if op.per_channel and params.channel_m is None:
+        raise ValueError(
+            f"op {op.name!r} is per_channel: its OpParams need channel_m and channel_s"
+        )
+    if not op.per_channel and params.channel_m is not None:
+        raise ValueError(
+            f"op {op.name!r} is not per_channel: its OpParams must not have channel_m and channel_s"
+        )
     if op.kind in (OpKind.CONV, OpKind.FC):
         acc = _weighted_acc(op, inputs[0], params.weight, params.bias)
+        if params.channel_m is not None:
+            assert params.channel_s is not None
+            return requantize_channels(acc, params.channel_m, params.channel_s, relu=op.relu)
         return requantize(acc, params.m, params.s, relu=op.relu)
     if op.kind is OpKind.AVGPOOL:
         return requantize(_avgpool_acc(op, inputs[0]), params.m, params.s)
@@ -482,6 +626,21 @@ def _std(values: np.ndarray) -> float:
     return max(float(np.std(values.astype(np.float64))), 1.0)
 
 
+def channel_scales(acc: np.ndarray) -> np.ndarray:
+    """Per output channel c, the float32 scale ``TARGET_STD / std(acc[c])`` (`make_case`).
+
+    ``std`` is the population standard deviation of the channel's accumulators (axis 0 is the
+    channel), floored at 1 as for one scale per op. A channel of a single value (an fc's, or a
+    1x1 output map) has no spread of its own: every channel then takes the whole tensor's std.
+    """
+    per_channel = acc.reshape(acc.shape[0], -1)
+    if per_channel.shape[1] > 1:
+        stds = [_std(values) for values in per_channel]
+    else:
+        stds = [_std(acc)] * acc.shape[0]
+    return np.array([TARGET_STD / std for std in stds], dtype=np.float32)
+
+
 def _round_multiplier(value: float) -> int:
     """Round half up and clamp into 1 .. M_MAX."""
     return min(max(math.floor(value + 0.5), 1), M_MAX)
@@ -515,7 +674,9 @@ def make_case(network: Network, seed: int = 0, sparsity: float | Mapping[str, fl
     chosen ``round(fraction * weights)`` of an op's weights (values already 0 stay 0). Running the
     network op by op, each op's requantisation is picked from its own accumulators
     (docs/arithmetic.md, "Choosing m and s"): conv and fc ``m / 2^s ~= TARGET_STD / std(acc)``,
-    avgpool ``1 / (kh * kw)``, add ``m_x / 2^s ~= TARGET_STD / (sqrt 2 * std(x))`` per input.
+    avgpool ``1 / (kh * kw)``, add ``m_x / 2^s ~= TARGET_STD / (sqrt 2 * std(x))`` per input. A
+    ``per_channel`` conv or fc gets per output channel c the exact form
+    (`pick_channel_multiplier`) of the float32 ``TARGET_STD / std(acc[c])`` (`channel_scales`).
 
     Parameters
     ----------
@@ -554,9 +715,18 @@ def make_case(network: Network, seed: int = 0, sparsity: float | Mapping[str, fl
             rng = np.random.default_rng([seed, index])
             weight, bias = _random_weights(op, rng, fractions[op.name])
             acc = _weighted_acc(op, xs[0], weight, bias)
-            m, s = pick_multiplier(TARGET_STD / _std(acc))
-            params[op.name] = OpParams(weight, bias, m, s)
-            out = requantize(acc, m, s, relu=op.relu)
+            if op.per_channel:
+                picked = [pick_channel_multiplier(scale) for scale in channel_scales(acc)]
+                channel_m = np.array([m for m, _ in picked], dtype=np.int64)
+                channel_s = np.array([s for _, s in picked], dtype=np.int64)
+                params[op.name] = OpParams(
+                    weight, bias, 1, 0, channel_m=channel_m, channel_s=channel_s
+                )
+                out = requantize_channels(acc, channel_m, channel_s, relu=op.relu)
+            else:
+                m, s = pick_multiplier(TARGET_STD / _std(acc))
+                params[op.name] = OpParams(weight, bias, m, s)
+                out = requantize(acc, m, s, relu=op.relu)
         elif op.kind is OpKind.AVGPOOL:
             kh, kw = op.kernel
             m, s = pick_multiplier(1.0 / (kh * kw))

@@ -2,8 +2,8 @@
 
 The layouts are specified in docs/timing-model.md, section "Data layout": activations are
 channel-blocked 64-bit words of 8 int8 lanes; a weighted op's RRAM region holds its passes, each
-``K_pad`` weight words followed by the bias words. Words are numpy ``uint64`` arrays; lane ``l``
-of a word is bits ``[8 l, 8 l + 8)``.
+``K_pad`` weight words followed by the bias words (and, for a per-channel op, its requantisation
+words). Words are numpy ``uint64`` arrays; lane ``l`` of a word is bits ``[8 l, 8 l + 8)``.
 """
 
 import os
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from voltflow.cosim.golden import Case
 from voltflow.hw.readmemh import readmemh_text
+from voltflow.hw.widths import CHANNEL_ENTRY_BITS, CHANNEL_M_BITS
 from voltflow.scheduler.chip import BankKind, Chip
 from voltflow.scheduler.dataflow import Mode, OpWork
 from voltflow.scheduler.memory import BankLayout, Placement
@@ -44,6 +45,7 @@ WORD_BITS = 64
 """Bits per scratchpad and RRAM word."""
 
 _BIAS_BITS = 32
+_ENTRIES_PER_WORD = WORD_BITS // CHANNEL_ENTRY_BITS  # per-channel requantisation entries
 _IS_HEX_DIGIT = np.zeros(256, dtype=bool)
 _IS_HEX_DIGIT[np.frombuffer(b"0123456789abcdefABCDEF", dtype=np.uint8)] = True
 _HEX_TOKEN = re.compile(r"[0-9a-fA-F][0-9a-fA-F_]*")
@@ -209,15 +211,27 @@ def _bias_words(bias: np.ndarray, passes: int) -> np.ndarray:
     return lanes.view("<u8").astype(np.uint64)
 
 
+def _requant_words(channel_m: np.ndarray, channel_s: np.ndarray, passes: int) -> np.ndarray:
+    """(passes, 4) words: word i of a pass holds the entry of channel 2i in bits 0..31 and that of
+    2i+1 in bits 32..63; an entry is ``m_c | s_c << 24`` (0 for a padding channel)."""
+    entries = channel_m.astype(np.uint64) | (
+        channel_s.astype(np.uint64) << np.uint64(CHANNEL_M_BITS)
+    )
+    entries = entries.reshape(passes, -1, _ENTRIES_PER_WORD)
+    shifts = np.arange(_ENTRIES_PER_WORD, dtype=np.uint64) * np.uint64(CHANNEL_ENTRY_BITS)
+    return np.bitwise_or.reduce(entries << shifts, axis=2)
+
+
 def weight_passes(case: Case, op_name: str, work: OpWork, chip: Chip) -> np.ndarray:
-    """An op's RRAM words, (passes, K_pad + 4): each row is one pass as the DMA loads it.
+    """An op's RRAM words, (passes, load_beats): each row is one pass as the DMA loads it.
 
     GEMM (conv, fc): pass ``g * P + p`` (group g, output block p of ``P = ceil(C_out_g / 8)``)
     word ``k = ((ky * kw) + kx) * 8 * CB + cb * 8 + i`` holds in lane j the weight of output
     channel ``g * C_out_g + p * 8 + j`` at input channel ``g * C_in_g + cb * 8 + i``, tap (ky, kx);
     an fc's kernel is its input's (H, W). DEPTHWISE: pass p word ``ky * kw + kx`` holds channel
     ``p * 8 + j``'s weight in lane j. Padded channels and outputs are 0. Then the pass's 8 biases,
-    two per word (`_bias_words`).
+    two per word (`_bias_words`), and for a per-channel op the 8 channels' requantisation entries,
+    two per word (`_requant_words`); ``load_beats`` is ``K_pad + 4`` or ``K_pad + 8``.
     """
     _check_chip(chip)
     op = case.network.op(op_name)
@@ -237,8 +251,7 @@ def weight_passes(case: Case, op_name: str, work: OpWork, chip: Chip) -> np.ndar
         padded = np.zeros((passes * LANES, taps), dtype=np.int8)
         padded[:c_out] = weight.reshape(c_out, taps)
         lanes = padded.reshape(passes, LANES, taps).transpose(0, 2, 1)
-        padded_bias = np.zeros(passes * LANES, dtype=np.int32)
-        padded_bias[:c_out] = bias
+        groups, c_out_g = 1, c_out  # a pass's channels, as for a conv of one group
     elif work.mode is Mode.GEMM:
         groups = op.groups
         c_out_g, c_in_g, kh, kw = c_out // groups, weight.shape[1], weight.shape[2], weight.shape[3]
@@ -251,11 +264,21 @@ def weight_passes(case: Case, op_name: str, work: OpWork, chip: Chip) -> np.ndar
             .transpose(0, 1, 5, 6, 3, 4, 2)  # (g, p, ky, kx, cb, i, j)
             .reshape(passes, kh * kw * blocks_in * LANES, LANES)
         )
-        padded_bias = np.zeros((groups, blocks_out * LANES), dtype=np.int32)
-        padded_bias[:, :c_out_g] = bias.reshape(groups, c_out_g)
     else:
         raise ValueError(f"op {op_name!r} runs in mode {work.mode.value}, which has no weights")
-    rows = np.concatenate([_lanes_to_words(lanes), _bias_words(padded_bias, passes)], axis=1)
+
+    def per_pass(values: np.ndarray) -> np.ndarray:
+        """Per-channel values in pass order (group, then block of 8), 0 for padding channels."""
+        padded_values = np.zeros((groups, _blocks(c_out_g) * LANES), dtype=values.dtype)
+        padded_values[:, :c_out_g] = values.reshape(groups, c_out_g)
+        return padded_values.reshape(-1)
+
+    parts = [_lanes_to_words(lanes), _bias_words(per_pass(bias), passes)]
+    if op.per_channel:
+        if params.channel_m is None or params.channel_s is None:
+            raise ValueError(f"op {op_name!r} is per_channel, but its OpParams have no channel_m")
+        parts.append(_requant_words(per_pass(params.channel_m), per_pass(params.channel_s), passes))
+    rows = np.concatenate(parts, axis=1)
     if rows.shape != (work.passes, work.load_beats) or lanes.shape[1] != work.reduction:
         raise ValueError(
             f"op {op_name!r}: packed {rows.shape[0]} passes of {rows.shape[1]} words "

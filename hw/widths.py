@@ -1,13 +1,19 @@
 """Widths and counts that both the PMU hardware and the accelerator RTL depend on.
 
 Each number is defined here once; ``pmu/config.py`` and ``rtl/config.py`` re-export the ones
-their users already import from there.
+their users already import from there. The per-channel requantisation entry's widths belong to
+the memory layout that the cost model sizes passes by, so they are defined in
+``scheduler/dataflow.py`` and re-exported here for the RTL and the golden model.
 """
 
 from voltflow.scheduler.chip import DOMAINS
+from voltflow.scheduler.dataflow import CHANNEL_ENTRY_BITS, CHANNEL_M_BITS, CHANNEL_S_BITS
 
 __all__ = [
     "ADDR_BITS",
+    "CHANNEL_ENTRY_BITS",
+    "CHANNEL_M_BITS",
+    "CHANNEL_S_BITS",
     "CLOCK_DOMAINS",
     "COUNTER_BITS",
     "GROUP_BANKS",

@@ -112,6 +112,11 @@ class Accelerator(wiring.Component):
         m.submodules.bias_ram = bias = Memory(shape=32 * cfg.cols, depth=cfg.max_resident, init=[])
         writes(bias.write_port(), array.bias_write)
         reads(bias.read_port(domain="comb"), array.bias_read)
+        m.submodules.requant_ram = requant = Memory(
+            shape=array.requant_bits, depth=cfg.max_resident, init=[]
+        )
+        writes(requant.write_port(), array.requant_write)
+        reads(requant.read_port(domain="comb"), array.requant_read)
 
         # ---- sequencer <-> engines -----------------------------------------------------------
         connect(m, flipped(self.launch), seq.launch)

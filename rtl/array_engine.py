@@ -1,15 +1,16 @@
 """The sys-domain engine: streams tiles from the lane and weight buffers through the array,
-captures biases, and drains finished tiles, requantised, into the output buffer."""
+captures biases (and per-channel requantisation parameters), and drains finished tiles,
+requantised, into the output buffer."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from voltflow.hw.signatures import MemoryRead, MemoryWrite
-from voltflow.hw.widths import WORD_BITS
+from voltflow.hw.widths import CHANNEL_ENTRY_BITS, WORD_BITS
 from voltflow.rtl.arith import address_bits, widened_signed
 from voltflow.rtl.buses import EngineControl, EpochCursor
 from voltflow.rtl.config import AccelConfig
-from voltflow.rtl.program import Descriptor, OpMode
+from voltflow.rtl.program import ChannelRequant, Descriptor, OpMode
 from voltflow.rtl.requantizer import Requantizer
 from voltflow.rtl.systolic_array import SystolicArray
 
@@ -28,6 +29,11 @@ class ArrayEngine(wiring.Component):
     bias words are read once (second weight-buffer port) into the bias RAM. A flush sends a bare
     marker and ends when it leaves the array's last PE, i.e. when the last row has drained.
 
+    A per-channel op's pass has its requantisation words after the bias words; they are read in
+    the same way, right after the bias words (ticks u = BW .. BW + RQ - 1 of tile 0; a stream lasts
+    at least C + 1 >= BW + RQ ticks), into the requant RAM (one ``ChannelRequant`` per column and
+    resident pass), and the drain gives each column's requantizer its own multiplier and shift.
+
     The engine is self-timed: ``busy`` falls after its own last tick (``done_now``), and the
     sequencer's step barrier waits for it. Ports are grouped by memory; counts are per tick.
     """
@@ -38,6 +44,7 @@ class ArrayEngine(wiring.Component):
         self.wbuf_bits = address_bits(2 * cfg.half_words)
         self.obuf_bits = address_bits(3 * cfg.obuf_slot_words)
         self.bias_bits = address_bits(cfg.max_resident)
+        self.requant_bits = cfg.cols * ChannelRequant.as_shape().size
         super().__init__(
             {
                 "control": In(EngineControl()),
@@ -50,6 +57,12 @@ class ArrayEngine(wiring.Component):
                 "wbuf_bias_read": Out(MemoryRead(addr_bits=self.wbuf_bits, data_bits=WORD_BITS)),
                 "bias_write": Out(MemoryWrite(addr_bits=self.bias_bits, data_bits=32 * cfg.cols)),
                 "bias_read": Out(MemoryRead(addr_bits=self.bias_bits, data_bits=32 * cfg.cols)),
+                "requant_write": Out(
+                    MemoryWrite(addr_bits=self.bias_bits, data_bits=self.requant_bits)
+                ),
+                "requant_read": Out(
+                    MemoryRead(addr_bits=self.bias_bits, data_bits=self.requant_bits)
+                ),
                 "obuf_write": Out(MemoryWrite(addr_bits=self.obuf_bits, data_bits=WORD_BITS)),
                 "macs_inc": Out(16),
                 "lane_reads_inc": Out(8),
@@ -62,13 +75,13 @@ class ArrayEngine(wiring.Component):
         desc = self.desc
         dw = desc.mode == OpMode.DEPTHWISE
         cfg = self.config
-        R, C, L, BW = cfg.rows, cfg.cols, cfg.lanes, cfg.bias_words
+        R, C, L, BW, RQ = cfg.rows, cfg.cols, cfg.lanes, cfg.bias_words, cfg.requant_words
         lane_shift = L.bit_length() - 1
 
         m.submodules.array = array = SystolicArray(rows=R, cols=C)
         quants = []
         for c in range(C):
-            rq = Requantizer()
+            rq = Requantizer(per_channel=True)
             m.submodules[f"requant{c}"] = rq
             quants.append(rq)
 
@@ -82,7 +95,8 @@ class ArrayEngine(wiring.Component):
         tile = Signal(24)  # tile being streamed, within the epoch
         tile_pix = Signal(24)  # its first pixel
         shift = [Signal(64, name=f"row{r}_word") for r in range(R)]
-        bias_acc = Signal(64 * max(BW - 1, 1))
+        # The pass's bias and requantisation words as read, but the last (which is written on).
+        side_acc = Signal(WORD_BITS * (BW + RQ - 1))
 
         active = Signal()
         m.d.comb += active.eq(self.control.tick & self.control.busy)
@@ -129,17 +143,28 @@ class ArrayEngine(wiring.Component):
             array.last.eq(flushing),
         ]
 
-        # Biases: once per pass, while tile 0 streams (second weight-buffer port).
-        capture_bias = Signal()
-        m.d.comb += capture_bias.eq(streaming & (tile == 0) & (u < BW))
-        with m.If(capture_bias):
-            m.d.sync += bias_acc.word_select(u[: max(1, (BW - 1).bit_length())], 64).eq(
+        # Biases (and a per-channel op's requantisation words, which follow them): once per
+        # pass, while tile 0 streams (second weight-buffer port), word u in tick u.
+        capture = Signal()
+        side_len = Mux(desc.per_channel, BW + RQ, BW)
+        m.d.comb += capture.eq(streaming & (tile == 0) & (u < side_len))
+        with m.If(capture):
+            m.d.sync += side_acc.word_select(u[: address_bits(BW + RQ - 1)], WORD_BITS).eq(
                 self.wbuf_bias_read.data
             )
+        side_words = [side_acc.word_select(i, WORD_BITS) for i in range(BW + RQ - 1)]
+        # Requantisation words in channel order: entry c is bits [32 c, 32 c + 32).
+        entries = Cat(*side_words[BW:], self.wbuf_bias_read.data)
+        channel_bits = ChannelRequant.as_shape().size
         m.d.comb += [
             self.bias_write.addr.eq(p),
-            self.bias_write.data.eq(Cat(bias_acc[: 64 * (BW - 1)], self.wbuf_bias_read.data)),
-            self.bias_write.en.eq(capture_bias & (u == BW - 1)),
+            self.bias_write.data.eq(Cat(*side_words[: BW - 1], self.wbuf_bias_read.data)),
+            self.bias_write.en.eq(capture & (u == BW - 1)),
+            self.requant_write.addr.eq(p),
+            self.requant_write.data.eq(
+                Cat(*(entries.word_select(c, CHANNEL_ENTRY_BITS)[:channel_bits] for c in range(C)))
+            ),
+            self.requant_write.en.eq(capture & desc.per_channel & (u == BW + RQ - 1)),
         ]
 
         # ---- counts ----------------------------------------------------------------------------
@@ -157,7 +182,7 @@ class ArrayEngine(wiring.Component):
             m.d.comb += self.macs_inc.eq(rows_real * cols_real)
         with m.If(streaming & in_k & (dw | load_word)):
             m.d.comb += self.lane_reads_inc.eq(Mux(dw, 1, R))
-        m.d.comb += self.wbuf_reads_inc.eq((streaming & in_k) + capture_bias)
+        m.d.comb += self.wbuf_reads_inc.eq((streaming & in_k) + capture)
 
         # ---- sequencing ------------------------------------------------------------------------
         sub_end = Signal()
@@ -174,7 +199,7 @@ class ArrayEngine(wiring.Component):
                     u.eq(0),
                     cbk.eq(0),
                     p.eq(p + 1),
-                    pass_base.eq(pass_base + desc.k_pad + BW),
+                    pass_base.eq(pass_base + desc.k_pad + side_len),
                 ]
                 with m.If(p == self.epoch.q - 1):
                     m.d.comb += self.control.done.eq(1)
@@ -206,16 +231,17 @@ class ArrayEngine(wiring.Component):
         d_pass = Signal(12)
         d_pass_off = Signal(self.obuf_bits)
         d_slot = Signal(2)
-        m.d.comb += self.bias_read.addr.eq(d_pass)
+        m.d.comb += [self.bias_read.addr.eq(d_pass), self.requant_read.addr.eq(d_pass)]
         for c in range(C):
             rq = quants[c]
+            channel = data.View(ChannelRequant, self.requant_read.data.word_select(c, channel_bits))
             m.d.comb += [
                 rq.a.eq(
                     Mux(dw, array.diag_acc[c], array.row_acc[c])
                     + self.bias_read.data.word_select(c, 32).as_signed()
                 ),
-                rq.m_a.eq(desc.m),
-                rq.s.eq(desc.s),
+                rq.m_a.eq(Mux(desc.per_channel, channel.m, desc.m)),
+                rq.s.eq(Mux(desc.per_channel, channel.s, desc.s)),
                 rq.relu.eq(desc.relu),
             ]
         # Depthwise: PE (i, i) finishes 2i ticks after PE (0, 0); lane i waits 2(C-1-i) ticks in

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from voltflow.hw.widths import ADDR_BITS, COUNTER_BITS
 from voltflow.scheduler.chip import Chip
+from voltflow.scheduler.dataflow import bias_words, requant_words
 
 # ADDR_BITS and COUNTER_BITS are defined in voltflow.hw.widths (shared with the PMU); exported
 # here too for the readers of the accelerator's parameters.
@@ -31,6 +32,8 @@ class AccelConfig:
         Words in one half of the double-buffered weight tile buffer.
     bias_words : int
         Words of int32 biases after a pass's K_pad weight words.
+    requant_words : int
+        Words of per-channel requantisation entries after a per-channel pass's bias words.
     step_sync, epoch_sync, op_setup : int
         Barrier and descriptor-fetch costs in reference cycles (chip ``timing``).
     """
@@ -41,6 +44,7 @@ class AccelConfig:
     phase_bits: int
     half_words: int
     bias_words: int
+    requant_words: int
     step_sync: int
     epoch_sync: int
     op_setup: int
@@ -56,6 +60,11 @@ class AccelConfig:
                 raise ValueError(
                     f"{name} must be at least 1 reference cycle, not {getattr(self, name)}"
                 )
+        if self.bias_words + self.requant_words > self.cols + 1:
+            raise ValueError(
+                f"a pass's {self.bias_words} bias and {self.requant_words} requantisation words "
+                f"must be read within a stream's cols + 1 = {self.cols + 1} ticks (one per tick)"
+            )
         if self.op_setup < 3:
             raise ValueError(
                 f"op_setup must be at least 3 reference cycles (fetch, decode, launch), "
@@ -70,7 +79,8 @@ class AccelConfig:
             lanes=chip.lanes_per_word,
             phase_bits=chip.divider_phase_bits,
             half_words=chip.weight_buffer_half_words,
-            bias_words=-(-chip.cols * chip.accumulator_bits // chip.word_bits),
+            bias_words=bias_words(chip),
+            requant_words=requant_words(chip),
             step_sync=chip.timing.step_sync_ref_cycles,
             epoch_sync=chip.timing.epoch_sync_ref_cycles,
             op_setup=chip.timing.op_setup_ref_cycles,

@@ -21,6 +21,7 @@ else:
     from amaranth.lib import enum as shaped_enum
 
 from voltflow.hw.signatures import MemoryRead
+from voltflow.hw.widths import CHANNEL_M_BITS, CHANNEL_S_BITS
 from voltflow.pmu.config import PROGRAM_ADDR_BITS
 from voltflow.rtl.config import ADDR_BITS
 from voltflow.scheduler.chip import BankKind, Chip
@@ -29,6 +30,7 @@ from voltflow.scheduler.memory import BankLayout
 from voltflow.scheduler.network import Network, OpKind
 
 __all__ = [
+    "ChannelRequant",
     "Descriptor",
     "OpDescriptor",
     "OpMode",
@@ -57,6 +59,7 @@ class Descriptor(data.Struct):
     mode: OpMode
     last: 1  # the last descriptor of the program
     relu: 1
+    per_channel: 1  # GEMM / DEPTHWISE: m_c, s_c per output channel from the pass (m, s unused)
     in_base: ADDR_BITS  # scratchpad word address of the (first) input
     in2_base: ADDR_BITS  # second input of an add
     out_base: ADDR_BITS
@@ -88,6 +91,18 @@ class Descriptor(data.Struct):
 DESCRIPTOR_BITS = Descriptor.as_shape().size
 
 
+class ChannelRequant(data.Struct):
+    """One output channel's requantisation parameters of a per-channel op (docs/arithmetic.md).
+
+    The low bits of the channel's ``CHANNEL_ENTRY_BITS`` entry in a pass's requantisation words
+    (docs/timing-model.md, "Data layout"; the bits above are 0); the array engine keeps one per
+    column and resident pass.
+    """
+
+    m: CHANNEL_M_BITS  # multiplier m_c, 1 .. 2^24 - 1
+    s: CHANNEL_S_BITS  # shift s_c, 0 .. 63
+
+
 class ProgramMemory(MemoryRead):
     """The layer-program memory's read port: one descriptor per op index."""
 
@@ -102,6 +117,7 @@ class OpDescriptor:
     mode: OpMode
     last: int = 0
     relu: int = 0
+    per_channel: int = 0
     in_base: int = 0
     in2_base: int = 0
     out_base: int = 0
@@ -209,6 +225,10 @@ def compile_program(
 ) -> Program:
     """Descriptors for every op of ``network`` but concatenations.
 
+    A per-channel conv or fc (``op.per_channel``) gets ``per_channel`` set: the array engine then
+    takes each column's multiplier and shift from the pass's requantisation words, and the
+    descriptor's ``m`` and ``s`` (still taken from ``quant``) are unused.
+
     Raises
     ------
     UnsupportedOpError
@@ -294,6 +314,7 @@ def compile_program(
                     resident=1,
                     k_pad=work.reduction,
                     rram_base=rram_base,
+                    per_channel=int(op.per_channel),
                     **common,
                 )
             else:
@@ -324,6 +345,7 @@ def compile_program(
                     resident=work.epoch_passes[0],
                     k_pad=work.reduction,
                     rram_base=rram_base,
+                    per_channel=int(op.per_channel),
                     **common,
                 )
         out.append(d)

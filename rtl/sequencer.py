@@ -106,7 +106,9 @@ class LayerSequencer(wiring.Component):
         ld_q = Signal(12)
         m.d.comb += ld_q.eq(Mux(desc.resident < left, desc.resident, left))
         ld_words = Signal(self.wbuf_bits)
-        m.d.comb += ld_words.eq(ld_q * (desc.k_pad + cfg.bias_words))
+        # A pass: K_pad weight words, the bias words, a per-channel op's requantisation words.
+        pass_words = desc.k_pad + cfg.bias_words + Mux(desc.per_channel, cfg.requant_words, 0)
+        m.d.comb += ld_words.eq(ld_q * pass_words)
         # The loaded epoch waiting for its compute phase, and the one being computed.
         pend = Signal()
         pend_q, pend_jp0, pend_cb0, pend_cbo0 = (

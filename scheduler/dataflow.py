@@ -9,12 +9,34 @@ import enum
 import itertools
 from collections import Counter
 from dataclasses import dataclass, replace
+from typing import Final
 
 import numpy as np
 from voltflow.scheduler.chip import Chip, ticks_to_ref_cycles
 from voltflow.scheduler.network import Network, Op, OpKind, Shape
 
-__all__ = ["Activity", "Mode", "OpWork", "StepKind", "UnsupportedOpError", "op_work", "valid_taps"]
+__all__ = [
+    "CHANNEL_ENTRY_BITS",
+    "CHANNEL_M_BITS",
+    "CHANNEL_S_BITS",
+    "Activity",
+    "Mode",
+    "OpWork",
+    "StepKind",
+    "UnsupportedOpError",
+    "bias_words",
+    "op_work",
+    "requant_words",
+    "valid_taps",
+]
+
+#: A per-channel op's requantisation entry of one output channel in RRAM (docs/arithmetic.md,
+#: "Per-channel requantisation"): the multiplier m_c in its low CHANNEL_M_BITS bits, the shift
+#: s_c in the next CHANNEL_S_BITS, zeros up to CHANNEL_ENTRY_BITS. `hw.widths` re-exports them
+#: for the RTL and the golden model.
+CHANNEL_M_BITS: Final = 24
+CHANNEL_S_BITS: Final = 6
+CHANNEL_ENTRY_BITS: Final = 32
 
 
 class UnsupportedOpError(ValueError):
@@ -79,7 +101,9 @@ class OpWork:
     drain_ticks: int  # extra array ticks per stream step so the drain ends in the step (X)
     write_words: int  # output words per tile and pass (W)
     reduction: int  # K padded to whole words (K_pad)
-    load_beats: int  # words loaded per pass: weights + bias from RRAM, or B from the scratchpad
+    # words loaded per pass: weights + biases (+ requantisation entries of a per-channel op) from
+    # RRAM, or B from the scratchpad
+    load_beats: int
     load_from_rram: bool
     epoch_passes: tuple[int, ...]  # passes resident in the weight buffer per epoch, in order
     vector_ticks: int  # feeder ticks of a VECTOR op
@@ -164,13 +188,27 @@ def _ceil(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def bias_words(chip: Chip) -> int:
+    """Words of a pass's biases, after its ``K_pad`` weight words: one accumulator-wide bias per
+    array column (``C * 32 / 64 = 4`` on the reference chip)."""
+    return _ceil(chip.cols * chip.accumulator_bits, chip.word_bits)
+
+
+def requant_words(chip: Chip) -> int:
+    """Words of a per-channel pass's requantisation entries, after its bias words: one
+    `CHANNEL_ENTRY_BITS` entry per array column (``C * 32 / 64 = 4`` on the reference chip)."""
+    return _ceil(chip.cols * CHANNEL_ENTRY_BITS, chip.word_bits)
+
+
 def op_work(op: Op, chip: Chip, network: Network) -> OpWork:
     """Map one op onto the chip (see docs/timing-model.md)."""
     lanes = chip.lanes_per_word
     rows, cols = chip.rows, chip.cols
     flush = rows + cols
     min_stream = cols + 1
-    bias_words = _ceil(cols * chip.accumulator_bits, chip.word_bits)
+    # Words a pass holds after its K_pad weight words: biases, then (per-channel ops) the
+    # requantisation entries; the array engine reads them once per pass.
+    side_words = bias_words(chip) + (requant_words(chip) if op.per_channel else 0)
     out: Shape = op.out
 
     if op.kind is OpKind.CONCAT:
@@ -225,7 +263,7 @@ def op_work(op: Op, chip: Chip, network: Network) -> OpWork:
         write = 1
         per_epoch_reads = vt  # each pass is a different channel block: its own input words
         spad_writes = passes * pixels
-        load_beats = taps + bias_words
+        load_beats = taps + side_words
         from_rram = True
         mode = Mode.DEPTHWISE
         epochs = (1,) * passes
@@ -260,7 +298,7 @@ def op_work(op: Op, chip: Chip, network: Network) -> OpWork:
         write = rows
         per_epoch_reads = cb * vt
         spad_writes = passes * pixels
-        load_beats = reduction + bias_words
+        load_beats = reduction + side_words
         from_rram = True
         mode = Mode.GEMM
         # Passes of one group share their input tile: as many as fit in half the weight buffer
@@ -327,7 +365,7 @@ def op_work(op: Op, chip: Chip, network: Network) -> OpWork:
         spad_writes=spad_writes,
         # stored once per epoch, read once per pass
         lane_bits=(n_epochs + passes) * tiles * gather * chip.word_bits,
-        wbuf_reads=passes * (tiles * reduction + (bias_words if from_rram else 0)),
+        wbuf_reads=passes * (tiles * reduction + (side_words if from_rram else 0)),
         wbuf_writes=passes * load_beats,
         rram_reads=passes * load_beats if from_rram else 0,
         dma_beats=passes * load_beats if from_rram else 0,

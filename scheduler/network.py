@@ -56,6 +56,7 @@ _WEIGHTED: Final = frozenset({OpKind.CONV, OpKind.FC, OpKind.MATMUL})
 _WINDOWED: Final = frozenset({OpKind.CONV, OpKind.MAXPOOL, OpKind.AVGPOOL})
 _POOLS: Final = frozenset({OpKind.MAXPOOL, OpKind.AVGPOOL})
 _MAY_RELU: Final = frozenset({OpKind.CONV, OpKind.FC, OpKind.ADD})
+_MAY_PER_CHANNEL: Final = frozenset({OpKind.CONV, OpKind.FC})
 
 
 def _is_int(value: object) -> TypeGuard[int]:
@@ -247,6 +248,9 @@ class Op:
         A pointwise activation follows in the same op (conv, fc, add only).
     matmul : MatmulDims or None
         Dimensions of a matmul op; None for every other kind.
+    per_channel : bool
+        Requantisation parameters per output channel instead of one per op (conv, fc only;
+        docs/arithmetic.md, "Per-channel requantisation").
     """
 
     name: str
@@ -260,6 +264,7 @@ class Op:
     groups: int = 1
     relu: bool = False
     matmul: MatmulDims | None = None
+    per_channel: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -315,6 +320,10 @@ class Op:
             raise _Invalid("relu", f"must be a bool, not {short(self.relu)}")
         if self.relu and self.kind not in _MAY_RELU:
             raise _Invalid("relu", f"must be False for op kind {short(self.kind.value)}")
+        if not isinstance(self.per_channel, bool):
+            raise _Invalid("per_channel", f"must be a bool, not {short(self.per_channel)}")
+        if self.per_channel and self.kind not in _MAY_PER_CHANNEL:
+            raise _Invalid("per_channel", f"must be False for op kind {short(self.kind.value)}")
         if (self.kind is OpKind.MATMUL) != isinstance(self.matmul, MatmulDims):
             raise _Invalid(
                 "matmul",
@@ -487,9 +496,11 @@ MAX_OPS: Final = 2048
 _TOP_KEYS: Final = ("format", "name", "title", "source", "input", "ops")
 _INPUT_KEYS: Final = ("name", "shape")
 _WINDOW_KEYS: Final = ("kernel", "stride", "padding")
+#: Keys of a conv's or fc's output stage (docs/arithmetic.md).
+_OUTPUT_KEYS: Final = ("relu", "per_channel")
 _OP_KEYS: Final[Mapping[OpKind, tuple[str, ...]]] = {
-    OpKind.CONV: ("name", "op", "input", "out_channels", *_WINDOW_KEYS, "groups", "relu"),
-    OpKind.FC: ("name", "op", "input", "out_features", "relu"),
+    OpKind.CONV: ("name", "op", "input", "out_channels", *_WINDOW_KEYS, "groups", *_OUTPUT_KEYS),
+    OpKind.FC: ("name", "op", "input", "out_features", *_OUTPUT_KEYS),
     OpKind.MATMUL: ("name", "op", "inputs", "batch", "m", "k", "n", "out_shape"),
     OpKind.MAXPOOL: ("name", "op", "input", *_WINDOW_KEYS, "ceil_mode", "global"),
     OpKind.AVGPOOL: ("name", "op", "input", *_WINDOW_KEYS, "ceil_mode", "global"),
@@ -522,6 +533,7 @@ class _RawOp:
     padding: tuple[int, int, int, int] | str = (0, 0, 0, 0)
     groups: int = 1
     relu: bool = False
+    per_channel: bool = False
     ceil_mode: bool = False
     is_global: bool = False
     channels: int | None = None
@@ -698,6 +710,7 @@ class _Reader:
             input_key = "inputs"
         base = _RawOp(index, name, kind, inputs, input_key)
         relu = self.flag(spec.get("relu", False), f"{where}.relu")
+        per_channel = self.flag(spec.get("per_channel", False), f"{where}.per_channel")
         if kind is OpKind.CONV:
             return dataclasses.replace(
                 base,
@@ -707,12 +720,14 @@ class _Reader:
                 padding=self.padding(spec.get("padding", 0), f"{where}.padding"),
                 groups=self.positive(spec.get("groups", 1), f"{where}.groups"),
                 relu=relu,
+                per_channel=per_channel,
             )
         if kind is OpKind.FC:
             return dataclasses.replace(
                 base,
                 channels=self.positive(spec["out_features"], f"{where}.out_features"),
                 relu=relu,
+                per_channel=per_channel,
             )
         if kind is OpKind.MATMUL:
             dims = {
@@ -854,6 +869,7 @@ class _Reader:
             groups=raw.groups,
             relu=raw.relu,
             matmul=raw.matmul,
+            per_channel=raw.per_channel,
         )
 
 

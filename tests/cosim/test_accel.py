@@ -9,10 +9,11 @@ import pytest
 from voltflow.cosim import accel_run
 from voltflow.cosim.accel_run import RunResult, accelerator_build, run_network
 from voltflow.cosim.build import VerilatorBuild, lint
+from voltflow.cosim.golden import make_case
 from voltflow.cosim.sim_top import accel_build_spec
 from voltflow.scheduler.chip import Chip, load_chip
 from voltflow.scheduler.dataflow import OpWork
-from voltflow.scheduler.network import Network, load_network
+from voltflow.scheduler.network import Network, OpKind, load_network
 
 from tests.cosim import rtl_reference
 
@@ -88,6 +89,58 @@ DRAIN_LAYERS = {
     ),
     "conv1x1_k8": ("[8, 5, 5]", "- {name: c, op: conv, input: x, out_channels: 5, kernel: 1}"),
 }
+#: Per-channel requantisation (``per_channel: true``): every pass carries 4 more words (m_c, s_c
+#: of its 8 channels), read while tile 0 streams. K_pad 8 (1x1 conv on 8 channels) and 9 (3x3
+#: depthwise) are the shortest streams, where these reads run past the weights' K_pad ticks; 13
+#: passes of 80 words fit the small chip's 1024-word buffer half 12 at a time (per tensor: all 13);
+#: 576-word reductions make one pass per epoch; the last network follows a per-channel op with a
+#: per-tensor one.
+PER_CHANNEL_LAYERS = {
+    "pc_conv3x3_relu": (
+        "[8, 6, 6]",
+        (
+            "- {name: c, op: conv, input: x, out_channels: 16, kernel: 3, padding: 1, "
+            "relu: true, per_channel: true}"
+        ),
+    ),
+    "pc_conv1x1_k8": (
+        "[8, 5, 5]",
+        "- {name: c, op: conv, input: x, out_channels: 5, kernel: 1, per_channel: true}",
+    ),
+    "pc_depthwise3x3_s2": (
+        "[12, 7, 6]",
+        (
+            "- {name: c, op: conv, input: x, out_channels: 12, kernel: 3, stride: 2, "
+            "padding: 1, groups: 12, relu: true, per_channel: true}"
+        ),
+    ),
+    "pc_fc": (
+        "[13, 3, 2]",
+        "- {name: c, op: fc, input: x, out_features: 19, relu: true, per_channel: true}",
+    ),
+    "pc_conv_many_passes": (
+        "[8, 6, 6]",
+        (
+            "- {name: c, op: conv, input: x, out_channels: 100, kernel: 3, padding: 1, "
+            "per_channel: true}"
+        ),
+    ),
+    "pc_conv_epochs": (
+        "[64, 4, 4]",
+        (
+            "- {name: c, op: conv, input: x, out_channels: 40, kernel: 3, padding: 1, "
+            "per_channel: true}"
+        ),
+    ),
+    "pc_then_per_tensor": (
+        "[16, 5, 5]",
+        (
+            "- {name: a, op: conv, input: x, out_channels: 16, kernel: 3, padding: 1, "
+            "per_channel: true}\n  - {name: c, op: conv, input: a, out_channels: 8, "
+            "kernel: 1, relu: true}"
+        ),
+    ),
+}
 
 
 def _network(tmp_path: Path, name: str, spec: tuple[str, str]) -> Network:
@@ -158,6 +211,32 @@ def test_short_streams_drain_within_their_step(
     result = run_network(network, chip, state, seed=7, verilator_build=spec_build)
     _assert_exact(result)
     assert any(_work(network, chip, op.name).drain_ticks > 0 for op in result.ops)
+
+
+@pytest.mark.cosim
+@pytest.mark.parametrize("state", STATES, ids=lambda s: ",".join(map(str, s)))
+@pytest.mark.parametrize("name", sorted(PER_CHANNEL_LAYERS))
+def test_per_channel_layer_is_bit_exact_and_cycle_exact(
+    name: str,
+    state: tuple[float, float, float],
+    chip: Chip,
+    spec_build: VerilatorBuild,
+    tmp_path: Path,
+) -> None:
+    """Each column requantised with its own m_c, s_c (docs/arithmetic.md); the 4 requantisation
+    words per pass in the DMA beats, weight-buffer reads and cycles, as predicted."""
+    network = _network(tmp_path, name, PER_CHANNEL_LAYERS[name])
+    case = make_case(network, seed=7)
+    result = run_network(network, chip, state, case=case, verilator_build=spec_build)
+    _assert_exact(result)
+    for op in network.ops:
+        work = _work(network, chip, op.name)
+        side = 4 + (4 if op.per_channel else 0)  # bias words, requantisation words
+        assert work.load_beats == work.reduction + side, op.name
+        params = case.params[op.name]
+        if op.per_channel and op.kind is OpKind.CONV:
+            assert params.channel_m is not None and np.unique(params.channel_m).size > 1
+        assert (params.channel_m is not None) == op.per_channel
 
 
 def _work(network: Network, chip: Chip, name: str) -> OpWork:

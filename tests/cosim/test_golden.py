@@ -1,6 +1,7 @@
 """The golden model against independent loop implementations, and the properties of make_case."""
 
 import math
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -10,17 +11,23 @@ from hypothesis import strategies as st
 from voltflow.cosim.golden import (
     ACC_MAX,
     ACC_MIN,
+    CHANNEL_M_MAX,
+    CHANNEL_S_MAX,
     M_MAX,
+    TARGET_STD,
     Case,
     OpParams,
     avgpool_accumulate,
+    channel_scales,
     conv_accumulate,
     fc_accumulate,
     forward,
     make_case,
     maxpool,
+    pick_channel_multiplier,
     pick_multiplier,
     requantize,
+    requantize_channels,
     residual_add,
     run_op,
 )
@@ -91,6 +98,13 @@ def naive_requant(acc, m, s, relu=False):
         return max(y, 0) if relu else y
 
     return np.vectorize(one, otypes=[np.int64])(acc).astype(np.int8)
+
+
+def naive_requant_channels(acc, m, s, relu=False):
+    """Channel c (axis 0) through `naive_requant` with its own m[c] and s[c]."""
+    return np.stack(
+        [naive_requant(acc[c], int(m[c]), int(s[c]), relu) for c in range(acc.shape[0])]
+    )
 
 
 def naive_add(a, b, m_a, m_b, s, relu=False):
@@ -288,6 +302,152 @@ def test_pick_multiplier_is_close(scale):
     assert math.isclose(m / 2**s, scale, rel_tol=2**-15)
 
 
+# ---- per-channel requantisation -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("acc", "m", "s", "relu", "expected"),
+    [
+        (5, 1, 1, False, 3),  # 2.5 rounds up
+        (-5, 1, 1, False, -2),  # -2.5 rounds up too
+        (3, 2, 0, False, 6),  # s = 0: no rounding term
+        (-3, 2, 0, True, 0),
+        (1 << 30, 1 << 23, 47, False, 64),  # 2^53 / 2^47
+        (ACC_MAX, CHANNEL_M_MAX, 63, False, 0),  # the largest product, the largest shift
+        (ACC_MIN, CHANNEL_M_MAX, 55, False, -1),  # -1 + 2^-24 (+ 1/2, floor)
+        (ACC_MIN, CHANNEL_M_MAX, 0, False, -128),
+        (ACC_MAX, CHANNEL_M_MAX, 54, False, 2),  # 2 - 2^-23 - 2^-30 + 2^-54
+        (-(1 << 30), 1 << 23, 54, False, 0),  # -0.5 -> 0
+        (-(1 << 30) - 1, 1 << 23, 54, False, -1),  # just below -0.5
+        (1 << 30, 1 << 23, 54, True, 1),  # +0.5 -> 1
+    ],
+)
+def test_requantize_channels_edge_cases(acc, m, s, relu, expected):
+    got = requantize_channels(np.array([acc]), np.array([m]), np.array([s]), relu=relu)
+    assert got.dtype == np.int8
+    assert got.tolist() == [expected]
+    assert naive_requant(np.array([acc]), m, s, relu).tolist() == [expected]
+
+
+def test_requantize_channels_matches_python_ints_on_random_values():
+    rng = np.random.default_rng(12)
+    acc = rng.integers(ACC_MIN, ACC_MAX, size=(7, 5, 6), endpoint=True)
+    m = np.array([1, CHANNEL_M_MAX, 1 << 23, *rng.integers(1, CHANNEL_M_MAX, size=4)])
+    s = np.array([0, CHANNEL_S_MAX, 1, 62, *rng.integers(0, CHANNEL_S_MAX, size=3)])
+    for relu in (False, True):
+        got = requantize_channels(acc, m, s, relu=relu)
+        assert got.shape == acc.shape
+        np.testing.assert_array_equal(got, naive_requant_channels(acc, m, s, relu))
+    # Scales near 32 / std(acc), as make_case picks them: outputs neither saturate nor vanish.
+    small = rng.integers(-3000, 3000, size=(3, 40))
+    m, s = np.array([11_000_000, 9_000_000, 16_000_000]), np.array([28, 29, 30])
+    np.testing.assert_array_equal(
+        requantize_channels(small, m, s), naive_requant_channels(small, m, s)
+    )
+    # One channel's parameters equal to a per-tensor (m, s): the per-tensor rule.
+    np.testing.assert_array_equal(
+        requantize_channels(acc[:1], np.array([20000]), np.array([20])),
+        requantize(acc[:1], 20000, 20),
+    )
+
+
+@pytest.mark.parametrize(
+    ("m", "s", "message"),
+    [
+        ([0, 1], [0, 0], r"^m must hold ints in 1\.\.16777215, not 0 \(channel 0\)$"),
+        ([1, 1 << 24], [0, 0], r"^m must hold ints in 1\.\.16777215, not 16777216 \(channel 1\)$"),
+        ([1, 1], [0, 64], r"^s must hold ints in 0\.\.63, not 64 \(channel 1\)$"),
+        ([1], [0, 0], r"^m must be an integer array of shape \(2,\), not a 1-d int64 array"),
+        ([1.0, 1.0], [0, 0], r"^m must be an integer array of shape \(2,\), not a 1-d float64"),
+    ],
+)
+def test_requantize_channels_rejects_bad_parameters(m, s, message):
+    with pytest.raises(ValueError, match=message):
+        requantize_channels(np.zeros((2, 3), np.int32), np.array(m), np.array(s))
+
+
+@pytest.mark.parametrize(
+    ("scale", "expected"),
+    [
+        (1.0, (1 << 23, 23)),
+        (0.5, (1 << 23, 24)),
+        (0.1, (13421773, 27)),  # float32(0.1) = 0x3dcccccd: significand 0xcccccd
+        (float(2**24 - 1), (2**24 - 1, 0)),  # the largest scale
+        (2.0**-40, (1 << 23, 63)),  # the smallest with a full significand
+        (2.0**-41, (1 << 22, 63)),  # below: trailing zero bits go, s stays at 63
+        (3 * 2.0**-62, (6, 63)),  # only until s is 63
+        (2.0**-63, (1, 63)),  # the smallest scale
+    ],
+)
+def test_pick_channel_multiplier(scale, expected):
+    scale32 = np.float32(scale)
+    assert float(scale32) == scale or scale == 0.1
+    assert pick_channel_multiplier(scale32) == expected
+    m, s = expected
+    assert Fraction(m, 1 << s) == Fraction(float(scale32))
+
+
+@pytest.mark.parametrize(
+    ("scale", "message"),
+    [
+        (
+            np.float32(2**24),
+            r"^scale32 16777216\.0 = 8388608 \* 2\^1 has no exact per-channel form",
+        ),
+        (np.float32(2.0**-64), r"^scale32 5\.421010862427522e-20 = 1 \* 2\^-64 has no exact"),
+        (np.float32(3 * 2.0**-64), r"= 3 \* 2\^-64 has no exact per-channel form: m must be in "),
+        (np.float32(1e-45), r"has no exact per-channel form"),  # subnormal
+        (np.float32(0.0), r"^scale32 must be a positive finite numpy float32, not "),
+        (np.float32(-1.0), r"^scale32 must be a positive finite numpy float32, not "),
+        (np.float32("inf"), r"^scale32 must be a positive finite numpy float32, not "),
+        (np.float32("nan"), r"^scale32 must be a positive finite numpy float32, not "),
+        (0.5, r"^scale32 must be a positive finite numpy float32, not 0\.5$"),
+        (np.float64(0.5), r"^scale32 must be a positive finite numpy float32, not "),
+    ],
+)
+def test_pick_channel_multiplier_rejects(scale, message):
+    with pytest.raises(ValueError, match=message):
+        pick_channel_multiplier(scale)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(min_value=2.0**-40, max_value=2.0**24, exclude_max=True, width=32))
+def test_pick_channel_multiplier_is_exact(scale):
+    """Every float32 scale in 2^-40 .. 2^24: m / 2^s is it exactly, m its full significand."""
+    scale32 = np.float32(scale)
+    m, s = pick_channel_multiplier(scale32)
+    assert Fraction(m, 1 << s) == Fraction(float(scale32))
+    assert 1 << 23 <= m <= CHANNEL_M_MAX and 0 <= s <= CHANNEL_S_MAX
+
+
+def test_pick_channel_multiplier_is_exact_on_random_float32_bit_patterns():
+    """Any positive finite float32: exact (m, s), or a ValueError exactly where none exists."""
+    rng = np.random.default_rng(13)
+    bits = rng.integers(1, 0x7F800000, size=3000, dtype=np.uint32)  # positive, finite
+    for scale32 in bits.view(np.float32):
+        exact = Fraction(float(scale32))
+        shift = exact.denominator.bit_length() - 1  # the least s with an integer m
+        representable = shift <= CHANNEL_S_MAX and exact * (1 << shift) <= CHANNEL_M_MAX
+        if representable:
+            m, s = pick_channel_multiplier(scale32)
+            assert Fraction(m, 1 << s) == exact
+        else:
+            with pytest.raises(ValueError, match="has no exact per-channel form"):
+                pick_channel_multiplier(scale32)
+
+
+def test_channel_scales_follow_each_channels_std():
+    rng = np.random.default_rng(14)
+    acc = np.stack([rng.normal(0, std, size=(6, 6)).round() for std in (10, 1000, 0.1)])
+    scales = channel_scales(acc.astype(np.int64))
+    assert scales.dtype == np.float32
+    expected = [TARGET_STD / max(float(np.std(acc[c])), 1.0) for c in range(3)]
+    assert scales.tolist() == [float(np.float32(e)) for e in expected]
+    # A channel of one value (an fc's): the whole tensor's spread for every channel.
+    fc = np.array([[[5]], [[-300]], [[1000]]])
+    assert set(channel_scales(fc).tolist()) == {float(np.float32(TARGET_STD / np.std(fc)))}
+
+
 # ---- pools and add -----------------------------------------------------------------------------
 
 
@@ -340,13 +500,17 @@ def tiny() -> Network:
 
 def independent_op(op, inputs, params):
     """One op through the loop references of this file."""
-    if op.kind is OpKind.CONV:
-        acc = naive_conv(inputs[0], params.weight, params.bias, op.stride, op.padding, op.groups)
+    if op.kind in (OpKind.CONV, OpKind.FC):
+        if op.kind is OpKind.CONV:
+            acc = naive_conv(
+                inputs[0], params.weight, params.bias, op.stride, op.padding, op.groups
+            )
+        else:
+            w = params.weight.reshape(params.weight.shape[0], -1).astype(np.int64)
+            acc = (w @ inputs[0].reshape(-1).astype(np.int64) + params.bias).reshape(-1, 1, 1)
+        if op.per_channel:
+            return naive_requant_channels(acc, params.channel_m, params.channel_s, op.relu)
         return naive_requant(acc, params.m, params.s, op.relu)
-    if op.kind is OpKind.FC:
-        w = params.weight.reshape(params.weight.shape[0], -1).astype(np.int64)
-        acc = w @ inputs[0].reshape(-1).astype(np.int64) + params.bias
-        return naive_requant(acc.reshape(-1, 1, 1), params.m, params.s, op.relu)
     if op.kind is OpKind.MAXPOOL:
         return naive_pool(inputs[0], op.kernel, op.stride, op.padding, max).astype(np.int8)
     if op.kind is OpKind.AVGPOOL:
@@ -477,6 +641,118 @@ def test_op_params_validation(kwargs, message):
     args = {"weight": None, "bias": None, "m": 1, "s": 0, **kwargs}
     with pytest.raises(ValueError, match=message):
         OpParams(**args)
+
+
+PER_CHANNEL_NET = """\
+format: voltflow-network/1
+name: per_channel
+title: per-channel requantisation
+source: tests
+input: {name: x, shape: [8, 9, 9]}
+ops:
+  - {name: c, op: conv, input: x, out_channels: 12, kernel: 3, padding: 1, relu: true,
+     per_channel: true}
+  - {name: d, op: conv, input: c, out_channels: 12, kernel: 3, stride: 2, groups: 12,
+     per_channel: true}
+  - {name: p, op: conv, input: d, out_channels: 16, kernel: 1}
+  - {name: f, op: fc, input: p, out_features: 10, per_channel: true}
+"""
+
+
+@pytest.fixture(scope="module")
+def per_channel_net(tmp_path_factory) -> Network:
+    path = tmp_path_factory.mktemp("net") / "per_channel.yaml"
+    path.write_text(PER_CHANNEL_NET)
+    return load_network(path)
+
+
+def test_per_channel_case_matches_the_loop_references(per_channel_net):
+    case = make_case(per_channel_net, seed=3)
+    tensors = {per_channel_net.input_name: case.input, **case.outputs}
+    for op in per_channel_net.ops:
+        params = case.params[op.name]
+        assert (params.channel_m is not None) == op.per_channel, op.name
+        expected = independent_op(op, [tensors[n] for n in op.inputs], params)
+        np.testing.assert_array_equal(case.outputs[op.name], expected, err_msg=op.name)
+        out = case.outputs[op.name]
+        assert np.count_nonzero((out == 127) | (out == -128)) / out.size < 0.2, op.name
+    # Each channel's (m, s) is the exact form of its own float32 scale.
+    conv = per_channel_net.op("c")
+    acc = conv_accumulate(
+        case.input, case.params["c"].weight, case.params["c"].bias, padding=conv.padding
+    )
+    params = case.params["c"]
+    assert [pick_channel_multiplier(x) for x in channel_scales(acc)] == list(
+        zip(params.channel_m.tolist(), params.channel_s.tolist(), strict=True)
+    )
+    assert np.unique(params.channel_m).size == 12
+    assert (params.m, params.s) == (1, 0)
+    outputs = forward(per_channel_net, case.input, case.params)
+    for name, out in case.outputs.items():
+        np.testing.assert_array_equal(outputs[name], out)
+
+
+def test_run_op_wants_channel_parameters_exactly_for_per_channel_ops(per_channel_net, tiny):
+    case = make_case(per_channel_net, seed=3)
+    conv, x = per_channel_net.op("c"), case.input
+    weight, bias = case.params["c"].weight, case.params["c"].bias
+    with pytest.raises(
+        ValueError, match=r"^op 'c' is per_channel: its OpParams need channel_m and channel_s$"
+    ):
+        run_op(conv, [x], OpParams(weight, bias, 1, 0))
+    plain = tiny.op("conv1")
+    tiny_case = make_case(tiny)
+    params = tiny_case.params["conv1"]
+    ones = np.ones(16, np.int64)
+    with pytest.raises(
+        ValueError,
+        match=r"^op 'conv1' is not per_channel: its OpParams must not have channel_m and "
+        r"channel_s$",
+    ):
+        run_op(
+            plain, [tiny_case.input], OpParams(params.weight, params.bias, 1, 0, None, ones, ones)
+        )
+
+
+def test_op_params_validates_channel_parameters():
+    weight, bias = np.zeros((3, 2, 1, 1), np.int8), np.zeros(3, np.int32)
+    good = OpParams(
+        weight, bias, 1, 0, channel_m=np.array([1, 2, 3]), channel_s=np.array([0, 63, 5])
+    )
+    assert good.channel_m.dtype == np.int64 and not good.channel_m.flags.writeable
+    cases = [
+        (
+            {"channel_m": np.ones(3, int)},
+            r"^OpParams\.channel_m and channel_s must be given together, not channel_m alone$",
+        ),
+        (
+            {"channel_s": np.ones(3, int)},
+            r"^OpParams\.channel_m and channel_s must be given together, not channel_s alone$",
+        ),
+        (
+            {"channel_m": np.ones(2, int), "channel_s": np.ones(3, int)},
+            r"^OpParams\.channel_m must be an integer array of shape \(3,\), not ",
+        ),
+        (
+            {"channel_m": np.array([1, 0, 1]), "channel_s": np.ones(3, int)},
+            r"^OpParams\.channel_m must hold ints in 1\.\.16777215, not 0 \(channel 1\)$",
+        ),
+        (
+            {"channel_m": np.ones(3, int), "channel_s": np.array([0, 0, 64])},
+            r"^OpParams\.channel_s must hold ints in 0\.\.63, not 64 \(channel 2\)$",
+        ),
+        (
+            {"channel_m": [1, 1, 1], "channel_s": np.ones(3, int)},
+            r"^OpParams\.channel_m must be an integer array of shape \(3,\), not \[1, 1, 1\]$",
+        ),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            OpParams(weight, bias, 1, 0, **kwargs)
+    with pytest.raises(
+        ValueError, match=r"^OpParams\.channel_m and channel_s must come with a weight"
+    ):
+        OpParams(None, None, 1, 0, channel_m=np.ones(3, int), channel_s=np.ones(3, int))
 
 
 def test_run_op_checks_its_inputs(tiny):

@@ -42,6 +42,21 @@ ops:
   - {name: dw, op: conv, input: conv, out_channels: 11, kernel: [1, 3], padding: [0, 1], groups: 11}
   - {name: fc, op: fc, input: dw, out_features: 13}
 """
+# The same with requantisation parameters per output channel, and a per-tensor op between.
+PER_CHANNEL = """\
+format: voltflow-network/1
+name: per_channel
+title: Odd channel counts, per-channel requantisation
+source: voltflow test fixture
+input: {name: input, shape: [5, 7, 6]}
+ops:
+  - {name: conv, op: conv, input: input, out_channels: 11, kernel: [3, 2], stride: 2,
+     padding: [1, 0, 1, 1], relu: true, per_channel: true}
+  - {name: dw, op: conv, input: conv, out_channels: 11, kernel: [1, 3], padding: [0, 1], groups: 11,
+     per_channel: true}
+  - {name: pw, op: conv, input: dw, out_channels: 9, kernel: 1}
+  - {name: fc, op: fc, input: pw, out_features: 13, per_channel: true}
+"""
 
 
 def lanes_of(word):
@@ -69,12 +84,12 @@ def setup(network, chip, seed=0):
     return make_case(network, seed=seed), works, plan_memory(network, chip, works)
 
 
-@pytest.fixture(scope="module", params=["tiny", "odd"])
+@pytest.fixture(scope="module", params=["tiny", "odd", "per_channel"])
 def network(request, tmp_path_factory):
     if request.param == "tiny":
         return load_network(TINY)
-    path = tmp_path_factory.mktemp("net") / "odd.yaml"
-    path.write_text(ODD)
+    path = tmp_path_factory.mktemp("net") / f"{request.param}.yaml"
+    path.write_text(ODD if request.param == "odd" else PER_CHANNEL)
     return load_network(path)
 
 
@@ -212,6 +227,29 @@ def decode_depthwise(rows, weight_shape):
     return weight, bias
 
 
+def decode_requant(rows, offset, groups, c_out):
+    """Per output channel (m_c, s_c) from the 4 requantisation words at ``offset`` of each pass:
+    word b holds channel 2b in bits 0..31 and 2b+1 in bits 32..63, m in bits 0..23 of an entry,
+    s in bits 24..29, bits 30..31 zero, and 0 for a channel that does not exist."""
+    c_out_g = c_out // groups
+    blocks = -(-c_out_g // 8)
+    m = np.zeros(c_out, dtype=np.int64)
+    s = np.zeros(c_out, dtype=np.int64)
+    for g in range(groups):
+        for p in range(blocks):
+            row = rows[g * blocks + p]
+            for b in range(4):
+                for half in range(2):
+                    entry = (int(row[offset + b]) >> (32 * half)) & 0xFFFFFFFF
+                    co = p * 8 + 2 * b + half
+                    if co < c_out_g:
+                        assert entry >> 30 == 0
+                        m[g * c_out_g + co], s[g * c_out_g + co] = entry & 0xFFFFFF, entry >> 24
+                    else:
+                        assert entry == 0
+    return m, s
+
+
 def test_rram_image_decodes_to_the_weights(network, chip):
     case, works, layout = setup(network, chip)
     image = rram_image(case, chip, layout, works)
@@ -237,6 +275,14 @@ def test_rram_image_decodes_to_the_weights(network, chip):
             weight, bias = decode_gemm(rows, op, shape)
         np.testing.assert_array_equal(weight, params.weight, err_msg=op.name)
         np.testing.assert_array_equal(bias, params.bias, err_msg=op.name)
+        if op.per_channel:
+            assert work.load_beats == work.reduction + 4 + 4
+            groups = 1 if work.mode is Mode.DEPTHWISE else op.groups
+            m, s = decode_requant(rows, work.reduction + 4, groups, op.out.channels)
+            np.testing.assert_array_equal(m, params.channel_m, err_msg=op.name)
+            np.testing.assert_array_equal(s, params.channel_s, err_msg=op.name)
+        else:
+            assert work.load_beats == work.reduction + 4
     assert not image[~used].any()
 
 
@@ -268,6 +314,37 @@ def test_negative_biases_are_packed_in_twos_complement(chip):
         0x00000000_7FFFFFFF,
         0x00000005_FFFFFFFE,
         0x00000001_FFFFF001,
+    ]
+
+
+def test_requant_entries_are_packed_as_specified(chip, tmp_path):
+    """Hand-chosen parameters at the ends of their ranges land in the documented bits."""
+    path = tmp_path / "pc.yaml"
+    path.write_text(PER_CHANNEL)
+    network = load_network(path)
+    case, works, _ = setup(network, chip)
+    index = [op.name for op in network.ops].index("fc")
+    m = np.array([1, 2**24 - 1, 0x123456, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
+    s = np.array([0, 63, 17, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    params = dict(case.params)
+    fc = case.params["fc"]
+    params["fc"] = OpParams(fc.weight, fc.bias, 1, 0, channel_m=m, channel_s=s)
+    patched = dataclasses.replace(case, params=MappingProxyType(params))
+    rows = weight_passes(patched, "fc", works[index], chip)
+    k_pad = works[index].reduction
+    assert rows.shape == (2, k_pad + 8)
+    assert rows[0, k_pad + 4 :].tolist() == [
+        0x3FFFFFFF_00000001,  # channel 1 (m 2^24 - 1, s 63) above channel 0 (m 1, s 0)
+        0x01000005_11123456,
+        0x03000007_02000006,
+        0x05000009_04000008,
+    ]
+    # Pass 1 holds channels 8 .. 12; 13 .. 15 do not exist.
+    assert rows[1, k_pad + 4 :].tolist() == [
+        0x0700000B_0600000A,
+        0x0900000D_0800000C,
+        0x00000000_0A00000E,
+        0,
     ]
 
 

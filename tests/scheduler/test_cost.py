@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from voltflow.scheduler.chip import DOMAINS, BankKind, Domain, GatingPolicy, load_chip
 from voltflow.scheduler.cost import Component, LeakageSource, build_cost_table, schedule_layers
-from voltflow.scheduler.dataflow import Mode, op_work
+from voltflow.scheduler.dataflow import Mode, UnsupportedOpError, op_work
+from voltflow.scheduler.memory import plan_memory
 from voltflow.scheduler.network import OpKind, load_network
 
 TINY = Path(__file__).parent / "data" / "tiny.yaml"
@@ -227,3 +228,98 @@ def test_a_pass_larger_than_the_weight_buffer_is_rejected(chip, tiny) -> None:
         r"but half of it holds 128; set buffers\.weight_buffer_half_kib >= 2$",
     ):
         op_work(tiny.op("e3"), small, tiny)
+
+
+# ---- per-channel requantisation -------------------------------------------------------------
+
+SMALL_CHIP = Path(__file__).parents[1] / "data" / "chip_small.yaml"
+
+
+def _twins(tmp_path, shape: str, op: str):
+    """The one-op network ``op`` with one multiplier per op and with ``per_channel: true``."""
+    nets = []
+    for per_channel in (False, True):
+        path = tmp_path / f"pc_{per_channel}.yaml"
+        path.write_text(
+            "format: voltflow-network/1\nname: pc\ntitle: pc\nsource: test\n"
+            f"input: {{name: x, shape: {shape}}}\n"
+            f"ops:\n  - {{name: c, {op}, per_channel: {str(per_channel).lower()}}}\n"
+        )
+        nets.append(load_network(path))
+    return nets
+
+
+@pytest.mark.parametrize(
+    ("shape", "op"),
+    [
+        ("[8, 6, 6]", "op: conv, input: x, out_channels: 16, kernel: 3, padding: 1"),
+        ("[12, 7, 6]", "op: conv, input: x, out_channels: 12, kernel: 3, stride: 2, groups: 12"),
+        ("[13, 3, 2]", "op: fc, input: x, out_features: 19"),
+    ],
+)
+def test_a_per_channel_pass_loads_and_reads_four_more_words(chip, tmp_path, shape, op) -> None:
+    """K_pad weight words, 4 bias words, then 4 requantisation words (C * 32 / 64) per pass:
+    4 more DMA beats, RRAM reads and weight-buffer writes and reads per pass, nothing else."""
+    per_tensor, per_channel = (
+        op_work(net.op("c"), chip, net) for net in _twins(tmp_path, shape, op)
+    )
+    assert per_tensor.load_beats == per_tensor.reduction + 4
+    assert per_channel.load_beats == per_channel.reduction + 4 + 4
+    assert per_channel.epoch_passes == per_tensor.epoch_passes
+    extra = 4 * per_channel.passes
+    a, b = per_tensor.activity, per_channel.activity
+    assert (
+        replace(
+            b,
+            rram_ticks=b.rram_ticks - extra,
+            dma_beats=b.dma_beats - extra,
+            rram_reads=b.rram_reads - extra,
+            wbuf_writes=b.wbuf_writes - extra,
+            wbuf_reads=b.wbuf_reads - extra,
+        )
+        == a
+    )
+    # The reads counted against the RTL's definition: every weight row per tile and pass, and
+    # the bias and requantisation words once per pass.
+    t, k = per_channel.tiles, per_channel.reduction
+    assert b.wbuf_reads == per_channel.passes * (t * k + 8)
+    assert b.dma_beats == per_channel.passes * (k + 8)
+
+
+def test_per_channel_passes_fill_the_weight_buffer_and_rram_sooner(tmp_path) -> None:
+    """The small chip's 1024-word buffer half holds 13 passes of 72 + 4 words but only 12 of
+    72 + 8: two epochs instead of one, each cycle count still that of the step simulation; the 13
+    passes' RRAM words need a second 1024-word bank."""
+    small = load_chip(SMALL_CHIP)
+    nets = _twins(
+        tmp_path, "[8, 6, 6]", "op: conv, input: x, out_channels: 100, kernel: 3, padding: 1"
+    )
+    works = [op_work(net.op("c"), small, net) for net in nets]
+    assert [w.epoch_passes for w in works] == [(13,), (12, 1)]
+    assert [w.activity.epochs for w in works] == [2, 3]
+    banks = [
+        plan_memory(net, small, (w,)).weight_banks[0] for net, w in zip(nets, works, strict=True)
+    ]
+    assert [hi - lo for lo, hi in banks] == [1, 2]  # 988 and 1040 words
+    for state in [(1.1, 1.1, 1.1), (0.9, 1.3, 1.0), (1.3, 0.9, 1.2)]:
+        inc = {d: int(small.divider_increment(d, v)) for d, v in zip(DOMAINS, state, strict=True)}
+        args = [np.array(inc[d]) for d in (Domain.SYS, Domain.RRAM, Domain.FEEDER)]
+        # Not necessarily slower: the 13th pass's load now overlaps the first epoch's compute.
+        assert int(works[1].ref_cycles(small, *args)) == _simulate_op(
+            works[1], small, inc[Domain.SYS], inc[Domain.RRAM], inc[Domain.FEEDER]
+        )
+
+
+def test_a_per_channel_pass_must_fit_half_the_weight_buffer(chip, tmp_path) -> None:
+    """An 11x11 depthwise pass is 121 + 4 words, or 121 + 8 per channel: 129 > 128 words."""
+    small = replace(chip, weight_buffer_half_kib=1)
+    per_tensor, per_channel = _twins(
+        tmp_path, "[8, 12, 12]", "op: conv, input: x, out_channels: 8, kernel: 11, groups: 8"
+    )
+    assert op_work(per_tensor.op("c"), small, per_tensor).load_beats == 125
+    with pytest.raises(
+        UnsupportedOpError,
+        match=r"^c: one pass needs 129 words of the weight buffer, but half of it holds 128; "
+        r"set buffers\.weight_buffer_half_kib >= 2$",
+    ):
+        op_work(per_channel.op("c"), small, per_channel)

@@ -463,6 +463,21 @@ def test_pool_stride_defaults_to_kernel_and_global_pool_spans_the_map(
     assert net.op("g").kernel == (4, 2) and net.output.out == Shape(4, 1, 1)
 
 
+def test_per_channel_is_read_for_conv_and_fc(tmp_path: pathlib.Path) -> None:
+    path = _write(
+        tmp_path,
+        """\
+  - {name: c, op: conv, input: x, out_channels: 8, kernel: 3, padding: 1, per_channel: true}
+  - {name: d, op: conv, input: c, out_channels: 8, kernel: 3, groups: 8, per_channel: false}
+  - {name: f, op: fc, input: d, out_features: 10, relu: true, per_channel: true}
+""",
+    )
+    net = load_network(path)
+    assert [op.per_channel for op in net.ops] == [True, False, True]
+    # The default, and the zoo: one multiplier and shift per op.
+    assert not any(op.per_channel for op in load_network("resnet8").ops)
+
+
 def test_unknown_network_lists_known_ones() -> None:
     known = ", ".join(ZOO)
     with pytest.raises(NetworkError, match=f"^unknown network 'foo'; known networks: {known}$"):
@@ -484,8 +499,26 @@ BAD_FILES = [
     pytest.param(
         "  - {name: c1, op: conv, input: x, out_channels: 4, kernal: 3}\n",
         "ops[0] (c1): unknown key 'kernal'; allowed keys for op kind 'conv': name, op, input, "
-        "out_channels, kernel, stride, padding, groups, relu",
+        "out_channels, kernel, stride, padding, groups, relu, per_channel",
         id="unknown-op-key",
+    ),
+    pytest.param(
+        "  - {name: f, op: fc, input: x, out_features: 10, per_channel: 1}\n",
+        "ops[0] (f).per_channel: must be true or false, not 1",
+        id="bad-per-channel",
+    ),
+    pytest.param(
+        "  - {name: p, op: maxpool, input: x, kernel: 2, per_channel: true}\n",
+        "ops[0] (p): unknown key 'per_channel'; allowed keys for op kind 'maxpool': name, op, "
+        "input, kernel, stride, padding, ceil_mode, global",
+        id="per-channel-on-a-pool",
+    ),
+    pytest.param(
+        "  - {name: c, op: conv, input: x, out_channels: 4, kernel: 1}\n"
+        "  - {name: s, op: add, inputs: [c, x], per_channel: false}\n",
+        "ops[1] (s): unknown key 'per_channel'; allowed keys for op kind 'add': name, op, inputs, "
+        "relu",
+        id="per-channel-on-an-add",
     ),
     pytest.param(
         "  - {name: c1, op: conv, input: y, out_channels: 4, kernel: 1}\n",
@@ -680,6 +713,14 @@ def test_op_checks_its_output_shape() -> None:
         Op("f", OpKind.FC, ("x",), (Shape(4, 8, 8),), Shape(10, 1, 1), kernel=[1, 1])  # type: ignore[arg-type]
     with pytest.raises(NetworkError, match=r"^op 'm': matmul: must be MatmulDims for a matmul op"):
         Op("m", OpKind.MATMUL, ("x", "x"), (Shape(4, 8, 8),) * 2, Shape(4, 8, 8))
+    x = Shape(4, 8, 8)
+    with pytest.raises(
+        NetworkError, match=r"^op 'a': per_channel: must be False for op kind 'add'$"
+    ):
+        Op("a", OpKind.ADD, ("x", "x"), (x, x), x, per_channel=True)
+    with pytest.raises(NetworkError, match=r"^op 'c': per_channel: must be a bool, not 1$"):
+        Op("c", OpKind.CONV, ("x",), (x,), x, per_channel=1)  # type: ignore[arg-type]
+    assert Op("c", OpKind.CONV, ("x",), (x,), x, per_channel=True).per_channel
 
 
 def test_shape_and_matmul_dims_are_validated() -> None:
