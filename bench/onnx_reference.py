@@ -81,17 +81,17 @@ def small_cnn(path: Path, seed: int = 1) -> Path:
     return path
 
 
-def reference_model(name: str, folder: Path) -> Path:
+def reference_model(name: str, folder: Path, share: bool) -> Path:
     """The QDQ model of ``small_cnn`` or ``squeezenet`` (light topology, random weights)."""
     if name == "small_cnn":
         float_model = small_cnn(folder / "small_cnn.onnx")
     else:
         float_model = random_weights(LIGHT / f"light_{name}.onnx", folder / f"{name}_float.onnx")
-    return quantize_qdq(float_model, folder / f"{name}_qdq.onnx")
+    return quantize_qdq(float_model, folder / f"{name}_qdq.onnx", share=share)
 
 
-def compare(name: str, folder: Path, seed: int = 0) -> OrtComparison:
-    return compare_with_onnxruntime(load_model(reference_model(name, folder)), seed)
+def compare(name: str, folder: Path, seed: int = 0, share: bool = False) -> OrtComparison:
+    return compare_with_onnxruntime(load_model(reference_model(name, folder, share)), seed)
 
 
 def report(name: str, result: OrtComparison) -> str:
@@ -117,10 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            result = compare(name, Path(tmp))
-            results[name] = result.to_json()
-            print(report(name, result))
-            print()
+            for share in (False, True):
+                label = f"{name}, {'concat scales shared' if share else 'quantize_static defaults'}"
+                result = compare(name, Path(tmp), share=share)
+                results[label] = result.to_json()
+                print(report(label, result))
+                print()
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

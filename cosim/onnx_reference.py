@@ -161,9 +161,10 @@ def compare_with_onnxruntime(model: Model, seed: int = 0) -> OrtComparison:
         if tensor not in adjusted
     }
     known = {value.name for value in proto.graph.output}
+    typed = {v.name: v for v in onnx.shape_inference.infer_shapes(proto).graph.value_info}
     for onnx_name in wanted.values():
         if onnx_name not in known:
-            proto.graph.output.append(onnx.helper.make_tensor_value_info(onnx_name, 0, None))
+            proto.graph.output.append(typed[onnx_name])
     names = [final_name, *wanted.values()]
     results = dict(zip(names, _session(proto).run(names, feed), strict=True))
     instrumented_same = bool(np.array_equal(results[final_name], plain))
@@ -255,11 +256,15 @@ def quantize_qdq(
     seed: int = 2,
     *,
     dedicated: bool = True,
+    share: bool = False,
 ) -> Path:
     """onnxruntime's ``quantize_static`` in the form voltflow runs: QDQ, int8, symmetric
     activations and weights, weights per channel; calibrated (MinMax) on ``samples`` seeded
     standard-normal inputs. ``dedicated``: one DequantizeLinear per reader
-    (``DedicatedQDQPair``), so that onnxruntime runs every Conv as QLinearConv."""
+    (``DedicatedQDQPair``), so that onnxruntime runs every Conv as QLinearConv. ``share``: the
+    tensors voltflow keeps at one scale (a concat's inputs and output) get one range
+    (``TensorQuantOverrides`` from voltflow's own float calibration on the same inputs), so the
+    model does not round them twice."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -281,6 +286,9 @@ def quantize_qdq(
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.items, None)
 
+    extra: dict[str, Any] = {}
+    if share:
+        extra["TensorQuantOverrides"] = shared_ranges(src, [d[0] for d in data])
     quantize_static(
         os.fspath(src),
         os.fspath(dst),
@@ -293,6 +301,32 @@ def quantize_qdq(
             "ActivationSymmetric": True,
             "WeightSymmetric": True,
             "DedicatedQDQPair": dedicated,
+            **extra,
         },
     )
     return Path(dst)
+
+
+def shared_ranges(
+    src: str | os.PathLike[str], inputs: list[np.ndarray]
+) -> dict[str, list[dict[str, Any]]]:
+    """``TensorQuantOverrides`` giving each group of tensors that must share a scale (a max
+    pool's or concat's inputs and output) one symmetric range: the largest magnitude of the
+    group over voltflow's float run of ``inputs``, for every ONNX tensor that holds a member."""
+    from voltflow.scheduler.onnx_graph import read_onnx
+    from voltflow.scheduler.onnx_import import import_onnx
+    from voltflow.scheduler.quantise import calibrate, share_groups
+
+    imported = import_onnx(read_onnx(src))
+    ranges = calibrate(imported, inputs)
+    overrides: dict[str, list[dict[str, Any]]] = {}
+    for group in share_groups(imported.network):
+        if len(group) < 2:
+            continue
+        top = max(ranges[name] for name in group)
+        for name in group:
+            for onnx_name in imported.onnx_names.get(name, ()):
+                overrides[onnx_name] = [
+                    {"rmin": np.float32(-top), "rmax": np.float32(top)}
+                ]
+    return overrides

@@ -179,6 +179,9 @@ class Imported:
         Where the accelerator's arithmetic knowingly differs from the model's (for reports).
     int8_names : Mapping[str, str]
         For a quantised model: the ONNX tensor holding each voltflow tensor's int8 values.
+    onnx_names : Mapping[str, tuple[str, ...]]
+        Every ONNX tensor that holds a voltflow tensor's values (its views, a fused Relu's
+        output, ...), by voltflow tensor.
     outcomes : tuple of (op type, outcome)
         What each ONNX node became, in node order.
     """
@@ -194,6 +197,7 @@ class Imported:
     outcomes: tuple[tuple[str, str], ...]
     notes: tuple[str, ...] = ()
     int8_names: Mapping[str, str] = field(default_factory=dict)
+    onnx_names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _chw(dims: Sequence[int]) -> tuple[int, int, int]:
@@ -351,6 +355,13 @@ class _Importer:
         return self.producer.get(act.tensor)
 
     # -- the walk --------------------------------------------------------------------------------
+
+    def onnx_names(self) -> dict[str, tuple[str, ...]]:
+        names: dict[str, list[str]] = {}
+        for onnx_name, value in self.values.items():
+            if isinstance(value, _Act):
+                names.setdefault(value.tensor, []).append(onnx_name)
+        return {tensor: tuple(found) for tensor, found in names.items()}
 
     def run(self) -> None:
         for node in self.graph.nodes:
@@ -601,6 +612,7 @@ class _Importer:
             "padding": pads,
             "groups": groups,
             "relu": False,
+            "per_channel": True,
         }
         bias, qbias = self.bias(node, bias_value, c_out)
         layer = Layer(doc, weight.astype(np.float64), bias, nodes=[node.index])
@@ -714,6 +726,7 @@ class _Importer:
             "input": act.tensor,
             "out_features": int(n),
             "relu": False,
+            "per_channel": True,
         }
         bias, qbias = self.bias(node, bias_value, n)
         layer = Layer(
@@ -1299,6 +1312,7 @@ def import_onnx(graph: Graph, *, name: str | None = None) -> Imported:
         outcomes=tuple(importer.outcomes),
         notes=tuple(importer.notes),
         int8_names=dict(importer.int8_names),
+        onnx_names=importer.onnx_names(),
     )
 
 
