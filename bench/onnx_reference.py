@@ -95,16 +95,18 @@ def compare(name: str, folder: Path, seed: int = 0, share: bool = False) -> OrtC
 
 
 def report(name: str, result: OrtComparison) -> str:
-    table = format_table(["tensor", "elements", "equal", "max LSB"], comparison_rows(result))
+    table = format_table(
+        ["tensor", "elements", "equal (run)", "max LSB", "equal (op alone)", "max LSB"],
+        comparison_rows(result),
+    )
     agree = "agrees" if result.top1_agrees else "DIFFERS"
     lines = [
         f"{name}: voltflow (golden = RTL) vs onnxruntime, seed {result.seed}",
         table,
-        f"top-1: voltflow {result.top1_voltflow}, onnxruntime {result.top1_onnxruntime} ({agree})",
+        f"top-1: voltflow {result.top1_voltflow}, onnxruntime {result.top1_onnxruntime} "
+        f"(unoptimised {result.top1_reference}): {agree}",
     ]
     lines.extend(f"note: {note}" for note in result.notes)
-    if not result.instrumented_same:
-        lines.append("note: onnxruntime's final output changed when intermediates were exposed")
     return "\n".join(lines)
 
 

@@ -17,13 +17,16 @@ Known sources of difference (docs/arithmetic.md, "Against onnxruntime"):
   QLinearConv); float rounding can move a result across a rounding boundary.
 """
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from voltflow.cosim.golden import run_op
 from voltflow.cosim.model_case import model_case
+from voltflow.scheduler.network import Network
 from voltflow.scheduler.onnx_model import Model
 from voltflow.scheduler.quantise import seeded_input
 
@@ -39,13 +42,26 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class LayerAgreement:
-    """One tensor: voltflow's int8 values against onnxruntime's."""
+    """One tensor: voltflow's int8 values against onnxruntime's.
+
+    ``equal``/``max_lsb`` compare the whole run (differences propagate from layer to layer);
+    ``local_equal``/``local_max_lsb`` compare the op alone, given onnxruntime's own int8 inputs
+    (None for the input and for tensors whose inputs onnxruntime keeps at other scales).
+    """
 
     tensor: str
     onnx_tensor: str
     elements: int
     equal: int
     max_lsb: int
+    local_equal: int | None = None
+    local_max_lsb: int | None = None
+
+    @property
+    def local_share(self) -> float | None:
+        if self.local_equal is None:
+            return None
+        return self.local_equal / self.elements if self.elements else 1.0
 
     @property
     def equal_share(self) -> float:
@@ -60,15 +76,16 @@ class OrtComparison:
     seed: int
     layers: tuple[LayerAgreement, ...]
     final: LayerAgreement
+    #: The class voltflow's output picks, onnxruntime's optimised (deployed) session's, and the
+    #: unoptimised session's (the graph as written), on the same input.
     top1_voltflow: int
     top1_onnxruntime: int
-    #: The instrumented copy's final output equals the plain model's (fusions unchanged).
-    instrumented_same: bool
+    top1_reference: int
     notes: tuple[str, ...]
 
     @property
     def top1_agrees(self) -> bool:
-        return self.top1_voltflow == self.top1_onnxruntime
+        return self.top1_voltflow == self.top1_onnxruntime == self.top1_reference
 
     def to_json(self) -> dict[str, Any]:
         def row(a: LayerAgreement) -> dict[str, Any]:
@@ -79,6 +96,9 @@ class OrtComparison:
                 "equal": a.equal,
                 "equal_share": a.equal_share,
                 "max_lsb": a.max_lsb,
+                "local_equal": a.local_equal,
+                "local_equal_share": a.local_share,
+                "local_max_lsb": a.local_max_lsb,
             }
 
         return {
@@ -87,14 +107,17 @@ class OrtComparison:
             "seed": self.seed,
             "layers": [row(a) for a in self.layers],
             "final": row(self.final),
-            "top1": {"voltflow": self.top1_voltflow, "onnxruntime": self.top1_onnxruntime},
+            "top1": {
+                "voltflow": self.top1_voltflow,
+                "onnxruntime": self.top1_onnxruntime,
+                "onnxruntime_unoptimised": self.top1_reference,
+            },
             "top1_agrees": self.top1_agrees,
-            "instrumented_same": self.instrumented_same,
             "notes": list(self.notes),
         }
 
 
-def _session(model_proto: Any) -> Any:
+def _session(model_proto: Any, optimise: bool = True) -> Any:
     try:
         import onnxruntime
     except ImportError:  # pragma: no cover - a dev dependency
@@ -103,6 +126,8 @@ def _session(model_proto: Any) -> Any:
         ) from None
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
+    if not optimise:
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
     return onnxruntime.InferenceSession(
         model_proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
@@ -112,9 +137,12 @@ def _chw(array: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     return np.asarray(array).reshape(shape)
 
 
-def _agreement(
-    tensor: str, onnx_tensor: str, ours: np.ndarray, theirs: np.ndarray
-) -> LayerAgreement:
+def _dims(network: Network, tensor: str) -> tuple[int, int, int]:
+    shape = network.shape(tensor)
+    return shape.channels, shape.height, shape.width
+
+
+def _agreement(tensor: str, onnx_tensor: str, ours: np.ndarray, theirs: np.ndarray) -> LayerAgreement:
     diff = np.abs(ours.astype(np.int64) - theirs.astype(np.int64))
     return LayerAgreement(
         tensor=tensor,
@@ -127,6 +155,11 @@ def _agreement(
 
 def compare_with_onnxruntime(model: Model, seed: int = 0) -> OrtComparison:
     """Compare the golden model of a quantised ONNX model with onnxruntime on the seeded input.
+
+    Per tensor, against onnxruntime running the graph as written (no graph optimisation: every
+    QuantizeLinear rounds where the model says, the operators between them run in float32); the
+    top-1 class also against the optimised session (fused QLinearConv and friends, int32
+    accumulation), which is what a deployment runs.
 
     Raises
     ------
@@ -146,7 +179,7 @@ def compare_with_onnxruntime(model: Model, seed: int = 0) -> OrtComparison:
 
     proto = onnx.load(str(graph.path))
     final_name = graph.output_names[0]
-    plain = _session(proto).run([final_name], feed)[0]
+    deployed = _session(proto).run([final_name], feed)[0]
 
     tensors = (network.input_name, *(op.name for op in network.ops))
     # Tensors rounded to a concat's scale instead of their own: compared at the concat.
@@ -166,43 +199,68 @@ def compare_with_onnxruntime(model: Model, seed: int = 0) -> OrtComparison:
         if onnx_name not in known:
             proto.graph.output.append(typed[onnx_name])
     names = [final_name, *wanted.values()]
-    results = dict(zip(names, _session(proto).run(names, feed), strict=True))
-    instrumented_same = bool(np.array_equal(results[final_name], plain))
+    results = dict(zip(names, _session(proto, optimise=False).run(names, feed), strict=True))
 
+    theirs = {
+        tensor: _chw(results[onnx_name], _dims(network, tensor))
+        for tensor, onnx_name in wanted.items()
+    }
     layers = []
     for tensor, onnx_name in wanted.items():
-        shape = network.shape(tensor)
-        dims = (shape.channels, shape.height, shape.width)
-        layers.append(
-            _agreement(tensor, onnx_name, case.tensor(tensor), _chw(results[onnx_name], dims))
-        )
+        row = _agreement(tensor, onnx_name, case.tensor(tensor), theirs[tensor])
+        if tensor != network.input_name:
+            op = network.op(tensor)
+            if all(name in theirs for name in op.inputs):
+                inputs = [theirs[name].astype(np.int8) for name in op.inputs]
+                alone = run_op(op, inputs, case.params.get(tensor))
+                local = _agreement(tensor, onnx_name, alone, theirs[tensor])
+                row = dataclasses.replace(
+                    row, local_equal=local.equal, local_max_lsb=local.max_lsb
+                )
+        layers.append(row)
     out = network.output
-    out_scale = quantised.scales[out.name]
-    theirs_final = np.clip(np.rint(np.asarray(plain, np.float64) / out_scale), -128, 127)
     dims = (out.out.channels, out.out.height, out.out.width)
-    final = _agreement(out.name, final_name, case.tensor(out.name), _chw(theirs_final, dims))
+    ours = case.tensor(out.name)
+    if imported.host_softmax or out.name not in wanted:
+        # The model's output is the host's Softmax (or a float copy): compare the accelerator's
+        # last tensor as written, and the classes.
+        final = next(
+            (a for a in layers if a.tensor == out.name),
+            _agreement(out.name, final_name, ours, ours),
+        )
+    else:
+        final = next(a for a in layers if a.tensor == out.name)
+    top1 = int(np.argmax(ours.reshape(-1)))
     return OrtComparison(
         model=str(graph.path),
         seed=seed,
         layers=tuple(layers),
         final=final,
-        top1_voltflow=int(np.argmax(case.tensor(out.name).reshape(-1))),
-        top1_onnxruntime=int(np.argmax(np.asarray(plain).reshape(-1))),
-        instrumented_same=instrumented_same,
+        top1_voltflow=top1,
+        top1_onnxruntime=int(np.argmax(np.asarray(deployed).reshape(-1))),
+        top1_reference=int(np.argmax(np.asarray(results[final_name]).reshape(-1))),
         notes=tuple(quantised.notes),
     )
 
 
 def comparison_rows(result: OrtComparison) -> list[list[str]]:
-    """Table rows: tensor, elements, equal share, max LSB."""
+    """Table rows: tensor, elements, equal share and max LSB over the run, and of the op alone."""
+
+    def alone(a: LayerAgreement) -> list[str]:
+        if a.local_share is None:
+            return ["-", "-"]
+        return [f"{100 * a.local_share:.2f} %", str(a.local_max_lsb)]
+
     rows = [
-        [a.tensor, f"{a.elements:,}", f"{100 * a.equal_share:.2f} %", str(a.max_lsb)]
+        [a.tensor, f"{a.elements:,}", f"{100 * a.equal_share:.2f} %", str(a.max_lsb), *alone(a)]
         for a in result.layers
     ]
     f = result.final
-    rows.append(
-        [f"output ({f.tensor})", f"{f.elements:,}", f"{100 * f.equal_share:.2f} %", str(f.max_lsb)]
-    )
+    if not any(a.tensor == f.tensor for a in result.layers):
+        rows.append(
+            [f"output ({f.tensor})", f"{f.elements:,}", f"{100 * f.equal_share:.2f} %",
+             str(f.max_lsb), *alone(f)]
+        )
     return rows
 
 
@@ -244,6 +302,15 @@ def random_weights(src: str | os.PathLike[str], dst: str | os.PathLike[str], see
     del graph.node[:]
     graph.node.extend(keep)
     graph.initializer.extend(new)
+    # Old models list their initializers as graph inputs (IR version 3); a current IR version
+    # does not need that, and onnxruntime's quantiser converts the model to opset 13 or newer.
+    initialized = {t.name for t in graph.initializer}
+    inputs = [v for v in graph.input if v.name not in initialized]
+    del graph.input[:]
+    graph.input.extend(inputs)
+    model.ir_version = max(model.ir_version, 8)
+    if model.opset_import[0].version < 13:
+        model = onnx.version_converter.convert_version(model, 13)
     out = Path(dst)
     onnx.save(model, os.fspath(out))
     return out
@@ -273,6 +340,9 @@ def quantize_qdq(
         quantize_static,
     )
 
+    import onnxruntime
+
+    onnxruntime.set_default_logger_severity(3)  # the calibration sessions' warnings
     model = onnx.load(os.fspath(src))
     value = model.graph.input[0]
     dims = [d.dim_value or 1 for d in value.type.tensor_type.shape.dim]

@@ -150,7 +150,15 @@ class _Bad:
     """The output of a node that could not be mapped (its readers are not blamed for it)."""
 
 
-_Value = _Const | _Act | _Bad
+@dataclass(slots=True)
+class _Host:
+    """The output of the final Softmax (and its Q/DQ or reshaped copies): computed by the host
+    from ``act``, the accelerator's last tensor."""
+
+    act: _Act
+
+
+_Value = _Const | _Act | _Bad | _Host
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +271,6 @@ class _Importer:
         self.problems: list[str] = []
         self.names: set[str] = {graph.input_name}
         self.out_chw: dict[str, tuple[int, int, int]] = {graph.input_name: _chw(graph.input_shape)}
-        self.final_tensor: str | None = None
         self.notes: list[str] = []
         self.computed_from: set[str] = set()  # tensors read by an op that computes (not concat)
         self.int8_names: dict[str, str] = {}
@@ -287,6 +294,8 @@ class _Importer:
         value = self.value(node, position)
         if isinstance(value, _Bad):
             raise _BadInput
+        if isinstance(value, _Host):
+            raise _Unsupported("reads the output of the final Softmax, which the host computes")
         if not isinstance(value, _Act):
             raise _Unsupported(f"input {position} must be an activation, not a constant")
         return value
@@ -396,6 +405,10 @@ class _Importer:
                 np.asarray(dims[start : None if end is None else int(end)], dtype=np.int64)
             )
             return "constant"
+        if op in _TAIL_OPS and node.inputs and isinstance(self.values.get(node.inputs[0]), _Host):
+            for name in node.outputs[:1]:
+                self.values[name] = self.values[node.inputs[0]]
+            return "after the host's Softmax"
         if op in _CONST_FOLDABLE and self.all_const(node):
             self.values[node.outputs[0]] = self.fold(node)
             return "constant"
@@ -1089,6 +1102,18 @@ class _Importer:
         self.values[node.outputs[0]] = _Act(act.tensor, dims)
         return "view"
 
+    def reaches_only_outputs(self, tensor: str) -> bool:
+        """Is ``tensor`` a graph output, or read only by nodes that change nothing but its type or
+        shape (QDQ, Identity, views) and lead to the outputs (the tail of a final Softmax)?"""
+        readers = self.graph.consumers(tensor)
+        if not readers:
+            return tensor in self.graph.output_names
+        return all(
+            reader.op_type in _TAIL_OPS
+            and self.reaches_only_outputs(reader.outputs[0])
+            for reader in readers
+        )
+
     def passthrough(self, node: Node) -> str:
         act = self.act(node)
         self.values[node.outputs[0]] = act
@@ -1100,23 +1125,19 @@ class _Importer:
     def softmax(self, node: Node) -> str:
         act = self.act(node)
         out = node.outputs[0]
-        final = out in self.graph.output_names and not self.graph.consumers(out)
-        later = [
-            n for n in self.graph.consumers(out) if n.op_type == "QuantizeLinear"
-        ]  # DQ -> Softmax -> Q at the end of a QDQ model
-        if later and all(
-            all(o in self.graph.output_names or not self.graph.consumers(o) for o in n.outputs)
-            for n in later
-        ):
-            final = True
-        if not final:
+        if not self.reaches_only_outputs(out):
             raise _Unsupported(
                 "Softmax inside the network (only a final Softmax is left to the host)"
             )
         self.host_softmax = True
-        self.values[out] = act
-        self.final_tensor = act.tensor
+        self.values[out] = _Host(act)
         return "left to the host"
+
+
+#: Nodes that may follow a final Softmax (a QDQ model's Q/DQ, a converter's Reshape).
+_TAIL_OPS: Final = frozenset(
+    {"QuantizeLinear", "DequantizeLinear", "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze"}
+)
 
 
 class _BadInput(Exception):
@@ -1261,6 +1282,8 @@ def import_onnx(graph: Graph, *, name: str | None = None) -> Imported:
             f"({', '.join(map(repr, outputs))}); a voltflow network has one output"
         )
     final = importer.values.get(outputs[0])
+    if isinstance(final, _Host):
+        final = final.act
     if not isinstance(final, _Act) or final.tensor == graph.input_name:
         raise OnnxError(
             f"{graph.label}: the output {outputs[0]!r} is not computed by any accelerator op"
