@@ -142,7 +142,9 @@ def _dims(network: Network, tensor: str) -> tuple[int, int, int]:
     return shape.channels, shape.height, shape.width
 
 
-def _agreement(tensor: str, onnx_tensor: str, ours: np.ndarray, theirs: np.ndarray) -> LayerAgreement:
+def _agreement(
+    tensor: str, onnx_tensor: str, ours: np.ndarray, theirs: np.ndarray
+) -> LayerAgreement:
     diff = np.abs(ours.astype(np.int64) - theirs.astype(np.int64))
     return LayerAgreement(
         tensor=tensor,
@@ -197,7 +199,9 @@ def compare_with_onnxruntime(model: Model, seed: int = 0) -> OrtComparison:
     typed = {v.name: v for v in onnx.shape_inference.infer_shapes(proto).graph.value_info}
     for onnx_name in wanted.values():
         if onnx_name not in known:
-            proto.graph.output.append(typed[onnx_name])
+            # Contrib operators' outputs are not typed by shape inference: int8 tensors.
+            fallback = onnx.helper.make_tensor_value_info(onnx_name, onnx.TensorProto.INT8, None)
+            proto.graph.output.append(typed.get(onnx_name, fallback))
     names = [final_name, *wanted.values()]
     results = dict(zip(names, _session(proto, optimise=False).run(names, feed), strict=True))
 
@@ -214,9 +218,7 @@ def compare_with_onnxruntime(model: Model, seed: int = 0) -> OrtComparison:
                 inputs = [theirs[name].astype(np.int8) for name in op.inputs]
                 alone = run_op(op, inputs, case.params.get(tensor))
                 local = _agreement(tensor, onnx_name, alone, theirs[tensor])
-                row = dataclasses.replace(
-                    row, local_equal=local.equal, local_max_lsb=local.max_lsb
-                )
+                row = dataclasses.replace(row, local_equal=local.equal, local_max_lsb=local.max_lsb)
         layers.append(row)
     out = network.output
     dims = (out.out.channels, out.out.height, out.out.width)
@@ -258,8 +260,13 @@ def comparison_rows(result: OrtComparison) -> list[list[str]]:
     f = result.final
     if not any(a.tensor == f.tensor for a in result.layers):
         rows.append(
-            [f"output ({f.tensor})", f"{f.elements:,}", f"{100 * f.equal_share:.2f} %",
-             str(f.max_lsb), *alone(f)]
+            [
+                f"output ({f.tensor})",
+                f"{f.elements:,}",
+                f"{100 * f.equal_share:.2f} %",
+                str(f.max_lsb),
+                *alone(f),
+            ]
         )
     return rows
 
@@ -324,6 +331,7 @@ def quantize_qdq(
     *,
     dedicated: bool = True,
     share: bool = False,
+    operators: bool = False,
 ) -> Path:
     """onnxruntime's ``quantize_static`` in the form voltflow runs: QDQ, int8, symmetric
     activations and weights, weights per channel; calibrated (MinMax) on ``samples`` seeded
@@ -331,7 +339,8 @@ def quantize_qdq(
     (``DedicatedQDQPair``), so that onnxruntime runs every Conv as QLinearConv. ``share``: the
     tensors voltflow keeps at one scale (a concat's inputs and output) get one range
     (``TensorQuantOverrides`` from voltflow's own float calibration on the same inputs), so the
-    model does not round them twice."""
+    model does not round them twice. ``operators``: the QOperator format (QLinearConv,
+    QLinearAdd, QGemm...) instead of QDQ."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -363,7 +372,7 @@ def quantize_qdq(
         os.fspath(src),
         os.fspath(dst),
         _Reader(),
-        quant_format=QuantFormat.QDQ,
+        quant_format=QuantFormat.QOperator if operators else QuantFormat.QDQ,
         per_channel=True,
         activation_type=QuantType.QInt8,
         weight_type=QuantType.QInt8,
@@ -396,7 +405,5 @@ def shared_ranges(
         top = max(ranges[name] for name in group)
         for name in group:
             for onnx_name in imported.onnx_names.get(name, ()):
-                overrides[onnx_name] = [
-                    {"rmin": np.float32(-top), "rmax": np.float32(top)}
-                ]
+                overrides[onnx_name] = [{"rmin": np.float32(-top), "rmax": np.float32(top)}]
     return overrides

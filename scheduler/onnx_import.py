@@ -78,6 +78,7 @@ SUPPORTED_OPS: Final[Mapping[str, str]] = {
     "DequantizeLinear": "quantisation scale of the tensor / int8 weights",
     "QLinearConv": "conv with the model's int8 weights",
     "QLinearMatMul": "fc with the model's int8 weights",
+    "QGemm": "fc with the model's int8 weights",
     "QLinearAdd": "add",
     "QLinearConcat": "concat",
     "QLinearGlobalAveragePool": "avgpool (global)",
@@ -829,6 +830,28 @@ class _Importer:
             return "matmul"
         raise _Unsupported("needs an activation as A")
 
+    def qgemm(self, node: Node) -> str:
+        """onnxruntime's QGemm: A, its scale and zero point, B, its scale and zero point, an
+        int32 bias C, and the output's scale and zero point (absent: a float output)."""
+        act = self.act(node)
+        if int(node.attrs.get("transA", 0)) or float(node.attrs.get("alpha", 1.0)) != 1.0:
+            raise _Unsupported("transA = 1 or alpha != 1")
+        self.check_input_scale(node, act, 1, 2)
+        trans_b = int(node.attrs.get("transB", 0))
+        q = self.const(node, 3, "B")
+        w_const = self.int_weight(
+            node,
+            q,
+            self.const(node, 4, "B scale"),
+            self.const(node, 5, "B zero point"),
+            axis=0 if trans_b else 1,
+        )
+        weight = w_const.value if trans_b else w_const.value.T
+        out = self.fc_from(node, act, weight, self.optional(node, 6), w_const, 0 if trans_b else 1)
+        if len(node.inputs) > 7 and node.inputs[7]:
+            self.set_output_scale(node, out, 7, 8)
+        return "fc"
+
     def qlinear_matmul(self, node: Node) -> str:
         act = self.act(node)
         self.check_input_scale(node, act, 1, 2)
@@ -980,6 +1003,9 @@ class _Importer:
                 "activation), so it cannot be fused"
             )
         doc["relu"] = True
+        # The model's int8 copy from before the activation no longer holds this tensor's values
+        # (a later QuantizeLinear names the new one).
+        self.int8_names.pop(act.tensor, None)
         if cap is not None:
             self.caps[act.tensor] = min(cap, self.caps.get(act.tensor, cap))
         layer = self.layers.get(act.tensor)
@@ -1109,8 +1135,7 @@ class _Importer:
         if not readers:
             return tensor in self.graph.output_names
         return all(
-            reader.op_type in _TAIL_OPS
-            and self.reaches_only_outputs(reader.outputs[0])
+            reader.op_type in _TAIL_OPS and self.reaches_only_outputs(reader.outputs[0])
             for reader in readers
         )
 
@@ -1193,6 +1218,7 @@ _HANDLERS: Final[Mapping[str, Callable[[_Importer, Node], str]]] = {
     "Gemm": _Importer.gemm,
     "MatMul": _Importer.matmul,
     "QLinearMatMul": _Importer.qlinear_matmul,
+    "QGemm": _Importer.qgemm,
     "BatchNormalization": _Importer.batchnorm,
     "Add": _Importer.arith,
     "Mul": _Importer.arith,
@@ -1224,6 +1250,7 @@ _CONTRIB: Final = frozenset(
         "QLinearAdd",
         "QLinearConcat",
         "QLinearGlobalAveragePool",
+        "QGemm",
         "QuantizeLinear",
         "DequantizeLinear",
     }

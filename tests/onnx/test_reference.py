@@ -39,6 +39,18 @@ def test_small_cnn_defaults_differ_only_by_the_double_rounding(tmp_path: Path) -
     assert result.top1_agrees
 
 
+def test_qoperator_model(tmp_path: Path) -> None:
+    """The QOperator form (QLinearConv, QLinearConcat, QLinearAdd, QGemm) of the same CNN."""
+    from bench.onnx_reference import small_cnn
+    from voltflow.cosim.onnx_reference import compare_with_onnxruntime, quantize_qdq
+
+    path = quantize_qdq(small_cnn(tmp_path / "f.onnx"), tmp_path / "qop.onnx", operators=True)
+    result = compare_with_onnxruntime(load_model(path))
+    _all_ops_agree(result)
+    assert sum(row.local_equal is not None for row in result.layers) >= 3
+    assert result.top1_agrees
+
+
 def test_report_names_weights_and_scales(tmp_path: Path) -> None:
     model = load_model(reference_model("small_cnn", tmp_path, share=True))
     assert model.weights == "file"
