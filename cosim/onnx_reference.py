@@ -75,7 +75,9 @@ class OrtComparison:
     model: str
     seed: int
     layers: tuple[LayerAgreement, ...]
-    final: LayerAgreement
+    #: The accelerator's last tensor against the model's (None: the model's output is the host's
+    #: Softmax of it, which only the top-1 compares).
+    final: LayerAgreement | None
     #: The class voltflow's output picks, onnxruntime's optimised (deployed) session's, and the
     #: unoptimised session's (the graph as written), on the same input.
     top1_voltflow: int
@@ -106,7 +108,7 @@ class OrtComparison:
             "model": self.model,
             "seed": self.seed,
             "layers": [row(a) for a in self.layers],
-            "final": row(self.final),
+            "final": None if self.final is None else row(self.final),
             "top1": {
                 "voltflow": self.top1_voltflow,
                 "onnxruntime": self.top1_onnxruntime,
@@ -221,17 +223,14 @@ def compare_with_onnxruntime(model: Model, seed: int = 0) -> OrtComparison:
                 row = dataclasses.replace(row, local_equal=local.equal, local_max_lsb=local.max_lsb)
         layers.append(row)
     out = network.output
-    dims = (out.out.channels, out.out.height, out.out.width)
     ours = case.tensor(out.name)
-    if imported.host_softmax or out.name not in wanted:
-        # The model's output is the host's Softmax (or a float copy): compare the accelerator's
-        # last tensor as written, and the classes.
-        final = next(
-            (a for a in layers if a.tensor == out.name),
-            _agreement(out.name, final_name, ours, ours),
-        )
-    else:
-        final = next(a for a in layers if a.tensor == out.name)
+    final = next((a for a in layers if a.tensor == out.name), None)
+    if final is None and not imported.host_softmax:
+        # The model dequantises the accelerator's last tensor (after an activation, say):
+        # quantise onnxruntime's float output back with that tensor's scale.
+        values = np.asarray(results[final_name], np.float64) / quantised.scales[out.name]
+        theirs_out = np.clip(np.rint(values), -128, 127).reshape(ours.shape)
+        final = _agreement(out.name, final_name, ours, theirs_out)
     top1 = int(np.argmax(ours.reshape(-1)))
     return OrtComparison(
         model=str(graph.path),
@@ -258,7 +257,7 @@ def comparison_rows(result: OrtComparison) -> list[list[str]]:
         for a in result.layers
     ]
     f = result.final
-    if not any(a.tensor == f.tensor for a in result.layers):
+    if f is not None and not any(a.tensor == f.tensor for a in result.layers):
         rows.append(
             [
                 f"output ({f.tensor})",
@@ -342,14 +341,13 @@ def quantize_qdq(
     model does not round them twice. ``operators``: the QOperator format (QLinearConv,
     QLinearAdd, QGemm...) instead of QDQ."""
     import onnx
+    import onnxruntime
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
         QuantType,
         quantize_static,
     )
-
-    import onnxruntime
 
     onnxruntime.set_default_logger_severity(3)  # the calibration sessions' warnings
     model = onnx.load(os.fspath(src))

@@ -44,11 +44,12 @@ def test_float_model_at_a_fixed_state(tmp_path: Path) -> None:
 
 
 def test_sparsity_is_refused_with_real_weights(tmp_path: Path) -> None:
-    from bench.onnx_reference import small_cnn
     from voltflow.cosim.flow import FlowError
 
+    from bench.onnx_reference import small_cnn
+
     path = small_cnn(tmp_path / "float.onnx")
-    with pytest.raises(FlowError, match="--sparsity zeroes random weights; .* brings its own"):
+    with pytest.raises(FlowError, match=r"--sparsity zeroes random weights; .* brings its own"):
         run_fixed_state(StateRequest(network=path, sparsity=0.5))
 
 

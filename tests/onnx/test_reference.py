@@ -41,8 +41,9 @@ def test_small_cnn_defaults_differ_only_by_the_double_rounding(tmp_path: Path) -
 
 def test_qoperator_model(tmp_path: Path) -> None:
     """The QOperator form (QLinearConv, QLinearConcat, QLinearAdd, QGemm) of the same CNN."""
-    from bench.onnx_reference import small_cnn
     from voltflow.cosim.onnx_reference import compare_with_onnxruntime, quantize_qdq
+
+    from bench.onnx_reference import small_cnn
 
     path = quantize_qdq(small_cnn(tmp_path / "f.onnx"), tmp_path / "qop.onnx", operators=True)
     result = compare_with_onnxruntime(load_model(path))
