@@ -201,7 +201,22 @@ def requant_words(chip: Chip) -> int:
 
 
 def op_work(op: Op, chip: Chip, network: Network) -> OpWork:
-    """Map one op onto the chip (see docs/timing-model.md)."""
+    """Map one op onto the chip (see docs/timing-model.md).
+
+    Raises
+    ------
+    UnsupportedOpError
+        The op does not fit or cannot be mapped; the message names the network, the chip and the op.
+    """
+    try:
+        return _op_work(op, chip, network)
+    except UnsupportedOpError as exc:
+        raise UnsupportedOpError(
+            f"network {network.name!r} on chip {chip.name!r}: op {exc}"
+        ) from None
+
+
+def _op_work(op: Op, chip: Chip, network: Network) -> OpWork:
     lanes = chip.lanes_per_word
     rows, cols = chip.rows, chip.cols
     flush = rows + cols

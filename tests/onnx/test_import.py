@@ -81,7 +81,10 @@ def test_model_too_big_for_the_chip_is_refused(capsys: pytest.CaptureFixture[str
     assert main(["model", "--net", str(light(TOO_BIG))]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
-    assert "one pass needs 25096 words of the weight buffer, but half of it holds 5120" in err
+    assert (
+        "network 'light_vgg19' on chip 'powerflow_ref': op r38: one pass needs 25096 words of "
+        "the weight buffer, but half of it holds 5120" in err
+    )
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))

@@ -651,7 +651,7 @@ BAD_HEADERS = [
     ),
     pytest.param(
         HEADER.replace("title: Tiny\n", "title: Tiny\nauthor: me\n"),
-        "unknown key 'author'; allowed keys: format, name, title, source, input, ops",
+        "unknown key 'author'; allowed keys: format, name, title, source, input, ops, parameters",
         id="unknown-top-key",
     ),
     pytest.param(
