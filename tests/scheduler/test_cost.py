@@ -319,7 +319,8 @@ def test_a_per_channel_pass_must_fit_half_the_weight_buffer(chip, tmp_path) -> N
     assert op_work(per_tensor.op("c"), small, per_tensor).load_beats == 125
     with pytest.raises(
         UnsupportedOpError,
-        match=r"^network .* on chip .*: op c: one pass needs 129 words of the weight buffer, but half of it holds 128; "
+        match=r"^network .* on chip .*: op c: one pass needs 129 words of the weight buffer, "
+        r"but half of it holds 128; "
         r"set buffers\.weight_buffer_half_kib >= 2$",
     ):
         op_work(per_channel.op("c"), small, per_channel)
