@@ -270,3 +270,21 @@ def test_matmul_of_two_activations_maps_to_matmul(tmp_path: Path) -> None:
     assert op.kind is OpKind.MATMUL and op.matmul is not None
     assert (op.matmul.batch, op.matmul.m, op.matmul.k, op.matmul.n) == (2, 6, 6, 6)
     assert (op.out.channels, op.out.height, op.out.width) == (2, 6, 6)
+
+
+@pytest.mark.parametrize("name", IMPORTS)
+def test_import_schedule_compile(
+    tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The user's path: import the model, schedule it, compile the PMU ROM."""
+    net = tmp_path / f"{name}.yaml"
+    assert main(["import", str(light(name)), "-o", str(net)]) == 0
+    schedule = tmp_path / "schedule.json"
+    assert (
+        main(["schedule", "--net", str(net), "--fps", "2", "-o", str(schedule), "--no-baselines"])
+        == 0
+    )
+    assert main(["compile", str(schedule), "-o", str(tmp_path / "rom.hex")]) == 0
+    out = capsys.readouterr().out
+    assert "commands written to" in out
+    assert json.loads(schedule.read_text())["provenance"]["network"] == str(net)
