@@ -96,7 +96,7 @@ def compare(name: str, folder: Path, seed: int = 0, share: bool = False) -> OrtC
 
 def report(name: str, result: OrtComparison) -> str:
     table = format_table(
-        ["tensor", "elements", "equal (run)", "max LSB", "equal (op alone)", "max LSB"],
+        ["tensor", "elements", "equal (run)", "max LSB", "differ (op alone)", "max LSB"],
         comparison_rows(result),
     )
     agree = "agrees" if result.top1_agrees else "DIFFERS"

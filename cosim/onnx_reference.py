@@ -245,12 +245,13 @@ def compare_with_onnxruntime(model: Model, seed: int = 0) -> OrtComparison:
 
 
 def comparison_rows(result: OrtComparison) -> list[list[str]]:
-    """Table rows: tensor, elements, equal share and max LSB over the run, and of the op alone."""
+    """Table rows: tensor, elements, equal share and max LSB over the run; elements that differ
+    and max LSB of the op alone."""
 
     def alone(a: LayerAgreement) -> list[str]:
-        if a.local_share is None:
+        if a.local_equal is None:
             return ["-", "-"]
-        return [f"{100 * a.local_share:.2f} %", str(a.local_max_lsb)]
+        return [f"{a.elements - a.local_equal:,}", str(a.local_max_lsb)]
 
     rows = [
         [a.tensor, f"{a.elements:,}", f"{100 * a.equal_share:.2f} %", str(a.max_lsb), *alone(a)]
