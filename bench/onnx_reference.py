@@ -13,6 +13,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -44,7 +45,9 @@ def small_cnn(path: Path, seed: int = 1) -> Path:
         )
         return name
 
-    def conv(x: str, out: str, c_in: int, c_out: int, k: int, group: int = 1, **attrs: object):
+    def conv(
+        x: str, out: str, c_in: int, c_out: int, k: int, group: int = 1, **attrs: Any
+    ) -> onnx.NodeProto:
         w_name = w(f"{out}_w", c_out, c_in // group, k, k)
         b_name = w(f"{out}_b", c_out)
         return helper.make_node("Conv", [x, w_name, b_name], [out], group=group, **attrs)

@@ -357,7 +357,7 @@ def quantize_qdq(
     rng = np.random.default_rng(seed)
     data = [rng.standard_normal(dims).astype(np.float32) for _ in range(samples)]
 
-    class _Reader(CalibrationDataReader):  # type: ignore[misc]
+    class _Reader(CalibrationDataReader):
         def __init__(self) -> None:
             self.items = iter([{value.name: d} for d in data])
 

@@ -397,8 +397,8 @@ class _Importer:
             return "constant"
         if op == "Shape":
             value = self.value(node, 0)
-            if isinstance(value, _Bad):
-                raise _BadInput
+            if isinstance(value, _Bad | _Host):
+                raise _BadInput if isinstance(value, _Bad) else _Unsupported("Shape of the Softmax")
             dims = value.dims if isinstance(value, _Act) else value.value.shape
             start = int(node.attrs.get("start", 0))
             end = node.attrs.get("end")
@@ -447,6 +447,7 @@ class _Importer:
             return _Const(a.astype(onnx.helper.tensor_dtype_to_np_dtype(int(node.attrs["to"]))))
         if op == "Gather":
             indices = xs[1]
+            assert indices is not None
             return _Const(np.take(a, indices, axis=int(node.attrs.get("axis", 0))))
         if op in ("Unsqueeze", "Squeeze"):
             axes = node.attrs.get("axes")
@@ -632,7 +633,7 @@ class _Importer:
         layer = Layer(doc, weight.astype(np.float64), bias, nodes=[node.index])
         self.quant_weights(node, layer, weight_const, qbias, axis=0)
         out = self.emit(node, doc, _window_dims(act.dims, c_out, (kh, kw), strides, pads))
-        self.layers[doc["name"]] = layer
+        self.layers[out.tensor] = layer
         if qlinear:
             self.set_output_scale(node, out, 6, 7)
         return "conv"
@@ -761,7 +762,7 @@ class _Importer:
         elif qbias is not None:
             raise _Unsupported("an int32 bias with float weights")
         out = self.emit(node, doc, (1, int(n)))
-        self.layers[doc["name"]] = layer
+        self.layers[out.tensor] = layer
         return out
 
     def tensor_shape(self, act: _Act) -> tuple[int, int, int]:
@@ -1040,6 +1041,7 @@ class _Importer:
                 raise _Unsupported("its Indices output is used")
             if kind == "avgpool" and not int(node.attrs.get("count_include_pad", 0)):
                 doc["_exclude_pad"] = True  # checked once the padding is resolved
+        dims: tuple[int, ...]
         if doc.get("global"):
             dims = (1, act.dims[1], 1, 1)
         else:
