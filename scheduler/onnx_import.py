@@ -354,15 +354,23 @@ class _Importer:
         self.values[node.outputs[0]] = act
         return act
 
-    def single_reader(self, node: Node) -> bool:
-        """Does only ``node`` read its input 0 (a fold into its producer changes nothing else)?"""
-        tensor = node.inputs[0]
-        readers = self.graph.consumers(tensor)
-        return len(readers) == 1 and tensor not in self.graph.output_names
+    def sole_reader(self, node: Node, act: _Act) -> bool:
+        """Is ``node`` the only reader of ``act``'s values under any of its ONNX names (so that a
+        fold into its producer changes nothing else), none of them a graph output? Nodes already
+        folded into the tensor (views, batch norms, Q/DQ pairs) pass it on and do not count."""
 
-    def own_output(self, act: _Act) -> dict[str, Any] | None:
-        """The op document producing ``act`` if ``act`` is that op's output seen as 4-d or flat."""
-        return self.producer.get(act.tensor)
+        def same(value: _Value | None) -> bool:
+            return isinstance(value, _Act) and value.tensor == act.tensor
+
+        names = [n for n, v in self.values.items() if same(v)]
+        readers = {
+            r.index
+            for name in names
+            for r in self.graph.consumers(name)
+            if not (r.outputs and same(self.values.get(r.outputs[0])))
+        }
+        outputs = set(self.graph.output_names)
+        return readers == {node.index} and not outputs.intersection(names)
 
     # -- the walk --------------------------------------------------------------------------------
 
@@ -876,7 +884,9 @@ class _Importer:
             )
         if doc["relu"]:
             raise _Unsupported(f"{what} after an activation cannot be folded into the conv")
-        if not self.single_reader(node):
+        if _chw(act.dims) != self.out_chw[act.tensor]:
+            raise _Unsupported(f"{what} of a reshaped view cannot be folded into the conv")
+        if not self.sole_reader(node, act):
             raise _Unsupported(f"{what}'s input is also read elsewhere, so it cannot be folded")
         if layer.qweight is not None:
             raise _Unsupported(f"{what} after an int8 conv cannot be folded into int8 weights")
@@ -998,7 +1008,7 @@ class _Importer:
                 f"{node.op_type} must follow a conv, fc or add (it is applied in their output "
                 f"stage); it follows {'the network input' if doc is None else doc['op']}"
             )
-        if not self.single_reader(node):
+        if not self.sole_reader(node, act):
             raise _Unsupported(
                 f"{node.op_type}'s input is also read elsewhere (before the "
                 "activation), so it cannot be fused"

@@ -288,3 +288,22 @@ def test_import_schedule_compile(
     out = capsys.readouterr().out
     assert "commands written to" in out
     assert json.loads(schedule.read_text())["provenance"]["network"] == str(net)
+
+
+def test_fold_refused_when_the_conv_output_has_another_reader(tmp_path: Path) -> None:
+    """A per-channel Add (constant first) or a BatchNormalization cannot fold into a conv whose
+    output another node also reads: the fold would change what that node sees."""
+    b = Builder([1, 4, 6, 6])
+    c = b.conv("x", 4, 4, 1)
+    a = b.node("Add", [b.const(np.ones((1, 4, 1, 1), np.float32)), c])
+    path = b.save(tmp_path / "m.onnx", b.node("Add", [a, c]))
+    with pytest.raises(OnnxError, match=r"\(Add\): Add's input is also read elsewhere"):
+        import_onnx(read_onnx(path))
+    b = Builder([1, 4, 6, 6])
+    c = b.conv("x", 4, 4, 1)
+    ident = b.node("Identity", [c])
+    ones = b.const(np.ones(4, np.float32))
+    bn = b.node("BatchNormalization", [c, ones, b.weight(4), b.weight(4), ones])
+    path = b.save(tmp_path / "m2.onnx", b.node("Add", [bn, ident]))
+    with pytest.raises(OnnxError, match=r"BatchNormalization's input is also read elsewhere"):
+        import_onnx(read_onnx(path))
