@@ -158,6 +158,22 @@ def _load_external(model: Any, path: Path, label: str) -> None:
         raise _fail(label, f"cannot read its external weight data: {short(str(exc))}") from None
 
 
+def _check(model: Any, label: str) -> None:
+    """The ONNX checker: every node's attributes and inputs as its operator's schema says."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(model)
+    except (onnx.checker.ValidationError, ValueError) as exc:
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
+        raise _fail(
+            label,
+            f"is not a valid ONNX model: {short(first)}; onnx.checker.check_model shows the "
+            "problem, export the model again",
+        ) from None
+
+
 def _opset(model: Any, label: str) -> int:
     versions = {entry.domain: entry.version for entry in model.opset_import}
     version = versions.get("", versions.get("ai.onnx"))
@@ -282,6 +298,7 @@ def read_onnx(path: str | os.PathLike[str], input_shape: Sequence[int] | None = 
     label = str(path)
     model = _load(path, label)
     opset = _opset(model, label)
+    _check(model, label)
     input_name, fixed = _fix_input(model, label, input_shape)
     try:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
