@@ -151,3 +151,18 @@ def test_bad_calibration_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     )
     assert "holds int8 values; calibration inputs are float" in err
     assert not (tmp_path / "n.yaml").exists()
+
+
+def test_invalid_model_refused_by_the_checker(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = onnx.load(str(_small(tmp_path)))
+    conv = next(n for n in model.graph.node if n.op_type == "Conv")
+    group = next(a for a in conv.attribute if a.name == "group")
+    conv.attribute.remove(group)
+    conv.attribute.append(helper.make_attribute("group", [1, 2]))
+    path = tmp_path / "bad.onnx"
+    onnx.save(model, str(path))
+    err = _run(capsys, "model", "--net", str(path))
+    assert f"{path}: is not a valid ONNX model: " in err
+    assert "onnx.checker.check_model shows the problem" in err
