@@ -10,7 +10,7 @@ import yaml
 from voltflow.cli.console import CliError, check_writable, emit
 from voltflow.scheduler.documents import write_atomic
 from voltflow.scheduler.onnx_graph import OnnxError, read_onnx
-from voltflow.scheduler.onnx_import import SUPPORTED_OPS, census
+from voltflow.scheduler.onnx_import import SUPPORTED_OPS, census, import_onnx
 from voltflow.scheduler.onnx_model import import_document, import_model, read_calibration
 from voltflow.scheduler.quantise import QuantError
 from voltflow.scheduler.texttable import format_table
@@ -57,12 +57,16 @@ def network_yaml(document: dict[str, Any], header: list[str]) -> str:
 def _census(args: argparse.Namespace) -> int:
     graph = read_onnx(args.model, parse_input_shape(args.input_shape))
     rows, problems = census(graph)
+    notes: list[str] = []
+    if not problems:
+        notes = list(import_onnx(graph).notes)
     report = {
         "format": "voltflow-onnx-census/1",
         "model": str(args.model),
         "opset": graph.opset,
         "ops": [{"op_type": op, "maps_to": outcome, "nodes": n} for op, outcome, n in rows],
         "unsupported": problems,
+        "notes": notes,
         "supported": dict(SUPPORTED_OPS),
     }
     table = format_table(
@@ -75,6 +79,7 @@ def _census(args: argparse.Namespace) -> int:
         )
     else:
         text += "\nevery node maps onto the accelerator"
+    text += "".join(f"\nnote: {note}" for note in notes)
     emit(args, report, text)
     return 0
 
@@ -94,8 +99,6 @@ def cmd_import(args: argparse.Namespace) -> int:
         scheme = None
         if args.calibration:
             # The network (for the input shape) first, then the inputs checked against it.
-            from voltflow.scheduler.onnx_import import import_onnx
-
             network = import_onnx(read_onnx(model_path, shape)).network
             calibration = read_calibration(args.calibration, network)
             scheme = f"calibrated on {len(calibration)} input(s) of {args.calibration}"
