@@ -5,16 +5,18 @@ Method (docs/intermittent.md has the argument for exactness):
 1. f(k) = the best way to have committed boundary k with the capacitor back at V_on. For each
    power-cycle start b (in increasing order, so f(b) is final), the cycle is extended layer by
    layer. Its partial schedules are labels (energy E, time t, last state); a label is dropped if
-   it does not fit one charge, or if another label is no worse in E and in
-   c = t + E / P, P the largest net charging power (the same state: exactly; another state: by a
-   margin of D voltage switches, D the number of domains). Any label kept at a boundary ends the
-   cycle there: f(e) = min over b and labels of recharge_end(f(b) + t, E), or the energy sum.
-   Recharge is non-decreasing in the start time and in E (the net charging power is never
-   negative), so the earliest arrival at a boundary is the best one and the DP is exact.
-2. The rail limit (at most R distinct voltages over the schedule) is first relaxed; if the optimum
-   uses more, every subset of R grid levels is searched in order of a lower bound (each layer at
-   its cheapest state of the subset) until the bound reaches the best schedule found.
-3. When no schedule fits, the smallest charge that would make one fit is the bottleneck of the
+   it does not fit one charge, or if another label is no worse in E and in c = t + E / P, P the
+   largest net charging power (the same state: exactly; another state: by a margin of D voltage
+   switches, D the number of domains). Any label kept at a boundary may end the cycle there:
+   f(e) = min over b and labels of recharge_end(f(b) + t, E), or the energy sum. Recharge is
+   non-decreasing in the start time and in E (the net charging power is never negative), so the
+   earliest arrival at a boundary is the best one and the DP is exact.
+2. A capped search (a few labels per step) gives a schedule; the exact search then drops labels
+   whose optimistic completion (each later layer at its least energy and least c) is worse.
+3. The rail limit (at most R distinct voltages over the schedule) is first relaxed; if the optimum
+   uses more, the subsets of R grid levels are searched in the order of a lower bound (the same DP
+   over virtual states no real state beats) until the bound reaches the best schedule found.
+4. When no schedule fits, the smallest charge that would make one fit is the bottleneck of the
    same DP with the budget removed: min over partitions of the largest cycle's least energy.
 """
 
@@ -42,6 +44,11 @@ __all__ = [
     "min_charge",
     "solve_intermittent",
 ]
+
+#: Labels per step of the capped search that gives the exact one its first upper bound.
+_HEURISTIC_LABELS = 16
+#: Virtual states per layer in the finer bound on a rail subset.
+_BOUND_POINTS = 8
 
 
 class IntermittentInfeasibleError(ValueError):
@@ -74,23 +81,32 @@ class IntermittentInfeasibleError(ValueError):
         self.last_layer = last_layer
         cap = problem.capacitor
         names = problem.layer_names
-        what, how = {
-            Checkpointing.OPTIMAL: ("no schedule", " whichever way the network is split"),
-            Checkpointing.EVERY_LAYER: ("no schedule with a checkpoint after every layer", ""),
-            Checkpointing.NONE: ("no schedule without checkpoints", ""),
-        }[checkpointing]
         if first_layer == last_layer:
             cycle = f"layer {names[first_layer]} alone"
         elif first_layer == 0 and last_layer == len(names) - 1:
             cycle = "the whole inference"
         else:
             cycle = f"the power cycle of layers {names[first_layer]}..{names[last_layer]}"
-        needed_uf = self.capacitance_f * 1e6
+        needed = f"{needed_j * 1e6:.6g} uJ"
+        if checkpointing is Checkpointing.OPTIMAL:
+            what = "no schedule"
+            why = (
+                f"whichever way the network is split, a power cycle needs at least {needed} "
+                f"(boot, restore and checkpoint included; at best {cycle})"
+            )
+        else:
+            what = {
+                Checkpointing.EVERY_LAYER: "no schedule with a checkpoint after every layer",
+                Checkpointing.NONE: "no schedule without checkpoints",
+            }[checkpointing]
+            why = (
+                f"{cycle} needs at least {needed} in one power cycle (boot, restore and "
+                "checkpoint included)"
+            )
         super().__init__(
             f"{what} fits one charge of the capacitor ({cap.capacitance_uf:g} uF from "
-            f"{cap.on_v:g} V to {cap.off_v:g} V: {problem.charge_j * 1e6:.6g} uJ): {cycle} needs "
-            f"at least {needed_j * 1e6:.6g} uJ in one power cycle (boot, restore and checkpoint "
-            f"included){how}; a capacitance of at least {needed_uf:.6g} uF "
+            f"{cap.on_v:g} V to {cap.off_v:g} V: {problem.charge_j * 1e6:.6g} uJ): {why}; a "
+            f"capacitance of at least {self.capacitance_f * 1e6:.6g} uF "
             "(intermittent.capacitor.capacitance_uf) would make it feasible"
         )
 
@@ -276,13 +292,11 @@ def _prune_labels(
     grouped = rank[order] - state[order] * (len(metric) + 1)
     best = np.minimum.accumulate(grouped)
     keep = order[grouped < np.concatenate([[np.iinfo(np.int64).max], best[:-1]])]
-    d = model.domains
-    margin_e = d * model.switch_e
-    margin_c = d * model.switch_t + margin_e / model.charging.max_net_w
-    if margin_e == 0 and margin_c == 0:  # switches are free: the state does not matter
-        drop = _dominated_with_margin(energy[keep], metric[keep], 0.0, 0.0)
-    else:
-        drop = _dominated_with_margin(energy[keep], metric[keep], margin_e, margin_c)
+    # Across states: the next switch from one state costs at most D switches more than from
+    # another (with free switches, plain Pareto: the state then does not matter).
+    margin_e = model.domains * model.switch_e
+    margin_c = model.domains * model.switch_t + margin_e / model.charging.max_net_w
+    drop = _dominated_with_margin(energy[keep], metric[keep], margin_e, margin_c)
     return keep[~drop]
 
 
@@ -509,12 +523,6 @@ def _rail_subsets(problem: IntermittentProblem) -> list[np.ndarray]:
 
 def _rails_used(problem: IntermittentProblem, states: tuple[int, ...]) -> int:
     return len(np.unique(problem.voltage_v[list(states)]))
-
-
-#: Virtual states per layer in the bound that orders the rail subsets.
-_BOUND_POINTS = 8
-#: Labels per step of the heuristic search that gives the exact one its first upper bound.
-_HEURISTIC_LABELS = 16
 
 
 def _exact(

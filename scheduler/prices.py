@@ -236,7 +236,10 @@ class SupplyPrice:
 
     def joules(self, chip: Chip) -> float:
         """Energy of one event on ``chip``."""
-        return float(chip_field(chip, self.field)) / self.units_per_joule
+        value = chip_field(chip, self.field)
+        if not isinstance(value, int | float):
+            raise TypeError(f"chip field {self.field!r} is not a number: {value!r}")
+        return float(value) / self.units_per_joule
 
 
 #: The intermittent supply's events, in the order of :class:`SupplyEvent`. Scratchpad accesses of

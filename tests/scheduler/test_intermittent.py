@@ -279,3 +279,50 @@ def test_a_chip_without_the_section_is_refused(tmp_path) -> None:
     table = build_cost_table(load_network("ds_cnn"), chip)
     with pytest.raises(ValueError, match=r"has no intermittent section"):
         intermittent_problem(table)
+
+
+def _physical_case(seed: int) -> tuple[IntermittentProblem, Harvest, Objective]:
+    """Five layers whose states trade time for energy (t ~ 1/V, E ~ V^2), a harvest strong
+    enough that time matters, boundaries of random cost: long Pareto fronts inside a cycle."""
+    rng = np.random.default_rng(seed)
+    n = 5
+    volts = np.array(list(itertools.product(GRID, repeat=2)))[rng.choice(9, size=3, replace=False)]
+    work = rng.uniform(1, 3, size=(n, 2))
+    energy = tuple((w * volts**2).sum(axis=1) * rng.uniform(0.9, 1.1, 3) * 1e-6 for w in work)
+    time_s = tuple((w / volts).max(axis=1) * rng.uniform(0.9, 1.1, 3) * 1e-3 for w in work)
+    ck = tuple(float(x) for x in rng.uniform(0, 3e-6, n + 1))
+    ck_t = tuple(float(x) for x in rng.uniform(0, 5e-4, n + 1))
+    total = sum(float(e.max()) for e in energy)
+    problem = IntermittentProblem(
+        name=f"physical-{seed}",
+        layer_names=tuple(f"l{i}" for i in range(n)),
+        voltage_v=volts,
+        energy_j=energy,
+        time_s=time_s,
+        transition_energy_j=float(rng.choice([0.0, 1e-7])),
+        transition_latency_s=float(rng.choice([0.0, 1e-4])),
+        rails=int(rng.integers(2, 4)),
+        capacitor=_capacitor(float(rng.uniform(0.3, 1.1)) * total, float(rng.choice([0.0, 1e-4]))),
+        boot_energy_j=5e-7,
+        boot_time_s=1e-4,
+        wake_energy_j=(0.0,) * n,
+        checkpoint_bits=(0,) * (n + 1),
+        checkpoint_energy_j=(0.0, *ck[1:]),
+        checkpoint_time_s=(0.0, *ck_t[1:]),
+        restore_energy_j=(0.0, *ck[1:n], 0.0),
+        restore_time_s=(0.0, *ck_t[1:n], 0.0),
+    )
+    harvest = Harvest.constant(float(rng.choice([5e-3, 2e-2, 1e-1])))
+    return problem, harvest, Objective(rng.choice(["latency", "energy"]))
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_solver_equals_brute_force_on_physical_instances(seed: int) -> None:
+    problem, harvest, objective = _physical_case(seed)
+    best = _brute_force(problem, harvest, objective, Checkpointing.OPTIMAL)
+    if math.isinf(best):
+        with pytest.raises(IntermittentInfeasibleError):
+            solve_intermittent(problem, harvest, objective)
+        return
+    result = solve_intermittent(problem, harvest, objective)
+    assert result.value == pytest.approx(best, rel=1e-9)
