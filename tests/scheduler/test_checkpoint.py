@@ -1,5 +1,6 @@
 """What a checkpoint holds and costs, against the network graph and the chip file's numbers."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -105,8 +106,6 @@ def test_transfer_idle_power_sums_the_chip_files_leakages() -> None:
 
 
 def test_without_an_output_commit_the_last_boundary_saves_nothing() -> None:
-    import dataclasses
-
     chip = load_chip()
     spec = chip.intermittent
     assert spec is not None

@@ -2,8 +2,10 @@
 checkpoint choice on tiny instances, judged by the evaluator (which shares no code with the
 solver); the smallest charge against a brute-force bottleneck; the reference chip's numbers."""
 
+import dataclasses
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -243,8 +245,6 @@ def test_squeezenet_needs_several_cycles_and_every_layer_does_not_fit(squeezenet
     assert needed > 100e-6
     cap = squeezenet.capacitor
     bigger = CapacitorSpec(needed * 1e6 * (1 + 1e-9), cap.on_v, cap.off_v, cap.leakage_uw)
-    import dataclasses
-
     roomy = dataclasses.replace(squeezenet, capacitor=bigger)
     every = solve_intermittent(roomy, harvest, checkpointing=Checkpointing.EVERY_LAYER)
     assert len(every.evaluation.cycles) == squeezenet.num_layers
@@ -273,8 +273,8 @@ def test_energy_objective_is_no_worse_in_energy_and_latency_no_worse_in_latency(
     assert frugal.evaluation.energy_j <= fast.evaluation.energy_j * (1 + 1e-12)
 
 
-def test_a_chip_without_the_section_is_refused(tmp_path) -> None:
-    chip = load_chip("tests/data/chip_small.yaml")
+def test_a_chip_without_the_section_is_refused() -> None:
+    chip = load_chip(Path(__file__).parents[1] / "data" / "chip_small.yaml")
     assert chip.intermittent is None
     table = build_cost_table(load_network("ds_cnn"), chip)
     with pytest.raises(ValueError, match=r"has no intermittent section"):

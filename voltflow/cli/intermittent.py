@@ -95,7 +95,9 @@ def run_intermittent(args: argparse.Namespace) -> int:
         try:
             solved[pol] = (solve_intermittent(problem, harvest, objective), problem, table)
         except IntermittentInfeasibleError as exc:
-            failure = failure or exc
+            # With --policy auto, name the policy that comes closest to fitting.
+            if failure is None or exc.needed_j < failure.needed_j:
+                failure = exc
     if not solved:
         assert failure is not None
         raise CliError(f"{network.name} on {args.hw}: {failure}")
@@ -118,6 +120,15 @@ def run_intermittent(args: argparse.Namespace) -> int:
         "levels_v": [float(v) for v in (levels or chip.levels_v)],
         "transition_energy_j": args.transition_energy_j,
         "transition_latency_s": args.transition_latency_s,
+        "checkpoint_store": {
+            "word_bits": spec.checkpoint.word_bits,
+            "write_j_per_bit": spec.checkpoint.write_pj_per_bit / 1e12,
+            "read_j_per_bit": spec.checkpoint.read_pj_per_bit / 1e12,
+            "write_s_per_word": spec.checkpoint.write_ns_per_word / 1e9,
+            "read_s_per_word": spec.checkpoint.read_ns_per_word / 1e9,
+            "marker_bits": spec.checkpoint.marker_bits,
+            "commit_output": spec.checkpoint.commit_output,
+        },
     }
     report = intermittent_json(
         result,
