@@ -106,15 +106,97 @@ def bench_e2e() -> None:
     print(f"exit {run.returncode} in {wall:.1f} s (target <= 60 s): {verdict}")
 
 
+def bench_intermittent(repeats: int = 3) -> None:
+    """The exact intermittent scheduler on every zoo network with the reference chip's capacitor
+    (iNAS: 100 uF, 2.8 -> 2.4 V), at two constant harvests: the schedule (latency objective),
+    the checkpoint-every-layer baseline, and the solver time (best of ``repeats``)."""
+    import dataclasses
+
+    from voltflow.scheduler.intermittent import Checkpointing, Objective, intermittent_problem
+    from voltflow.scheduler.intermittent_dp import (
+        IntermittentInfeasibleError,
+        IntermittentResult,
+        solve_intermittent,
+    )
+    from voltflow.scheduler.supply import Harvest
+
+    chip = load_chip()
+    spec = chip.intermittent
+    assert spec is not None
+    problems = {
+        name: intermittent_problem(build_cost_table(load_network(name), chip))
+        for name in known_networks()
+    }
+
+    def timed(problem, harvest, objective, rule) -> tuple[IntermittentResult | str, float]:
+        best = float("inf")
+        outcome: IntermittentResult | str = ""
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            try:
+                outcome = solve_intermittent(problem, harvest, objective, rule)
+            except IntermittentInfeasibleError as exc:
+                outcome = f"infeasible: C >= {exc.capacitance_f * 1e6:.1f} uF"
+            best = min(best, time.perf_counter() - t0)
+        return outcome, best
+
+    cap = spec.capacitor
+    for capacitance_uf in (cap.capacitance_uf, 330.0):
+        bigger = dataclasses.replace(cap, capacitance_uf=capacitance_uf)
+        for power_uw in (100.0, 1000.0):
+            harvest = Harvest.constant(power_uw / 1e6)
+            rows = []
+            for name, base in problems.items():
+                problem = dataclasses.replace(base, capacitor=bigger)
+                row: list[object] = [name, problem.num_layers]
+                for objective in (Objective.LATENCY, Objective.ENERGY):
+                    exact, seconds = timed(problem, harvest, objective, Checkpointing.OPTIMAL)
+                    if objective is Objective.LATENCY:
+                        every, _ = timed(problem, harvest, objective, Checkpointing.EVERY_LAYER)
+                        row += _intermittent_cells(exact) + _intermittent_cells(every)
+                    row.append(seconds * 1e3)
+                rows.append(row)
+            print(
+                f"Intermittent (exact, latency objective): {capacitance_uf:g} uF "
+                f"({bigger.on_v:g} -> {bigger.off_v:g} V, {bigger.charge_j * 1e6:.1f} uJ per "
+                f"charge), constant {power_uw:g} uW; solver ms best of {repeats}"
+            )
+            print(
+                format_table(
+                    [
+                        "network", "layers", "cycles", "latency ms", "energy uJ",
+                        "every-layer cycles", "latency ms", "energy uJ", "solve ms",
+                        "solve ms (energy)",
+                    ],
+                    rows,
+                )
+            )  # fmt: skip
+            print()
+
+
+def _intermittent_cells(outcome: object) -> list[object]:
+    """cycles, latency ms, energy uJ of a result, or the reason it does not fit."""
+    from voltflow.scheduler.intermittent_dp import IntermittentResult
+
+    if isinstance(outcome, IntermittentResult):
+        ev = outcome.evaluation
+        return [len(ev.cycles), ev.latency_s * 1e3, ev.energy_j * 1e6]
+    return [str(outcome), "", ""]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--only", choices=["cost", "cosim", "networks", "solvers", "e2e"], help="run one section"
+        "--only",
+        choices=["cost", "cosim", "networks", "solvers", "e2e", "intermittent"],
+        help="run one section",
     )
     parser.add_argument("--ilp-time-limit", type=float, default=120.0, help="seconds per ILP")
     args = parser.parse_args()
     if args.only in (None, "cost"):
         bench_cost_model()
+    if args.only in (None, "intermittent"):
+        bench_intermittent()
     if args.only in (None, "cosim"):
         bench_cosim()
     if args.only in (None, "networks"):

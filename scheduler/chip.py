@@ -23,12 +23,16 @@ __all__ = [
     "DOMAINS",
     "BankKind",
     "BankSpec",
+    "BootSpec",
+    "CapacitorSpec",
+    "CheckpointStoreSpec",
     "Chip",
     "ChipError",
     "Domain",
     "DomainSpec",
     "EnergySpec",
     "GatingPolicy",
+    "IntermittentSpec",
     "ScalingLaw",
     "TimingSpec",
     "known_chips",
@@ -147,6 +151,80 @@ class TimingSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class CapacitorSpec:
+    """The storage capacitor of an intermittently powered chip (chip file
+    ``intermittent.capacitor``): the chip turns on when it reaches ``on_v`` and browns out at
+    ``off_v``; ``leakage_uw`` is its self-discharge, a constant power whenever it is charged."""
+
+    capacitance_uf: float
+    on_v: float
+    off_v: float
+    leakage_uw: float
+
+    @property
+    def charge_j(self) -> float:
+        """Energy of one charge, ``1/2 C (V_on^2 - V_off^2)``."""
+        # Products, not ``**``: a float power overflows with an exception, a product to inf.
+        return 0.5 * (self.capacitance_uf / 1e6) * (self.on_v * self.on_v - self.off_v * self.off_v)
+
+    @property
+    def capacitance_f(self) -> float:
+        return self.capacitance_uf / 1e6
+
+    @property
+    def leakage_w(self) -> float:
+        return self.leakage_uw / 1e6
+
+    def capacitance_for(self, energy_j: float) -> float:
+        """The capacitance (F) whose one charge, in this voltage window, holds ``energy_j``."""
+        return 2.0 * energy_j / (self.on_v * self.on_v - self.off_v * self.off_v)
+
+
+@dataclass(frozen=True, slots=True)
+class BootSpec:
+    """What a power-up costs before the first layer of a power cycle (``intermittent.boot``)."""
+
+    energy_uj: float
+    latency_us: float
+
+    @property
+    def energy_j(self) -> float:
+        return self.energy_uj / 1e6
+
+    @property
+    def latency_s(self) -> float:
+        return self.latency_us / 1e6
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointStoreSpec:
+    """The write-friendly non-volatile memory that keeps progress across power failures
+    (``intermittent.checkpoint``): energy per bit, latency per ``word_bits`` word, the size of the
+    progress marker, and whether the network output is committed to it at the end."""
+
+    word_bits: int
+    write_pj_per_bit: float
+    read_pj_per_bit: float
+    write_ns_per_word: float
+    read_ns_per_word: float
+    marker_bits: int
+    commit_output: bool
+
+    def words(self, bits: int) -> int:
+        """Words of the store that ``bits`` bits occupy."""
+        return -(-bits // self.word_bits)
+
+
+@dataclass(frozen=True, slots=True)
+class IntermittentSpec:
+    """The supply of a battery-less chip: capacitor, boot path and checkpoint store."""
+
+    capacitor: CapacitorSpec
+    boot: BootSpec
+    checkpoint: CheckpointStoreSpec
+
+
+@dataclass(frozen=True, slots=True)
 class Chip:
     """A validated chip. Build it with :func:`load_chip`."""
 
@@ -178,6 +256,7 @@ class Chip:
     sleep_power_uw: float
     sleep_entry_switches: int
     timing: TimingSpec
+    intermittent: IntermittentSpec | None = None  # None: no ``intermittent`` section
 
     # ---- derived quantities -------------------------------------------------------------------
     @property
@@ -347,6 +426,7 @@ class _Reader:
                 "domains", "always_on", "energy", "banks", "gating_policies", "rails",
                 "transition", "sleep", "timing",
             },
+            frozenset({"intermittent"}),
         )  # fmt: skip
         if top["format"] != FORMAT:
             raise self.fail("format", top["format"], repr(FORMAT))
@@ -516,9 +596,79 @@ class _Reader:
             timing=TimingSpec(
                 **{f: self.integer(tm[f], f"timing.{f}") for f in TimingSpec.__dataclass_fields__}
             ),
+            intermittent=(
+                self.intermittent(top["intermittent"]) if "intermittent" in top else None
+            ),
         )
         self.check_physics(chip)
         return chip
+
+    def intermittent(self, raw: Any) -> IntermittentSpec:
+        """The optional ``intermittent`` section (docs/intermittent.md)."""
+        sec = self.mapping(raw, "intermittent", {"capacitor", "boot", "checkpoint"})
+        cap = self.mapping(
+            sec["capacitor"],
+            "intermittent.capacitor",
+            {"capacitance_uf", "on_v", "off_v"},
+            frozenset({"leakage_uw"}),
+        )
+        on_v = self.number(cap["on_v"], "intermittent.capacitor.on_v", positive=True)
+        off_v = self.number(cap["off_v"], "intermittent.capacitor.off_v", positive=True)
+        if off_v >= on_v:
+            raise self.fail(
+                "intermittent.capacitor.off_v",
+                cap["off_v"],
+                f"below on_v = {on_v:g} V (the chip turns on at on_v and browns out at off_v; "
+                "lower off_v or raise on_v)",
+            )
+        capacitor = CapacitorSpec(
+            capacitance_uf=self.number(
+                cap["capacitance_uf"], "intermittent.capacitor.capacitance_uf", positive=True
+            ),
+            on_v=on_v,
+            off_v=off_v,
+            leakage_uw=self.number(
+                cap.get("leakage_uw", 0.0), "intermittent.capacitor.leakage_uw", lo=0
+            ),
+        )
+        bt = self.mapping(sec["boot"], "intermittent.boot", {"energy_uj", "latency_us"})
+        boot = BootSpec(
+            energy_uj=self.number(bt["energy_uj"], "intermittent.boot.energy_uj", lo=0),
+            latency_us=self.number(bt["latency_us"], "intermittent.boot.latency_us", lo=0),
+        )
+        boot_j = boot.energy_j + capacitor.leakage_w * boot.latency_s
+        if boot_j >= capacitor.charge_j:
+            raise self.fail(
+                "intermittent.boot.energy_uj",
+                bt["energy_uj"],
+                f"less than one charge of the capacitor, 1/2 C (V_on^2 - V_off^2) = "
+                f"{capacitor.charge_j * 1e6:.6g} uJ (booting takes {boot_j * 1e6:.6g} uJ with "
+                "the capacitor's leakage); raise intermittent.capacitor.capacitance_uf or widen "
+                "on_v - off_v",
+            )
+        ck = self.mapping(
+            sec["checkpoint"],
+            "intermittent.checkpoint",
+            {
+                "word_bits", "write_pj_per_bit", "read_pj_per_bit", "write_ns_per_word",
+                "read_ns_per_word", "marker_bits", "commit_output",
+            },
+        )  # fmt: skip
+        path = "intermittent.checkpoint"
+        if not isinstance(ck["commit_output"], bool):
+            raise self.fail(f"{path}.commit_output", ck["commit_output"], "true or false")
+        store = CheckpointStoreSpec(
+            word_bits=self.integer(ck["word_bits"], f"{path}.word_bits", lo=1),
+            write_pj_per_bit=self.number(ck["write_pj_per_bit"], f"{path}.write_pj_per_bit", lo=0),
+            read_pj_per_bit=self.number(ck["read_pj_per_bit"], f"{path}.read_pj_per_bit", lo=0),
+            write_ns_per_word=self.number(
+                ck["write_ns_per_word"], f"{path}.write_ns_per_word", lo=0
+            ),
+            read_ns_per_word=self.number(ck["read_ns_per_word"], f"{path}.read_ns_per_word", lo=0),
+            marker_bits=self.integer(ck["marker_bits"], f"{path}.marker_bits"),
+            commit_output=ck["commit_output"],
+        )
+        return IntermittentSpec(capacitor, boot, store)
 
     def check_physics(self, chip: Chip) -> None:
         """Reject what no real chip can do, before any computation uses it."""

@@ -7,6 +7,7 @@ in chain order and freed after their last reader. The scratchpad is one address 
 ifmap banks followed by the ofmap banks; each weighted op's weights start at a fresh RRAM bank.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,15 +60,27 @@ class BankLayout:
 
     def scratchpad_banks_live(self, op_index: int, chip: Chip) -> np.ndarray:
         """Boolean mask over all banks: scratchpad banks holding a tensor live during the op."""
+        return self.banks_holding(
+            [
+                (p.base_word, p.words)
+                for p in self.placements
+                if p.first_op <= op_index <= p.last_op and p.words
+            ],
+            chip,
+        )
+
+    def banks_holding(self, spans: Iterable[tuple[int, int]], chip: Chip) -> np.ndarray:
+        """Boolean mask over all banks: the scratchpad banks that ``(base_word, words)`` spans
+        touch."""
         mask = np.zeros(self.total, dtype=bool)
         bank_words = [chip.bank(BankKind.IFMAP).words(chip.word_bits)] * dict(self.counts)[
             BankKind.IFMAP
         ] + [chip.bank(BankKind.OFMAP).words(chip.word_bits)] * dict(self.counts)[BankKind.OFMAP]
         edges = np.concatenate([[0], np.cumsum(bank_words)])
-        for p in self.placements:
-            if p.first_op <= op_index <= p.last_op and p.words:
-                lo = int(np.searchsorted(edges, p.base_word, side="right")) - 1
-                hi = int(np.searchsorted(edges, p.base_word + p.words, side="left"))
+        for base, words in spans:
+            if words:
+                lo = int(np.searchsorted(edges, base, side="right")) - 1
+                hi = int(np.searchsorted(edges, base + words, side="left"))
                 mask[lo:hi] = True
         return mask
 

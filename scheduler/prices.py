@@ -12,19 +12,23 @@ goes").
 import enum
 from dataclasses import dataclass
 
-from voltflow.scheduler.chip import BANK_DOMAIN, DOMAINS, BankKind, Domain
+from voltflow.scheduler.chip import BANK_DOMAIN, DOMAINS, BankKind, Chip, Domain
 
 __all__ = [
     "DYNAMIC_PRICES",
     "EVENT_PRICES",
     "LEAKAGE_PRICES",
+    "SUPPLY_PRICES",
     "UNPRICED_ENERGY_FIELDS",
     "Component",
     "DynamicPrice",
     "EventPrice",
     "LeakagePrice",
     "LeakageSource",
+    "SupplyEvent",
+    "SupplyPrice",
     "Term",
+    "chip_field",
 ]
 
 
@@ -205,3 +209,55 @@ EVENT_PRICES: tuple[EventPrice, ...] = (
     # Per reference cycle asleep: the whole chip's sleep power.
     EventPrice("sleep", "asleep_cycles", "sleep.power_uw"),
 )
+
+
+class SupplyEvent(enum.Enum):
+    """Events of an intermittently powered chip (chip file ``intermittent``, docs/intermittent.md).
+
+    No RTL counter counts them yet (the PMU's checkpoint, restore and boot path are the next step
+    of issue 16); the intermittent scheduler prices them analytically.
+    """
+
+    BOOT = "boot"  # one power-up: reset, clock start-up, rails programmed
+    CHECKPOINT_BIT = "checkpoint_bit"  # one bit written to the checkpoint store
+    RESTORE_BIT = "restore_bit"  # one bit read back from it
+    CHECKPOINT_WORD = "checkpoint_spad_read"  # one scratchpad word read for a checkpoint
+    RESTORE_WORD = "restore_spad_write"  # one scratchpad word written by a restore
+
+
+@dataclass(frozen=True, slots=True)
+class SupplyPrice:
+    """A supply event and the chip-file field (a dotted path) that prices one of it;
+    ``units_per_joule`` converts the field's unit to joules (pJ: 1e12, uJ: 1e6)."""
+
+    event: SupplyEvent
+    field: str
+    units_per_joule: float
+
+    def joules(self, chip: Chip) -> float:
+        """Energy of one event on ``chip``."""
+        value = chip_field(chip, self.field)
+        if not isinstance(value, int | float):
+            raise TypeError(f"chip field {self.field!r} is not a number: {value!r}")
+        return float(value) / self.units_per_joule
+
+
+#: The intermittent supply's events, in the order of :class:`SupplyEvent`. Scratchpad accesses of
+#: checkpoints and restores are priced at ``energy.reference_v`` (docs/intermittent.md).
+SUPPLY_PRICES: tuple[SupplyPrice, ...] = (
+    SupplyPrice(SupplyEvent.BOOT, "intermittent.boot.energy_uj", 1e6),
+    SupplyPrice(SupplyEvent.CHECKPOINT_BIT, "intermittent.checkpoint.write_pj_per_bit", 1e12),
+    SupplyPrice(SupplyEvent.RESTORE_BIT, "intermittent.checkpoint.read_pj_per_bit", 1e12),
+    SupplyPrice(SupplyEvent.CHECKPOINT_WORD, "energy.spad_read_pj", 1e12),
+    SupplyPrice(SupplyEvent.RESTORE_WORD, "energy.spad_write_pj", 1e12),
+)
+
+
+def chip_field(chip: Chip, path: str) -> object:
+    """The value of a chip-file field given as a dotted path (``"intermittent.boot.energy_uj"``)."""
+    value: object = chip
+    for part in path.split("."):
+        if value is None:
+            raise ValueError(f"chip {chip.name!r} has no field {path!r}")
+        value = getattr(value, part)
+    return value

@@ -354,6 +354,98 @@ for what, make, message in ENCODABLE:
         CASES.append(Case(f"{cmd}-chip-{what}", argv, USER_ERROR, r"{f}: " + message, make))
 
 
+# -- intermittent power (schedule --intermittent) -------------------------------------------------
+SMALL_CHIP = str(Path(__file__).parent / "data" / "chip_small.yaml")
+INTERMITTENT = ("schedule", "--net", "ds_cnn", "--intermittent")
+TRACES = [
+    ("empty", "", r"{f}: is empty; the first line must be the header 'time_s,power_w'"),
+    ("header-only", "time_s,power_w\n", r"{f}: has no rows after the header"),
+    ("bad-header", "t,p\n0,1\n", r"{f}: line 1: the first line must be the header"),
+    ("unsorted", "time_s,power_w\n0,1e-3\n2,1e-3\n1,1e-3\n",
+     r"{f}: row 3 \(line 4\): time_s 1 must be after row 2's 2 \(times increase strictly\)"),
+    ("negative", "time_s,power_w\n0,1e-3\n1,-1e-3\n",
+     r"{f}: row 2 \(line 3\): power_w must be >= 0, not -0.001"),
+    ("text", "time_s,power_w\n0,much\n", r"{f}: row 1 \(line 2\): power_w must be a number, "
+                                          r"not 'much'"),
+    ("three-columns", "time_s,power_w\n0,1,2\n", r"{f}: row 1 \(line 2\): must be two values"),
+    ("infinite", "time_s,power_w\n0,inf\n", r"{f}: row 1 \(line 2\): power_w must be a finite"),
+    ("all-zero", "time_s,power_w\n0,0\n1,0\n", r"x.csv: no row's power_w exceeds the capacitor's "
+                                                r"leakage 0 W: the capacitor never recharges"),
+    ("ends-at-zero", "time_s,power_w\n0,1e-3\n0.001,0\n",
+     r"x.csv: the harvest ends \(at 0.001 s, 0 W\) before the capacitor"),
+]  # fmt: skip
+for what, content, message in TRACES:
+    CASES.append(
+        Case(f"intermittent-trace-{what}", (*INTERMITTENT, "--harvest-trace", "{f}"), USER_ERROR,
+             message, _write("x.csv", content))
+    )  # fmt: skip
+INTERMITTENT_CASES = [
+    ("intermittent-harvest-zero", (*INTERMITTENT, "--harvest-uw", "0"),
+     r"argument --harvest-uw: must be a positive finite number, not '0'"),
+    ("intermittent-harvest-negative", (*INTERMITTENT, "--harvest-uw", "-5"),
+     r"argument --harvest-uw: must be a positive finite number, not '-5'"),
+    ("intermittent-harvest-nan", (*INTERMITTENT, "--harvest-uw", "nan"),
+     r"argument --harvest-uw: must be a positive finite number, not 'nan'"),
+    ("intermittent-both-harvests", (*INTERMITTENT, "--harvest-uw", "100", "--harvest-trace",
+                                    "{d}/ok.json"),
+     r"give one of --harvest-uw and --harvest-trace, not both$"),
+    ("intermittent-no-harvest", INTERMITTENT,
+     r"--intermittent needs the harvested power: --harvest-uw P \(constant, microwatts\) or "
+     r"--harvest-trace FILE \(CSV time_s,power_w\)$"),
+    ("intermittent-missing-trace", (*INTERMITTENT, "--harvest-trace", "{d}/none.csv"),
+     r"{d}/none.csv: cannot read the file: No such file or directory"),
+    ("intermittent-chip-without-section", (*INTERMITTENT, "--harvest-uw", "100", "--hw",
+                                           SMALL_CHIP),
+     re.escape(SMALL_CHIP) + r": chip 'chip_small' has no intermittent section \(capacitor, boot, "
+     r"checkpoint store\), which --intermittent needs"),
+    ("intermittent-with-fps", (*INTERMITTENT, "--harvest-uw", "100", "--fps", "10"),
+     r"--fps does not apply to --intermittent"),
+    ("intermittent-with-instance", (*INTERMITTENT, "--harvest-uw", "100", "--instance",
+                                    "{d}/ok.json"),
+     r"--instance does not apply to --intermittent"),
+    ("intermittent-with-method", (*INTERMITTENT, "--harvest-uw", "100", "--method", "greedy"),
+     r"--method greedy does not apply to --intermittent"),
+    ("intermittent-objective-unknown", (*INTERMITTENT, "--harvest-uw", "100", "--objective",
+                                        "cost"), r"argument --objective: invalid choice: 'cost'"),
+    ("intermittent-rails-nine", (*INTERMITTENT, "--harvest-uw", "100", "--rails", "9"),
+     r"rails must be 1 to 3 \(chip 'powerflow_ref' has 3 rails\), not 9"),
+    ("intermittent-o-missing-dir", (*INTERMITTENT, "--harvest-uw", "100", "-o", "{d}/no/i.json"),
+     r"{d}/no/i.json: the folder {d}/no does not exist; create it first"),
+    ("intermittent-infeasible", ("schedule", "--net", "resnet18", "--intermittent",
+                                 "--harvest-uw", "100"),
+     r"resnet18 on powerflow_ref: no schedule fits one charge of the capacitor \(100 uF from 2.8 V "
+     r"to 2.4 V: 104 uJ\): whichever way the network is split, a power cycle needs at least "
+     r"319.191 uJ \(boot, restore and checkpoint included; at best layer conv1 alone\); a "
+     r"capacitance of at least 306.914 uF \(intermittent.capacitor.capacitance_uf\) would make "
+     r"it feasible$"),
+    ("harvest-without-intermittent", ("schedule", "--net", "ds_cnn", "--harvest-uw", "100"),
+     r"--harvest-uw applies to --intermittent only; add --intermittent$"),
+    ("objective-without-intermittent", ("schedule", "--net", "ds_cnn", "--fps", "100",
+                                        "--objective", "energy"),
+     r"--objective applies to --intermittent only; add --intermittent$"),
+    ("schedule-without-fps", ("schedule", "--net", "ds_cnn"),
+     r"--fps is required: the target rate in frames per second \(or --intermittent\)$"),
+]  # fmt: skip
+for name, argv, message in INTERMITTENT_CASES:
+    CASES.append(Case(name, argv, USER_ERROR, message))
+INTERMITTENT_CHIPS = [
+    ("cannot-boot", _chip_with("capacitance_uf: 100.0", "capacitance_uf: 0.5"), (),
+     r"{n}: intermittent.boot.energy_uj: must be less than one charge of the capacitor, 1/2 C "
+     r"\(V_on\^2 - V_off\^2\) = 0.52 uJ \(booting takes 1 uJ with the capacitor's leakage\); "
+     r"raise intermittent.capacitor.capacitance_uf or widen on_v - off_v, not 1.0$"),
+    ("off-above-on", _chip_with("off_v: 2.4", "off_v: 3.0"), (),
+     r"{n}: intermittent.capacitor.off_v: must be below on_v = 2.8 V \(the chip turns on at on_v "
+     r"and browns out at off_v; lower off_v or raise on_v\), not 3.0$"),
+    ("harvest-below-leakage", _chip_with("leakage_uw: 0.0", "leakage_uw: 150.0"),
+     ("--harvest-uw", "100"),
+     r"harvested power 100 uW must exceed the capacitor's leakage 150 uW "
+     r"\(intermittent.capacitor.leakage_uw\), or the capacitor never recharges$"),
+]  # fmt: skip
+for what, make, extra, message in INTERMITTENT_CHIPS:
+    argv = (*INTERMITTENT, "--hw", "{f}", *(extra or ("--harvest-uw", "100")))
+    CASES.append(Case(f"intermittent-chip-{what}", argv, USER_ERROR, message, make))
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real schedule (ds_cnn, 1000 FPS) and its ROM, for the cases that need a good input."""

@@ -282,8 +282,8 @@ def test_cosim_turns_its_flags_into_a_request_and_prints_the_report(
 
 
 def test_commands_without_the_rtl_never_import_cosim(tmp_path) -> None:
-    """`model`, `schedule`, `sweep`, `compile` and `disasm` start without Amaranth's RTL and
-    cocotb; `python -m voltflow.cli` is the same command."""
+    """`model`, `schedule` (also `--intermittent`), `sweep`, `compile` and `disasm` start without
+    Amaranth's RTL and cocotb; `python -m voltflow.cli` is the same command."""
     sched, rom = tmp_path / "s.json", tmp_path / "rom.hex"
     script = f"""
 import sys
@@ -291,6 +291,7 @@ from voltflow.cli import main
 runs = [
     ["model", "--net", "ds_cnn"],
     ["schedule", "--net", "ds_cnn", "--fps", "2000", "--no-baselines", "-o", {str(sched)!r}],
+    ["schedule", "--net", "ds_cnn", "--intermittent", "--harvest-uw", "100"],
     ["sweep", "--net", "ds_cnn", "--fps", "1000", "--methods", "nominal", "--workers", "1",
      "--quiet"],
     ["compile", {str(sched)!r}, "-o", {str(rom)!r}],

@@ -117,6 +117,48 @@ def _write_variant(tmp_path: Path, edit) -> Path:
             lambda r: r["sleep"].pop("entry_switches"),
             r"^bad_chip\.yaml: sleep\.entry_switches: missing$",
         ),
+        (
+            lambda r: r["intermittent"]["capacitor"].__setitem__("off_v", 2.8),
+            r"^bad_chip\.yaml: intermittent\.capacitor\.off_v: must be below on_v = 2\.8 V "
+            r"\(the chip turns on at on_v and browns out at off_v; lower off_v or raise on_v\), "
+            r"not 2\.8$",
+        ),
+        (
+            lambda r: r["intermittent"]["capacitor"].__setitem__("capacitance_uf", 0.5),
+            r"^bad_chip\.yaml: intermittent\.boot\.energy_uj: must be less than one charge of the "
+            r"capacitor, 1/2 C \(V_on\^2 - V_off\^2\) = 0\.52 uJ \(booting takes 1 uJ with the "
+            r"capacitor's leakage\); raise intermittent\.capacitor\.capacitance_uf or widen "
+            r"on_v - off_v, not 1\.0$",
+        ),
+        (
+            lambda r: r["intermittent"]["capacitor"].__setitem__("leakage_uw", 2e6),
+            r"^bad_chip\.yaml: intermittent\.boot\.energy_uj: must be less than one charge .* "
+            r"\(booting takes 201 uJ with the capacitor's leakage\)",
+        ),
+        (
+            lambda r: r["intermittent"]["capacitor"].__setitem__("capacitance_uf", -100),
+            r"^bad_chip\.yaml: intermittent\.capacitor\.capacitance_uf: must be a positive number, "
+            r"not -100$",
+        ),
+        (
+            lambda r: r["intermittent"]["checkpoint"].__setitem__("commit_output", "yes"),
+            r"^bad_chip\.yaml: intermittent\.checkpoint\.commit_output: must be true or false, "
+            r"not 'yes'$",
+        ),
+        (
+            lambda r: r["intermittent"]["checkpoint"].__setitem__("word_bits", 0),
+            r"^bad_chip\.yaml: intermittent\.checkpoint\.word_bits: must be an integer >= 1, "
+            r"not 0$",
+        ),
+        (
+            lambda r: r["intermittent"]["checkpoint"].pop("write_pj_per_bit"),
+            r"^bad_chip\.yaml: intermittent\.checkpoint\.write_pj_per_bit: missing$",
+        ),
+        (
+            lambda r: r["intermittent"].__setitem__("battery", {}),
+            r"^bad_chip\.yaml: intermittent\.battery: unknown field; allowed: boot, capacitor, "
+            r"checkpoint$",
+        ),
     ],
 )
 def test_bad_chip_files_are_rejected_with_file_field_value(
@@ -124,6 +166,23 @@ def test_bad_chip_files_are_rejected_with_file_field_value(
 ) -> None:
     with pytest.raises(ChipError, match=message):
         load_chip(_write_variant(tmp_path, edit))
+
+
+def test_reference_chip_has_the_inas_capacitor() -> None:
+    spec = load_chip().intermittent
+    assert spec is not None
+    cap = spec.capacitor
+    assert (cap.capacitance_uf, cap.on_v, cap.off_v, cap.leakage_uw) == (100.0, 2.8, 2.4, 0.0)
+    assert cap.charge_j == pytest.approx(104e-6)  # 1/2 C (V_on^2 - V_off^2)
+    assert cap.capacitance_for(cap.charge_j) == pytest.approx(100e-6)
+
+
+def test_the_intermittent_section_is_optional(tmp_path: Path) -> None:
+    chip = load_chip(_write_variant(tmp_path, lambda r: r.pop("intermittent")))
+    assert chip.intermittent is None
+    leak = _write_variant(tmp_path, lambda r: r["intermittent"]["capacitor"].pop("leakage_uw"))
+    spec = load_chip(leak).intermittent
+    assert spec is not None and spec.capacitor.leakage_uw == 0.0
 
 
 def test_unknown_chip_lists_known() -> None:

@@ -3,13 +3,15 @@
 import argparse
 
 from voltflow.scheduler.chip import GatingPolicy
+from voltflow.scheduler.intermittent import Objective
 from voltflow.scheduler.solve import Method
 
-__all__ = ["AUTO", "METHODS", "POLICIES", "build_parser"]
+__all__ = ["AUTO", "METHODS", "OBJECTIVES", "POLICIES", "build_parser"]
 
 # The CLI spellings are the enums' values: one source for the choices and their meaning.
 METHODS = [m.value for m in Method]
 POLICIES = [p.value for p in GatingPolicy]
+OBJECTIVES = [o.value for o in Objective]
 #: ``--policy auto`` (schedule, cosim): solve on every gating policy and keep the least energy.
 AUTO = "auto"
 
@@ -121,11 +123,38 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument(
         "--instance", metavar="FILE", help="solve a voltflow-instance/1 file instead"
     )
-    sched.add_argument("--fps", type=_positive, required=True, help="target rate (frames/s)")
+    sched.add_argument(
+        "--fps",
+        type=_positive,
+        default=None,
+        help="target rate (frames/s); not with --intermittent",
+    )
     solver_flags(sched)
     sched.add_argument("--method", default="dp", choices=METHODS, help="solver or baseline")
     sched.add_argument("-o", "--output", metavar="FILE", help="write the schedule JSON here")
     sched.add_argument("--no-baselines", action="store_true", help="skip the baseline comparison")
+    inter = sched.add_argument_group(
+        "intermittent power (docs/intermittent.md)",
+        "run from the chip's storage capacitor in power cycles, with checkpoints between them",
+    )
+    inter.add_argument(
+        "--intermittent",
+        action="store_true",
+        help="schedule power states and checkpoints for a capacitor-powered chip (needs the "
+        "chip file's intermittent section and one of --harvest-uw, --harvest-trace)",
+    )
+    inter.add_argument(
+        "--harvest-uw", type=_positive, default=None, metavar="P", help="constant harvested power"
+    )
+    inter.add_argument(
+        "--harvest-trace", metavar="FILE", help="harvested power over time: CSV time_s,power_w"
+    )
+    inter.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default=None,
+        help="minimise latency per inference (recharges included; default) or energy",
+    )
 
     sweep = sub.add_parser("sweep", help="energy versus rate for several methods (CSV)")
     common(sweep)

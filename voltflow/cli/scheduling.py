@@ -28,7 +28,7 @@ from voltflow.scheduler.solve import InfeasibleError, Method, NoSolutionError, R
 from voltflow.scheduler.sweep import SweepInterrupted, parse_rates, run_sweep
 from voltflow.scheduler.texttable import format_table
 
-__all__ = ["cmd_model", "cmd_schedule", "cmd_sweep", "load_inputs"]
+__all__ = ["cmd_model", "cmd_schedule", "cmd_sweep", "levels_of", "load_inputs"]
 
 #: The policies the paper's baselines use (nominal and greedy: no_pg; the gating ones: rram_pg).
 BASELINE_POLICIES = (GatingPolicy.NO_PG, GatingPolicy.RRAM_PG)
@@ -47,7 +47,7 @@ def cmd_model(args: argparse.Namespace) -> int:
     chip = load_chip(args.hw)
     check_chip(chip, args.hw)
     policy = GatingPolicy(args.policy)  # `model` offers no `auto`
-    table = build_cost_table(network, chip, policy, _levels(args.levels, chip))
+    table = build_cost_table(network, chip, policy, levels_of(args.levels, chip))
     if args.export_instance:
         save_instance(
             problem_from_table(table, _problem_options(args, chip, policy)), args.export_instance
@@ -63,7 +63,7 @@ def cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def _levels(text: str | None, chip: Chip) -> tuple[float, ...] | None:
+def levels_of(text: str | None, chip: Chip) -> tuple[float, ...] | None:
     """``--levels``: N (N evenly spaced levels of the chip's grid) or a comma list of voltages."""
     if text is None:
         return None
@@ -86,7 +86,7 @@ def _levels(text: str | None, chip: Chip) -> tuple[float, ...] | None:
 def _problem_options(args: argparse.Namespace, chip: Chip, policy: GatingPolicy) -> ProblemOptions:
     return ProblemOptions(
         policy=policy,
-        levels_v=_levels(args.levels, chip),
+        levels_v=levels_of(args.levels, chip),
         transition_energy_j=args.transition_energy_j,
         transition_latency_s=args.transition_latency_s,
         wraparound=not args.no_wraparound,
@@ -126,7 +126,7 @@ def _instances(args: argparse.Namespace) -> _Instances:
     instance_of.update(
         {"nominal": "no_pg", "greedy": "no_pg", "gating": "rram_pg", "gating-greedy": "rram_pg"}
     )
-    levels = _levels(args.levels, chip) or chip.levels_v
+    levels = levels_of(args.levels, chip) or chip.levels_v
     header = (
         f"{network.title} on {chip.name}, policy {args.policy}, "
         f"levels {', '.join(f'{v:g}' for v in levels)} V"
@@ -144,6 +144,21 @@ def _instances(args: argparse.Namespace) -> _Instances:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
+    if args.intermittent:
+        from voltflow.cli.intermittent import run_intermittent
+
+        return run_intermittent(args)
+    for flag, value in (
+        ("--harvest-uw", args.harvest_uw),
+        ("--harvest-trace", args.harvest_trace),
+        ("--objective", args.objective),
+    ):
+        if value is not None:
+            raise CliError(f"{flag} applies to --intermittent only; add --intermittent")
+    if args.fps is None:
+        raise CliError(
+            "--fps is required: the target rate in frames per second (or --intermittent)"
+        )
     if args.output:
         check_writable(args.output)
     inst = _instances(args)
