@@ -71,6 +71,7 @@ RUN_FILES = (
     "rom.lst",
     "waves.fst",
     "waves.vcd",
+    "waves.saif",
 )
 
 

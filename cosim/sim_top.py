@@ -30,7 +30,7 @@ from voltflow.pmu.config import (
 )
 from voltflow.pmu.unit import COUNTER_PORTS
 from voltflow.rtl.activity_counters import COUNTERS
-from voltflow.rtl.chip_top import ChipTop, chip_signature
+from voltflow.rtl.chip_top import ChipTop, chip_signature, port_name
 from voltflow.rtl.config import ADDR_BITS, AccelConfig
 from voltflow.scheduler.chip import BankKind, Chip
 from voltflow.scheduler.memory import BankLayout
@@ -181,7 +181,7 @@ def _top_ports(signature: wiring.Signature) -> list[tuple[str, int, bool]]:
     for path, member in signature.members.flatten():
         if member.is_port:
             width = Shape.cast(member.shape).width
-            ports.append(("__".join(str(p) for p in path), width, member.flow is Flow.In))
+            ports.append((port_name(path), width, member.flow is Flow.In))
     return ports
 
 

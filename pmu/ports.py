@@ -29,6 +29,7 @@ __all__ = [
     "PmuCounters",
     "RunLimits",
     "Status",
+    "SupplySwitches",
     "VoltageCodes",
     "power_counter_names",
     "sequencer_buses",
@@ -134,6 +135,25 @@ class VoltageCodes(wiring.Signature):
         super().__init__({d: Out(VOLTAGE_CODE_BITS) for d in CLOCK_DOMAINS})
 
 
+class SupplySwitches(wiring.Signature):
+    """The enables of the supply switches that connect each DVFS domain to a rail, from the PMU
+    (CONNECT closes one, SLEEP opens every one; at reset all are open).
+
+    Members
+    -------
+    <domain> : Out(Signature)
+        Per clock domain (``sys``, ``rram``, ``feeder``): ``select`` : Out(rails), one-hot, bit
+        r closes the switch from rail r; ``on`` : Out(1), the domain is connected to a rail
+        (any ``select`` bit), which releases the isolation of its outputs.
+    """
+
+    def __init__(self, *, rails: int) -> None:
+        if not isinstance(rails, int) or isinstance(rails, bool) or rails < 1:
+            raise TypeError(f"rails must be a positive integer, not {rails!r}")
+        switches = wiring.Signature({"select": Out(rails), "on": Out(1)})
+        super().__init__({d: Out(switches) for d in CLOCK_DOMAINS})
+
+
 class PmuCounters(wiring.Signature):
     """Every counter of the PMU, from the PMU: ``power`` (:func:`power_counter_names`) and
     ``violations`` (:data:`VIOLATION_COUNTERS`)."""
@@ -149,11 +169,12 @@ class PmuCounters(wiring.Signature):
 
 def sequencer_buses(config: PmuConfig) -> dict[str, wiring.Member]:
     """The PMU sequencer's buses that the power-management unit passes on as they are: command
-    memory, run limits, launches, clock increments and status."""
+    memory, run limits, launches, clock increments, supply switches and status."""
     return {
         "cmd": Out(CommandMemory()),
         "limits": In(RunLimits()),
         "launch": Out(LaunchPort()),
         "clocks": Out(ClockIncrements(phase_bits=config.phase_bits)),
+        "supply": Out(SupplySwitches(rails=config.rails)),
         "status": Out(Status()),
     }

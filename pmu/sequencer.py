@@ -1,6 +1,6 @@
 """The PMU sequencer: fetches, checks and executes commands; rails, supplies, clocks, timers."""
 
-from amaranth.hdl import Array, Module, Mux, Signal, Value
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import Out
 from voltflow.hw.widths import CLOCK_DOMAINS, GROUP_BANKS, TIME_BITS
@@ -39,6 +39,9 @@ class PmuSequencer(wiring.Component):
         LAUNCH request, held until the accelerator reports ``done``.
     clocks : Out(ClockIncrements)
         Divider increments of the domains.
+    supply : Out(SupplySwitches)
+        The supply switch enables: the rail each domain is connected to (CONNECT), none after
+        reset or SLEEP.
     level, safe : Out(VoltageCodes)
         Per domain the voltage code (0 off, k + 1 = level k) and the lowest code it may have
         while settling.
@@ -119,6 +122,13 @@ class PmuSequencer(wiring.Component):
                 getattr(self.level, d).eq(Mux(conn_on[i], rail_code[conn_rail[i]], 0)),
             ]
         dom_safe_arr = Array(dom_safe)
+        # The supply switch matrix: domain d takes rail r while connected to it.
+        for i, d in enumerate(_DOMAINS):
+            switches = getattr(self.supply, d)
+            m.d.comb += [
+                switches.on.eq(conn_on[i]),
+                switches.select.eq(Cat(conn_on[i] & (conn_rail[i] == r) for r in range(R))),
+            ]
 
         # ---- decode and checks (priority as pmu/timing.py) ------------------------------------
         p: data.View = cmd.payload  # mypy cannot see the Payload union layout's fields

@@ -34,6 +34,7 @@ __all__ = [
     "Launch",
     "Outcome",
     "RunawayProgramError",
+    "SupplyState",
     "predict",
 ]
 
@@ -45,6 +46,21 @@ _DOMAIN_INDEX = {DomainCode.SYS.value: 0, DomainCode.RRAM.value: 1, DomainCode.F
 #: Index (in DOMAINS) of the domain whose voltage each bank kind's leakage is charged at.
 _KIND_DOMAINS = tuple(DOMAINS.index(BANK_DOMAIN[kind]) for kind in BankKind)
 assert [d.name for d in DOMAINS] == ["SYS", "RRAM", "FEEDER"]
+#: The commands that change what powers the chip (``predict``'s ``on_supply``).
+_SUPPLY_COMMANDS = frozenset(
+    {Opcode.SET_RAIL, Opcode.CONNECT, Opcode.GATE, Opcode.WAKE, Opcode.SLEEP}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SupplyState:
+    """What powers the chip at one moment: the rails' voltage codes (0 off, k + 1 grid level k),
+    the rail each domain is connected to (DOMAINS order; None: disconnected) and which banks
+    are switched on."""
+
+    rail_codes: tuple[int, ...]
+    domain_rails: tuple[int | None, ...]
+    banks_on: tuple[bool, ...]
 
 
 class RunawayProgramError(ValueError):
@@ -145,6 +161,9 @@ class _Pmu:
         self.on_by_kind = [self.kind_index.count(j) for j in range(len(BankKind))]
         self.violating = False
 
+    def supply_state(self) -> SupplyState:
+        return SupplyState(tuple(self.rail_code), tuple(self.conn), tuple(self.on))
+
     # ---- state as seen in a cycle -------------------------------------------------------------
     def rail_safe(self, r: int, x: int) -> int:
         if x < self.rail_until[r]:
@@ -233,6 +252,7 @@ def predict(
     program_ops: int,
     budget: int = 0,
     max_commands: int = 10_000_000,
+    on_supply: Callable[[int | None, SupplyState], None] | None = None,
 ) -> Outcome:
     """Run ``words`` on the PMU model.
 
@@ -252,6 +272,10 @@ def predict(
     max_commands : int
         A Python-side guard for programs that loop forever without a budget: beyond it,
         :class:`RunawayProgramError` (about 11 us per command, so the default is 2 minutes).
+    on_supply : callable, optional
+        ``(pc, state)``: called with the reset state (``pc`` None), then after every executed
+        command that can change what powers the chip (SET_RAIL, CONNECT, GATE, WAKE, SLEEP),
+        with the command's address and the :class:`SupplyState` from the next cycle on.
     """
     cfg = config
     pmu = _Pmu(cfg)
@@ -276,6 +300,8 @@ def predict(
         return out
 
     decoded: dict[int, tuple[ErrorCode, Instr | None, dict[str, int]]] = {}
+    if on_supply is not None:
+        on_supply(None, pmu.supply_state())
     while True:
         if out.commands >= max_commands:
             raise RunawayProgramError(
@@ -395,6 +421,8 @@ def predict(
             else:
                 loop_left -= 1
                 next_pc = a["target"]
+        if on_supply is not None and op in _SUPPLY_COMMANDS:
+            on_supply(pc, pmu.supply_state())
         pmu.account(t + 1, c)
         t = c
         pc = next_pc

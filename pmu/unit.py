@@ -42,6 +42,8 @@ class PowerManagementUnit(wiring.Component):
         The accelerator's launches.
     clocks : Out(ClockIncrements)
         The accelerator's domain clock increments.
+    supply : Out(SupplySwitches)
+        The enables of the switches that connect each domain's supply to a rail.
     access : In(BankAccess)
         The accelerator's memory accesses, and the isolation grants (``*_ok``) back.
     status : Out(Status)

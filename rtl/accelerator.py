@@ -14,15 +14,45 @@ from voltflow.pmu.config import PROGRAM_ADDR_BITS
 from voltflow.pmu.ports import LaunchPort
 from voltflow.rtl.activity_counters import COUNTERS, ActivityCounters
 from voltflow.rtl.array_engine import ArrayEngine
+from voltflow.rtl.buffers import DomainBuffers
 from voltflow.rtl.config import AccelConfig
 from voltflow.rtl.gather import Gather
 from voltflow.rtl.output_writer import OutputWriter
 from voltflow.rtl.program import ProgramMemory
-from voltflow.rtl.sequencer import ENGINES, LayerSequencer
+from voltflow.rtl.sequencer import ENGINE_DOMAINS, ENGINES, LayerSequencer
 from voltflow.rtl.vector_unit import VectorUnit
 from voltflow.rtl.weight_dma import WeightDma
+from voltflow.scheduler.chip import Domain
+from voltflow.scheduler.prices import Component
 
-__all__ = ["Accelerator"]
+__all__ = ["BUFFER_DOMAINS", "Accelerator", "block_domains"]
+
+
+def _charged(component: Component) -> Domain:
+    domain = component.domain
+    assert domain is not None, f"the price table charges {component} to the always-on supply"
+    return domain
+
+
+#: The DVFS domain whose supply powers each kind of internal buffer: the lane buffers and the
+#: weight buffer where the price table charges their energy (``scheduler/prices.py``), the
+#: array's output buffer and its bias and requantisation RAMs with the array (sys).
+BUFFER_DOMAINS: dict[str, Domain] = {
+    "lane_buffer": _charged(Component.LANE),
+    "weight_buffer": _charged(Component.WBUF),
+    "output_buffer": Domain.SYS,
+    "bias_ram": Domain.SYS,
+    "requant_ram": Domain.SYS,
+}
+
+
+def block_domains() -> dict[str, Domain]:
+    """The core's blocks that a DVFS domain powers, by instance name: the engines (the domain
+    whose clock ticks them, ``rtl.sequencer.ENGINE_DOMAINS``) and each domain's buffers. The
+    rest of the core (layer sequencer with the clock dividers, activity counters, the port
+    multiplexers) is always-on."""
+    buffers = {DomainBuffers.instance_name(d): d for d in BUFFER_DOMAINS.values()}
+    return {**ENGINE_DOMAINS, **dict(sorted(buffers.items()))}
 
 
 class Accelerator(wiring.Component):
@@ -67,11 +97,14 @@ class Accelerator(wiring.Component):
         R = cfg.rows
 
         m.submodules.sequencer = seq = LayerSequencer(cfg)
-        m.submodules.gather = gather = Gather(cfg)
-        m.submodules.writer = writer = OutputWriter(cfg)
-        m.submodules.array = array = ArrayEngine(cfg)
-        m.submodules.vector = vector = VectorUnit(cfg)
-        m.submodules.dma = dma = WeightDma(cfg)
+        gather, writer, array = Gather(cfg), OutputWriter(cfg), ArrayEngine(cfg)
+        vector, dma = VectorUnit(cfg), WeightDma(cfg)
+        engines: dict[str, wiring.Component] = {
+            "gather": gather, "writer": writer, "array": array, "vector": vector, "dma": dma,
+        }  # fmt: skip
+        # Each engine is the instance of its sequencer bus's name (the power intent's names).
+        for name in ENGINES:
+            m.submodules[name] = engines[name]
         m.submodules.counters = counters = ActivityCounters()
 
         # ---- internal buffers (no init: contents come from the datapath) ------------------------
@@ -83,11 +116,18 @@ class Accelerator(wiring.Component):
             """An engine's write bus on a memory's write port."""
             m.d.comb += [port.addr.eq(bus.addr), port.data.eq(bus.data), port.en.eq(bus.en)]
 
+        buffers: dict[Domain, dict[str, Memory]] = {}
+
+        def buffer(kind: str, memory: Memory, index: int | None = None) -> Memory:
+            """``memory`` joins its domain's buffers (:data:`BUFFER_DOMAINS`)."""
+            name = kind if index is None else f"{kind}{index}"
+            buffers.setdefault(BUFFER_DOMAINS[kind], {})[name] = memory
+            return memory
+
         lane_depth = 2 * cfg.max_row_words
         lanes = []
         for r in range(R):
-            mem = Memory(shape=WORD_BITS, depth=lane_depth, init=[])
-            m.submodules[f"lane_buffer{r}"] = mem
+            mem = buffer("lane_buffer", Memory(shape=WORD_BITS, depth=lane_depth, init=[]), r)
             wr = mem.write_port()
             rd = mem.read_port(domain="comb")
             m.d.comb += [
@@ -98,33 +138,33 @@ class Accelerator(wiring.Component):
                 array.lane_rdata[r].eq(rd.data),
             ]
             lanes.append(mem)
-        m.submodules.weight_buffer = wbuf = Memory(
-            shape=WORD_BITS, depth=2 * cfg.half_words, init=[]
-        )
+        wbuf = buffer("weight_buffer", Memory(shape=WORD_BITS, depth=2 * cfg.half_words, init=[]))
         writes(wbuf.write_port(), dma.wbuf_write)
         reads(wbuf.read_port(domain="comb"), array.wbuf_read)
         reads(wbuf.read_port(domain="comb"), array.wbuf_bias_read)
-        m.submodules.output_buffer = obuf = Memory(
-            shape=WORD_BITS, depth=3 * cfg.obuf_slot_words, init=[]
+        obuf = buffer(
+            "output_buffer", Memory(shape=WORD_BITS, depth=3 * cfg.obuf_slot_words, init=[])
         )
         writes(obuf.write_port(), array.obuf_write)
         reads(obuf.read_port(domain="comb"), writer.obuf_read)
-        m.submodules.bias_ram = bias = Memory(shape=32 * cfg.cols, depth=cfg.max_resident, init=[])
+        bias = buffer("bias_ram", Memory(shape=32 * cfg.cols, depth=cfg.max_resident, init=[]))
         writes(bias.write_port(), array.bias_write)
         reads(bias.read_port(domain="comb"), array.bias_read)
-        m.submodules.requant_ram = requant = Memory(
-            shape=array.requant_bits, depth=cfg.max_resident, init=[]
+        requant = buffer(
+            "requant_ram", Memory(shape=array.requant_bits, depth=cfg.max_resident, init=[])
         )
         writes(requant.write_port(), array.requant_write)
         reads(requant.read_port(domain="comb"), array.requant_read)
+        # The buffers of each domain in one block (its own Verilog module, for the power intent).
+        for domain, memories in buffers.items():
+            m.submodules[DomainBuffers.instance_name(domain)] = DomainBuffers(
+                domain=domain, memories=memories
+            )
 
         # ---- sequencer <-> engines -----------------------------------------------------------
         connect(m, flipped(self.launch), seq.launch)
         connect(m, flipped(self.clocks), seq.clocks)
         connect(m, flipped(self.prog), seq.prog)
-        engines: dict[str, wiring.Component] = {
-            "gather": gather, "writer": writer, "array": array, "vector": vector, "dma": dma,
-        }  # fmt: skip
         for name in ENGINES:
             connect(m, getattr(seq, name), engines[name].control)
         m.d.comb += [self.op_done.eq(seq.op_done), self.op_index.eq(seq.op_index)]

@@ -1,19 +1,85 @@
-"""The chip: the accelerator core and the power-management unit, joined through isolation."""
+"""The chip: the accelerator core and the power-management unit, joined through isolation.
+
+Also the chip's power wiring by its Verilog names (:func:`power_wiring`): which blocks each DVFS
+domain powers, the PMU's switch enables, the isolated memory ports. The power intent
+(``cosim/upf.py``) reads it, so every name in the UPF comes from the design that uses it.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from amaranth.hdl import Module, Mux
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out, connect, flipped
+from amaranth.lib.wiring import Flow, In, Out, connect, flipped
 from voltflow.hw.signatures import BankPower, Counters, MemoryRead, MemoryWrite, outputs
 from voltflow.hw.widths import ADDR_BITS, COUNTER_BITS, WORD_BITS
 from voltflow.pmu.config import PROGRAM_ADDR_BITS, PmuConfig
-from voltflow.pmu.ports import CommandMemory, LaunchPort, PmuCounters, RunLimits, Status
+from voltflow.pmu.ports import (
+    CommandMemory,
+    LaunchPort,
+    PmuCounters,
+    RunLimits,
+    Status,
+    SupplySwitches,
+)
 from voltflow.pmu.unit import PowerManagementUnit
-from voltflow.rtl.accelerator import Accelerator
+from voltflow.rtl.accelerator import Accelerator, block_domains
 from voltflow.rtl.activity_counters import COUNTERS
 from voltflow.rtl.config import AccelConfig
 from voltflow.rtl.program import ProgramMemory
+from voltflow.scheduler.chip import BANK_DOMAIN, BankKind, Domain
 
-__all__ = ["ChipTop", "chip_signature"]
+__all__ = [
+    "CORE",
+    "MEMORY_ISOLATION",
+    "MEMORY_PORT_BANKS",
+    "PMU",
+    "ChipTop",
+    "IsolatedPort",
+    "PortIsolation",
+    "PowerWiring",
+    "chip_signature",
+    "port_name",
+    "power_wiring",
+]
+
+#: Instance names of the accelerator core and of the PMU in the chip (and its Verilog).
+CORE = "core"
+PMU = "pmu"
+
+
+@dataclass(frozen=True, slots=True)
+class PortIsolation:
+    """A memory-port signal the chip isolates: ``<port>.<signal>`` is held at ``clamp`` unless
+    the bank switches grant the access (the PMU's ``access.<grant>``: the addressed bank is
+    ready)."""
+
+    port: str
+    signal: str
+    grant: str
+    clamp: int = 0
+
+
+#: The isolation at the chip's memory ports (docs/pmu.md, "Banks"): a read of a bank that is not
+#: ready returns 0, a write to it is dropped. :class:`ChipTop` builds it from this table.
+MEMORY_ISOLATION: tuple[PortIsolation, ...] = (
+    PortIsolation("spad_read", "data", "spad_rd_ok"),
+    PortIsolation("spad_write", "en", "spad_wr_ok"),
+    PortIsolation("rram_read", "data", "rram_rd_ok"),
+)
+#: The banks behind each memory port of the chip (the scratchpad holds the ifmap banks, then the
+#: ofmap banks; the RRAM its own).
+MEMORY_PORT_BANKS: dict[str, tuple[BankKind, ...]] = {
+    "spad_read": (BankKind.IFMAP, BankKind.OFMAP),
+    "spad_write": (BankKind.IFMAP, BankKind.OFMAP),
+    "rram_read": (BankKind.RRAM,),
+}
+
+
+def port_name(path: Sequence[str | int]) -> str:
+    """The Verilog port of a flattened signature member: ``("banks", "on")`` is ``banks__on``
+    (Amaranth's naming of a component's ports)."""
+    return "__".join(str(p) for p in path)
 
 
 def chip_signature(accel: AccelConfig, pmu: PmuConfig) -> wiring.Signature:
@@ -32,9 +98,90 @@ def chip_signature(accel: AccelConfig, pmu: PmuConfig) -> wiring.Signature:
             "launch": Out(outputs(LaunchPort())),
             "status": Out(Status()),
             "banks": Out(BankPower(n_banks=pmu.n_banks)),
+            "supply": Out(SupplySwitches(rails=pmu.rails)),
             "counters": Out(Counters((name for name, _ in COUNTERS), bits=COUNTER_BITS)),
             "pmu_counters": Out(PmuCounters(pmu)),
         }
+    )
+
+
+def _flows(signature: wiring.Signature) -> dict[tuple[str | int, ...], Flow]:
+    """The direction of every port of ``signature``, seen from the component that has it."""
+    return {
+        tuple(path): member.flow for path, member in signature.members.flatten() if member.is_port
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class IsolatedPort:
+    """A chip port with isolation: ``port`` (``"in"`` into the chip or ``"out"``) is held at
+    ``clamp`` while ``enable`` (a PMU output, ``pmu/<port>``) is low."""
+
+    port: str
+    direction: str
+    enable: str
+    clamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class PowerWiring:
+    """The chip's power-management wiring, by the names of its generated Verilog (top module
+    ports, ``instance/port`` pins, ``/``-separated instance paths).
+
+    Attributes
+    ----------
+    blocks : tuple of (str, Domain)
+        Instance paths of the blocks a DVFS domain powers; every other block is always-on.
+    bank_enable : str
+        The top port whose bit b powers bank b (``banks.on``, driven by the PMU).
+    supply_select, supply_on : tuple of (Domain, str)
+        Per domain the top port whose bit r connects it to rail r, and the one that is high
+        while it is connected to any rail (``supply``, driven by the PMU).
+    isolation : tuple of IsolatedPort
+        The isolated memory-port signals (:data:`MEMORY_ISOLATION`).
+    bank_ports : tuple of (str, str, Domain)
+        Every memory-port signal (name, ``"in"``/``"out"``) and the domain of the banks behind it.
+    """
+
+    blocks: tuple[tuple[str, Domain], ...]
+    bank_enable: str
+    supply_select: tuple[tuple[Domain, str], ...]
+    supply_on: tuple[tuple[Domain, str], ...]
+    isolation: tuple[IsolatedPort, ...]
+    bank_ports: tuple[tuple[str, str, Domain], ...]
+
+
+def power_wiring(accel: AccelConfig, pmu: PmuConfig) -> PowerWiring:
+    """The power wiring of :class:`ChipTop` with these configurations (no elaboration)."""
+    flows = _flows(chip_signature(accel, pmu))
+
+    def direction(path: tuple[str | int, ...]) -> str:
+        return "in" if flows[path] is Flow.In else "out"
+
+    bank_ports = []
+    for port, kinds in MEMORY_PORT_BANKS.items():
+        (domain,) = {BANK_DOMAIN[kind] for kind in kinds}
+        bank_ports += [
+            (port_name(path), direction(path), domain) for path in flows if path[0] == port
+        ]
+    return PowerWiring(
+        blocks=tuple((f"{CORE}/{name}", domain) for name, domain in block_domains().items()),
+        bank_enable=port_name(("banks", "on")),
+        supply_select=tuple(
+            (domain, port_name(("supply", domain.value, "select"))) for domain in Domain
+        ),
+        supply_on=tuple((domain, port_name(("supply", domain.value, "on"))) for domain in Domain),
+        isolation=tuple(
+            IsolatedPort(
+                port=port_name((iso.port, iso.signal)),
+                direction=direction((iso.port, iso.signal)),
+                # The PMU's bank switches drive the grants (ChipTop connects pmu.access).
+                enable=f"{PMU}/{port_name(('access', iso.grant))}",
+                clamp=iso.clamp,
+            )
+            for iso in MEMORY_ISOLATION
+        ),
+        bank_ports=tuple(bank_ports),
     )
 
 
@@ -60,7 +207,9 @@ class ChipTop(wiring.Component):
     launch : Out(outputs(LaunchPort))
         The PMU's launches (``start``, ``first``, ``count``), observed.
     status : Out(Status), banks : Out(BankPower)
-        The PMU's status and bank power state.
+        The PMU's status and bank power state (``banks.on``: the bank switches' enables).
+    supply : Out(SupplySwitches)
+        The enables of the domains' supply switches (which rail each domain is connected to).
     counters : Out(Counters)
         The accelerator's activity counters (:data:`~voltflow.rtl.activity_counters.COUNTERS`).
     pmu_counters : Out(PmuCounters)
@@ -74,8 +223,8 @@ class ChipTop(wiring.Component):
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        m.submodules.core = core = Accelerator(self.accel_config)
-        m.submodules.pmu = pmu = PowerManagementUnit(self.pmu_config)
+        m.submodules[CORE] = core = Accelerator(self.accel_config)
+        m.submodules[PMU] = pmu = PowerManagementUnit(self.pmu_config)
 
         # PMU <-> accelerator: launches and domain clocks.
         connect(m, pmu.launch, core.launch)
@@ -90,6 +239,7 @@ class ChipTop(wiring.Component):
         connect(m, flipped(self.prog), core.prog)
         connect(m, flipped(self.status), pmu.status)
         connect(m, flipped(self.banks), pmu.banks)
+        connect(m, flipped(self.supply), pmu.supply)
         connect(m, flipped(self.counters), core.counters)
         connect(m, flipped(self.pmu_counters), pmu.counters)
         m.d.comb += [self.op_done.eq(core.op_done), self.op_index.eq(core.op_index)]
@@ -104,11 +254,17 @@ class ChipTop(wiring.Component):
             access.rram_raddr.eq(core.rram_read.addr),
             access.rram_re.eq(core.rram_read.en),
             self.spad_read.addr.eq(core.spad_read.addr),
-            core.spad_read.data.eq(Mux(access.spad_rd_ok, self.spad_read.data, 0)),
             self.spad_write.addr.eq(core.spad_write.addr),
             self.spad_write.data.eq(core.spad_write.data),
-            self.spad_write.en.eq(core.spad_write.en & access.spad_wr_ok),
             self.rram_read.addr.eq(core.rram_read.addr),
-            core.rram_read.data.eq(Mux(access.rram_rd_ok, self.rram_read.data, 0)),
         ]
+        flows = _flows(self.signature)
+        for iso in MEMORY_ISOLATION:
+            outside = getattr(getattr(self, iso.port), iso.signal)
+            inside = getattr(getattr(core, iso.port), iso.signal)
+            grant = getattr(access, iso.grant)
+            if flows[(iso.port, iso.signal)] is Flow.In:  # from the banks into the core
+                m.d.comb += inside.eq(Mux(grant, outside, iso.clamp))
+            else:
+                m.d.comb += outside.eq(Mux(grant, inside, iso.clamp))
         return m

@@ -11,11 +11,21 @@ from voltflow.rtl.buses import CURSOR_BITS, EngineControl, EpochCursor
 from voltflow.rtl.config import ADDR_BITS, AccelConfig
 from voltflow.rtl.divider import FractionalDivider
 from voltflow.rtl.program import Descriptor, OpMode, ProgramMemory
+from voltflow.scheduler.chip import Domain
 
-__all__ = ["ENGINES", "LayerSequencer"]
+__all__ = ["ENGINES", "ENGINE_DOMAINS", "LayerSequencer"]
 
-#: The engines the sequencer drives, each through an :class:`EngineControl` member of its name.
-ENGINES = ("gather", "writer", "array", "vector", "dma")
+#: The engines the sequencer drives, each through an :class:`EngineControl` member of its name,
+#: and the DVFS domain whose divider ticks it: the domain whose supply powers it (the power
+#: intent, ``cosim/upf.py``, reads the same table).
+ENGINE_DOMAINS: dict[str, Domain] = {
+    "gather": Domain.FEEDER,
+    "writer": Domain.FEEDER,
+    "array": Domain.SYS,
+    "vector": Domain.FEEDER,
+    "dma": Domain.RRAM,
+}
+ENGINES = tuple(ENGINE_DOMAINS)
 
 
 class LayerSequencer(wiring.Component):
@@ -66,19 +76,21 @@ class LayerSequencer(wiring.Component):
         m = Module()
         cfg = self.config
         desc = self.desc
-        m.submodules.div_sys = div_sys = FractionalDivider(phase_bits=cfg.phase_bits)
-        m.submodules.div_feeder = div_feeder = FractionalDivider(phase_bits=cfg.phase_bits)
-        m.submodules.div_rram = div_rram = FractionalDivider(phase_bits=cfg.phase_bits)
+        dividers = {}
+        for domain in (Domain.SYS, Domain.FEEDER, Domain.RRAM):
+            divider = FractionalDivider(phase_bits=cfg.phase_bits)
+            m.submodules[f"div_{domain.value}"] = dividers[domain] = divider
+            m.d.comb += divider.inc.eq(getattr(self.clocks, domain.value))
+        div_sys, div_feeder, div_rram = (
+            dividers[Domain.SYS],
+            dividers[Domain.FEEDER],
+            dividers[Domain.RRAM],
+        )
+        m.d.comb += div_rram.run.eq(self.dma.busy)
+        # Each engine ticks with its domain's divider.
         m.d.comb += [
-            div_sys.inc.eq(self.clocks.sys),
-            div_feeder.inc.eq(self.clocks.feeder),
-            div_rram.inc.eq(self.clocks.rram),
-            div_rram.run.eq(self.dma.busy),
-            self.array.tick.eq(div_sys.tick),
-            self.gather.tick.eq(div_feeder.tick),
-            self.writer.tick.eq(div_feeder.tick),
-            self.vector.tick.eq(div_feeder.tick),
-            self.dma.tick.eq(div_rram.tick),
+            getattr(self, name).tick.eq(dividers[domain].tick)
+            for name, domain in ENGINE_DOMAINS.items()
         ]
 
         pc = Signal(PROGRAM_ADDR_BITS)

@@ -17,6 +17,7 @@ from voltflow.cli import main
 
 USER_ERROR = 2
 TINY = Path(__file__).parent / "scheduler" / "data" / "tiny.yaml"
+SMALL_CHIP = Path(__file__).parent / "data" / "chip_small.yaml"
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ CHIP_COMMANDS = [
     ("sweep", ("sweep", "--net", "ds_cnn", "--hw", "{f}", "--fps", "1:3")),
     ("cosim", ("cosim", "--net", "ds_cnn", "--hw", "{f}", "--fps", "100")),
     ("disasm", ("disasm", "{d}/ok.hex", "--hw", "{f}")),
+    ("upf", ("upf", "--hw", "{f}", "-o", "{d}/x.upf")),
 ]
 
 CASES: list[Case] = []
@@ -137,6 +139,7 @@ JSON_COMMANDS = [
     ("schedule-instance", ("schedule", "--instance", "{f}", "--fps", "100")),
     ("sweep-instance", ("sweep", "--instance", "{f}", "--fps", "1:3")),
     ("compile", ("compile", "{f}", "-o", "{d}/rom.hex", "--net", "ds_cnn")),
+    ("upf-schedule", ("upf", "--schedule", "{f}", "-o", "{d}/x.upf")),
 ]
 for cmd, argv in JSON_COMMANDS:
     for what, make, message in JSON_FILES:
@@ -178,6 +181,9 @@ OUTPUTS = [
      r"{d}/no/b: the folder {d}/no does not exist"),
     ("model-export-missing-dir", ("model", "--net", "ds_cnn", "--export-instance", "{d}/no/i.json"),
      r"{d}/no/i.json: the folder {d}/no does not exist"),
+    ("upf-o-missing-dir", ("upf", "-o", "{d}/no/chip.upf"),
+     r"^voltflow upf: error: {d}/no/chip.upf: the folder {d}/no does not exist; create it first$"),
+    ("upf-o-folder", ("upf", "-o", "{d}"), r"^voltflow upf: error: {d}: is a folder; give a file"),
 ]  # fmt: skip
 for name, argv, message in OUTPUTS:
     CASES.append(Case(name, argv, USER_ERROR, message))
@@ -270,6 +276,18 @@ ARGS = [
      r"layers\[0\].name is 'conv2d' but layer 0 of autoencoder is 'Dense_1'"),
     ("compile-unknown-policy", ("compile", "{d}/ok.json", "-o", "{d}/r.hex", "--policy", "x"),
      r"argument --policy: invalid choice"),
+    ("upf-unknown-chip", ("upf", "--hw", "nochip"),
+     r"^voltflow upf: error: unknown chip 'nochip'; known chips: powerflow_ref \(or give a path"),
+    ("upf-schedule-for-another-chip",
+     ("upf", "--schedule", "{d}/ok.json", "--hw", str(SMALL_CHIP), "-o", "{d}/x.upf"),
+     r"^voltflow upf: error: {d}/ok.json: provenance.chip: the schedule was solved for chip "
+     r"'powerflow_ref', not 'chip_small' \(pass --hw 'powerflow_ref'\)$"),
+    ("upf-schedule-for-another-network",
+     ("upf", "--schedule", "{d}/ok.json", "--net", "resnet8", "-o", "{d}/x.upf"),
+     r"^voltflow upf: error: {d}/ok.json: provenance.network: the schedule was solved for "
+     r"network 'ds_cnn', not 'resnet8' \(drop --net\)$"),
+    ("upf-schedule-unknown-net", ("upf", "--schedule", "{d}/ok.json", "--net", "nonet"),
+     r"unknown network 'nonet'"),
     ("no-command", (), r"the following arguments are required|usage"),
     ("unknown-command", ("frobnicate",), r"invalid choice"),
 ]  # fmt: skip
@@ -334,6 +352,38 @@ for what, edit, message in SCHEDULE_EDITS:
     )
 
 
+# -- schedule files whose provenance does not lead back to their network and chip (upf) ------------
+UPF_EDITS = [
+    ("no-provenance", lambda d: d.pop("provenance"),
+     r"^voltflow upf: error: {f}: provenance.network: missing \(the schedule does not say which "
+     r"network it was solved for\); pass --net$"),
+    ("no-network", lambda d: d["provenance"].pop("network"), r"{f}: provenance.network: missing"),
+    ("network-number", lambda d: d["provenance"].update(network=5),
+     r"^voltflow upf: error: {f}: provenance.network: must be a non-empty string, not 5$"),
+    ("chip-unknown", lambda d: d["provenance"].update(chip="nochip"),
+     r"^voltflow upf: error: {f}: provenance.chip: unknown chip 'nochip'; known chips: "
+     r"powerflow_ref \(or give a path to a .yaml file\) \(pass --hw\)$"),
+    ("policy-unknown", lambda d: d["provenance"].update(policy="all"),
+     r"^voltflow upf: error: {f}: provenance.policy: must be one of no_pg, layer_pg, rram_pg, "
+     r"not 'all'$"),
+    ("levels-text", lambda d: d["provenance"].update(levels_v="0.9"),
+     r"^voltflow upf: error: {f}: provenance.levels_v: must be a list of voltages, not '0.9'$"),
+    ("time-edited", _layer(0, time_s=1e-9),
+     r"^voltflow upf: error: {f}: layers\[0\] \(conv2d\).time_s is 1e-09 s, but the cost model "
+     r"gives"),
+]  # fmt: skip
+for what, edit, message in UPF_EDITS:
+    CASES.append(
+        Case(
+            f"upf-edited-{what}",
+            ("upf", "--schedule", "{f}", "-o", "{d}/x.upf"),
+            USER_ERROR,
+            message,
+            _edit(edit),
+        )
+    )
+
+
 # -- chips the PMU cannot encode ------------------------------------------------------------------
 REF_CHIP = (Path(__file__).parents[1] / "scheduler" / "hardware" / "powerflow_ref.yaml").read_text()
 
@@ -350,7 +400,7 @@ ENCODABLE = [
      r"sys: the clock divider's increment at 1.3 V is [\d,]+, more than SET_FREQ's 16,777,215"),
 ]  # fmt: skip
 for what, make, message in ENCODABLE:
-    for cmd, argv in CHIP_COMMANDS[:4]:
+    for cmd, argv in [*CHIP_COMMANDS[:4], CHIP_COMMANDS[-1]]:
         CASES.append(Case(f"{cmd}-chip-{what}", argv, USER_ERROR, r"{f}: " + message, make))
 
 

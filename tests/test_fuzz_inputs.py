@@ -10,6 +10,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from voltflow.cosim.upf import UpfRequest, generate_upf
 from voltflow.pmu.compiler import CompileError, compile_schedule
 from voltflow.pmu.disasm import disassemble, launch_states
 from voltflow.pmu.rom import RomError, read_rom
@@ -128,6 +129,26 @@ def test_fuzzed_schedules_load_and_compile_or_raise_their_error(
     path.write_text(json.dumps(_mutated(good_schedule, data)))
     with contextlib.suppress(ScheduleError, CompileError):
         compile_schedule(load_schedule(path), _TABLE)
+
+
+@settings(FAST, max_examples=40)
+@given(data=st.data(), in_provenance=st.booleans())
+def test_fuzzed_schedules_give_a_upf_or_a_one_line_error(
+    tmp_path_factory, good_schedule, data, in_provenance
+) -> None:
+    """`voltflow upf --schedule`: a mutated schedule (half the time in its provenance, which
+    leads back to the network and chip) gives a UPF or a ValueError naming the file."""
+    doc = json.loads(json.dumps(good_schedule))
+    if in_provenance:
+        doc["provenance"] = _mutated(doc["provenance"], data)
+    else:
+        doc = _mutated(doc, data)
+    path = tmp_path_factory.mktemp("u") / "edited.json"
+    path.write_text(json.dumps(doc))
+    try:
+        generate_upf(UpfRequest(schedule=path, check=False))
+    except ValueError as exc:
+        assert "\n" not in str(exc) and len(str(exc)) < 2000
 
 
 @FAST

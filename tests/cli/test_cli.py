@@ -3,9 +3,11 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from voltflow.cosim.build import TraceFormat
+from voltflow.cosim.upf_syntax import parse_upf
 from voltflow.scheduler.chip import load_chip
 from voltflow.scheduler.cost import build_cost_table
 from voltflow.scheduler.network import load_network
@@ -315,3 +317,33 @@ print("LOADED", loaded, file=sys.stderr)
     )
     assert done.returncode == 0, done.stderr
     assert "states at each launch (first frame):" in done.stdout
+
+
+def test_upf_writes_the_file_and_prints_what_it_states(capsys, tmp_path) -> None:
+    chip = str(Path(__file__).resolve().parents[1] / "data" / "chip_small.yaml")
+    out_file = tmp_path / "chip.upf"
+    code, out, _ = run(capsys, "upf", "--hw", chip, "-o", str(out_file), "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["format"] == "voltflow-upf/1" and report["upf_version"] == "2.1"
+    assert (report["chip"], report["top"], report["output"]) == (
+        "chip_small", "accel_core", str(out_file)
+    )  # fmt: skip
+    assert report["bank_counts"] == {"ifmap": 2, "ofmap": 1, "rram": 256}
+    assert [d["name"] for d in report["domains"][:4]] == [
+        "PD_AON",
+        "PD_SYS",
+        "PD_RRAM",
+        "PD_FEEDER",
+    ]
+    assert report["checked"]["instances"][0] == "." and report["checked"]["signals"] == 274
+    assert len(report["power_states"]["states"]) == 1000
+    text = out_file.read_text()
+    assert parse_upf(text) and report["lines"] == text.count("\n")
+    code, out, _ = run(capsys, "upf", "--hw", chip, "-o", str(out_file))
+    assert code == 0
+    assert out.startswith("power intent of chip chip_small (top module accel_core; 2 ifmap, ")
+    assert "checked against the generated Verilog: 9 instances, 7 ports and 274 control" in out
+    # Without -o the UPF itself goes to standard output.
+    code, out, _ = run(capsys, "upf", "--hw", chip)
+    assert code == 0 and out == text

@@ -8,8 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
+from voltflow.cosim.build import TraceFormat
 from voltflow.cosim.e2e import ENERGY_TOLERANCE
-from voltflow.cosim.flow import FlowError, FlowReport, FlowRequest, run_flow
+from voltflow.cosim.flow import RUN_FILES, FlowError, FlowReport, FlowRequest, run_flow
 from voltflow.scheduler.chip import GatingPolicy
 from voltflow.scheduler.solve import InfeasibleError
 
@@ -128,3 +129,10 @@ def test_a_rate_the_chip_cannot_meet_names_the_limit(tmp_path: Path) -> None:
         run_flow(FlowRequest(network="ds_cnn", fps=100000, out_dir=tmp_path))
     assert 0 < info.value.max_rate_fps < 100000
     assert not any(tmp_path.iterdir())
+
+
+def test_a_new_run_removes_every_trace_format_a_previous_run_wrote() -> None:
+    """A folder holds one run: the waves of each format are in the list removed first (the
+    SAIF file was missing from it, so a run without --waves kept an old waves.saif)."""
+    waves = {f"waves.{t.value}" for t in TraceFormat if t is not TraceFormat.NONE}
+    assert waves <= set(RUN_FILES)

@@ -9,6 +9,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
 from amaranth.sim import Simulator
+from voltflow.hw.widths import CLOCK_DOMAINS
 from voltflow.pmu.config import PmuConfig
 from voltflow.pmu.isa import ErrorCode
 from voltflow.pmu.ports import VIOLATION_COUNTERS
@@ -90,6 +91,7 @@ class RtlOutcome:
     launches: list[tuple[int, int]]  # (exec cycle, done cycle)
     counters: dict[str, int]
     bank_on_cycles: list[int]
+    supply: dict[str, tuple[int, int]]  # per domain: the switch enables (select, on) at the end
 
 
 def run_programs(
@@ -142,6 +144,10 @@ def run_programs(
                 launches=launches,
                 counters={n: ctx.get(_counter(pmu, n)) for n in COUNTER_PORTS(config)},
                 bank_on_cycles=on,
+                supply={
+                    d: (ctx.get(getattr(pmu.supply, d).select), ctx.get(getattr(pmu.supply, d).on))
+                    for d in CLOCK_DOMAINS
+                },
             )
             results.append(outcome)
             if check is not None:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from voltflow.pmu.config import PmuConfig
 from voltflow.pmu.isa import DomainCode, ErrorCode, Opcode, encode
-from voltflow.pmu.timing import Outcome, predict
-from voltflow.scheduler.chip import BankKind, load_chip
+from voltflow.pmu.timing import Outcome, SupplyState, predict
+from voltflow.scheduler.chip import DOMAINS, BankKind, load_chip
 
 from tests.pmu.pmu_harness import RtlOutcome, run_programs, stub_cycles
 
@@ -29,12 +29,22 @@ def config() -> PmuConfig:
     return PmuConfig.from_chip(load_chip(SMALL_CHIP), COUNTS)
 
 
-def _expected(config: PmuConfig, words: list[int]) -> Outcome:
-    return predict(words, config, stub_cycles, program_ops=PROGRAM_OPS, budget=BUDGET)
+def _expected(config: PmuConfig, words: list[int]) -> tuple[Outcome, SupplyState]:
+    """The model's outcome and its last supply state (what the switch enables show at the end)."""
+    states: list[SupplyState] = []
+    outcome = predict(
+        words,
+        config,
+        stub_cycles,
+        program_ops=PROGRAM_OPS,
+        budget=BUDGET,
+        on_supply=lambda pc, state: states.append(state),
+    )
+    return outcome, states[-1]
 
 
 def _assert_same(config: PmuConfig, words: list[int], rtl: RtlOutcome) -> None:
-    model = _expected(config, words)
+    model, supply = _expected(config, words)
     where = f"program {[hex(w) for w in words]}"
     assert rtl.error is model.error, where
     assert rtl.end_cycle == model.end_cycle, where
@@ -50,6 +60,11 @@ def _assert_same(config: PmuConfig, words: list[int], rtl: RtlOutcome) -> None:
     }
     assert rtl.counters == expected, where
     assert rtl.bank_on_cycles == model.bank_on_cycles, where
+    # The supply switch enables: one-hot on the rail each domain is connected to.
+    assert rtl.supply == {
+        d.value: (0, 0) if r is None else (1 << r, 1)
+        for d, r in zip(DOMAINS, supply.domain_rails, strict=True)
+    }, where
     assert rtl.ticks <= BOUND, where
 
 
@@ -99,6 +114,15 @@ HAND = {
         E(Opcode.SET_RAIL, rail=0, level=1),
         E(Opcode.HALT, code=1),
     ],
+    # Each domain on its own rail: the supply switch enables are one-hot per domain.
+    "three_rails": lambda c: [
+        *(E(Opcode.SET_RAIL, rail=r, level=2 + r) for r in range(3)),
+        E(Opcode.WAIT_RAILS),
+        E(Opcode.CONNECT, domain=DomainCode.SYS, rail=2),
+        E(Opcode.CONNECT, domain=DomainCode.RRAM, rail=0),
+        E(Opcode.CONNECT, domain=DomainCode.FEEDER, rail=1),
+        E(Opcode.HALT, code=0),
+    ],
     "overrun": lambda c: [
         E(Opcode.SET_PERIOD, cycles=3),
         E(Opcode.WAIT, cycles=10),
@@ -115,7 +139,11 @@ def test_hand_written_programs_match_the_model(config: PmuConfig) -> None:
     rtl = run_programs(config, programs, budget=BUDGET, max_ticks=BOUND + 1)
     for words, outcome in zip(programs, rtl, strict=True):
         _assert_same(config, words, outcome)
-    overclock = _expected(config, HAND["overclock"](config))
+    by_name = dict(zip(sorted(HAND), rtl, strict=True))
+    assert by_name["three_rails"].supply == {"sys": (4, 1), "rram": (1, 1), "feeder": (2, 1)}
+    assert by_name["sleep_frames"].supply == {"sys": (0, 0), "rram": (0, 0), "feeder": (0, 0)}
+    assert by_name["frame_idle_loop"].supply == {"sys": (1, 1), "rram": (1, 1), "feeder": (1, 1)}
+    overclock, _ = _expected(config, HAND["overclock"](config))
     # Two episodes: the early SET_FREQ, and lowering the rail under the fast clock at the end.
     assert overclock.overclock_count == 2
     # The violation starts in the cycle after the SET_FREQ (its effect), while the rail settles.

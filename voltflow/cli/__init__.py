@@ -25,6 +25,7 @@ COMMAND_MODULES = {
     "disasm": "voltflow.cli.rom",
     "cosim": "voltflow.cli.cosim",
     "import": "voltflow.cli.onnx",
+    "upf": "voltflow.cli.upf",
 }
 
 

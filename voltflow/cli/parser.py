@@ -232,6 +232,23 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--name", help="the network's name (default: the file's stem)")
     imp.add_argument("--json", action="store_true", help="print a JSON object")
 
+    upf = sub.add_parser("upf", help="the chip's power intent as IEEE 1801 UPF (2.1)")
+    upf.add_argument(
+        "--hw",
+        default=None,
+        help="chip name or a chip .yaml file (default: the schedule's chip, else powerflow_ref)",
+    )
+    upf.add_argument(
+        "-o", "--output", metavar="FILE.upf", help="write the UPF here (default: standard output)"
+    )
+    upf.add_argument(
+        "--schedule",
+        metavar="FILE",
+        help="voltflow-schedule/1 JSON: the power states are those its PMU program passes through",
+    )
+    upf.add_argument("--net", help="the schedule's network (default: its provenance)")
+    upf.add_argument("--json", action="store_true", help="print a JSON object")
+
     dis = sub.add_parser("disasm", help="disassemble a PMU ROM and show each layer's state")
     dis.add_argument("rom", help="ROM image (.hex or .bin)")
     dis.add_argument("--hw", default="powerflow_ref", help="chip (for voltages)")
