@@ -31,6 +31,7 @@ __all__ = [
     "TARGET_STD",
     "Case",
     "OpParams",
+    "add_multipliers",
     "avgpool_accumulate",
     "case_from_params",
     "channel_scales",
@@ -369,6 +370,18 @@ def pick_channel_multiplier(scale32: np.float32) -> tuple[int, int]:
             f"in 1..{CHANNEL_M_MAX} and s in 0..{CHANNEL_S_MAX}"
         )
     return m, s
+
+
+def add_multipliers(scale_a: float, scale_b: float) -> tuple[int, int, int]:
+    """``(m_a, m_b, s)`` of an add: ``s`` and the larger ratio's multiplier from
+    `pick_multiplier`, the other multiplier ``round(scale * 2^s)`` with the same shift, clamped
+    into 1 .. `M_MAX` (docs/arithmetic.md, "Choosing m and s")."""
+    m_big, s = pick_multiplier(max(scale_a, scale_b))
+    m_a, m_b = (
+        m_big if scale == max(scale_a, scale_b) else _round_multiplier(math.ldexp(scale, s))
+        for scale in (scale_a, scale_b)
+    )
+    return m_a, m_b, s
 
 
 def _check_acc_range(acc: np.ndarray, what: str) -> np.ndarray:
@@ -733,12 +746,8 @@ def make_case(network: Network, seed: int = 0, sparsity: float | Mapping[str, fl
             params[op.name] = OpParams(None, None, m, s)
             out = requantize(_avgpool_acc(op, xs[0]), m, s)
         elif op.kind is OpKind.ADD:
-            scales = [TARGET_STD / (math.sqrt(2.0) * _std(x)) for x in xs]
-            m_big, s = pick_multiplier(max(scales))
-            m_a, m_b = (
-                m_big if scale == max(scales) else _round_multiplier(math.ldexp(scale, s))
-                for scale in scales
-            )
+            scale_a, scale_b = (TARGET_STD / (math.sqrt(2.0) * _std(x)) for x in xs)
+            m_a, m_b, s = add_multipliers(scale_a, scale_b)
             params[op.name] = OpParams(None, None, m_a, s, m_b)
             out = run_op(op, xs, params[op.name])
         else:

@@ -7,12 +7,11 @@ requantisation scales as exact per-channel multipliers (`golden.pick_channel_mul
 quantised with the model's input scale.
 """
 
-import math
-
 import numpy as np
 from voltflow.cosim.golden import (
     Case,
     OpParams,
+    add_multipliers,
     case_from_params,
     pick_channel_multiplier,
     pick_multiplier,
@@ -21,14 +20,7 @@ from voltflow.scheduler.network import Network, OpKind
 from voltflow.scheduler.onnx_model import Model
 from voltflow.scheduler.quantise import Quantised, seeded_input
 
-__all__ = ["model_case", "model_params", "two_term_multipliers"]
-
-
-def two_term_multipliers(ratio_a: float, ratio_b: float) -> tuple[int, int, int]:
-    """``(m_a, m_b, s)`` of an add: one shift, from the larger ratio (as `golden.make_case`)."""
-    m_big, s = pick_multiplier(max(ratio_a, ratio_b))
-    other = min(max(math.floor(math.ldexp(min(ratio_a, ratio_b), s) + 0.5), 1), (1 << 16) - 1)
-    return (m_big, other, s) if ratio_a >= ratio_b else (other, m_big, s)
+__all__ = ["model_case", "model_params"]
 
 
 def model_params(network: Network, quantised: Quantised) -> dict[str, OpParams]:
@@ -55,7 +47,7 @@ def model_params(network: Network, quantised: Quantised) -> dict[str, OpParams]:
             m, s = pick_multiplier(quantised.op_scales[op.name][0])
             params[op.name] = OpParams(None, None, m, s)
         elif op.kind is OpKind.ADD:
-            m_a, m_b, s = two_term_multipliers(*quantised.op_scales[op.name])
+            m_a, m_b, s = add_multipliers(*quantised.op_scales[op.name])
             params[op.name] = OpParams(None, None, m_a, s, m_b)
     return params
 
