@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .documents import DocumentError, parse_yaml, read_text, short
-from .network import Network, NetworkError, load_network
+from .network import Network, NetworkError, load_network, network_from_document
 from .onnx_graph import OnnxError, read_onnx
 from .onnx_import import Imported, import_onnx
 from .quantise import QuantError, Quantised, calibrate, quantise, seeded_input
@@ -75,15 +75,17 @@ def import_model(
     path: str | os.PathLike[str],
     *,
     input_shape: Sequence[int] | None = None,
-    calibration: Sequence[np.ndarray] | None = None,
+    calibration: str | os.PathLike[str] | None = None,
     seed: int = 0,
     scales: Mapping[str, float] | None = None,
     scheme: str | None = None,
 ) -> Model:
     """Import and quantise an ONNX model.
 
-    A float model is calibrated on ``calibration`` (float (C, H, W) inputs) or, when None, on the
-    seeded standard-normal input of ``seed``; ``scales`` (a network file's) skip calibration.
+    A float model is calibrated on the inputs of the ``.npy`` file ``calibration``
+    (`read_calibration`, checked against the imported network's input) or, when None, on the
+    seeded standard-normal input of ``seed``; ``scales`` (a network file's, with its ``scheme``)
+    skip calibration.
 
     Raises
     ------
@@ -93,6 +95,7 @@ def import_model(
         The model cannot be quantised as the accelerator needs.
     """
     imported = import_onnx(read_onnx(path, input_shape))
+    inputs = None if calibration is None else read_calibration(calibration, imported.network)
     if scales is not None:
         return Model(
             imported.network,
@@ -101,12 +104,11 @@ def import_model(
         )
     if imported.quantised:
         return Model(imported.network, imported, quantise(imported))
-    if calibration is None:
+    if inputs is None:
         inputs = [seeded_input(imported.network, seed)]
         how = f"calibrated on a seeded standard-normal input (seed {seed})"
     else:
-        inputs = list(calibration)
-        how = scheme or f"calibrated on {len(inputs)} input(s)"
+        how = f"calibrated on {len(inputs)} input(s) of {calibration}"
     ranges = calibrate(imported, inputs)
     return Model(imported.network, imported, quantise(imported, ranges, scheme=how))
 
@@ -233,11 +235,11 @@ def load_model(name_or_path: str | os.PathLike[str], *, seed: int = 0) -> Model:
     try:
         if text.endswith(".onnx"):
             return import_model(name_or_path, seed=seed)
-        network = load_network(name_or_path)
         if not text.endswith((".yaml", ".yml")):
-            return Model(network)
-        doc = parse_yaml(read_text(name_or_path, text), text)
-        if not isinstance(doc, dict) or "parameters" not in doc:
+            return Model(load_network(name_or_path))
+        doc = parse_yaml(read_text(name_or_path, text), text)  # read and parsed once
+        network = network_from_document(doc, text)
+        if "parameters" not in doc:
             return Model(network)
         onnx_path, digest, shape, scheme, scales = _parameters(text, doc["parameters"])
         model_path = Path(text).parent / onnx_path

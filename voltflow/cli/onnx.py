@@ -11,7 +11,7 @@ from voltflow.cli.console import CliError, check_writable, emit
 from voltflow.scheduler.documents import write_atomic
 from voltflow.scheduler.onnx_graph import OnnxError, read_onnx
 from voltflow.scheduler.onnx_import import SUPPORTED_OPS, census, import_onnx
-from voltflow.scheduler.onnx_model import import_document, import_model, read_calibration
+from voltflow.scheduler.onnx_model import import_document, import_model
 from voltflow.scheduler.quantise import QuantError
 from voltflow.scheduler.texttable import format_table
 
@@ -95,15 +95,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     model_path = Path(args.model)
     shape = parse_input_shape(args.input_shape)
     try:
-        calibration = None
-        scheme = None
-        if args.calibration:
-            # The network (for the input shape) first, then the inputs checked against it.
-            network = import_onnx(read_onnx(model_path, shape)).network
-            calibration = read_calibration(args.calibration, network)
-            scheme = f"calibrated on {len(calibration)} input(s) of {args.calibration}"
         model = import_model(
-            model_path, input_shape=shape, calibration=calibration, seed=args.seed, scheme=scheme
+            model_path, input_shape=shape, calibration=args.calibration, seed=args.seed
         )
     except (OnnxError, QuantError) as exc:
         raise CliError(str(exc)) from None
