@@ -85,6 +85,8 @@ class Graph:
         Static shape of every tensor whose shape inference could tell.
     constants : Mapping[str, numpy.ndarray]
         Initializers and ``Constant`` outputs.
+    readers : Mapping[str, tuple[Node, ...]]
+        The nodes that read each tensor, in file order (tensors no node reads are absent).
     """
 
     path: Path
@@ -97,10 +99,11 @@ class Graph:
     nodes: tuple[Node, ...]
     shapes: Mapping[str, tuple[int, ...]]
     constants: Mapping[str, np.ndarray]
+    readers: Mapping[str, tuple[Node, ...]]
 
     def consumers(self, tensor: str) -> tuple[Node, ...]:
         """Nodes that read ``tensor``, in file order."""
-        return tuple(node for node in self.nodes if tensor in node.inputs)
+        return self.readers.get(tensor, ())
 
 
 def _fail(label: str, problem: str) -> OnnxError:
@@ -342,6 +345,11 @@ def read_onnx(path: str | os.PathLike[str], input_shape: Sequence[int] | None = 
                 "standard ONNX operators (and onnxruntime's quantised contrib operators)",
             )
         nodes.append(node)
+    readers: dict[str, list[Node]] = {}
+    for node in nodes:
+        for name in dict.fromkeys(node.inputs):  # a node reading a tensor twice counts once
+            if name:
+                readers.setdefault(name, []).append(node)
     producer = " ".join(p for p in (model.producer_name, model.producer_version) if p)
     return Graph(
         path=path,
@@ -354,4 +362,5 @@ def read_onnx(path: str | os.PathLike[str], input_shape: Sequence[int] | None = 
         nodes=tuple(nodes),
         shapes=MappingProxyType(shapes),
         constants=MappingProxyType(constants),
+        readers=MappingProxyType({name: tuple(found) for name, found in readers.items()}),
     )
