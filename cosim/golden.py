@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from voltflow.hw.widths import CHANNEL_M_BITS, CHANNEL_S_BITS
 from voltflow.scheduler.network import Network, Op, OpKind
+from voltflow.scheduler.windows import im2col, windows
 
 __all__ = [
     "ACC_MAX",
@@ -392,25 +392,6 @@ def _check_acc_range(acc: np.ndarray, what: str) -> np.ndarray:
     return acc
 
 
-def _windows(x: np.ndarray, kernel: Pair, stride: Pair, padding: Padding, fill: int) -> np.ndarray:
-    """The (C, OH, OW, kh, kw) view of every window of ``x`` padded with ``fill``."""
-    kh, kw = kernel
-    sh, sw = stride
-    top, left, bottom, right = padding
-    if min(kh, kw, sh, sw) < 1 or min(padding) < 0:
-        raise ValueError(
-            f"kernel and stride must be positive and padding non-negative, not kernel {kernel}, "
-            f"stride {stride}, padding {padding}"
-        )
-    _, height, width = x.shape
-    if height + top + bottom < kh or width + left + right < kw:
-        raise ValueError(
-            f"kernel {kernel} does not fit the {height}x{width} input padded by {padding}"
-        )
-    padded = np.pad(x, ((0, 0), (top, bottom), (left, right)), constant_values=fill)
-    return sliding_window_view(padded, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
-
-
 def _exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Integer matrix product of int8-valued operands through float64 BLAS (exact, see above)."""
     if a.shape[-1] >= _EXACT_TERMS:
@@ -456,13 +437,9 @@ def conv_accumulate(
         raise ValueError(
             f"weight must hold C_in / groups = {c_in // groups} input channels, not {c_in_g}"
         )
-    win = _windows(x, (kh, kw), stride, padding, 0)  # (C_in, OH, OW, kh, kw)
+    win = windows(x, (kh, kw), stride, padding, 0)  # (C_in, OH, OW, kh, kw)
     _, oh, ow, _, _ = win.shape
-    cols = (
-        win.reshape(groups, c_in_g, oh, ow, kh, kw)
-        .transpose(0, 1, 4, 5, 2, 3)
-        .reshape(groups, c_in_g * kh * kw, oh * ow)
-    )
+    cols = im2col(win, groups)
     w = weight.reshape(groups, c_out // groups, c_in_g * kh * kw)
     acc = _exact_matmul(w, cols).reshape(c_out, oh, ow)
     if bias is not None:
@@ -503,7 +480,7 @@ def maxpool(
     """Max pool: the maximum of each window's in-bound positions (padding is ignored), int8."""
     _check_int8("x", x, 3)
     sentinel = np.iinfo(np.int16).min  # below every int8 value
-    win = _windows(x.astype(np.int16), kernel, stride, padding, sentinel)
+    win = windows(x.astype(np.int16), kernel, stride, padding, sentinel)
     out = win.max(axis=(3, 4))
     if out.size and out.min() == sentinel:
         raise ValueError(f"a window of kernel {kernel} lies entirely in the padding {padding}")
@@ -518,7 +495,7 @@ def avgpool_accumulate(
     The division is the requantisation with the op's ``m, s`` (about ``1 / (kh * kw)``).
     """
     _check_int8("x", x, 3)
-    win = _windows(x.astype(np.int64), kernel, stride, padding, 0)
+    win = windows(x.astype(np.int64), kernel, stride, padding, 0)
     return win.sum(axis=(3, 4))
 
 

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .network import Network, Op, OpKind
 from .onnx_import import Imported
+from .windows import im2col, windows
 
 __all__ = [
     "QuantError",
@@ -88,9 +88,7 @@ class Quantised:
 
 
 def _windows(x: np.ndarray, op: Op, fill: float) -> np.ndarray:
-    top, left, bottom, right = op.padding
-    padded = np.pad(x, ((0, 0), (top, bottom), (left, right)), constant_values=fill)
-    return sliding_window_view(padded, op.kernel, axis=(1, 2))[:, :: op.stride[0], :: op.stride[1]]
+    return windows(x, op.kernel, op.stride, op.padding, fill)
 
 
 def _float_op(
@@ -104,14 +102,9 @@ def _float_op(
             y = weight.reshape(weight.shape[0], -1) @ x.reshape(-1) + bias
             return y.reshape(-1, 1, 1)
         win = _windows(x, op, 0.0)  # (C_in, OH, OW, kh, kw)
-        c_in, oh, ow, kh, kw = win.shape
-        g = op.groups
-        cols = (
-            win.reshape(g, c_in // g, oh, ow, kh, kw)
-            .transpose(0, 1, 4, 5, 2, 3)
-            .reshape(g, (c_in // g) * kh * kw, oh * ow)
-        )
-        w = weight.reshape(g, weight.shape[0] // g, -1)
+        _, oh, ow, _, _ = win.shape
+        cols = im2col(win, op.groups)
+        w = weight.reshape(op.groups, weight.shape[0] // op.groups, -1)
         return np.matmul(w, cols).reshape(-1, oh, ow) + bias[:, None, None]
     if kind is OpKind.MAXPOOL:
         return _windows(xs[0], op, -np.inf).max(axis=(3, 4))
