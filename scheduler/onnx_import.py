@@ -544,24 +544,20 @@ class _Importer:
         """``onnx_name`` holds ``act``'s int8 values in the model (the last quantisation wins)."""
         self.int8_names[act.tensor] = onnx_name
 
-    def quantize(self, node: Node) -> str:
-        act = self.act(node)
-        scale = self.const(node, 1, "scale")
-        zero = (
-            self.const(node, 2, "zero point") if len(node.inputs) > 2 and node.inputs[2] else None
-        )
-        self.set_scale(act, scale, zero, "the activation")
-        self.int8_tensor(act, node.outputs[0])
-        self.values[node.outputs[0]] = act
-        return "quantisation scale"
+    def scale_from(self, node: Node, act: _Act, scale_at: int, zero_at: int, what: str) -> None:
+        """Record ``act``'s scale from the node's inputs ``scale_at`` and (optional) ``zero_at``."""
+        scale = self.const(node, scale_at, f"{what} scale")
+        has_zero = zero_at < len(node.inputs) and bool(node.inputs[zero_at])
+        zero = self.const(node, zero_at, f"{what} zero point") if has_zero else None
+        self.set_scale(act, scale, zero, f"the {what}")
 
-    def dequantize(self, node: Node) -> str:
+    def quantize(self, node: Node) -> str:
+        """QuantizeLinear or DequantizeLinear of an activation: the tensor's scale; a
+        QuantizeLinear's output holds its int8 values."""
         act = self.act(node)
-        scale = self.const(node, 1, "scale")
-        zero = (
-            self.const(node, 2, "zero point") if len(node.inputs) > 2 and node.inputs[2] else None
-        )
-        self.set_scale(act, scale, zero, "the activation")
+        self.scale_from(node, act, 1, 2, "activation")
+        if node.op_type == "QuantizeLinear":
+            self.int8_tensor(act, node.outputs[0])
         self.values[node.outputs[0]] = act
         return "quantisation scale"
 
@@ -709,18 +705,10 @@ class _Importer:
         self.quantised = True
 
     def check_input_scale(self, node: Node, act: _Act, scale_at: int, zero_at: int) -> None:
-        scale = self.const(node, scale_at, "input scale")
-        zero = self.const(node, zero_at, "input zero point") if node.inputs[zero_at] else None
-        self.set_scale(act, scale, zero, "the input")
+        self.scale_from(node, act, scale_at, zero_at, "input")
 
     def set_output_scale(self, node: Node, act: _Act, scale_at: int, zero_at: int) -> None:
-        scale = self.const(node, scale_at, "output scale")
-        zero = (
-            self.const(node, zero_at, "output zero point")
-            if zero_at < len(node.inputs) and node.inputs[zero_at]
-            else None
-        )
-        self.set_scale(act, scale, zero, "the output")
+        self.scale_from(node, act, scale_at, zero_at, "output")
         self.int8_tensor(act, node.outputs[0])
 
     def fc_from(
@@ -1255,7 +1243,7 @@ _HANDLERS: Final[Mapping[str, Callable[[_Importer, Node], str]]] = {
     "Identity": _Importer.passthrough,
     "Softmax": _Importer.softmax,
     "QuantizeLinear": _Importer.quantize,
-    "DequantizeLinear": _Importer.dequantize,
+    "DequantizeLinear": _Importer.quantize,
 }
 _CONTRIB: Final = frozenset(
     {
