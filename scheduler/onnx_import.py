@@ -126,11 +126,6 @@ class Layer:
     qweight: np.ndarray | None = None
     weight_scale: np.ndarray | None = None
     qbias: np.ndarray | None = None
-    nodes: list[int] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return str(self.doc["name"])
 
 
 @dataclass(slots=True)
@@ -634,7 +629,7 @@ class _Importer:
             "per_channel": True,
         }
         bias, qbias = self.bias(node, bias_value, c_out)
-        layer = Layer(doc, weight.astype(np.float64), bias, nodes=[node.index])
+        layer = Layer(doc, weight.astype(np.float64), bias)
         self.quant_weights(node, layer, weight_const, qbias, axis=0)
         out = self.emit(node, doc, _window_dims(act.dims, c_out, (kh, kw), strides, pads))
         self.layers[out.tensor] = layer
@@ -721,7 +716,7 @@ class _Importer:
         qaxis: int,
     ) -> _Act:
         """An fc of ``act`` with ``weight`` (N, K) in real units."""
-        producer_shape = self.tensor_shape(act)
+        producer_shape = self.out_chw[act.tensor]
         k = math.prod(producer_shape)
         if len(act.dims) != 2 and any(d != 1 for d in act.dims[2:]):
             raise _Unsupported(
@@ -744,7 +739,6 @@ class _Importer:
             doc,
             weight.reshape(n, *producer_shape).astype(np.float64),
             bias,
-            nodes=[node.index],
         )
         if weight_const.quant is not None:
             q, scale, zero, axis = weight_const.quant
@@ -760,9 +754,6 @@ class _Importer:
         out = self.emit(node, doc, (1, int(n)))
         self.layers[out.tensor] = layer
         return out
-
-    def tensor_shape(self, act: _Act) -> tuple[int, int, int]:
-        return self.out_chw[act.tensor]
 
     def spatial(self, node: Node, position: int = 0) -> _Act:
         """Input ``position`` as a [1, C, H, W] activation laid out as its producer wrote it."""
@@ -880,7 +871,7 @@ class _Importer:
             raise _Unsupported(f"{what} after an int8 conv cannot be folded into int8 weights")
         return layer
 
-    def channel_vector(self, value: np.ndarray, act: _Act, what: str) -> np.ndarray | None:
+    def channel_vector(self, value: np.ndarray, act: _Act) -> np.ndarray | None:
         """``value`` as one number per channel of ``act`` if it broadcasts so; None otherwise."""
         channels = act.dims[1] if len(act.dims) > 1 else 1
         array = np.asarray(value, dtype=np.float64)
@@ -906,7 +897,6 @@ class _Importer:
         eps = float(node.attrs.get("epsilon", 1e-5))
         scale = gamma / np.sqrt(var + eps)
         self.affine(layer, scale, beta - mean * scale)
-        layer.nodes.append(node.index)
         self.values[node.outputs[0]] = act
         return "folded into the conv"
 
@@ -926,7 +916,7 @@ class _Importer:
             a, b = b, a
         if not (isinstance(a, _Act) and isinstance(b, _Const)):
             raise _Unsupported(f"{op} of these operands")
-        vector = self.channel_vector(b.value, a, op)
+        vector = self.channel_vector(b.value, a)
         if vector is None:
             raise _Unsupported(
                 f"{op} with a constant of shape {list(b.value.shape)}: only per-channel constants "
@@ -942,7 +932,6 @@ class _Importer:
             self.affine(layer, ones, vector)
         else:
             self.affine(layer, ones, -vector)
-        layer.nodes.append(node.index)
         self.values[node.outputs[0]] = a
         return "folded into the conv"
 
@@ -1007,9 +996,6 @@ class _Importer:
         self.int8_names.pop(act.tensor, None)
         if cap is not None:
             self.caps[act.tensor] = min(cap, self.caps.get(act.tensor, cap))
-        layer = self.layers.get(act.tensor)
-        if layer is not None:
-            layer.nodes.append(node.index)
         self.values[node.outputs[0]] = act
         return "relu of the producer"
 
