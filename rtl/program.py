@@ -51,6 +51,9 @@ class OpMode(shaped_enum.Enum, shape=3):
     MAXPOOL = 2  # feeder's vector unit
     AVGPOOL = 3  # feeder's vector unit, requantised
     ADD = 4  # feeder's vector unit, two inputs
+    SCORES = 5  # attention Q K^T on the array, B (K, transposed) from the scratchpad
+    CONTEXT = 6  # attention A V on the array, B (V) from the scratchpad
+    SOFTMAX = 7  # feeder's softmax unit over the rows of a scores tensor
 
 
 class Descriptor(data.Struct):
@@ -85,6 +88,17 @@ class Descriptor(data.Struct):
     m: 16
     s: 6
     m_b: 16
+    # Attention (SCORES, CONTEXT; docs/attention.md): batch b = p * heads + h is group b.
+    heads: 12
+    head_ch: 12  # channels per head (dh)
+    a_ch: 12  # SCORES: Q's first channel in the A map
+    b_ch: 12  # K's (SCORES) or V's (CONTEXT) first channel in the B map
+    map_w: 12  # width W of the B map (and of CONTEXT's output map)
+    map_plane: 24  # H * W of the B map (channel-block pitch, and of CONTEXT's output map)
+    tok_w: 12  # tokens per row W / pw
+    tok_step: 24  # pixels from one token row to the next: ph * W
+    ph: 8  # patch height (token stride in rows)
+    pw: 8  # patch width
 
 
 #: Width of a program word (one descriptor).
@@ -143,6 +157,16 @@ class OpDescriptor:
     m: int = 1
     s: int = 0
     m_b: int = 0
+    heads: int = 0
+    head_ch: int = 0
+    a_ch: int = 0
+    b_ch: int = 0
+    map_w: int = 0
+    map_plane: int = 0
+    tok_w: int = 0
+    tok_step: int = 0
+    ph: int = 1
+    pw: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.mode, OpMode):
