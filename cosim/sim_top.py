@@ -307,10 +307,19 @@ module {TOP_NAME} (
     return -1;
   endfunction
 
+  // The write port's byte mask, one bit per int8 lane, as a bit mask of the word.
+  wire [63:0] spad_write_bytes;
+  for (genvar l = 0; l < 8; l++) begin : g_spad_write_lane
+    assign spad_write_bytes[8 * l +: 8] = {{8{{spad_write__mask[l]}}}};
+  end
+
   reg start_q;
   always @(posedge clk) begin
     start_q <= rst ? 1'b0 : launch__start;
-    if (spad_write__en) spad[spad_write__addr[{spad_bits - 1}:0]] <= spad_write__data;
+    if (spad_write__en)
+      spad[spad_write__addr[{spad_bits - 1}:0]] <=
+        (spad[spad_write__addr[{spad_bits - 1}:0]] & ~spad_write_bytes)
+        | (spad_write__data & spad_write_bytes);
     // A volatile bank that loses power loses its contents (the loop only runs on a GATE or
     // SLEEP: a per-cycle loop over the banks would cost the simulation dearly).
     if (|banks__gated_now)

@@ -55,16 +55,23 @@ class MemoryRead(wiring.Signature):
 
 
 class MemoryWrite(wiring.Signature):
-    """A memory write port, as the writer sees it: ``data`` is written to ``addr`` when ``en``."""
+    """A memory write port, as the writer sees it: ``data`` is written to ``addr`` when ``en``.
 
-    def __init__(self, *, addr_bits: int, data_bits: int) -> None:
-        super().__init__(
-            {
-                "addr": Out(_bits("addr_bits", addr_bits)),
-                "data": Out(_bits("data_bits", data_bits)),
-                "en": Out(1),
-            }
-        )
+    With ``mask_bits``, a ``mask`` member selects which of the word's ``mask_bits`` equal lanes
+    are written (a byte-enable write); the others keep their contents.
+    """
+
+    def __init__(self, *, addr_bits: int, data_bits: int, mask_bits: int | None = None) -> None:
+        members = {
+            "addr": Out(_bits("addr_bits", addr_bits)),
+            "data": Out(_bits("data_bits", data_bits)),
+            "en": Out(1),
+        }
+        if mask_bits is not None:
+            if data_bits % _bits("mask_bits", mask_bits):
+                raise ValueError(f"mask_bits {mask_bits} must divide data_bits {data_bits}")
+            members["mask"] = Out(mask_bits)
+        super().__init__(members)
 
 
 class Launch(wiring.Signature):

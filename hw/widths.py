@@ -20,6 +20,7 @@ __all__ = [
     "SELECT_BITS",
     "TIME_BITS",
     "WORD_BITS",
+    "WORD_LANES",
 ]
 
 #: Word-address width of the scratchpad and RRAM ports (16 M words each; the SV wrapper's
@@ -27,6 +28,8 @@ __all__ = [
 ADDR_BITS = 24
 #: Width of a scratchpad / RRAM / buffer word.
 WORD_BITS = 64
+#: int8 lanes of a word: the scratchpad write port's byte mask has one bit per lane.
+WORD_LANES = WORD_BITS // 8
 #: Width of every activity counter of the accelerator and of its cycle counter.
 COUNTER_BITS = 48
 #: Width of the reference-cycle clock and of every PMU time counter: a fuzz program may WAIT

@@ -4,22 +4,24 @@ The scratchpad, the RRAM and the program memory are outside (ports), so a simula
 can load and dump them without rebuilding; everything else is inside.
 """
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Mux
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.lib.wiring import In, Out, connect, flipped
 from voltflow.hw.signatures import ClockIncrements, Counters, MemoryRead, MemoryWrite
-from voltflow.hw.widths import ADDR_BITS, COUNTER_BITS, WORD_BITS
+from voltflow.hw.widths import ADDR_BITS, COUNTER_BITS, WORD_BITS, WORD_LANES
 from voltflow.pmu.config import PROGRAM_ADDR_BITS
 from voltflow.pmu.ports import LaunchPort
 from voltflow.rtl.activity_counters import COUNTERS, ActivityCounters
 from voltflow.rtl.array_engine import ArrayEngine
+from voltflow.rtl.b_loader import BLoader
 from voltflow.rtl.buffers import DomainBuffers
 from voltflow.rtl.config import AccelConfig
 from voltflow.rtl.gather import Gather
 from voltflow.rtl.output_writer import OutputWriter
 from voltflow.rtl.program import ProgramMemory
 from voltflow.rtl.sequencer import ENGINE_DOMAINS, ENGINES, LayerSequencer
+from voltflow.rtl.softmax_unit import SoftmaxUnit
 from voltflow.rtl.vector_unit import VectorUnit
 from voltflow.rtl.weight_dma import WeightDma
 from voltflow.scheduler.chip import Domain
@@ -83,7 +85,9 @@ class Accelerator(wiring.Component):
                 "clocks": In(ClockIncrements(phase_bits=config.phase_bits)),
                 "prog": Out(ProgramMemory()),
                 "spad_read": Out(MemoryRead(addr_bits=ADDR_BITS, data_bits=WORD_BITS, strobe=True)),
-                "spad_write": Out(MemoryWrite(addr_bits=ADDR_BITS, data_bits=WORD_BITS)),
+                "spad_write": Out(
+                    MemoryWrite(addr_bits=ADDR_BITS, data_bits=WORD_BITS, mask_bits=WORD_LANES)
+                ),
                 "rram_read": Out(MemoryRead(addr_bits=ADDR_BITS, data_bits=WORD_BITS, strobe=True)),
                 "op_done": Out(1),
                 "op_index": Out(PROGRAM_ADDR_BITS),
@@ -99,8 +103,10 @@ class Accelerator(wiring.Component):
         m.submodules.sequencer = seq = LayerSequencer(cfg)
         gather, writer, array = Gather(cfg), OutputWriter(cfg), ArrayEngine(cfg)
         vector, dma = VectorUnit(cfg), WeightDma(cfg)
+        bload, softmax = BLoader(cfg), SoftmaxUnit(cfg)
         engines: dict[str, wiring.Component] = {
             "gather": gather, "writer": writer, "array": array, "vector": vector, "dma": dma,
+            "bload": bload, "softmax": softmax,
         }  # fmt: skip
         # Each engine is the instance of its sequencer bus's name (the power intent's names).
         for name in ENGINES:
@@ -139,7 +145,12 @@ class Accelerator(wiring.Component):
             ]
             lanes.append(mem)
         wbuf = buffer("weight_buffer", Memory(shape=WORD_BITS, depth=2 * cfg.half_words, init=[]))
-        writes(wbuf.write_port(), dma.wbuf_write)
+        # One write port: the RRAM DMA (weights) or the B loader (attention), never both at once.
+        wbuf_write = wbuf.write_port()
+        with m.If(bload.control.busy):
+            writes(wbuf_write, bload.wbuf_write)
+        with m.Else():
+            writes(wbuf_write, dma.wbuf_write)
         reads(wbuf.read_port(domain="comb"), array.wbuf_read)
         reads(wbuf.read_port(domain="comb"), array.wbuf_bias_read)
         obuf = buffer(
@@ -169,37 +180,71 @@ class Accelerator(wiring.Component):
             connect(m, getattr(seq, name), engines[name].control)
         m.d.comb += [self.op_done.eq(seq.op_done), self.op_index.eq(seq.op_index)]
         # The engines read the current descriptor whole, and where the epoch stands.
-        m.d.comb += [engine.desc.eq(seq.desc) for engine in (gather, writer, array, vector)]
+        m.d.comb += [
+            engine.desc.eq(seq.desc)
+            for engine in (gather, writer, array, vector, bload, softmax)
+        ]
         connect(m, seq.epoch, gather.epoch, writer.epoch, array.epoch)
         m.d.comb += [
             gather.spad_read.data.eq(self.spad_read.data),
             array.flush.eq(seq.array_flush),
             vector.spad_read.data.eq(self.spad_read.data),
+            bload.spad_read.data.eq(self.spad_read.data),
+            softmax.spad_read.data.eq(self.spad_read.data),
+            bload.block.eq(seq.bload_block),
+            bload.nb.eq(seq.bload_nb),
+            bload.pix0.eq(seq.bload_pix0),
+            bload.lane_lo.eq(seq.bload_lane_lo),
+            bload.first.eq(seq.bload_first),
+            bload.half.eq(seq.bload_half),
             dma.src.eq(seq.dma_src),
             dma.words.eq(seq.dma_words),
             dma.half.eq(seq.dma_half),
             self.rram_read.addr.eq(dma.rram_read.addr),
             dma.rram_read.data.eq(self.rram_read.data),
         ]
-        # Scratchpad ports: the array modes use the gather (read) and the writer (write), the
-        # VECTOR modes the vector unit; never both at once.
+        # Scratchpad ports: the array modes use the gather (read) and the writer (write), an
+        # attention matmul's B load the B loader (read), the VECTOR modes the vector unit or the
+        # softmax unit; never two at once.
         with m.If(vector.control.busy):
             m.d.comb += [
                 self.spad_read.addr.eq(vector.spad_read.addr),
                 self.spad_write.addr.eq(vector.spad_write.addr),
                 self.spad_write.data.eq(vector.spad_write.data),
+                self.spad_write.mask.eq(-1),
                 self.spad_write.en.eq(vector.spad_write.en),
             ]
         with m.Else():
+            # The softmax unit, or the array modes' gather / B loader and writer.
+            softmax_busy = softmax.control.busy
             m.d.comb += [
-                self.spad_read.addr.eq(gather.spad_read.addr),
-                self.spad_write.addr.eq(writer.spad_write.addr),
-                self.spad_write.data.eq(writer.spad_write.data),
-                self.spad_write.en.eq(writer.spad_write.en),
+                self.spad_read.addr.eq(
+                    Mux(
+                        softmax_busy,
+                        softmax.spad_read.addr,
+                        Mux(bload.control.busy, bload.spad_read.addr, gather.spad_read.addr),
+                    )
+                ),
+                self.spad_write.addr.eq(
+                    Mux(softmax_busy, softmax.spad_write.addr, writer.spad_write.addr)
+                ),
+                self.spad_write.data.eq(
+                    Mux(softmax_busy, softmax.spad_write.data, writer.spad_write.data)
+                ),
+                self.spad_write.mask.eq(
+                    Mux(softmax_busy, softmax.spad_write.mask, writer.spad_write.mask)
+                ),
+                self.spad_write.en.eq(Mux(softmax_busy, softmax.spad_write.en, writer.spad_write.en)),
             ]
 
         # ---- counters ----------------------------------------------------------------------
-        feeder_busy = gather.control.busy | writer.control.busy | vector.control.busy
+        feeder_busy = (
+            gather.control.busy
+            | writer.control.busy
+            | vector.control.busy
+            | bload.control.busy
+            | softmax.control.busy
+        )
         running = seq.running
         incs = {
             "cycles": running,
@@ -210,11 +255,16 @@ class Accelerator(wiring.Component):
             "feeder_idle": running & ~feeder_busy,
             "rram_idle": running & ~dma.control.busy,
             "macs": array.macs_inc,
-            "spad_reads": gather.spad_reads_inc + vector.spad_reads_inc,
+            "spad_reads": (
+                gather.spad_reads_inc
+                + vector.spad_reads_inc
+                + bload.spad_reads_inc
+                + softmax.spad_reads_inc
+            ),
             "spad_writes": self.spad_write.en,
             "lane_words": gather.lane_writes_inc + array.lane_reads_inc,
             "wbuf_reads": array.wbuf_reads_inc,
-            "wbuf_writes": dma.wbuf_write.en,
+            "wbuf_writes": dma.wbuf_write.en | bload.wbuf_write.en,
             "rram_reads": dma.wbuf_write.en,
             "dma_beats": dma.wbuf_write.en,
             "steps": seq.step_barrier,
@@ -223,7 +273,12 @@ class Accelerator(wiring.Component):
         # Counters are cumulative from reset across launches (readers take differences).
         m.d.comb += [
             counters.clear.eq(0),
-            self.spad_read.en.eq(gather.spad_reads_inc | vector.spad_reads_inc),
+            self.spad_read.en.eq(
+                gather.spad_reads_inc
+                | vector.spad_reads_inc
+                | bload.spad_reads_inc
+                | softmax.spad_reads_inc
+            ),
             self.rram_read.en.eq(dma.wbuf_write.en),
         ]
         m.d.comb += [getattr(counters.inc, name).eq(incs[name]) for name, _ in COUNTERS]

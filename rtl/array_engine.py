@@ -7,7 +7,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from voltflow.hw.signatures import MemoryRead, MemoryWrite
 from voltflow.hw.widths import CHANNEL_ENTRY_BITS, WORD_BITS
-from voltflow.rtl.arith import address_bits, widened_signed
+from voltflow.rtl.arith import address_bits, head_lanes, widened_signed
 from voltflow.rtl.buses import EngineControl, EpochCursor
 from voltflow.rtl.config import AccelConfig
 from voltflow.rtl.program import ChannelRequant, Descriptor, OpMode
@@ -74,6 +74,9 @@ class ArrayEngine(wiring.Component):
         m = Module()
         desc = self.desc
         dw = desc.mode == OpMode.DEPTHWISE
+        scores = desc.mode == OpMode.SCORES
+        context = desc.mode == OpMode.CONTEXT
+        matmul = scores | context  # B from the scratchpad: no bias words, no bias
         cfg = self.config
         R, C, L, BW, RQ = cfg.rows, cfg.cols, cfg.lanes, cfg.bias_words, cfg.requant_words
         lane_shift = L.bit_length() - 1
@@ -147,7 +150,7 @@ class ArrayEngine(wiring.Component):
         # pass, while tile 0 streams (second weight-buffer port), word u in tick u.
         capture = Signal()
         side_len = Mux(desc.per_channel, BW + RQ, BW)
-        m.d.comb += capture.eq(streaming & (tile == 0) & (u < side_len))
+        m.d.comb += capture.eq(streaming & (tile == 0) & (u < side_len) & ~matmul)
         with m.If(capture):
             m.d.sync += side_acc.word_select(u[: address_bits(BW + RQ - 1)], WORD_BITS).eq(
                 self.wbuf_bias_read.data
@@ -175,9 +178,16 @@ class ArrayEngine(wiring.Component):
         cols_real = Signal(8)
         left_ch = Signal(signed(20))
         m.d.comb += left_ch.eq(widened_signed(desc.cout) - (self.epoch.jp0 + p) * C)
-        m.d.comb += cols_real.eq(Mux(left_ch >= C, C, left_ch))
+        head_cols = head_lanes(self.epoch.jp0, self.epoch.lane_lo, desc.head_ch, C)
+        with m.If(context):
+            m.d.comb += cols_real.eq(sum(head_cols[c] for c in range(C)))
+        with m.Else():
+            m.d.comb += cols_real.eq(Mux(left_ch >= C, C, left_ch))
+        k_index = Signal(16)
+        m.d.comb += k_index.eq(cbk * L + lane)
+        in_head = (k_index >= self.epoch.lane_lo) & (k_index < self.epoch.lane_lo + desc.head_ch)
         k_real = Signal()
-        m.d.comb += k_real.eq(dw | ((cbk * L + lane) < desc.cin))
+        m.d.comb += k_real.eq(dw | Mux(scores, in_head, k_index < desc.cin))
         with m.If(streaming & in_k & k_real):
             m.d.comb += self.macs_inc.eq(rows_real * cols_real)
         with m.If(streaming & in_k & (dw | load_word)):
@@ -238,7 +248,7 @@ class ArrayEngine(wiring.Component):
             m.d.comb += [
                 rq.a.eq(
                     Mux(dw, array.diag_acc[c], array.row_acc[c])
-                    + self.bias_read.data.word_select(c, 32).as_signed()
+                    + Mux(matmul, 0, self.bias_read.data.word_select(c, 32).as_signed())
                 ),
                 rq.m_a.eq(Mux(desc.per_channel, channel.m, desc.m)),
                 rq.s.eq(Mux(desc.per_channel, channel.s, desc.s)),

@@ -2,6 +2,7 @@
 
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from voltflow.hw.widths import ADDR_BITS
 
 __all__ = ["CURSOR_BITS", "EngineControl", "EpochCursor"]
 
@@ -43,6 +44,9 @@ class EpochCursor(wiring.Signature):
         The epoch's first pass of its group, input channel block and output channel block.
     half : Out(1)
         The weight-buffer half the epoch's weights are in.
+    pix0, head_ch, lane_lo : Out
+        Attention (SCORES, CONTEXT; docs/attention.md): the pixel of the batch's position, the
+        batch's head's first channel ``h * dh`` and its first lane in its first A block.
     """
 
     def __init__(self) -> None:
@@ -54,5 +58,8 @@ class EpochCursor(wiring.Signature):
                 "cb0": Out(CURSOR_BITS),
                 "cbo0": Out(CURSOR_BITS),
                 "half": Out(1),
+                "pix0": Out(ADDR_BITS),
+                "head_ch": Out(CURSOR_BITS),
+                "lane_lo": Out(3),
             }
         )

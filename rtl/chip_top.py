@@ -12,7 +12,7 @@ from amaranth.hdl import Module, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Flow, In, Out, connect, flipped
 from voltflow.hw.signatures import BankPower, Counters, MemoryRead, MemoryWrite, outputs
-from voltflow.hw.widths import ADDR_BITS, COUNTER_BITS, WORD_BITS
+from voltflow.hw.widths import ADDR_BITS, COUNTER_BITS, WORD_BITS, WORD_LANES
 from voltflow.pmu.config import PROGRAM_ADDR_BITS, PmuConfig
 from voltflow.pmu.ports import (
     CommandMemory,
@@ -91,7 +91,9 @@ def chip_signature(accel: AccelConfig, pmu: PmuConfig) -> wiring.Signature:
             "limits": In(RunLimits()),
             "prog": Out(ProgramMemory()),
             "spad_read": Out(MemoryRead(addr_bits=ADDR_BITS, data_bits=WORD_BITS)),
-            "spad_write": Out(MemoryWrite(addr_bits=ADDR_BITS, data_bits=WORD_BITS)),
+            "spad_write": Out(
+                MemoryWrite(addr_bits=ADDR_BITS, data_bits=WORD_BITS, mask_bits=WORD_LANES)
+            ),
             "rram_read": Out(MemoryRead(addr_bits=ADDR_BITS, data_bits=WORD_BITS)),
             "op_done": Out(1),
             "op_index": Out(PROGRAM_ADDR_BITS),
@@ -256,6 +258,7 @@ class ChipTop(wiring.Component):
             self.spad_read.addr.eq(core.spad_read.addr),
             self.spad_write.addr.eq(core.spad_write.addr),
             self.spad_write.data.eq(core.spad_write.data),
+            self.spad_write.mask.eq(core.spad_write.mask),
             self.rram_read.addr.eq(core.rram_read.addr),
         ]
         flows = _flows(self.signature)

@@ -21,7 +21,9 @@ class Gather(wiring.Component):
     reaches goes to lane-buffer row r, word ``tap * CB + cb`` (so row r holds pixel r's K_pad
     reduction elements in order). DEPTHWISE: one pixel, channel block ``cb0``, one word per tap
     into row 0. A slot in the padding or beyond the last pixel is written with zeros in its tick
-    without a scratchpad read. Tile t goes to lane-buffer half t % 2.
+    without a scratchpad read. Tile t goes to lane-buffer half t % 2. SCORES and CONTEXT
+    (attention) gather as a 1x1 GEMM; SCORES' tokens of a patch position are the pixels at the
+    patch stride from ``epoch.pix0`` (docs/attention.md).
 
     ``epoch.begin`` rewinds to pixel 0; ``start`` gathers the next tile.
     """
@@ -80,7 +82,11 @@ class Gather(wiring.Component):
         plane = desc.in_h * desc.in_w
         m.d.comb += [
             self.spad_read.addr.eq(
-                desc.in_base + (self.epoch.cb0 + cb) * plane + iy[:12] * desc.in_w + ix[:12]
+                desc.in_base
+                + self.epoch.pix0
+                + (self.epoch.cb0 + cb) * plane
+                + iy[:12] * desc.in_w
+                + ix[:12]
             ),
             self.lane_waddr.eq(Mux(tile, cfg.max_row_words, 0) + word),
             self.lane_wdata.eq(Mux(inside, self.spad_read.data, 0)),

@@ -1,14 +1,15 @@
 """The feeder's output writer: one output-buffer word to the scratchpad per feeder tick."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from voltflow.hw.signatures import MemoryRead, MemoryWrite
-from voltflow.hw.widths import WORD_BITS
-from voltflow.rtl.arith import address_bits
+from voltflow.hw.widths import WORD_BITS, WORD_LANES
+from voltflow.rtl.arith import address_bits, head_lanes
 from voltflow.rtl.buses import EngineControl, EpochCursor
 from voltflow.rtl.config import ADDR_BITS, AccelConfig
 from voltflow.rtl.program import Descriptor, OpMode
+from voltflow.rtl.token_walk import TokenWalk
 
 __all__ = ["OutputWriter"]
 
@@ -19,7 +20,10 @@ class OutputWriter(wiring.Component):
     Word (p, r) of tile t comes from output-buffer slot t % 3 and goes to channel block
     ``cbo0 + p`` of output pixel ``t * W + r``: address ``out_base + (cbo0 + p) * P + t * W + r``
     through the scratchpad's second (write) port. A pixel beyond the last takes its tick but
-    writes nothing. ``epoch.begin`` rewinds to tile 0; ``start`` writes the next tile.
+    writes nothing. CONTEXT (attention A V, one pass per epoch): word r of tile t is token
+    ``i = t W + r`` of the epoch's position and goes to output block ``head_ch div L + jp0`` at
+    the token's pixel, lanes of the head only (docs/attention.md).
+    ``epoch.begin`` rewinds to tile 0; ``start`` writes the next tile.
     """
 
     def __init__(self, config: AccelConfig) -> None:
@@ -31,7 +35,9 @@ class OutputWriter(wiring.Component):
                 "epoch": In(EpochCursor()),
                 "desc": In(Descriptor),
                 "obuf_read": Out(MemoryRead(addr_bits=self.obuf_bits, data_bits=WORD_BITS)),
-                "spad_write": Out(MemoryWrite(addr_bits=ADDR_BITS, data_bits=WORD_BITS)),
+                "spad_write": Out(
+                    MemoryWrite(addr_bits=ADDR_BITS, data_bits=WORD_BITS, mask_bits=WORD_LANES)
+                ),
             }
         )
 
@@ -53,10 +59,35 @@ class OutputWriter(wiring.Component):
         width = Mux(dw, 1, cfg.rows)
         pixel = tile_pix + row
         slot_base = Mux(slot == 0, 0, Mux(slot == 1, slot_words, 2 * slot_words))
+        context = desc.mode == OpMode.CONTEXT
+        m.submodules.walk = walk = TokenWalk()
+        m.d.comb += [
+            walk.tok_w.eq(desc.tok_w),
+            walk.tok_step.eq(desc.tok_step),
+            walk.pw.eq(desc.pw),
+            walk.restart.eq(self.epoch.begin),
+            walk.step.eq(active),
+        ]
+        lane_shift = cfg.lanes.bit_length() - 1
+        context_addr = (
+            desc.out_base
+            + ((self.epoch.head_ch >> lane_shift) + self.epoch.jp0) * desc.map_plane
+            + self.epoch.pix0
+            + walk.pixel
+        )
+        plain_addr = desc.out_base + (self.epoch.cbo0 + p) * desc.pixels + pixel
+        all_lanes = Const((1 << WORD_LANES) - 1, WORD_LANES)
         m.d.comb += [
             self.obuf_read.addr.eq(slot_base + p_off + row),
-            self.spad_write.addr.eq(desc.out_base + (self.epoch.cbo0 + p) * desc.pixels + pixel),
+            self.spad_write.addr.eq(Mux(context, context_addr, plain_addr)),
             self.spad_write.data.eq(self.obuf_read.data),
+            self.spad_write.mask.eq(
+                Mux(
+                    context,
+                    head_lanes(self.epoch.jp0, self.epoch.lane_lo, desc.head_ch, cfg.lanes),
+                    all_lanes,
+                )
+            ),
             self.spad_write.en.eq(active & (pixel < desc.pixels)),
         ]
         with m.If(active):

@@ -24,6 +24,8 @@ ENGINE_DOMAINS: dict[str, Domain] = {
     "array": Domain.SYS,
     "vector": Domain.FEEDER,
     "dma": Domain.RRAM,
+    "bload": Domain.FEEDER,
+    "softmax": Domain.FEEDER,
 }
 ENGINES = tuple(ENGINE_DOMAINS)
 
@@ -64,6 +66,12 @@ class LayerSequencer(wiring.Component):
                 "dma_src": Out(ADDR_BITS),
                 "dma_words": Out(self.wbuf_bits),
                 "dma_half": Out(1),
+                "bload_block": Out(CURSOR_BITS),
+                "bload_nb": Out(CURSOR_BITS),
+                "bload_pix0": Out(ADDR_BITS),
+                "bload_lane_lo": Out(3),
+                "bload_first": Out(1),
+                "bload_half": Out(1),
                 "running": Out(1),
                 "step_barrier": Out(1),
                 "epoch_barrier": Out(1),
@@ -99,12 +107,18 @@ class LayerSequencer(wiring.Component):
         step = Signal(25)
         m.d.comb += self.prog.addr.eq(pc)
         is_vector = Signal()
+        is_softmax = desc.mode == OpMode.SOFTMAX
         m.d.comb += is_vector.eq(
             (desc.mode == OpMode.MAXPOOL)
             | (desc.mode == OpMode.AVGPOOL)
             | (desc.mode == OpMode.ADD)
+            | is_softmax
         )
         dw = desc.mode == OpMode.DEPTHWISE
+        scores = desc.mode == OpMode.SCORES
+        # Attention matmuls: B from the scratchpad, loaded before each pass's compute.
+        mm = scores | (desc.mode == OpMode.CONTEXT)
+        lane_shift = cfg.lanes.bit_length() - 1
 
         # ---- epoch cursor: the next epoch to load ------------------------------------------------
         ld_more = Signal()
@@ -132,6 +146,27 @@ class LayerSequencer(wiring.Component):
             self.dma_words.eq(ld_words),
             self.dma_half.eq(ld_half),
         ]
+        # Attention: batch b = p * heads + h is group b; where the next epoch's batch stands.
+        ld_h = Signal(12)
+        ld_px = Signal(8)
+        ld_row = Signal(ADDR_BITS)  # py * W
+        ld_pix0 = Signal(ADDR_BITS)  # py * W + px
+        ld_head_ch = Signal(CURSOR_BITS)  # h * dh
+        ld_lane_lo = Signal(3)
+        head_a = Mux(scores, desc.a_ch, desc.b_ch) + ld_head_ch
+        m.d.comb += ld_lane_lo.eq(head_a[:lane_shift])
+        pend_pix0 = Signal(ADDR_BITS)
+        pend_head_ch = Signal(CURSOR_BITS)
+        pend_lane_lo = Signal(3)
+        b_block = ((desc.b_ch + ld_head_ch) >> lane_shift) + Mux(scores, 0, ld_jp)
+        m.d.comb += [
+            self.bload_block.eq(b_block),
+            self.bload_nb.eq(ld_jp),
+            self.bload_pix0.eq(ld_pix0),
+            self.bload_lane_lo.eq(ld_lane_lo),
+            self.bload_first.eq(ld_jp == 0),
+            self.bload_half.eq(ld_half),
+        ]
 
         tiles = desc.tiles
 
@@ -155,41 +190,82 @@ class LayerSequencer(wiring.Component):
             m.d.sync += count.eq(cfg.epoch_sync - 1)
             m.next = "EPOCH_SYNC"
 
+        def take_epoch() -> None:
+            """The next epoch is being loaded: it waits for its compute; the cursor moves on."""
+            a_block = (desc.a_ch + ld_head_ch) >> lane_shift
+            m.d.sync += [
+                pend.eq(1),
+                pend_q.eq(ld_q),
+                pend_jp0.eq(Mux(dw, ld_j, ld_jp)),
+                pend_cb0.eq(Mux(dw, ld_j, Mux(scores, a_block, ld_cb0))),
+                pend_cbo0.eq(ld_j),
+                pend_half.eq(ld_half),
+                pend_pix0.eq(ld_pix0),
+                pend_head_ch.eq(ld_head_ch),
+                pend_lane_lo.eq(ld_lane_lo),
+                ld_off.eq(ld_off + ld_words),
+                ld_half.eq(~ld_half),
+                ld_j.eq(ld_j + ld_q),
+                ld_jp.eq(ld_jp + ld_q),
+            ]
+            with m.If(ld_jp + ld_q == desc.group_passes):
+                m.d.sync += [ld_jp.eq(0), ld_g.eq(ld_g + 1), ld_cb0.eq(ld_cb0 + desc.cb)]
+                with m.If(ld_g + 1 == desc.groups):
+                    m.d.sync += ld_more.eq(0)
+                with m.If(mm):
+                    # The next batch: the next head, or head 0 of the next patch position.
+                    m.d.sync += [ld_h.eq(ld_h + 1), ld_head_ch.eq(ld_head_ch + desc.head_ch)]
+                    with m.If(ld_h == desc.heads - 1):
+                        m.d.sync += [
+                            ld_h.eq(0),
+                            ld_head_ch.eq(0),
+                            ld_px.eq(ld_px + 1),
+                            ld_pix0.eq(ld_pix0 + 1),
+                        ]
+                        with m.If(ld_px == desc.pw - 1):
+                            m.d.sync += [
+                                ld_px.eq(0),
+                                ld_row.eq(ld_row + desc.map_w),
+                                ld_pix0.eq(ld_row + desc.map_w),
+                            ]
+
+        def begin_epoch() -> None:
+            """Start the compute of the loaded epoch."""
+            m.d.comb += self.epoch.begin.eq(1)
+            m.d.sync += [
+                self.epoch.q.eq(pend_q),
+                self.epoch.jp0.eq(pend_jp0),
+                self.epoch.cb0.eq(pend_cb0),
+                self.epoch.cbo0.eq(pend_cbo0),
+                self.epoch.half.eq(pend_half),
+                self.epoch.pix0.eq(pend_pix0),
+                self.epoch.head_ch.eq(pend_head_ch),
+                self.epoch.lane_lo.eq(pend_lane_lo),
+            ]
+            start_step(0)
+            m.next = "RUN"
+
         def launch_phase() -> None:
-            """Start phase: DMA of the next epoch (if any), compute of the loaded one (if any)."""
-            with m.If(ld_more):
-                m.d.comb += self.dma.start.eq(1)
-                m.d.sync += [
-                    pend.eq(1),
-                    pend_q.eq(ld_q),
-                    pend_jp0.eq(Mux(dw, ld_j, ld_jp)),
-                    pend_cb0.eq(Mux(dw, ld_j, ld_cb0)),
-                    pend_cbo0.eq(ld_j),
-                    pend_half.eq(ld_half),
-                    ld_off.eq(ld_off + ld_words),
-                    ld_half.eq(~ld_half),
-                    ld_j.eq(ld_j + ld_q),
-                    ld_jp.eq(ld_jp + ld_q),
-                ]
-                with m.If(ld_jp + ld_q == desc.group_passes):
-                    m.d.sync += [ld_jp.eq(0), ld_g.eq(ld_g + 1), ld_cb0.eq(ld_cb0 + desc.cb)]
-                    with m.If(ld_g + 1 == desc.groups):
-                        m.d.sync += ld_more.eq(0)
+            """Start phase: DMA of the next epoch (if any), compute of the loaded one (if any).
+            An attention matmul alternates: the B load of a pass, then its compute."""
+            with m.If(mm):
+                with m.If(pend):
+                    m.d.sync += pend.eq(0)
+                    begin_epoch()
+                with m.Else():
+                    m.d.comb += self.bload.start.eq(1)
+                    take_epoch()
+                    m.next = "BLOAD"
             with m.Else():
-                m.d.sync += pend.eq(0)
-            with m.If(pend):
-                m.d.comb += self.epoch.begin.eq(1)
-                m.d.sync += [
-                    self.epoch.q.eq(pend_q),
-                    self.epoch.jp0.eq(pend_jp0),
-                    self.epoch.cb0.eq(pend_cb0),
-                    self.epoch.cbo0.eq(pend_cbo0),
-                    self.epoch.half.eq(pend_half),
-                ]
-                start_step(0)
-                m.next = "RUN"
-            with m.Else():
-                m.next = "WAIT_DMA"
+                with m.If(ld_more):
+                    m.d.comb += self.dma.start.eq(1)
+                    take_epoch()
+                with m.Else():
+                    m.d.sync += pend.eq(0)
+                with m.If(pend):
+                    begin_epoch()
+                with m.Else():
+                    m.next = "WAIT_DMA"
 
         dma_idle_next = ~self.dma.busy | self.dma.done
         feeder_idle_next = (~self.gather.busy | self.gather.done) & (
@@ -219,12 +295,20 @@ class LayerSequencer(wiring.Component):
                     ld_off.eq(0),
                     ld_half.eq(0),
                     pend.eq(0),
+                    ld_h.eq(0),
+                    ld_px.eq(0),
+                    ld_row.eq(0),
+                    ld_pix0.eq(0),
+                    ld_head_ch.eq(0),
                 ]
                 with m.If(count == 0):
                     # desc was latched in the first setup cycle and the cursors set from it in
                     # the second (op_setup >= 3).
                     with m.If(is_vector):
-                        m.d.comb += self.vector.start.eq(1)
+                        m.d.comb += [
+                            self.vector.start.eq(~is_softmax),
+                            self.softmax.start.eq(is_softmax),
+                        ]
                         m.next = "VEC_RUN"
                     with m.Else():
                         launch_phase()
@@ -252,7 +336,14 @@ class LayerSequencer(wiring.Component):
                     epoch_sync()
             with m.State("VEC_RUN"):
                 m.d.comb += [self.running.eq(1), div_feeder.run.eq(1)]
-                with m.If(~self.vector.busy | self.vector.done):
+                with m.If(
+                    (~self.vector.busy | self.vector.done)
+                    & (~self.softmax.busy | self.softmax.done)
+                ):
+                    epoch_sync()
+            with m.State("BLOAD"):
+                m.d.comb += [self.running.eq(1), div_feeder.run.eq(1)]
+                with m.If(~self.bload.busy | self.bload.done):
                     epoch_sync()
             with m.State("EPOCH_SYNC"):
                 m.d.comb += self.running.eq(1)

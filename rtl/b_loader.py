@@ -1,0 +1,151 @@
+"""The feeder's B loader: an attention matmul's B operand from the scratchpad into the weight
+buffer, one pass at a time (docs/attention.md, "B load")."""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+from voltflow.hw.signatures import MemoryRead, MemoryWrite
+from voltflow.hw.widths import ADDR_BITS, WORD_BITS
+from voltflow.rtl.arith import address_bits, head_lanes
+from voltflow.rtl.buses import CURSOR_BITS, EngineControl
+from voltflow.rtl.config import AccelConfig
+from voltflow.rtl.program import Descriptor, OpMode
+from voltflow.rtl.token_walk import TokenWalk
+
+__all__ = ["BLoader"]
+
+
+class BLoader(wiring.Component):
+    """Loads one pass's B words into weight-buffer half ``half``.
+
+    SCORES (transposing): for each of the ``cb`` blocks kb, ``C`` read ticks (tick c: K's word of
+    block ``block + kb`` at token ``tok0 + c``, the head's lanes only, into stage row c; no read
+    and a zero row for a token beyond the last), then ``L`` write ticks (tick l: weight word
+    ``kb L + l`` = lane l of the C stage rows). CONTEXT: ``k_pad`` ticks, tick k writes weight
+    word k = V's word of block ``block`` at token k (the head's lanes of block ``nb``; zero
+    beyond the last token). A token's word is at ``in2_base + block * map_plane + pix0 +``
+    its pixel in the position (:class:`TokenWalk`).
+
+    ``start`` latches the pass's parameters; ``first`` marks a batch's first pass (its tokens
+    start at 0; later passes of the batch go on from where the previous one stopped).
+    """
+
+    def __init__(self, config: AccelConfig) -> None:
+        self.config = cfg = config
+        self.wbuf_bits = address_bits(2 * cfg.half_words)
+        super().__init__(
+            {
+                "control": In(EngineControl()),
+                "desc": In(Descriptor),
+                "block": In(CURSOR_BITS),
+                "nb": In(CURSOR_BITS),
+                "pix0": In(ADDR_BITS),
+                "lane_lo": In(3),
+                "first": In(1),
+                "half": In(1),
+                "spad_read": Out(MemoryRead(addr_bits=ADDR_BITS, data_bits=WORD_BITS)),
+                "wbuf_write": Out(MemoryWrite(addr_bits=self.wbuf_bits, data_bits=WORD_BITS)),
+                "spad_reads_inc": Out(1),
+            }
+        )
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        cfg = self.config
+        desc = self.desc
+        C, L = cfg.cols, cfg.lanes
+        lane_shift = L.bit_length() - 1
+        scores = desc.mode == OpMode.SCORES
+        m.submodules.walk = walk = TokenWalk()
+        m.d.comb += [walk.tok_w.eq(desc.tok_w), walk.tok_step.eq(desc.tok_step), walk.pw.eq(desc.pw)]
+
+        block = Signal(CURSOR_BITS)
+        nb = Signal(CURSOR_BITS)
+        pix0 = Signal(ADDR_BITS)
+        lane_lo = Signal(3)
+        half = Signal()
+        kb = Signal(CURSOR_BITS)  # SCORES: the block; CONTEXT: unused
+        c = Signal(8)  # SCORES: stage row (read) or lane (write)
+        writing = Signal()  # SCORES: the block's write ticks
+        k = Signal(16)  # weight word being written (CONTEXT), block base kb * L (SCORES)
+        token = Signal(24)  # token of the current read
+        block_token = Signal(24)  # SCORES: token of the block's first read
+        stage = [Signal(WORD_BITS, name=f"stage{r}") for r in range(C)]
+
+        active = Signal()
+        m.d.comb += active.eq(self.control.tick & self.control.busy)
+        reading = Signal()
+        m.d.comb += reading.eq(active & ~(scores & writing))
+        inside = Signal()
+        m.d.comb += inside.eq(token < desc.pixels)
+        word_block = Mux(scores, block + kb, block)
+        mask = head_lanes(Mux(scores, kb, nb), lane_lo, desc.head_ch, L)
+        lanes = Cat(*(Mux(mask[i], Const(0xFF, 8), Const(0, 8)) for i in range(L)))
+        masked = Signal(WORD_BITS)
+        m.d.comb += masked.eq(Mux(inside, self.spad_read.data & lanes, 0))
+        m.d.comb += [
+            self.spad_read.addr.eq(
+                desc.in2_base + word_block * desc.map_plane + pix0 + walk.pixel
+            ),
+            self.spad_reads_inc.eq(reading & inside),
+        ]
+        half_base = Mux(half, cfg.half_words, 0)
+        transposed = Cat(*(stage[r].word_select(c[:lane_shift], 8) for r in range(C)))
+        m.d.comb += [
+            self.wbuf_write.addr.eq(half_base + k + Mux(scores, c, 0)),
+            self.wbuf_write.data.eq(Mux(scores, transposed, masked)),
+            self.wbuf_write.en.eq(active & Mux(scores, writing, 1)),
+        ]
+
+        with m.If(scores):
+            with m.If(reading):
+                m.d.sync += [c.eq(c + 1), token.eq(token + 1)]
+                m.d.comb += walk.step.eq(1)
+                for r in range(C):
+                    with m.If(c == r):
+                        m.d.sync += stage[r].eq(masked)
+                with m.If(c == C - 1):
+                    m.d.sync += [c.eq(0), writing.eq(1)]
+                    # The pass's last block: the walker stays on the next pass's first token.
+                    m.d.comb += walk.save.eq(kb == desc.cb - 1)
+            with m.If(active & writing):
+                m.d.sync += c.eq(c + 1)
+                with m.If(c == L - 1):
+                    m.d.sync += [c.eq(0), writing.eq(0), kb.eq(kb + 1), k.eq(k + L)]
+                    with m.If(kb == desc.cb - 1):
+                        m.d.comb += self.control.done.eq(1)
+                        m.d.sync += self.control.busy.eq(0)
+                    with m.Else():
+                        # The next block reads the same tokens again.
+                        m.d.comb += walk.restore.eq(1)
+                        m.d.sync += token.eq(block_token)
+        with m.Else():
+            with m.If(active):
+                m.d.sync += [k.eq(k + 1), token.eq(token + 1)]
+                m.d.comb += walk.step.eq(1)
+                with m.If(k == desc.k_pad - 1):
+                    m.d.comb += self.control.done.eq(1)
+                    m.d.sync += self.control.busy.eq(0)
+
+        with m.If(self.control.start):
+            m.d.sync += [
+                self.control.busy.eq(1),
+                block.eq(self.block),
+                nb.eq(self.nb),
+                pix0.eq(self.pix0),
+                lane_lo.eq(self.lane_lo),
+                half.eq(self.half),
+                kb.eq(0),
+                c.eq(0),
+                k.eq(0),
+                writing.eq(0),
+            ]
+            # SCORES: a batch's first pass starts at token 0, the others where the previous
+            # pass's walk stopped (its last block's reads end on this pass's first token).
+            with m.If(~scores | self.first):
+                m.d.comb += walk.restart.eq(1)
+                m.d.sync += [token.eq(0), block_token.eq(0)]
+            with m.Else():
+                m.d.comb += walk.save.eq(1)
+                m.d.sync += [token.eq(block_token + C), block_token.eq(block_token + C)]
+        return m
