@@ -137,8 +137,8 @@ def test_the_file_parses_and_names_every_block_port_and_signal_of_the_rtl(small)
     wiring = power_wiring(accel, pmu)
     assert names.instances == {".", *(path for path, _ in wiring.blocks)}
     assert {path.split("/")[1] for path, _ in wiring.blocks} == {
-        "array", "dma", "gather", "writer", "vector", "sys_buffers", "rram_buffers",
-        "feeder_buffers",
+        "array", "dma", "gather", "writer", "vector", "bload", "softmax", "sys_buffers",
+        "rram_buffers", "feeder_buffers",
     }  # fmt: skip
     assert names.ports == {name for name, _, _ in wiring.bank_ports}
     assert {f"banks__on[{b}]" for b in range(pmu.n_banks)} <= names.signals
@@ -170,7 +170,7 @@ def test_every_design_name_is_checked(small) -> None:
     removals += [("", port) for port in report.names.ports]
     bases = {re.sub(r"\[\d+\]$", "", s) for s in report.names.signals}
     removals += [(s.rpartition("/")[0], s.rpartition("/")[2]) for s in bases]
-    assert len(removals) == 8 + 7 + 10  # blocks, memory ports, signal buses
+    assert len(removals) == 10 + 8 + 10  # blocks, memory ports, signal buses
     for scope, name in removals:
         with pytest.raises(UpfNameError, match=re.escape(name)):
             check_upf_names(commands, _without(design, scope, name))
