@@ -83,7 +83,7 @@ class Gather(wiring.Component):
         m.d.comb += [
             self.spad_read.addr.eq(
                 desc.in_base
-                + self.epoch.pix0
+                + Mux(desc.mode == OpMode.SCORES, self.epoch.pix0, 0)
                 + (self.epoch.cb0 + cb) * plane
                 + iy[:12] * desc.in_w
                 + ix[:12]
