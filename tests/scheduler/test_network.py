@@ -144,7 +144,7 @@ def _autoencoder() -> int:
 
 
 def _mobilevit_xxs(resolution: int) -> int:
-    """MobileViT-XXS (timm): transformer Linears as 1x1 convs, QK^T and AV as matmuls.
+    """MobileViT-XXS (timm): transformer Linears as 1x1 convs, QK^T and AV as attention matmuls.
 
     A map whose side is odd is resized to the next even side for the transformer (timm), so at 224
     stage 4 runs its transformer on 8x8 = 64 tokens.
@@ -338,11 +338,23 @@ def test_mobilevit_attention() -> None:
     qk = net.op("stages.2.1.transformer.0.attn.qk")
     assert qk.matmul == MatmulDims(batch=16, m=196, k=16, n=196)
     assert qk.inputs == ("stages.2.1.transformer.0.attn.qkv",) * 2
+    assert qk.attention == Attention(AttentionKind.SCORES, 4, 16, (2, 2), 0, 64)
+    assert qk.out == Shape(16 * 200, 1, 196)  # the scores tensor: N8 = 200 channels per batch
     assert qk.macs == 16 * 196 * 16 * 196
+    softmax = net.op("stages.2.1.transformer.0.attn.softmax")
+    assert softmax.kind is OpKind.SOFTMAX and softmax.inputs == (qk.name,)
+    assert softmax.out == qk.out and net.consumers(qk.name) == (softmax,)
     av = net.op("stages.2.1.transformer.0.attn.av")
     assert av.matmul == MatmulDims(batch=16, m=196, k=196, n=16)
+    assert av.attention == Attention(AttentionKind.CONTEXT, 4, 16, (2, 2), 0, 128)
+    assert av.inputs == (softmax.name, "stages.2.1.transformer.0.attn.qkv")
     assert av.out == Shape(64, 28, 28)
     assert net.consumers(av.name) == (net.op("stages.2.1.transformer.0.attn.proj"),)
+    assert len([op for op in net.ops if op.kind is OpKind.SOFTMAX]) == 9
+    # Stage 3: heads of 20 channels, V from channel 160 of the 240-channel qkv map.
+    av3 = net.op("stages.3.1.transformer.3.attn.av")
+    assert av3.attention == Attention(AttentionKind.CONTEXT, 4, 20, (2, 2), 0, 160)
+    assert av3.matmul == MatmulDims(16, 49, 49, 20) and av3.out == Shape(80, 14, 14)
     # Stage 4 (7x7) runs its transformer on the 8x8 map timm resizes to.
     assert net.shape("stages.4.1.resize_in") == Shape(96, 8, 8)
     assert net.op("stages.4.1.transformer.0.attn.qk").matmul == MatmulDims(16, 16, 24, 16)
