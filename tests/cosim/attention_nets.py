@@ -11,9 +11,16 @@ tests/data/chip_small.yaml and runs through `make_case` and `compile_program`.
 from dataclasses import dataclass
 
 import numpy as np
+import yaml
 from voltflow.scheduler.network import Network, network_from_document
 
-__all__ = ["ATTENTION_BLOCKS", "AttentionBlock", "attention_block", "random_attention_block"]
+__all__ = [
+    "ATTENTION_BLOCKS",
+    "AttentionBlock",
+    "attention_block",
+    "attention_layer",
+    "random_attention_block",
+]
 
 _L = 8  # lanes per word: the channel block
 
@@ -57,8 +64,8 @@ class AttentionBlock:
         return self.v_channel + self.heads * self.head_channels
 
 
-def attention_block(block: AttentionBlock, name: str = "attention") -> Network:
-    """The network of one attention block (input ``x``, the last op the residual add or proj)."""
+def _ops(block: AttentionBlock) -> list[dict[str, object]]:
+    """The block's ops on the input ``x``: qkv, qk, softmax, av, proj (and the residual add)."""
     layout = {
         "heads": block.heads,
         "head_channels": block.head_channels,
@@ -94,15 +101,32 @@ def attention_block(block: AttentionBlock, name: str = "attention") -> Network:
     ]
     if block.residual:
         ops.append({"name": "add", "op": "add", "inputs": ["x", "proj"]})
+    return ops
+
+
+def attention_block(block: AttentionBlock, name: str = "attention") -> Network:
+    """The network of one attention block (input ``x``, the last op the residual add or proj)."""
     document = {
         "format": "voltflow-network/1",
         "name": name,
         "title": f"attention block {block}",
         "source": "tests/cosim/attention_nets.py",
         "input": {"name": "x", "shape": [block.channels, block.height, block.width]},
-        "ops": ops,
+        "ops": _ops(block),
     }
     return network_from_document(document, f"{name}.yaml")
+
+
+def attention_layer(block: AttentionBlock) -> tuple[str, str]:
+    """The block as ``(input shape, ops)`` YAML text, the form of the single-layer networks of
+    tests/cosim/test_accel.py (ops as flow mappings, one per line, indented for ``ops:``)."""
+    lines = [
+        yaml.safe_dump(op, default_flow_style=True, sort_keys=False, width=1 << 16).strip()
+        for op in _ops(block)
+    ]
+    return f"[{block.channels}, {block.height}, {block.width}]", "\n  ".join(
+        f"- {line}" for line in lines
+    )
 
 
 #: Named blocks: N = 16, 16, 24 (multiples of 8) and 6, 9, 12, 15 (not), misaligned heads
