@@ -405,6 +405,21 @@ def test_docs_example_loads(tmp_path: pathlib.Path) -> None:
     assert net.macs == 218_272  # the sum worked out in the docs
 
 
+def test_attention_spec_example_loads(tmp_path: pathlib.Path) -> None:
+    """The block of docs/attention.md on a 64x28x28 map (MobileViT-XXS stage 2)."""
+    spec = ROOT / "docs" / "attention.md"
+    (example,) = re.findall(r"```yaml\n(.*?)```", spec.read_text(), flags=re.DOTALL)
+    path = tmp_path / "attention.yaml"
+    path.write_text(
+        f"format: {FORMAT}\nname: a\ntitle: a\nsource: docs/attention.md\n"
+        "input: {name: x, shape: [64, 28, 28]}\nops:\n" + example
+    )
+    net = load_network(path)
+    assert net.op("blk.qk").out == Shape(16 * 200, 1, 196)
+    assert net.op("blk.av").matmul == MatmulDims(16, 196, 196, 16)
+    assert net.output.out == Shape(64, 28, 28)
+
+
 # --------------------------------------------------------------------------------------------------
 # The loader: ordering, pooling rules, and the pinned error messages.
 
