@@ -316,7 +316,8 @@ def _op_work(op: Op, chip: Chip, network: Network) -> OpWork:
         from_rram = True
         mode = Mode.DEPTHWISE
         epochs = (1,) * passes
-        groups, blocks, per_group, load_ticks, b_reads = 1, 1, passes, 0, ()
+        groups, blocks, per_group, load_ticks = 1, 1, passes, 0
+        b_reads: tuple[int, ...] = ()
     elif op.kind in (OpKind.CONV, OpKind.FC):
         src = op.in_shapes[0]
         if op.kind is OpKind.FC:
