@@ -58,8 +58,8 @@ def rtl_networks() -> tuple[list[str], dict[str, str]]:
         matmuls = [op for op in network.ops if op.kind is OpKind.MATMUL]
         if matmuls:
             skipped[name] = (
-                f"{len(matmuls)} activation x activation matmuls (attention): the RTL has no "
-                "scratchpad B-operand path (docs/rtl.md, Limits)"
+                f"{len(matmuls)} attention matmuls: the RTL does not execute attention yet "
+                "(docs/attention.md; docs/rtl.md, Limits)"
             )
         else:
             runnable.append(name)

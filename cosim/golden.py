@@ -3,7 +3,8 @@
 `make_case` draws a seeded random int8 network instance (weights, biases, input), picks each op's
 requantisation parameters (per output channel for a ``per_channel`` op) from the model's own run
 and records every op's output. The array-level functions (`conv_accumulate`, `requantize`,
-`requantize_channels`, `maxpool`, ...) are the reference for single ops.
+`requantize_channels`, `maxpool`, `scores_accumulate`, `softmax`, ...) are the reference for
+single ops; the attention ops follow docs/attention.md.
 
 Products of int8 values are at most 2^14 in magnitude, so every partial sum of a reduction shorter
 than 2^38 is an integer below 2^53: the reductions run as float64 matrix products (BLAS) and are
@@ -17,7 +18,22 @@ from types import MappingProxyType
 
 import numpy as np
 from voltflow.hw.widths import CHANNEL_M_BITS, CHANNEL_S_BITS
-from voltflow.scheduler.network import Network, Op, OpKind
+from voltflow.scheduler.network import (
+    Attention,
+    AttentionKind,
+    Network,
+    Op,
+    OpKind,
+    padded_keys,
+)
+from voltflow.scheduler.softmax import (
+    EXP_FRACTION_BITS,
+    EXP_TABLE,
+    EXP_TABLE_BITS,
+    PROB_MAX,
+    PROB_ROUND_SHIFT,
+    RECIPROCAL_SHIFT,
+)
 from voltflow.scheduler.windows import im2col, windows
 
 __all__ = [
@@ -35,6 +51,7 @@ __all__ = [
     "avgpool_accumulate",
     "case_from_params",
     "channel_scales",
+    "context_accumulate",
     "conv_accumulate",
     "fc_accumulate",
     "forward",
@@ -42,10 +59,14 @@ __all__ = [
     "maxpool",
     "pick_channel_multiplier",
     "pick_multiplier",
+    "pick_softmax_multiplier",
     "requantize",
     "requantize_channels",
     "residual_add",
     "run_op",
+    "scores_accumulate",
+    "scores_tensor",
+    "softmax",
 ]
 
 ACC_MIN = -(1 << 31)
@@ -66,7 +87,6 @@ TARGET_STD = 32.0
 """`make_case` scales each accumulator so that its standard deviation becomes this many LSBs."""
 
 _EXACT_TERMS = 1 << 38  # reductions up to this length are exact in float64 (see module docstring)
-_REQUANTISED = frozenset({OpKind.CONV, OpKind.FC, OpKind.AVGPOOL, OpKind.ADD})
 #: Significand bits of a float32 (with the implicit one): a per-channel multiplier holds them all.
 _FLOAT32_SIGNIFICAND_BITS = np.finfo(np.float32).nmant + 1
 
@@ -101,20 +121,22 @@ def _is_int(value: object) -> bool:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class OpParams:
-    """The parameters of one requantised op (conv, fc, avgpool, add); arrays are read-only.
+    """The parameters of one requantised op (conv, fc, avgpool, add, attention matmul, softmax);
+    arrays are read-only.
 
     Parameters
     ----------
     weight : numpy.ndarray of int8 or None
         conv: (C_out, C_in / groups, kh, kw); fc: (N, C, H, W) over its (C, H, W) input;
-        None for avgpool and add.
+        None for the other ops.
     bias : numpy.ndarray of int32 or None
-        (C_out,) for conv and fc; None for avgpool and add.
+        (C_out,) for conv and fc; None for the other ops.
     m : int
-        Requantisation multiplier, 1 .. `M_MAX` (``m_a`` of an add); unused when ``channel_m``
-        is given (`make_case` then sets 1).
+        Requantisation multiplier, 1 .. `M_MAX` (``m_a`` of an add, ``m_e`` of a softmax); unused
+        when ``channel_m`` is given (`make_case` then sets 1).
     s : int
-        Requantisation shift, 0 .. `S_MAX`; unused when ``channel_s`` is given (`make_case`: 0).
+        Requantisation shift, 0 .. `S_MAX` (``s_e`` of a softmax); unused when ``channel_s`` is
+        given (`make_case`: 0).
     m_b : int or None
         The add's multiplier of its second input; None for every other op.
     channel_m : numpy.ndarray of integers or None
@@ -196,7 +218,7 @@ class Case:
     input : numpy.ndarray of int8
         The network input, (C, H, W).
     params : Mapping[str, OpParams]
-        Per op name, for every conv, fc, avgpool and add op.
+        Per op name, for every conv, fc, avgpool, add, attention matmul and softmax op.
     outputs : Mapping[str, numpy.ndarray]
         Every op's int8 output tensor (C, H, W) by op name; an fc's is (N, 1, 1).
     """
@@ -516,6 +538,145 @@ def residual_add(
     return _clamp8(_shift_round(total, int(s)), relu)
 
 
+# ---- attention (docs/attention.md) ---------------------------------------------------------------
+
+
+def _check_map(name: str, x: object, attention: Attention, first: int) -> np.ndarray:
+    """``x`` checked to be an int8 (C, H, W) map that the heads from channel ``first`` and the
+    patch fit."""
+    _check_int8(name, x, 3)
+    assert isinstance(x, np.ndarray)
+    channels, height, width = x.shape
+    ph, pw = attention.patch
+    span = attention.heads * attention.head_channels
+    if height % ph or width % pw or first + span > channels:
+        raise ValueError(
+            f"{name} must be a map whose height and width are multiples of the patch "
+            f"{list(attention.patch)} with channels {first} .. {first + span - 1}, not "
+            f"{_describe(x)}"
+        )
+    return x
+
+
+def _tokens(x: np.ndarray, attention: Attention, first: int) -> np.ndarray:
+    """(batch, N, dh) of a map: ``[b, i, f]`` is channel ``first + h dh + f`` of token i's pixel
+    ``(ty ph + py, tx pw + px)``, ``b = (py pw + px) heads + h``, ``i = ty tw + tx``."""
+    heads, dh = attention.heads, attention.head_channels
+    ph, pw = attention.patch
+    _, height, width = x.shape
+    th, tw = height // ph, width // pw
+    head_channels = x[first : first + heads * dh].reshape(heads, dh, th, ph, tw, pw)
+    # (h, f, ty, py, tx, px) -> (py, px, h, ty, tx, f)
+    return head_channels.transpose(3, 5, 0, 2, 4, 1).reshape(attention.batch, th * tw, dh)
+
+
+def _untokens(values: np.ndarray, attention: Attention, height: int, width: int) -> np.ndarray:
+    """The inverse of `_tokens` for a whole (heads * dh, H, W) map: (batch, N, dh) -> map."""
+    heads, dh = attention.heads, attention.head_channels
+    ph, pw = attention.patch
+    th, tw = height // ph, width // pw
+    grid = values.reshape(ph, pw, heads, th, tw, dh)
+    # (py, px, h, ty, tx, f) -> (h, f, ty, py, tx, px)
+    return grid.transpose(2, 5, 3, 0, 4, 1).reshape(heads * dh, height, width)
+
+
+def scores_tensor(values: np.ndarray) -> np.ndarray:
+    """The scores-tensor layout of ``values[b, i, j]`` (batch, N, N): a (batch * N8, 1, N) array
+    whose channel ``b * N8 + j`` of pixel (0, i) is ``values[b, i, j]``, 0 for ``j >= N``."""
+    batch, n, keys = values.shape
+    if keys != n:
+        raise ValueError(f"values must be (batch, N, N), not of shape {values.shape}")
+    n8 = padded_keys(n)
+    out = np.zeros((batch, n8, n), dtype=values.dtype)
+    out[:, :n, :] = values.transpose(0, 2, 1)
+    return out.reshape(batch * n8, 1, n)
+
+
+def _scores_values(a: np.ndarray, batch: int, n: int) -> np.ndarray:
+    """``A[b, i, j]`` (batch, N, N) held by a scores tensor (the inverse of `scores_tensor`)."""
+    return a.reshape(batch, padded_keys(n), n)[:, :n, :].transpose(0, 2, 1)
+
+
+def scores_accumulate(a: np.ndarray, b: np.ndarray, attention: Attention) -> np.ndarray:
+    """Accumulators of Q K^T, int64 (batch, N, N): ``[b, i, j] = sum_f Q[b, i, f] K[b, j, f]``.
+
+    ``a`` holds Q from channel ``attention.a_channel``, ``b`` holds K from
+    ``attention.b_channel``; both are int8 (C, H, W) maps of the same H x W.
+    """
+    if attention.kind is not AttentionKind.SCORES:
+        raise ValueError(f"attention must be a scores layout, not {attention.kind.value}")
+    _check_map("a", a, attention, attention.a_channel)
+    _check_map("b", b, attention, attention.b_channel)
+    if a.shape[1:] != b.shape[1:]:
+        raise ValueError(f"a and b must have equal height and width, not {a.shape} and {b.shape}")
+    q = _tokens(a, attention, attention.a_channel)
+    k = _tokens(b, attention, attention.b_channel)
+    return _check_acc_range(_exact_matmul(q, k.transpose(0, 2, 1)), "scores")
+
+
+def context_accumulate(a: np.ndarray, b: np.ndarray, attention: Attention) -> np.ndarray:
+    """Accumulators of A V, int64 (batch, N, dh): ``[b, i, f] = sum_j A[b, i, j] V[b, j, f]``.
+
+    ``a`` is the scores tensor (batch * N8, 1, N) holding A; ``b`` the int8 (C, H, W) map holding
+    V from channel ``attention.b_channel``.
+    """
+    if attention.kind is not AttentionKind.CONTEXT:
+        raise ValueError(f"attention must be a context layout, not {attention.kind.value}")
+    _check_map("b", b, attention, attention.b_channel)
+    n = attention.tokens(b.shape[1], b.shape[2])
+    expected = (attention.batch * padded_keys(n), 1, n)
+    _check_int8("a", a, 3)
+    if a.shape != expected:
+        raise ValueError(f"a must be the scores tensor of shape {expected}, not {a.shape}")
+    v = _tokens(b, attention, attention.b_channel)
+    return _check_acc_range(_exact_matmul(_scores_values(a, attention.batch, n), v), "context")
+
+
+def pick_softmax_multiplier(scale: float) -> tuple[int, int]:
+    """``(m_e, s_e)`` of a softmax over scores of the given scale: `pick_multiplier` of
+    ``log2(e) * scale`` (docs/arithmetic.md, "Softmax"); ``s_e`` must be at least the table's
+    `EXP_FRACTION_BITS`."""
+    m_e, s_e = pick_multiplier(math.log2(math.e) * scale)
+    if s_e < EXP_FRACTION_BITS:
+        raise ValueError(
+            f"scale {scale!r} needs the shift {s_e}; a softmax needs s_e >= {EXP_FRACTION_BITS} "
+            "(a scores scale below about 2^10)"
+        )
+    return m_e, s_e
+
+
+def softmax(x: np.ndarray, *, m_e: int, s_e: int) -> np.ndarray:
+    """The integer softmax of a scores tensor (docs/arithmetic.md, "Softmax"), int8 of scale 1/128.
+
+    ``x`` is (G * n8, 1, n), ``n8 = ceil(n / 8) * 8``: for each group g and pixel i the keys are
+    channels ``g * n8 .. g * n8 + n - 1``; the padding channels of the output are 0.
+    ``m_e / 2^s_e`` approximates ``log2(e)`` times the scores' scale.
+    """
+    _check_int8("x", x, 3)
+    channels, height, n = x.shape
+    n8 = padded_keys(n)
+    if height != 1 or channels % n8:
+        raise ValueError(
+            f"x must be a scores tensor (G * {n8}, 1, {n}) for its {n} keys, not {_describe(x)}"
+        )
+    if not _is_int(m_e) or not 1 <= m_e <= M_MAX:
+        raise ValueError(f"m_e must be an int in 1..{M_MAX}, not {m_e!r}")
+    if not _is_int(s_e) or not EXP_FRACTION_BITS <= s_e <= S_MAX:
+        raise ValueError(f"s_e must be an int in {EXP_FRACTION_BITS}..{S_MAX}, not {s_e!r}")
+    groups = channels // n8
+    keys = x.reshape(groups, n8, n)[:, :n, :].astype(np.int64)  # [g, j, i]
+    t = (keys.max(axis=1, keepdims=True) - keys) * int(m_e)  # unsigned, below 2^24
+    q = t >> int(s_e)
+    r = (t >> (int(s_e) - EXP_FRACTION_BITS)) & ((1 << EXP_FRACTION_BITS) - 1)
+    table = np.array(EXP_TABLE, dtype=np.int64)
+    e = np.where(q < EXP_TABLE_BITS, table[r] >> np.minimum(q, EXP_TABLE_BITS), 0)
+    rcp = (1 << RECIPROCAL_SHIFT) // e.sum(axis=1, keepdims=True)  # the max key's e is 2^15
+    p = np.minimum(PROB_MAX, (e * rcp + (1 << (PROB_ROUND_SHIFT - 1))) >> PROB_ROUND_SHIFT)
+    out = np.zeros((groups, n8, n), dtype=np.int8)
+    out[:, :n, :] = p
+    return out.reshape(channels, 1, n)
+
+
 # ---- ops and networks ----------------------------------------------------------------------------
 
 
@@ -537,16 +698,33 @@ def _avgpool_acc(op: Op, x: np.ndarray) -> np.ndarray:
     return avgpool_accumulate(x, kernel=op.kernel, stride=op.stride, padding=op.padding)
 
 
+def _attention_acc(op: Op, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The accumulators of an attention matmul: (batch, N, N) scores or (batch, N, dh) context."""
+    assert op.attention is not None
+    if op.attention.kind is AttentionKind.SCORES:
+        return scores_accumulate(a, b, op.attention)
+    return context_accumulate(a, b, op.attention)
+
+
+def _attention_out(op: Op, values: np.ndarray) -> np.ndarray:
+    """Requantised (batch, ...) values of an attention matmul in its output tensor's layout."""
+    assert op.attention is not None
+    if op.attention.kind is AttentionKind.SCORES:
+        return scores_tensor(values)
+    return _untokens(values, op.attention, op.out.height, op.out.width)
+
+
 def run_op(op: Op, inputs: Sequence[np.ndarray], params: OpParams | None = None) -> np.ndarray:
     """The int8 output of one op, given its int8 inputs (in ``op.inputs`` order) and parameters.
 
-    ``params`` is required for conv, fc, avgpool and add, and ignored otherwise. It holds
-    per-channel parameters (``channel_m``, ``channel_s``) exactly when ``op.per_channel``.
+    ``params`` is required for conv, fc, avgpool, add, attention matmul and softmax (its ``m``,
+    ``s`` are ``m_e``, ``s_e``), and ignored otherwise. It holds per-channel parameters
+    (``channel_m``, ``channel_s``) exactly when ``op.per_channel``.
 
     Raises
     ------
     NotImplementedError
-        For a matmul: the data layout of its operands is not defined yet.
+        For a generic matmul (without ``attention``): the layout of its operands is open.
     """
     if len(inputs) != len(op.inputs):
         raise ValueError(f"op {op.name!r} takes {len(op.inputs)} input(s), not {len(inputs)}")
@@ -556,7 +734,7 @@ def run_op(op: Op, inputs: Sequence[np.ndarray], params: OpParams | None = None)
             raise ValueError(
                 f"input {name!r} of op {op.name!r} must have shape {shape}, not {tensor.shape}"
             )
-    if op.kind is OpKind.MATMUL:
+    if op.kind is OpKind.MATMUL and op.attention is None:
         raise NotImplementedError(_MATMUL_MESSAGE.format(where=f"op {op.name!r}"))
     if op.kind is OpKind.MAXPOOL:
         return maxpool(inputs[0], kernel=op.kernel, stride=op.stride, padding=op.padding)
@@ -580,6 +758,11 @@ def run_op(op: Op, inputs: Sequence[np.ndarray], params: OpParams | None = None)
         return requantize(acc, params.m, params.s, relu=op.relu)
     if op.kind is OpKind.AVGPOOL:
         return requantize(_avgpool_acc(op, inputs[0]), params.m, params.s)
+    if op.kind is OpKind.MATMUL:
+        acc = _attention_acc(op, inputs[0], inputs[1])
+        return _attention_out(op, requantize(acc, params.m, params.s))
+    if op.kind is OpKind.SOFTMAX:
+        return softmax(inputs[0], m_e=params.m, s_e=params.s)
     # ADD
     if params.m_b is None:
         raise ValueError(f"op {op.name!r}: an add's OpParams need m_b")
@@ -588,8 +771,8 @@ def run_op(op: Op, inputs: Sequence[np.ndarray], params: OpParams | None = None)
 
 
 _MATMUL_MESSAGE = (
-    "{where}: matmul has no golden model: the data layout of its activation operands "
-    "(A rows, the B tile loaded from the scratchpad) is not defined yet"
+    "{where}: a generic matmul has no golden model: the layout of its activation operands is "
+    "open; give it 'attention: scores' or 'attention: context' (docs/attention.md)"
 )
 
 
@@ -667,11 +850,15 @@ def make_case(network: Network, seed: int = 0, sparsity: float | Mapping[str, fl
     avgpool ``1 / (kh * kw)``, add ``m_x / 2^s ~= TARGET_STD / (sqrt 2 * std(x))`` per input. A
     ``per_channel`` conv or fc gets per output channel c the exact form
     (`pick_channel_multiplier`) of the float32 ``TARGET_STD / std(acc[c])`` (`channel_scales`).
+    An attention matmul is requantised like a conv (``std`` over its batch x N x N or
+    batch x N x dh accumulators, not the scores tensor's padding); a softmax takes its scores'
+    scale as ``1 / TARGET_STD``: ``m_e / 2^s_e ~= log2(e) / TARGET_STD``
+    (`pick_softmax_multiplier`).
 
     Parameters
     ----------
     network : Network
-        Any network without matmul ops.
+        Any network without generic matmul ops.
     seed : int
         Non-negative.
     sparsity : float or Mapping[str, float]
@@ -680,15 +867,18 @@ def make_case(network: Network, seed: int = 0, sparsity: float | Mapping[str, fl
     Raises
     ------
     NotImplementedError
-        If the network has a matmul op.
+        If the network has a generic matmul op (without ``attention``).
     """
     if not isinstance(network, Network):
         raise TypeError(f"network must be a Network, not {network!r}")
     if not _is_int(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, not {seed!r}")
-    matmuls = [op.name for op in network.ops if op.kind is OpKind.MATMUL]
+    matmuls = [op.name for op in network.ops if op.kind is OpKind.MATMUL and op.attention is None]
     if matmuls:
-        where = f"network {network.name!r} ({len(matmuls)} matmul op(s), the first {matmuls[0]!r})"
+        where = (
+            f"network {network.name!r} ({len(matmuls)} generic matmul op(s), the first "
+            f"{matmuls[0]!r})"
+        )
         raise NotImplementedError(_MATMUL_MESSAGE.format(where=where))
     fractions = _resolve_sparsity(network, sparsity)
     seed = int(seed)
@@ -722,6 +912,15 @@ def make_case(network: Network, seed: int = 0, sparsity: float | Mapping[str, fl
             m, s = pick_multiplier(1.0 / (kh * kw))
             params[op.name] = OpParams(None, None, m, s)
             out = requantize(_avgpool_acc(op, xs[0]), m, s)
+        elif op.kind is OpKind.MATMUL:
+            acc = _attention_acc(op, xs[0], xs[1])
+            m, s = pick_multiplier(TARGET_STD / _std(acc))
+            params[op.name] = OpParams(None, None, m, s)
+            out = _attention_out(op, requantize(acc, m, s))
+        elif op.kind is OpKind.SOFTMAX:
+            m_e, s_e = pick_softmax_multiplier(1.0 / TARGET_STD)
+            params[op.name] = OpParams(None, None, m_e, s_e)
+            out = softmax(xs[0], m_e=m_e, s_e=s_e)
         elif op.kind is OpKind.ADD:
             scale_a, scale_b = (TARGET_STD / (math.sqrt(2.0) * _std(x)) for x in xs)
             m_a, m_b, s = add_multipliers(scale_a, scale_b)
@@ -762,7 +961,8 @@ def case_from_params(
 ) -> Case:
     """The golden case of given parameters and input (a model's own weights; no sparsity drawn).
 
-    ``params`` must hold every conv, fc, avgpool and add op; ``seed`` is recorded only.
+    ``params`` must hold every conv, fc, avgpool, add, attention matmul and softmax op;
+    ``seed`` is recorded only.
     """
     if not isinstance(network, Network):
         raise TypeError(f"network must be a Network, not {network!r}")

@@ -27,7 +27,7 @@ from voltflow.rtl.config import ADDR_BITS
 from voltflow.scheduler.chip import BankKind, Chip
 from voltflow.scheduler.dataflow import Mode, OpWork, UnsupportedOpError
 from voltflow.scheduler.memory import BankLayout
-from voltflow.scheduler.network import Network, OpKind
+from voltflow.scheduler.network import Network, Op, OpKind, padded_keys
 
 __all__ = [
     "ChannelRequant",
@@ -251,12 +251,14 @@ def compile_program(
 
     A per-channel conv or fc (``op.per_channel``) gets ``per_channel`` set: the array engine then
     takes each column's multiplier and shift from the pass's requantisation words, and the
-    descriptor's ``m`` and ``s`` (still taken from ``quant``) are unused.
+    descriptor's ``m`` and ``s`` (still taken from ``quant``) are unused. Attention matmuls and
+    softmax get SCORES, CONTEXT and SOFTMAX descriptors (docs/attention.md; a softmax's ``m``,
+    ``s`` are its ``m_e``, ``s_e``).
 
     Raises
     ------
     UnsupportedOpError
-        For a matmul (the RTL has no scratchpad B-operand path yet).
+        For a generic matmul (no ``attention``: its operand layout is open).
     """
     lanes = chip.lanes_per_word
     base = {p.tensor: p.base_word for p in layout.placements}
@@ -269,10 +271,11 @@ def compile_program(
             raise ValueError(f"works must follow the chain: {work.op.name!r} where {op.name!r} is")
         if work.mode is Mode.ALIAS:
             continue
-        if op.kind is OpKind.MATMUL:
+        if op.kind is OpKind.MATMUL and op.attention is None:
             raise UnsupportedOpError(
-                f"{op.name}: matmul ops are not supported by the RTL yet (no scratchpad "
-                "B-operand path); remove them or use the cost model only"
+                f"{op.name}: a generic matmul has no operand layout the RTL could follow; give "
+                "it 'attention: scores' or 'attention: context' (docs/attention.md), or use the "
+                "cost model only"
             )
         q = quant[op.name]
         common = {
@@ -286,7 +289,21 @@ def compile_program(
         src = op.in_shapes[0]
         pt, pl = op.padding[0], op.padding[1]
         if work.mode is Mode.VECTOR:
-            if op.kind is OpKind.ADD:
+            if op.kind is OpKind.SOFTMAX:
+                # docs/attention.md, "Softmax": G groups of n rows, NB = n8 / 8 words per row.
+                keys = padded_keys(src.width)
+                d = OpDescriptor(
+                    mode=OpMode.SOFTMAX,
+                    in_h=1,
+                    in_w=src.width,
+                    out_w=src.width,
+                    pixels=src.width,
+                    cb=keys // lanes,
+                    cin=src.width,
+                    groups=src.channels // keys,
+                    **common,
+                )
+            elif op.kind is OpKind.ADD:
                 d = OpDescriptor(
                     mode=OpMode.ADD,
                     in2_base=base[op.inputs[1]],
@@ -313,6 +330,8 @@ def compile_program(
                     cb=_ceil(src.channels, lanes),
                     **common,
                 )
+        elif work.mode in (Mode.SCORES, Mode.CONTEXT):
+            d = _attention_descriptor(op, work, base[op.inputs[1]], common)
         else:
             lo, _ = layout.weight_banks[i]
             rram_base = (lo - first_rram) * bank_words
@@ -379,3 +398,62 @@ def compile_program(
     last = out[-1]
     out[-1] = OpDescriptor(**{**asdict(last), "last": 1})
     return Program(tuple(out), tuple(index))
+
+
+def _attention_descriptor(
+    op: Op, work: OpWork, in2_base: int, common: Mapping[str, Any]
+) -> OpDescriptor:
+    """The SCORES or CONTEXT descriptor of an attention matmul (docs/attention.md, "Mapping"):
+    the batches are the groups, one pass per epoch, B from the scratchpad (no RRAM words)."""
+    attention = op.attention
+    assert attention is not None
+    grid = op.attention_map
+    height, width = grid.height, grid.width
+    ph, pw = attention.patch
+    tokens = attention.tokens(height, width)
+    tok_w = width // pw
+    layout = {
+        "in2_base": in2_base,
+        "tiles": work.tiles,
+        "cb": work.reduction_blocks,
+        "groups": attention.batch,
+        "group_passes": work.group_passes,
+        "resident": 1,
+        "k_pad": work.reduction,
+        "heads": attention.heads,
+        "head_ch": attention.head_channels,
+        "b_ch": attention.b_channel,
+        "map_w": width,
+        "map_plane": height * width,
+        "tok_w": tok_w,
+        "tok_step": ph * width,
+        "ph": ph,
+        "pw": pw,
+    }
+    if work.mode is Mode.SCORES:
+        return OpDescriptor(
+            mode=OpMode.SCORES,
+            in_h=height,
+            in_w=width,
+            out_w=tok_w,
+            pixels=tokens,
+            sh=ph,
+            sw=pw,
+            cin=attention.head_channels,
+            cout=tokens,
+            a_ch=attention.a_channel,
+            **layout,
+            **common,
+        )
+    return OpDescriptor(
+        mode=OpMode.CONTEXT,
+        in_h=1,
+        in_w=tokens,
+        out_w=tokens,
+        pixels=tokens,
+        cin=tokens,
+        cout=attention.head_channels,
+        a_ch=0,
+        **layout,
+        **common,
+    )

@@ -13,7 +13,17 @@ from typing import Final
 
 import numpy as np
 from voltflow.scheduler.chip import Chip, ticks_to_ref_cycles
-from voltflow.scheduler.network import Network, Op, OpKind, Shape
+from voltflow.scheduler.network import (
+    SCORES_BLOCK,
+    Attention,
+    AttentionKind,
+    Network,
+    Op,
+    OpKind,
+    Shape,
+    padded_keys,
+)
+from voltflow.scheduler.softmax import SOFTMAX_ROW_TICKS_EXTRA
 
 __all__ = [
     "CHANNEL_ENTRY_BITS",
@@ -48,7 +58,9 @@ class Mode(enum.Enum):
 
     GEMM = "gemm"  # im2col GEMM on the array: tile = rows pixels x cols output channels
     DEPTHWISE = "depthwise"  # diagonal of the array: tile = 1 pixel x cols channels
-    VECTOR = "vector"  # feeder's pool/add unit, word by word, array idle
+    SCORES = "scores"  # attention Q K^T: GEMM with K loaded transposed from the scratchpad
+    CONTEXT = "context"  # attention A V: GEMM with V loaded from the scratchpad
+    VECTOR = "vector"  # feeder's pool/add/softmax unit, word by word, array idle
     ALIAS = "alias"  # concatenation: producers write into channel-block offsets, no work
 
 
@@ -101,10 +113,18 @@ class OpWork:
     drain_ticks: int  # extra array ticks per stream step so the drain ends in the step (X)
     write_words: int  # output words per tile and pass (W)
     reduction: int  # K padded to whole words (K_pad)
+    reduction_blocks: int  # L-lane words of the reduction per kernel tap (CB; KB of a matmul)
+    group_passes: int  # passes per group (conv group, matmul batch); passes are group-major
     # words loaded per pass: weights + biases (+ requantisation entries of a per-channel op) from
-    # RRAM, or B from the scratchpad
+    # RRAM, or B from the scratchpad (the weight-buffer words written)
     load_beats: int
     load_from_rram: bool
+    # feeder ticks of one pass's B load from the scratchpad (K_pad, or KB * (C + L) for the
+    # transposing SCORES load); 0 when the DMA loads the pass from RRAM
+    load_ticks: int
+    # scratchpad words read by the B load of each pass of one group, in pass order (the same for
+    # every group); empty when the pass comes from RRAM
+    b_reads: tuple[int, ...]
     epoch_passes: tuple[int, ...]  # passes resident in the weight buffer per epoch, in order
     vector_ticks: int  # feeder ticks of a VECTOR op
     activity: Activity
@@ -153,7 +173,7 @@ class OpWork:
             # B comes from the scratchpad through the feeder: load, then compute, no overlap.
             total = np.zeros(shape, dtype=np.int64)
             for q, n in Counter(qs).items():
-                load = ticks_to_ref_cycles(q * self.load_beats, inc_feeder, bits)
+                load = ticks_to_ref_cycles(q * self.load_ticks, inc_feeder, bits)
                 total = total + n * (load + sync + compute[q] + sync)
         return (total + setup).astype(np.int64)
 
@@ -250,6 +270,20 @@ def _op_work(op: Op, chip: Chip, network: Network) -> OpWork:
         act = Activity(feeder_ticks=ticks, spad_reads=cb * vt, spad_writes=cb * outs)
         return _vector_like(op, Mode.VECTOR, ticks, act)
 
+    if op.kind is OpKind.SOFTMAX:
+        # docs/attention.md, "Softmax": per row (group g, pixel i) NB words read three times
+        # (max, exp, normalise) and written once, plus the last exp fold and the division.
+        _check_scores_block(op, chip)
+        src = op.in_shapes[0]
+        keys = padded_keys(src.width)
+        blocks = keys // lanes
+        n_rows = (src.channels // keys) * src.width
+        ticks = n_rows * (3 * blocks + SOFTMAX_ROW_TICKS_EXTRA) + 1
+        act = Activity(
+            feeder_ticks=ticks, spad_reads=3 * blocks * n_rows, spad_writes=blocks * n_rows
+        )
+        return _vector_like(op, Mode.VECTOR, ticks, act)
+
     if op.kind is OpKind.ADD:
         words = _ceil(out.channels, lanes) * out.height * out.width
         ticks = 2 * words + 1
@@ -282,6 +316,8 @@ def _op_work(op: Op, chip: Chip, network: Network) -> OpWork:
         from_rram = True
         mode = Mode.DEPTHWISE
         epochs = (1,) * passes
+        groups, blocks, per_group, load_ticks = 1, 1, passes, 0
+        b_reads: tuple[int, ...] = ()
     elif op.kind in (OpKind.CONV, OpKind.FC):
         src = op.in_shapes[0]
         if op.kind is OpKind.FC:
@@ -322,6 +358,56 @@ def _op_work(op: Op, chip: Chip, network: Network) -> OpWork:
         resident = max(1, min(per_group, chip.weight_buffer_half_words // load_beats))
         full, rest = divmod(per_group, resident)
         epochs = ((resident,) * full + ((rest,) if rest else ())) * groups
+        blocks, load_ticks, b_reads = cb, 0, ()
+    elif op.kind is OpKind.MATMUL and op.attention is not None:
+        # docs/attention.md, "Mapping": the GEMM pipeline with B from the scratchpad, one pass
+        # per epoch; the batches are the groups.
+        attention = op.attention
+        _check_scores_block(op, chip)
+        if cols != lanes:
+            raise UnsupportedOpError(
+                f"{op.name}: the attention mapping gives each array column one lane of the "
+                f"output word; cols ({cols}) must equal the lanes per word ({lanes})"
+            )
+        grid = op.attention_map
+        n = attention.tokens(grid.height, grid.width)
+        groups = attention.batch
+        if attention.kind is AttentionKind.SCORES:
+            a_lo, b_lo = attention.a_channel % lanes, attention.b_channel % lanes
+            if a_lo != b_lo:
+                raise UnsupportedOpError(
+                    f"{op.name}: a_channel {attention.a_channel} and b_channel "
+                    f"{attention.b_channel} must be equal modulo {lanes} so that Q's and K's "
+                    f"lanes line up (docs/attention.md, Lanes of a head), not {a_lo} and {b_lo}"
+                )
+            blocks = _head_blocks(op, attention, attention.a_channel, lanes)  # KB
+            per_group = _ceil(n, cols)  # NB: C tokens j per pass
+            load_ticks = blocks * (cols + lanes)  # transposing: C read and L write ticks per block
+            b_reads = tuple(blocks * min(cols, n - nb * cols) for nb in range(per_group))
+            mode = Mode.SCORES
+        else:
+            if attention.b_channel % lanes:
+                raise UnsupportedOpError(
+                    f"{op.name}: b_channel {attention.b_channel} must be a multiple of {lanes} "
+                    "so that V's lanes are the output's lanes (docs/attention.md, Lanes of a "
+                    "head)"
+                )
+            blocks = _ceil(n, lanes)  # KB: the keys, batch b's blocks of the scores tensor
+            per_group = _head_blocks(op, attention, attention.b_channel, lanes)  # OB
+            load_ticks = blocks * lanes
+            b_reads = (n,) * per_group
+            mode = Mode.CONTEXT
+        passes = groups * per_group
+        tiles = _ceil(n, rows)
+        gather = rows * blocks
+        reduction = blocks * lanes
+        stream = max(reduction, min_stream)
+        write = rows
+        per_epoch_reads = blocks * n  # A rows gathered; B loads are counted from b_reads
+        spad_writes = passes * n
+        load_beats = reduction
+        from_rram = False
+        epochs = (1,) * passes
     elif op.kind is OpKind.MATMUL:
         dims = op.matmul
         assert dims is not None
@@ -332,12 +418,14 @@ def _op_work(op: Op, chip: Chip, network: Network) -> OpWork:
         reduction = kb * lanes
         stream = max(reduction, min_stream)
         write = rows
-        per_epoch_reads = kb * dims.m + reduction  # A rows gathered, plus B loaded
+        per_epoch_reads = kb * dims.m  # A rows gathered; B loads are counted from b_reads
         spad_writes = passes * dims.m
         load_beats = reduction
         from_rram = False
         mode = Mode.GEMM
         epochs = (1,) * passes
+        groups, blocks, per_group = dims.batch, kb, _ceil(dims.n, cols)
+        load_ticks, b_reads = reduction, (reduction,) * per_group
     else:  # pragma: no cover - every OpKind is handled above
         raise UnsupportedOpError(f"{op.name}: unsupported op kind {op.kind.value}")
 
@@ -361,8 +449,12 @@ def _op_work(op: Op, chip: Chip, network: Network) -> OpWork:
         drain_ticks=drain,
         write_words=write,
         reduction=reduction,
+        reduction_blocks=blocks,
+        group_passes=per_group,
         load_beats=load_beats,
         load_from_rram=from_rram,
+        load_ticks=load_ticks,
+        b_reads=b_reads,
         epoch_passes=epochs,
         vector_ticks=0,
         activity=Activity(),
@@ -372,11 +464,11 @@ def _op_work(op: Op, chip: Chip, network: Network) -> OpWork:
     sys_ticks = tiles * (passes * stream + n_epochs * drain) + n_epochs * flush
     act = Activity(
         sys_ticks=sys_ticks,
-        feeder_ticks=feeder + (0 if from_rram else passes * load_beats),
+        feeder_ticks=feeder + passes * load_ticks,
         rram_ticks=passes * load_beats if from_rram else 0,
         macs=op.macs,
         pe_cycles=sys_ticks * rows * cols,
-        spad_reads=n_epochs * per_epoch_reads,
+        spad_reads=n_epochs * per_epoch_reads + groups * sum(b_reads),
         spad_writes=spad_writes,
         # stored once per epoch, read once per pass
         lane_bits=(n_epochs + passes) * tiles * gather * chip.word_bits,
@@ -390,6 +482,31 @@ def _op_work(op: Op, chip: Chip, network: Network) -> OpWork:
     return replace(work, activity=act)
 
 
+def _check_scores_block(op: Op, chip: Chip) -> None:
+    """The scores tensor packs SCORES_BLOCK keys per word: a chip with other lanes rejects the
+    attention ops."""
+    if chip.lanes_per_word != SCORES_BLOCK:
+        raise UnsupportedOpError(
+            f"{op.name}: the scores tensor packs {SCORES_BLOCK} keys per word (docs/attention.md); "
+            f"this chip has {chip.lanes_per_word} lanes per word"
+        )
+
+
+def _head_blocks(op: Op, attention: Attention, first: int, lanes: int) -> int:
+    """The L-lane blocks every head of an operand starting at channel ``first`` touches,
+    ``span(h) = ceil((lo(h) + dh) / L)`` with ``lo(h) = (first + h dh) mod L``; the mapping needs
+    the same span for all heads (docs/attention.md, "Lanes of a head")."""
+    dh = attention.head_channels
+    spans = [_ceil((first + h * dh) % lanes + dh, lanes) for h in range(attention.heads)]
+    if len(set(spans)) > 1:
+        raise UnsupportedOpError(
+            f"{op.name}: every head must touch the same number of {lanes}-channel blocks "
+            f"(docs/attention.md, Lanes of a head), but heads of {dh} channels from channel "
+            f"{first} touch {', '.join(map(str, spans))}"
+        )
+    return spans[0]
+
+
 def _vector_like(op: Op, mode: Mode, ticks: int, act: Activity) -> OpWork:
     return OpWork(
         op=op,
@@ -401,8 +518,12 @@ def _vector_like(op: Op, mode: Mode, ticks: int, act: Activity) -> OpWork:
         drain_ticks=0,
         write_words=0,
         reduction=0,
+        reduction_blocks=0,
+        group_passes=0,
         load_beats=0,
         load_from_rram=False,
+        load_ticks=0,
+        b_reads=(),
         epoch_passes=(),
         vector_ticks=ticks,
         activity=act if mode is Mode.ALIAS else Activity(**{**_asdict(act), "epochs": 1}),

@@ -21,6 +21,9 @@ from .documents import DocumentError, parse_yaml, read_text, short
 __all__ = [
     "FORMAT",
     "MAX_OPS",
+    "SCORES_BLOCK",
+    "Attention",
+    "AttentionKind",
     "MatmulDims",
     "Network",
     "NetworkError",
@@ -30,6 +33,7 @@ __all__ = [
     "known_networks",
     "load_network",
     "network_from_document",
+    "padded_keys",
 ]
 
 FORMAT: Final = "voltflow-network/1"
@@ -50,6 +54,25 @@ class OpKind(enum.Enum):
     AVGPOOL = "avgpool"
     ADD = "add"
     CONCAT = "concat"
+    SOFTMAX = "softmax"
+
+
+class AttentionKind(enum.Enum):
+    """Which product of an attention a matmul with an ``attention`` layout computes."""
+
+    SCORES = "scores"  # Q K^T (docs/attention.md)
+    CONTEXT = "context"  # A V
+
+
+#: The channel block of the scores tensor: the keys of a batch fill whole blocks of this many
+#: channels (docs/attention.md). A format constant: a chip with other lanes per word rejects it.
+SCORES_BLOCK: Final = 8
+
+
+def padded_keys(keys: int) -> int:
+    """``N8 = ceil(N / 8) * 8``: the channels one batch's (or group's) keys take in a scores
+    tensor."""
+    return -(-keys // SCORES_BLOCK) * SCORES_BLOCK
 
 
 _WEIGHTED: Final = frozenset({OpKind.CONV, OpKind.FC, OpKind.MATMUL})
@@ -102,6 +125,83 @@ class MatmulDims:
                 raise NetworkError(f"MatmulDims.{name} must be a positive int, not {short(value)}")
 
 
+@dataclass(frozen=True, slots=True)
+class Attention:
+    """The layout of an attention matmul's operands (docs/attention.md, "The three ops").
+
+    Tokens are the pixels that share a position in their ``patch``: with patch ``(ph, pw)`` over
+    an ``H x W`` map there are ``P = ph * pw`` positions and ``N = (H / ph) * (W / pw)`` tokens
+    per position; batch ``b = p * heads + h``.
+
+    Parameters
+    ----------
+    kind : AttentionKind
+        SCORES (Q K^T: both inputs are maps) or CONTEXT (A V: the scores tensor and the V map).
+    heads : int
+        Attention heads.
+    head_channels : int
+        Channels per head (dh).
+    patch : tuple of int
+        (ph, pw).
+    a_channel : int
+        SCORES: Q's first channel in the a map; 0 for CONTEXT (its a is the scores tensor).
+    b_channel : int
+        K's (SCORES) or V's (CONTEXT) first channel in the b map.
+    """
+
+    kind: AttentionKind
+    heads: int
+    head_channels: int
+    patch: tuple[int, int] = (1, 1)
+    a_channel: int = 0
+    b_channel: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kind, AttentionKind):
+            raise NetworkError(f"Attention.kind must be an AttentionKind, not {short(self.kind)}")
+        for name in ("heads", "head_channels"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise NetworkError(f"Attention.{name} must be a positive int, not {short(value)}")
+        if not (
+            isinstance(self.patch, tuple)
+            and len(self.patch) == 2
+            and all(_is_int(v) and v >= 1 for v in self.patch)
+        ):
+            raise NetworkError(
+                f"Attention.patch must be a tuple of 2 positive ints, not {short(self.patch)}"
+            )
+        for name in ("a_channel", "b_channel"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 0:
+                raise NetworkError(
+                    f"Attention.{name} must be a non-negative int, not {short(value)}"
+                )
+        if self.kind is AttentionKind.CONTEXT and self.a_channel != 0:
+            raise NetworkError(
+                f"Attention.a_channel must be 0 for a context matmul (its a input is the scores "
+                f"tensor), not {self.a_channel}"
+            )
+
+    @property
+    def positions(self) -> int:
+        """``P = ph * pw``: pixel positions in a patch."""
+        return self.patch[0] * self.patch[1]
+
+    @property
+    def batch(self) -> int:
+        """``P * heads``: one batch per position and head."""
+        return self.positions * self.heads
+
+    def tokens(self, height: int, width: int) -> int:
+        """``N = (H / ph) * (W / pw)``: tokens per position of an ``H x W`` map."""
+        return (height // self.patch[0]) * (width // self.patch[1])
+
+    def map_shape(self, in_shapes: tuple[Shape, ...]) -> Shape:
+        """The map the tokens come from: the a map of SCORES, the b (V) map of CONTEXT."""
+        return in_shapes[0] if self.kind is AttentionKind.SCORES else in_shapes[1]
+
+
 class _Invalid(Exception):
     """A rule broken by one field of an op; turned into a NetworkError with the caller's context."""
 
@@ -136,6 +236,49 @@ def _ceil_mode_extra(size: int, window: int, stride: int, before: int, after: in
     return max((out - 1) * stride + window - span, 0)
 
 
+def _attention_dims(attention: Attention, in_shapes: tuple[Shape, ...]) -> tuple[MatmulDims, Shape]:
+    """The product dimensions and the output shape of an attention matmul (docs/attention.md),
+    or ``_Invalid`` naming the field that breaks a rule. ``in_shapes`` holds the two inputs."""
+    heads, dh = attention.heads, attention.head_channels
+    ph, pw = attention.patch
+    span = heads * dh
+    scores = attention.kind is AttentionKind.SCORES
+    a, b = in_shapes
+    if scores and (a.height, a.width) != (b.height, b.width):
+        raise _Invalid(
+            "inputs", f"must be maps of equal height and width for scores, not {a} and {b}"
+        )
+    grid = attention.map_shape(in_shapes)
+    if grid.height % ph or grid.width % pw:
+        raise _Invalid(
+            "patch",
+            f"[{ph}, {pw}] must tile the {grid.height}x{grid.width} map (height a multiple of "
+            f"{ph}, width a multiple of {pw})",
+        )
+    operands = (("a_channel", a, attention.a_channel),) if scores else ()
+    for key, shape, first in (*operands, ("b_channel", b, attention.b_channel)):
+        if first + span > shape.channels:
+            which = "a" if key == "a_channel" else "b"
+            raise _Invalid(
+                key,
+                f"{key} {first} + heads {heads} x head_channels {dh} = {first + span} must be "
+                f"at most the {shape.channels} channels of input {which} ({shape})",
+            )
+    n = attention.tokens(grid.height, grid.width)
+    batch = attention.batch
+    if scores:
+        return MatmulDims(batch, n, dh, n), Shape(batch * padded_keys(n), 1, n)
+    expected = Shape(batch * padded_keys(n), 1, n)
+    if a != expected:
+        raise _Invalid(
+            "inputs",
+            f"a must be the scores tensor [batch * N8, 1, N] = [{expected.channels}, 1, {n}] of "
+            f"heads {heads}, patch [{ph}, {pw}] over the {grid.height}x{grid.width} map of "
+            f"input b ({n} tokens), not {a}",
+        )
+    return MatmulDims(batch, n, n, dh), Shape(span, grid.height, grid.width)
+
+
 def _derive_out(
     kind: OpKind,
     in_shapes: tuple[Shape, ...],
@@ -147,12 +290,14 @@ def _derive_out(
     channels: int | None,
     matmul: MatmulDims | None,
     out_shape: Shape | None,
+    attention: Attention | None = None,
 ) -> Shape:
     """The output shape of an op, or ``_Invalid`` naming the field that breaks a rule.
 
     This is the one place where the shape rules live: the loader uses it to infer output shapes,
     ``Op`` uses it to check a given one. ``channels`` is out_channels (conv) or out_features (fc);
-    ``out_shape`` is only read for matmul, whose data layout the format leaves open.
+    ``out_shape`` is only read for a generic matmul (no ``attention``), whose data layout the
+    format leaves open; an attention matmul's ``matmul`` must be the dimensions its layout gives.
     """
     arity = {OpKind.ADD: 2, OpKind.MATMUL: 2, OpKind.CONCAT: None}.get(kind, 1)
     if arity is None and len(in_shapes) < 2:
@@ -195,6 +340,13 @@ def _derive_out(
     if kind is OpKind.FC:
         assert channels is not None
         return Shape(channels, 1, 1)
+    if kind is OpKind.MATMUL and attention is not None:
+        dims, shape = _attention_dims(attention, in_shapes)
+        if matmul is not None and matmul != dims:
+            raise _Invalid(
+                "matmul", f"must be {dims} for this {attention.kind.value} layout, not {matmul}"
+            )
+        return shape
     if kind is OpKind.MATMUL:
         assert matmul is not None and out_shape is not None
         produced = matmul.batch * matmul.m * matmul.n
@@ -205,6 +357,15 @@ def _derive_out(
                 f"not {out_shape.elements} ({out_shape})",
             )
         return out_shape
+    if kind is OpKind.SOFTMAX:
+        keys = padded_keys(first.width)
+        if first.height != 1 or first.channels % keys:
+            raise _Invalid(
+                "inputs",
+                f"must be a scores tensor [G * n8, 1, n] (height 1, channels a multiple of "
+                f"n8 = ceil(n / 8) * 8 = {keys} for n = {first.width} keys), not {first}",
+            )
+        return first
     if kind is OpKind.ADD:
         if in_shapes[1] != first:
             raise _Invalid("inputs", f"must have equal shapes, not {first} and {in_shapes[1]}")
@@ -247,10 +408,14 @@ class Op:
     relu : bool
         A pointwise activation follows in the same op (conv, fc, add only).
     matmul : MatmulDims or None
-        Dimensions of a matmul op; None for every other kind.
+        Dimensions of a matmul op (derived from ``attention`` for an attention matmul); None for
+        every other kind.
     per_channel : bool
         Requantisation parameters per output channel instead of one per op (conv, fc only;
         docs/arithmetic.md, "Per-channel requantisation").
+    attention : Attention or None
+        The operand layout of an attention matmul (docs/attention.md); None for a generic matmul
+        (cost model only) and every other kind.
     """
 
     name: str
@@ -265,6 +430,7 @@ class Op:
     relu: bool = False
     matmul: MatmulDims | None = None
     per_channel: bool = False
+    attention: Attention | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -279,6 +445,7 @@ class Op:
                 channels=self.out.channels,
                 matmul=self.matmul,
                 out_shape=self.out,
+                attention=self.attention,
             )
         except _Invalid as exc:
             raise NetworkError(f"op {short(self.name)}: {exc}") from None
@@ -329,6 +496,13 @@ class Op:
                 "matmul",
                 f"must be MatmulDims for a matmul op and None otherwise, not {short(self.matmul)}",
             )
+        if self.attention is not None and (
+            self.kind is not OpKind.MATMUL or not isinstance(self.attention, Attention)
+        ):
+            raise _Invalid(
+                "attention",
+                f"must be an Attention of a matmul op or None, not {short(self.attention)}",
+            )
         if self.kind not in _WINDOWED:
             for name, default in (("kernel", (1, 1)), ("stride", (1, 1)), ("padding", (0,) * 4)):
                 if getattr(self, name) != default:
@@ -342,6 +516,13 @@ class Op:
     def weighted(self) -> bool:
         """True for ops that multiply and accumulate (conv, fc, matmul)."""
         return self.kind in _WEIGHTED
+
+    @property
+    def attention_map(self) -> Shape:
+        """The map an attention matmul's tokens come from (`Attention.map_shape`)."""
+        if self.attention is None:
+            raise ValueError(f"op {self.name!r} is not an attention matmul")
+        return self.attention.map_shape(self.in_shapes)
 
     @property
     def macs(self) -> int:
@@ -498,23 +679,36 @@ _INPUT_KEYS: Final = ("name", "shape")
 _WINDOW_KEYS: Final = ("kernel", "stride", "padding")
 #: Keys of a conv's or fc's output stage (docs/arithmetic.md).
 _OUTPUT_KEYS: Final = ("relu", "per_channel")
+#: Keys of a generic matmul (cost model only) and of an attention matmul (docs/attention.md).
+_MATMUL_GENERIC_KEYS: Final = ("batch", "m", "k", "n", "out_shape")
+_MATMUL_ATTENTION_KEYS: Final = (
+    "attention",
+    "heads",
+    "head_channels",
+    "patch",
+    "a_channel",
+    "b_channel",
+)
+_MATMUL_ATTENTION_REQUIRED: Final = ("attention", "heads", "head_channels")
 _OP_KEYS: Final[Mapping[OpKind, tuple[str, ...]]] = {
     OpKind.CONV: ("name", "op", "input", "out_channels", *_WINDOW_KEYS, "groups", *_OUTPUT_KEYS),
     OpKind.FC: ("name", "op", "input", "out_features", *_OUTPUT_KEYS),
-    OpKind.MATMUL: ("name", "op", "inputs", "batch", "m", "k", "n", "out_shape"),
+    OpKind.MATMUL: ("name", "op", "inputs", *_MATMUL_GENERIC_KEYS, *_MATMUL_ATTENTION_KEYS),
     OpKind.MAXPOOL: ("name", "op", "input", *_WINDOW_KEYS, "ceil_mode", "global"),
     OpKind.AVGPOOL: ("name", "op", "input", *_WINDOW_KEYS, "ceil_mode", "global"),
     OpKind.ADD: ("name", "op", "inputs", "relu"),
     OpKind.CONCAT: ("name", "op", "inputs"),
+    OpKind.SOFTMAX: ("name", "op", "input"),
 }
 _OP_REQUIRED: Final[Mapping[OpKind, tuple[str, ...]]] = {
     OpKind.CONV: ("input", "out_channels", "kernel"),
     OpKind.FC: ("input", "out_features"),
-    OpKind.MATMUL: ("inputs", "batch", "m", "k", "n", "out_shape"),
+    OpKind.MATMUL: ("inputs",),  # and the keys of its form: generic or attention
     OpKind.MAXPOOL: ("input",),
     OpKind.AVGPOOL: ("input",),
     OpKind.ADD: ("inputs",),
     OpKind.CONCAT: ("inputs",),
+    OpKind.SOFTMAX: ("input",),
 }
 _SAME: Final = "same"
 
@@ -539,6 +733,7 @@ class _RawOp:
     channels: int | None = None
     matmul: MatmulDims | None = None
     out_shape: Shape | None = None
+    attention: Attention | None = None
 
     @property
     def where(self) -> str:
@@ -572,6 +767,11 @@ class _Reader:
     def positive(self, value: object, path: str) -> int:
         if not _is_int(value) or value < 1:
             self.fail(path, f"must be a positive int, not {short(value)}")
+        return value
+
+    def non_negative(self, value: object, path: str) -> int:
+        if not _is_int(value) or value < 0:
+            self.fail(path, f"must be a non-negative int, not {short(value)}")
         return value
 
     def flag(self, value: object, path: str) -> bool:
@@ -730,6 +930,23 @@ class _Reader:
                 per_channel=per_channel,
             )
         if kind is OpKind.MATMUL:
+            if "attention" in spec:
+                return dataclasses.replace(base, attention=self.attention(spec, where))
+            for key in _MATMUL_ATTENTION_KEYS:
+                if key in spec:
+                    self.fail(
+                        f"{where}.{key}",
+                        "belongs to the attention form of matmul: give 'attention: scores' or "
+                        "'attention: context' too, or leave it out for a generic matmul",
+                    )
+            for key in _MATMUL_GENERIC_KEYS:
+                if key not in spec:
+                    self.fail(
+                        where,
+                        f"missing key {short(key)}; required keys for a generic matmul: inputs, "
+                        f"{', '.join(_MATMUL_GENERIC_KEYS)} (or give 'attention: scores' or "
+                        "'attention: context' and its keys, docs/attention.md)",
+                    )
             dims = {
                 key: self.positive(spec[key], f"{where}.{key}") for key in ("batch", "m", "k", "n")
             }
@@ -754,7 +971,44 @@ class _Reader:
                 padding=self.padding(spec.get("padding", 0), f"{where}.padding"),
                 ceil_mode=self.flag(spec.get("ceil_mode", False), f"{where}.ceil_mode"),
             )
-        return dataclasses.replace(base, relu=relu)  # ADD, CONCAT: arity is checked with the shapes
+        # ADD, CONCAT, SOFTMAX: arity and input shapes are checked with the shapes.
+        return dataclasses.replace(base, relu=relu)
+
+    def attention(self, spec: Mapping[str, Any], where: str) -> Attention:
+        """The layout of an attention matmul (docs/attention.md)."""
+        for key in _MATMUL_GENERIC_KEYS:
+            if key in spec:
+                self.fail(
+                    f"{where}.{key}",
+                    "must be left out of an attention matmul: batch, m, k, n and the output "
+                    "shape follow from heads, head_channels, patch and the input shapes",
+                )
+        for key in _MATMUL_ATTENTION_REQUIRED:
+            if key not in spec:
+                self.fail(
+                    where,
+                    f"missing key {short(key)}; required keys for an attention matmul: inputs, "
+                    f"{', '.join(_MATMUL_ATTENTION_REQUIRED)}",
+                )
+        kinds = " or ".join(repr(kind.value) for kind in AttentionKind)
+        try:
+            kind = AttentionKind(spec["attention"])
+        except (ValueError, TypeError):
+            self.fail(f"{where}.attention", f"must be {kinds}, not {short(spec['attention'])}")
+        if kind is AttentionKind.CONTEXT and "a_channel" in spec:
+            self.fail(
+                f"{where}.a_channel",
+                "must be left out of a context matmul: its a input is the scores tensor; "
+                "b_channel gives V's first channel",
+            )
+        return Attention(
+            kind=kind,
+            heads=self.positive(spec["heads"], f"{where}.heads"),
+            head_channels=self.positive(spec["head_channels"], f"{where}.head_channels"),
+            patch=self.pair(spec.get("patch", 1), f"{where}.patch", "ph, pw"),
+            a_channel=self.non_negative(spec.get("a_channel", 0), f"{where}.a_channel"),
+            b_channel=self.non_negative(spec.get("b_channel", 0), f"{where}.b_channel"),
+        )
 
     # -- the graph -------------------------------------------------------------------------------
 
@@ -853,10 +1107,14 @@ class _Reader:
                 channels=raw.channels,
                 matmul=raw.matmul,
                 out_shape=raw.out_shape,
+                attention=raw.attention,
             )
         except _Invalid as exc:
             key = raw.input_key if exc.field_name == "inputs" else exc.field_name
             self.fail(f"{raw.where}.{key}", exc.reason)
+        matmul = raw.matmul
+        if raw.attention is not None:
+            matmul, _ = _attention_dims(raw.attention, in_shapes)
         return Op(
             name=raw.name,
             kind=raw.kind,
@@ -868,8 +1126,9 @@ class _Reader:
             padding=padding,
             groups=raw.groups,
             relu=raw.relu,
-            matmul=raw.matmul,
+            matmul=matmul,
             per_channel=raw.per_channel,
+            attention=raw.attention,
         )
 
 

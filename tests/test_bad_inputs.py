@@ -296,6 +296,50 @@ for name, argv, message in ARGS:
     CASES.append(Case(name, argv, status, message))
 
 
+# -- attention ops in network files (docs/attention.md) -------------------------------------------
+ATTENTION_HEAD = (
+    "format: voltflow-network/1\nname: attn\ntitle: t\nsource: s\n"
+    "input: {name: x, shape: [24, 4, 4]}\nops:\n"
+)
+ATTENTION_NETS = [
+    ("kind", "  - {name: m, op: matmul, inputs: [x, x], attention: keys, heads: 2, "
+             "head_channels: 4}\n",
+     r"{f}: ops\[0\] \(m\).attention: must be 'scores' or 'context', not 'keys'$"),
+    ("patch", "  - {name: m, op: matmul, inputs: [x, x], attention: scores, heads: 2, "
+              "head_channels: 4, patch: 3}\n",
+     r"{f}: ops\[0\] \(m\).patch: \[3, 3\] must tile the 4x4 map"),
+    ("channels", "  - {name: m, op: matmul, inputs: [x, x], attention: scores, heads: 4, "
+                 "head_channels: 4, b_channel: 16}\n",
+     r"{f}: ops\[0\] \(m\).b_channel: b_channel 16 \+ heads 4 x head_channels 4 = 32 must be at "
+     r"most the 24 channels of input b \(24x4x4\)$"),
+    ("context-a-channel", "  - {name: m, op: matmul, inputs: [x, x], attention: context, "
+                          "heads: 1, head_channels: 8, a_channel: 8}\n",
+     r"{f}: ops\[0\] \(m\).a_channel: must be left out of a context matmul"),
+    ("softmax-of-a-map", "  - {name: s, op: softmax, input: x}\n",
+     r"{f}: ops\[0\] \(s\).input: must be a scores tensor \[G \* n8, 1, n\]"),
+    ("lanes", "  - {name: m, op: matmul, inputs: [x, x], attention: scores, heads: 2, "
+              "head_channels: 8, b_channel: 4}\n",
+     r"^voltflow model: error: network 'attn' on chip 'powerflow_ref': op m: a_channel 0 and "
+     r"b_channel 4 must be equal modulo 8 so that Q's and K's lanes line up"),
+]  # fmt: skip
+for what, ops, message in ATTENTION_NETS:
+    CASES.append(
+        Case(f"model-net-attention-{what}", ("model", "--net", "{f}"), USER_ERROR, message,
+             _write("x.yaml", ATTENTION_HEAD + ops))
+    )  # fmt: skip
+CASES.append(
+    Case(
+        "cosim-generic-matmul",
+        ("cosim", "--net", "{f}"),
+        USER_ERROR,
+        r"attn has 1 generic matmul op\(s\) \(the first 'm'\): the RTL cannot run a matmul whose "
+        r"operand layout is open",
+        _write("x.yaml", ATTENTION_HEAD + "  - {name: m, op: matmul, inputs: [x, x], batch: 1, "
+               "m: 4, k: 4, n: 4, out_shape: [1, 4, 4]}\n"),
+    )
+)  # fmt: skip
+
+
 # -- schedule files edited by hand (compile) ----------------------------------------------------
 def _edit(edit: Callable[[dict], None]) -> Callable[[Path, Path], Path]:
     def make(folder: Path, good: Path) -> Path:

@@ -16,6 +16,7 @@ from voltflow.scheduler.dataflow import OpWork
 from voltflow.scheduler.network import Network, OpKind, load_network
 
 from tests.cosim import rtl_reference
+from tests.cosim.random_layers import random_layer
 
 SMALL_CHIP = Path(__file__).resolve().parents[1] / "data" / "chip_small.yaml"
 STATES = [(1.1, 1.1, 1.1), (0.9, 1.3, 1.0), (1.3, 0.9, 1.2)]
@@ -248,43 +249,6 @@ def _work(network: Network, chip: Chip, name: str) -> OpWork:
 # ---- randomised layers -------------------------------------------------------------------
 
 
-def _random_layer(rng: np.random.Generator) -> tuple[str, str]:
-    """A random single-op network: kind, channels, odd sizes, kernels, strides and padding."""
-    kind = rng.choice(["conv", "conv", "depthwise", "fc", "maxpool", "avgpool", "add"])
-    c = int(rng.integers(1, 24))
-    h, w = int(rng.integers(3, 12)), int(rng.integers(3, 12))
-    kh, kw = int(rng.integers(1, min(h, 5) + 1)), int(rng.integers(1, min(w, 5) + 1))
-    sh, sw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
-    pad = [int(rng.integers(0, k)) for k in (kh, kw, kh, kw)]  # top, left, bottom, right < kernel
-    relu = bool(rng.integers(0, 2))
-    common = f"kernel: [{kh}, {kw}], stride: [{sh}, {sw}], padding: {pad}"
-    if kind == "conv":
-        out = int(rng.integers(1, 40))
-        op = f"- {{name: c, op: conv, input: x, out_channels: {out}, {common}, relu: {relu}}}"
-    elif kind == "depthwise":
-        op = (
-            f"- {{name: c, op: conv, input: x, out_channels: {c}, {common}, groups: {c}, "
-            f"relu: {relu}}}"
-        )
-    elif kind == "fc":
-        # The whole input is one reduction: keep it within the small chip's weight buffer.
-        h, w = min(h, 4), min(w, 4)
-        op = f"- {{name: c, op: fc, input: x, out_features: {int(rng.integers(1, 30))}}}"
-    elif kind in ("maxpool", "avgpool"):
-        pad = [min(p, k // 2) for p, k in zip(pad, (kh, kw, kh, kw), strict=True)]
-        ceil = bool(rng.integers(0, 2))
-        op = (
-            f"- {{name: c, op: {kind}, input: x, kernel: [{kh}, {kw}], stride: [{sh}, {sw}], "
-            f"padding: {pad}, ceil_mode: {ceil}}}"
-        )
-    else:
-        op = (
-            f"- {{name: a, op: conv, input: x, out_channels: {c}, kernel: 1}}\n"
-            f"  - {{name: c, op: add, inputs: [x, a], relu: {relu}}}"
-        )
-    return f"[{c}, {h}, {w}]", op
-
-
 @pytest.mark.cosim
 @pytest.mark.parametrize("seed", range(8))
 def test_random_layers_are_bit_exact_and_cycle_exact(
@@ -292,7 +256,7 @@ def test_random_layers_are_bit_exact_and_cycle_exact(
 ) -> None:
     """Seeded random shapes (reproducible in CI); each runs at one of the three states."""
     rng = np.random.default_rng(1000 + seed)
-    spec = _random_layer(rng)
+    spec = random_layer(rng)
     network = _network(tmp_path, f"random{seed}", spec)
     result = run_network(network, chip, STATES[seed % 3], seed=seed, verilator_build=spec_build)
     _assert_exact(result)

@@ -19,6 +19,7 @@ from voltflow.cosim.golden import (
     OpParams,
     avgpool_accumulate,
     channel_scales,
+    context_accumulate,
     conv_accumulate,
     fc_accumulate,
     forward,
@@ -26,12 +27,26 @@ from voltflow.cosim.golden import (
     maxpool,
     pick_channel_multiplier,
     pick_multiplier,
+    pick_softmax_multiplier,
     requantize,
     requantize_channels,
     residual_add,
     run_op,
+    scores_accumulate,
+    scores_tensor,
+    softmax,
 )
-from voltflow.scheduler.network import Network, OpKind, load_network
+from voltflow.scheduler.network import (
+    Attention,
+    AttentionKind,
+    Network,
+    OpKind,
+    load_network,
+    network_from_document,
+)
+from voltflow.scheduler.softmax import EXP_TABLE
+
+from tests.cosim.attention_nets import ATTENTION_BLOCKS, attention_block
 
 TINY = Path(__file__).parents[1] / "scheduler" / "data" / "tiny.yaml"
 
@@ -611,9 +626,29 @@ def test_make_case_rejects_bad_seed(tiny):
         make_case(tiny, seed=-1)
 
 
-def test_matmul_has_no_golden_model():
-    with pytest.raises(NotImplementedError, match=r"^network 'mobilevit_xxs' \(18 matmul op"):
-        make_case(load_network("mobilevit_xxs"))
+def test_generic_matmul_has_no_golden_model():
+    document = {
+        "format": "voltflow-network/1",
+        "name": "generic",
+        "title": "t",
+        "source": "s",
+        "input": {"name": "x", "shape": [8, 4, 4]},
+        "ops": [
+            {"name": "m", "op": "matmul", "inputs": ["x", "x"], "batch": 2, "m": 4, "k": 8,
+             "n": 4, "out_shape": [2, 4, 4]},
+        ],
+    }  # fmt: skip
+    network = network_from_document(document, "generic.yaml")
+    with pytest.raises(
+        NotImplementedError,
+        match=r"^network 'generic' \(1 generic matmul op\(s\), the first 'm'\): a generic matmul "
+        r"has no golden model: the layout of its activation operands is open; give it "
+        r"'attention: scores' or 'attention: context' \(docs/attention.md\)$",
+    ):
+        make_case(network)
+    x = np.zeros((8, 4, 4), dtype=np.int8)
+    with pytest.raises(NotImplementedError, match=r"^op 'm': a generic matmul has no golden"):
+        run_op(network.op("m"), [x, x])
 
 
 def test_case_is_read_only(tiny):
@@ -773,3 +808,194 @@ def test_zoo_outputs_neither_saturate_nor_vanish(name):
         assert saturated < 0.2, (op.name, saturated)
         assert out.any(), op.name
         assert np.unique(out).size > min(8, out.size // 2), op.name
+
+
+# ---- attention (docs/attention.md, docs/arithmetic.md "Softmax") -------------------------------
+
+
+def naive_tokens(x, heads, dh, patch, first):
+    """Q, K or V per batch b = p * heads + h, token i, feature f, straight from the spec."""
+    _, height, width = x.shape
+    ph, pw = patch
+    tw, n = width // pw, (height // ph) * (width // pw)
+    out = np.zeros((ph * pw * heads, n, dh), dtype=np.int64)
+    for py in range(ph):
+        for px in range(pw):
+            for h in range(heads):
+                b = (py * pw + px) * heads + h
+                for i in range(n):
+                    ty, tx = divmod(i, tw)
+                    for f in range(dh):
+                        out[b, i, f] = int(x[first + h * dh + f, ty * ph + py, tx * pw + px])
+    return out
+
+
+def naive_softmax_row(keys, m_e, s_e):
+    """One row of docs/arithmetic.md's integer softmax, in Python ints."""
+    mx = max(keys)
+    es = []
+    for x in keys:
+        t = (mx - x) * m_e
+        q, r = t >> s_e, (t >> (s_e - 4)) & 15
+        es.append(EXP_TABLE[r] >> q if q < 16 else 0)
+    rcp = (1 << 31) // sum(es)
+    return [min(127, (e * rcp + (1 << 23)) >> 24) for e in es]
+
+
+LAYOUTS = [
+    (1, 8, (1, 1), 0, 8, (16, 4, 4)),
+    (2, 12, (2, 2), 4, 28, (52, 6, 4)),
+    (2, 5, (2, 1), 3, 13, (24, 4, 6)),
+    (3, 4, (1, 3), 1, 13, (25, 2, 9)),
+]
+
+
+@pytest.mark.parametrize(("heads", "dh", "patch", "a0", "b0", "shape"), LAYOUTS)
+def test_scores_and_context_match_direct_loops(heads, dh, patch, a0, b0, shape):
+    rng = np.random.default_rng(heads * 100 + dh)
+    a = rng.integers(-128, 128, size=shape, dtype=np.int8)
+    b = rng.integers(-128, 128, size=shape, dtype=np.int8)
+    layout = Attention(AttentionKind.SCORES, heads, dh, patch, a0, b0)
+    q, k = naive_tokens(a, heads, dh, patch, a0), naive_tokens(b, heads, dh, patch, b0)
+    batch, n, _ = q.shape
+    expected = np.zeros((batch, n, n), dtype=np.int64)
+    for bb in range(batch):
+        for i in range(n):
+            for j in range(n):
+                expected[bb, i, j] = sum(int(q[bb, i, f]) * int(k[bb, j, f]) for f in range(dh))
+    np.testing.assert_array_equal(scores_accumulate(a, b, layout), expected)
+    # The scores tensor: channel b * N8 + j of pixel (0, i), 0 for j >= N.
+    n8 = -(-n // 8) * 8
+    tensor = scores_tensor(expected)
+    assert tensor.shape == (batch * n8, 1, n)
+    for bb in range(batch):
+        for j in range(n8):
+            for i in range(n):
+                value = expected[bb, i, j] if j < n else 0
+                assert tensor[bb * n8 + j, 0, i] == value
+    # Context over a random scores tensor and V from b0 of b.
+    probs = rng.integers(-128, 128, size=(batch * n8, 1, n), dtype=np.int8)
+    context = Attention(AttentionKind.CONTEXT, heads, dh, patch, 0, b0)
+    v = naive_tokens(b, heads, dh, patch, b0)
+    expected = np.zeros((batch, n, dh), dtype=np.int64)
+    for bb in range(batch):
+        for i in range(n):
+            for f in range(dh):
+                expected[bb, i, f] = sum(
+                    int(probs[bb * n8 + j, 0, i]) * int(v[bb, j, f]) for j in range(n)
+                )
+    np.testing.assert_array_equal(context_accumulate(probs, b, context), expected)
+
+
+@pytest.mark.parametrize("n", [1, 3, 8, 13, 24])
+def test_softmax_matches_the_rule_in_python_ints(n):
+    """Every row against docs/arithmetic.md's rule; padding channels (j >= n) are 0 whatever
+    the input holds there."""
+    rng = np.random.default_rng(n)
+    n8, groups = -(-n // 8) * 8, 3
+    x = rng.integers(-128, 128, size=(groups * n8, 1, n), dtype=np.int8)
+    m_e, s_e = pick_softmax_multiplier(1 / TARGET_STD)
+    out = softmax(x, m_e=m_e, s_e=s_e)
+    assert out.shape == x.shape and out.dtype == np.int8
+    for g in range(groups):
+        for i in range(n):
+            keys = [int(x[g * n8 + j, 0, i]) for j in range(n)]
+            row = [int(out[g * n8 + j, 0, i]) for j in range(n)]
+            assert row == naive_softmax_row(keys, m_e, s_e), (g, i)
+            assert not out[g * n8 + n : (g + 1) * n8, 0, i].any()
+
+
+def test_softmax_is_close_to_the_float_softmax():
+    """Scores of std 32 at scale 1/32: p / 128 is within 2.6 / 128 of the exact softmax (the
+    table's 4.4 % steps and the 1/128 output step, docs/arithmetic.md)."""
+    rng = np.random.default_rng(5)
+    m_e, s_e = pick_softmax_multiplier(1 / TARGET_STD)
+    assert (m_e, s_e) == pick_multiplier(math.log2(math.e) / 32) == (23637, 19)
+    for n in (2, 5, 8, 13, 49, 64):
+        n8, groups = -(-n // 8) * 8, 16
+        keys = np.clip(np.round(rng.normal(0, 32, size=(groups, n, n))), -128, 127)
+        x = np.zeros((groups, n8, n), dtype=np.int8)
+        x[:, :n] = keys
+        p = softmax(x.reshape(groups * n8, 1, n), m_e=m_e, s_e=s_e).reshape(groups, n8, n)
+        exact = np.exp((keys - keys.max(axis=1, keepdims=True)) / 32)
+        exact /= exact.sum(axis=1, keepdims=True)
+        assert np.abs(p[:, :n] / 128 - exact).max() < 2.6 / 128, n
+
+
+def test_softmax_edge_cases():
+    m_e, s_e = pick_softmax_multiplier(1 / TARGET_STD)
+    # One key: e = 2^15, rcp = 2^16, p = min(127, 128).
+    one = softmax(np.array([[[-7]]] + [[[99]]] * 7, dtype=np.int8), m_e=m_e, s_e=s_e)
+    assert one.reshape(-1).tolist() == [127, 0, 0, 0, 0, 0, 0, 0]
+    # All equal: each key 2^15, rcp = floor(2^16 / n), p = round(2^15 rcp / 2^24).
+    for n in (2, 5, 8, 12):
+        n8 = -(-n // 8) * 8
+        x = np.full((2 * n8, 1, n), 17, dtype=np.int8)
+        out = softmax(x, m_e=m_e, s_e=s_e).reshape(2, n8, n)
+        expected = ((1 << 15) * ((1 << 16) // n) + (1 << 23)) >> 24
+        assert (out[:, :n] == expected).all() and not out[:, n:].any(), n
+    # 3 keys, one 255 below the max: q = 255 m_e >> s_e = 11, e = EXP_TABLE[r] >> 11 = 11 (r =
+    # 7), a share below half an output step; the two at the max split the rest.
+    x = np.zeros((8, 1, 3), dtype=np.int8)
+    x[:3, 0, 0] = [127, -128, 127]
+    out = softmax(x, m_e=m_e, s_e=s_e)
+    assert out[:3, 0, 0].tolist() == [64, 0, 64] and out[:3, 0, 1].tolist() == [43, 43, 43]
+    assert not out[3:].any()
+
+
+@pytest.mark.parametrize(
+    ("x", "kwargs", "message"),
+    [
+        (np.zeros((8, 2, 3), np.int8), {}, r"^x must be a scores tensor \(G \* 8, 1, 3\)"),
+        (np.zeros((12, 1, 3), np.int8), {}, r"^x must be a scores tensor"),
+        (np.zeros((8, 1, 3), np.int8), {"s_e": 3}, r"^s_e must be an int in 4\.\.47, not 3$"),
+        (np.zeros((8, 1, 3), np.int8), {"m_e": 0}, r"^m_e must be an int in 1\.\.65535, not 0$"),
+    ],
+)
+def test_softmax_rejects_bad_arguments(x, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        softmax(x, **{"m_e": 100, "s_e": 10, **kwargs})
+
+
+def test_pick_softmax_multiplier_needs_four_fraction_bits():
+    assert pick_softmax_multiplier(1 / 8)[1] == 17
+    with pytest.raises(ValueError, match=r"needs the shift 3; a softmax needs s_e >= 4"):
+        pick_softmax_multiplier(2.0**11)
+
+
+@pytest.mark.parametrize("name", sorted(ATTENTION_BLOCKS))
+def test_attention_block_case_matches_the_loop_references(name):
+    """make_case on an attention block: scores and context requantised like a conv (std of the
+    accumulators), the softmax with log2(e) / 32; forward reproduces every output."""
+    network = attention_block(ATTENTION_BLOCKS[name], name)
+    case = make_case(network, seed=3)
+    qkv = case.outputs["qkv"]
+    qk, av = network.op("qk"), network.op("av")
+    acc = scores_accumulate(qkv, qkv, qk.attention)
+    m, s = pick_multiplier(TARGET_STD / max(float(np.std(acc.astype(np.float64))), 1.0))
+    assert (case.params["qk"].m, case.params["qk"].s) == (m, s)
+    np.testing.assert_array_equal(case.outputs["qk"], scores_tensor(naive_requant(acc, m, s)))
+    sm = case.params["softmax"]
+    assert (sm.m, sm.s) == (23637, 19) and sm.weight is None
+    np.testing.assert_array_equal(
+        case.outputs["softmax"], softmax(case.outputs["qk"], m_e=sm.m, s_e=sm.s)
+    )
+    acc = context_accumulate(case.outputs["softmax"], qkv, av.attention)
+    m, s = case.params["av"].m, case.params["av"].s
+    assert (m, s) == pick_multiplier(TARGET_STD / max(float(np.std(acc.astype(np.float64))), 1.0))
+    expected = naive_requant(acc, m, s)  # (batch, N, dh) back onto the (heads * dh, H, W) map
+    out = case.outputs["av"]
+    heads, dh = av.attention.heads, av.attention.head_channels
+    ph, pw = av.attention.patch
+    tw = out.shape[2] // pw
+    for b in range(av.attention.batch):
+        p, h = divmod(b, heads)
+        py, px = divmod(p, pw)
+        for i in range(expected.shape[1]):
+            ty, tx = divmod(i, tw)
+            for f in range(dh):
+                assert out[h * dh + f, ty * ph + py, tx * pw + px] == expected[b, i, f]
+    assert all((o.std() > 4) for k, o in case.outputs.items() if k != "softmax")
+    forwarded = forward(network, case.input, case.params)
+    for key, value in case.outputs.items():
+        np.testing.assert_array_equal(forwarded[key], value)

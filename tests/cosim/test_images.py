@@ -27,6 +27,8 @@ from voltflow.scheduler.dataflow import Mode, op_work
 from voltflow.scheduler.memory import plan_memory
 from voltflow.scheduler.network import OpKind, load_network
 
+from tests.cosim.attention_nets import ATTENTION_BLOCKS, attention_block
+
 TINY = Path(__file__).parents[1] / "scheduler" / "data" / "tiny.yaml"
 
 # fc on a spatial input (kernel = the whole 3x3 input), channel counts that are not multiples of 8
@@ -377,6 +379,48 @@ def test_descriptor_quant(chip):
     assert descriptor_quant(case, "e1").relu is False
     assert descriptor_quant(case, "pool1") == DescriptorQuant(1, 0, 0, False)
     assert isinstance(case, Case)
+
+
+def test_attention_ops_have_no_rram_words_and_their_tensors_follow_the_spec(chip):
+    """Attention matmuls and softmax load nothing from RRAM (no weight banks, no image words, no
+    weights); their descriptors take m, s (m_e, s_e) from the case; the scores tensor's word
+    ``(b * NB + nb) * N + i`` holds out[b, i, nb * 8 + c] in lane c (docs/attention.md)."""
+    block = ATTENTION_BLOCKS["h2_d12_p2_6x4_q4"]
+    network = attention_block(block)
+    case, works, layout = setup(network, chip)
+    names = [op.name for op in network.ops]
+    image = rram_image(case, chip, layout, works)
+    stored = sum(w.passes * w.load_beats for w in works if w.load_from_rram)
+    assert stored == sum(w.passes * w.load_beats for w in works if w.op.name in ("qkv", "proj"))
+    bank_words = chip.bank(BankKind.RRAM).words(chip.word_bits)
+    first = layout.first_bank(BankKind.RRAM)
+    for name in ("qkv", "proj"):
+        lo, _ = layout.weight_banks[names.index(name)]
+        work = works[names.index(name)]
+        start = (lo - first) * bank_words
+        rows = image[start : start + work.passes * work.load_beats]
+        np.testing.assert_array_equal(rows, weight_passes(case, name, work, chip).reshape(-1))
+    for name in ("qk", "softmax", "av"):
+        lo, hi = layout.weight_banks[names.index(name)]
+        assert lo == hi
+        with pytest.raises(ValueError, match=r"loads no weights from RRAM; only conv and fc do"):
+            weight_passes(case, name, works[names.index(name)], chip)
+        params = case.params[name]
+        assert descriptor_quant(case, name) == DescriptorQuant(params.m, params.s, 0, False)
+    # The scores tensor in words: N = 6 tokens, batch 8, NB = 1 block of keys per batch.
+    qk = case.outputs["qk"]
+    n, n8, batch = block.tokens, 8, 8
+    words = to_words(qk)
+    assert words.size == batch * n and layout_words(layout, "qk") == batch * n
+    values = qk.reshape(batch, n8, n)  # [b, j, i]
+    for b in range(batch):
+        for i in range(n):
+            assert lanes_of(words[b * n + i]) == [int(values[b, c, i]) for c in range(8)]
+            assert lanes_of(words[b * n + i])[n:] == [0] * (8 - n)
+
+
+def layout_words(layout, tensor):
+    return next(p.words for p in layout.placements if p.tensor == tensor)
 
 
 # ---- hex files -----------------------------------------------------------------------------------

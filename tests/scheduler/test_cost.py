@@ -80,7 +80,7 @@ def _simulate_op(work, chip, inc_sys: int, inc_rram: int, inc_feeder: int) -> in
         total += compute(epochs[-1]) + t.epoch_sync_ref_cycles
     else:
         for q in epochs:
-            load = _divider_cycles(q * work.load_beats, inc_feeder, bits)
+            load = _divider_cycles(q * work.load_ticks, inc_feeder, bits)
             total += load + compute(q) + 2 * t.epoch_sync_ref_cycles
     return total
 
@@ -324,3 +324,173 @@ def test_a_per_channel_pass_must_fit_half_the_weight_buffer(chip, tmp_path) -> N
         r"set buffers\.weight_buffer_half_kib >= 2$",
     ):
         op_work(per_channel.op("c"), small, per_channel)
+
+
+# ---- attention (docs/attention.md) ----------------------------------------------------------
+
+ATTENTION = """\
+format: voltflow-network/1
+name: attn
+title: attn
+source: test
+input: {name: x, shape: [24, 6, 4]}
+ops:
+  - {name: qkv, op: conv, input: x, out_channels: 76, kernel: 1}
+  - {name: qk, op: matmul, inputs: [qkv, qkv], attention: scores, heads: 2, head_channels: 12,
+     patch: [2, 1], a_channel: 4, b_channel: 28}
+  - {name: sm, op: softmax, input: qk}
+  - {name: av, op: matmul, inputs: [sm, qkv], attention: context, heads: 2, head_channels: 12,
+     patch: [2, 1], b_channel: 48}
+  - {name: proj, op: conv, input: av, out_channels: 24, kernel: 1}
+  - {name: gen, op: matmul, inputs: [proj, proj], batch: 3, m: 10, k: 12, n: 9,
+     out_shape: [27, 2, 5]}
+"""
+
+
+@pytest.fixture(scope="module")
+def attn(tmp_path_factory):
+    path = tmp_path_factory.mktemp("attn") / "attn.yaml"
+    path.write_text(ATTENTION)
+    return load_network(path)
+
+
+def _brute_force_attention(op, lanes: int, rows: int, cols: int) -> dict[str, int]:
+    """The counts of docs/attention.md ("Mapping", "Activity per op") by walking every pass,
+    tile, row, column and reduction index of the spec one by one."""
+    att = op.attention
+    n = att.tokens(op.attention_map.height, op.attention_map.width)
+    dh, scores = att.head_channels, att.kind.value == "scores"
+    first = att.a_channel if scores else att.b_channel
+    counts = dict.fromkeys(("a_reads", "b_reads", "writes", "macs", "passes"), 0)
+    for b in range(att.batch):
+        h = b % att.heads
+        lo = (first + h * dh) % lanes
+        in_head = [0 <= k - lo < dh for k in range(4 * lanes)]
+        kb = -(-(lo + dh) // lanes) if scores else -(-n // lanes)
+        per_batch = -(-n // cols) if scores else -(-(lo + dh) // lanes)
+        for nb in range(per_batch):
+            counts["passes"] += 1
+            # B load: SCORES reads K's word of each block at token j = nb C + c < N; CONTEXT
+            # reads V's word at each token k < N.
+            counts["b_reads"] += kb * sum(nb * cols + c < n for c in range(cols)) if scores else n
+            for t in range(-(-n // rows)):
+                for r in range(rows):
+                    i = t * rows + r
+                    if i >= n:
+                        continue
+                    counts["a_reads"] += kb
+                    counts["writes"] += 1
+                    for c in range(cols):
+                        real_col = nb * cols + c < n if scores else in_head[nb * lanes + c]
+                        for k in range(kb * lanes):
+                            real_k = in_head[k] if scores else k < n
+                            counts["macs"] += real_col and real_k
+    return counts
+
+
+def test_attention_activity_against_brute_force(attn, chip) -> None:
+    """Misaligned heads (dh = 12 from channel 4: lanes 4..15 and 0..11 of two blocks each), 12
+    tokens per position, patch 2x1: the counts equal a walk through the spec's mapping."""
+    for name, mode in (("qk", Mode.SCORES), ("av", Mode.CONTEXT)):
+        op = attn.op(name)
+        work = op_work(op, chip, attn)
+        act = work.activity
+        counts = _brute_force_attention(op, chip.lanes_per_word, chip.rows, chip.cols)
+        assert work.mode is mode and not work.load_from_rram
+        assert work.passes == counts["passes"] and work.epoch_passes == (1,) * work.passes
+        assert act.spad_reads == counts["a_reads"] + counts["b_reads"], name
+        assert act.spad_writes == counts["writes"]
+        assert act.macs == counts["macs"] == op.macs
+        assert sum(work.b_reads) * op.attention.batch == counts["b_reads"]
+        j, t, k_pad = work.passes, work.tiles, work.reduction
+        assert act.wbuf_writes == j * k_pad and act.wbuf_reads == j * t * k_pad
+        assert act.rram_reads == act.dma_beats == act.rram_ticks == 0
+        assert act.epochs == 2 * j and act.steps == j * (t + 3)
+        assert act.lane_bits == 2 * j * t * work.gather_ticks * 64
+    qk, av = op_work(attn.op("qk"), chip, attn), op_work(attn.op("av"), chip, attn)
+    # SCORES: KB = 2 blocks of head features, NB = 2 passes of 8 tokens, transposing loads.
+    assert (qk.reduction_blocks, qk.group_passes, qk.passes, qk.tiles) == (2, 2, 8, 2)
+    assert qk.load_ticks == 2 * (8 + 8) and qk.load_beats == qk.reduction == 16
+    assert qk.b_reads == (2 * 8, 2 * 4)
+    # CONTEXT: KB = ceil(12 / 8) = 2 key blocks, OB = 2 output blocks per head.
+    assert (av.reduction_blocks, av.group_passes, av.passes) == (2, 2, 8)
+    assert av.load_ticks == av.load_beats == 16 and av.b_reads == (12, 12)
+
+
+def test_attention_cycles_equal_the_simulation(attn, chip) -> None:
+    """Load phase r_feeder(load_ticks) + sync, compute phase compute(1) + sync, per pass; the
+    softmax a VECTOR op of G n (3 NB + 18) + 1 ticks."""
+    table = build_cost_table(attn, chip)
+    sm = table.works[[op.name for op in attn.ops].index("sm")]
+    assert sm.mode is Mode.VECTOR and sm.vector_ticks == 4 * 12 * (3 * 2 + 18) + 1
+    assert (sm.activity.spad_reads, sm.activity.spad_writes) == (3 * 2 * 48, 2 * 48)
+    for state in [(1.1, 1.1, 1.1), (0.9, 1.3, 1.05), (1.3, 0.9, 0.95)]:
+        s = table.state_index(state)
+        inc = {d: int(chip.divider_increment(d, v)) for d, v in zip(DOMAINS, state, strict=True)}
+        for layer, group in zip(table.layers, schedule_layers(attn), strict=True):
+            expected = sum(
+                _simulate_op(
+                    table.works[i], chip, inc[Domain.SYS], inc[Domain.RRAM], inc[Domain.FEEDER]
+                )
+                for i in group
+            )
+            assert int(layer.ref_cycles[s]) == expected, layer.name
+
+
+def test_generic_matmul_keeps_its_numbers(attn, chip) -> None:
+    """The layout-free matmul (cost model only): J = batch ceil(n / C) passes of K_pad words
+    loaded by the feeder, A gathered once per pass (docs/timing-model.md)."""
+    work = op_work(attn.op("gen"), chip, attn)
+    assert work.mode is Mode.GEMM and (work.passes, work.tiles, work.reduction) == (6, 2, 16)
+    assert work.load_ticks == work.load_beats == 16 and work.b_reads == (16, 16)
+    act = work.activity
+    assert act.spad_reads == 6 * (2 * 10 + 16) and act.spad_writes == 6 * 10
+    steps = 2 * 16 + 2 * 8  # per pass: gather G = 16 twice, write W = 8 twice
+    assert act.feeder_ticks == 6 * (steps + 16)
+
+
+@pytest.mark.parametrize(
+    ("keys", "rule"),
+    [
+        ("attention: scores, heads: 2, head_channels: 8, a_channel: 0, b_channel: 4",
+         r"a_channel 0 and b_channel 4 must be equal modulo 8 so that Q's and K's lanes line up "
+         r"\(docs/attention.md, Lanes of a head\), not 0 and 4"),
+        ("attention: scores, heads: 2, head_channels: 4, a_channel: 6, b_channel: 14",
+         r"every head must touch the same number of 8-channel blocks \(docs/attention.md, Lanes "
+         r"of a head\), but heads of 4 channels from channel 6 touch 2, 1"),
+    ],
+)  # fmt: skip
+def test_attention_lane_rules_are_enforced(tmp_path, chip, keys, rule) -> None:
+    path = tmp_path / "lanes.yaml"
+    path.write_text(
+        "format: voltflow-network/1\nname: lanes\ntitle: t\nsource: s\n"
+        "input: {name: x, shape: [24, 4, 4]}\nops:\n"
+        f"  - {{name: m, op: matmul, inputs: [x, x], {keys}}}\n"
+    )
+    net = load_network(path)
+    with pytest.raises(
+        UnsupportedOpError, match=r"^network 'lanes' on chip 'powerflow_ref': op m: " + rule + "$"
+    ):
+        op_work(net.op("m"), chip, net)
+
+
+def test_context_needs_v_on_a_block_boundary_and_the_chip_eight_lanes(attn, chip, tmp_path) -> None:
+    path = tmp_path / "ctx.yaml"
+    path.write_text(ATTENTION.replace("b_channel: 48", "b_channel: 44"))
+    net = load_network(path)
+    with pytest.raises(
+        UnsupportedOpError,
+        match=r"op av: b_channel 44 must be a multiple of 8 so that V's lanes are the output's "
+        r"lanes \(docs/attention.md, Lanes of a head\)$",
+    ):
+        op_work(net.op("av"), chip, net)
+    narrow = replace(chip, operand_bits=16, cols=4)
+    for name in ("qk", "sm", "av"):
+        with pytest.raises(
+            UnsupportedOpError,
+            match=rf"op {name}: the scores tensor packs 8 keys per word \(docs/attention.md\); "
+            r"this chip has 4 lanes per word$",
+        ):
+            op_work(attn.op(name), narrow, attn)
+    with pytest.raises(UnsupportedOpError, match=r"op qk: .*cols \(4\) must equal the lanes"):
+        op_work(attn.op("qk"), replace(chip, cols=4), attn)

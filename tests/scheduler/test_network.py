@@ -12,6 +12,8 @@ import re
 import pytest
 from voltflow.scheduler.network import (
     FORMAT,
+    Attention,
+    AttentionKind,
     MatmulDims,
     Network,
     NetworkError,
@@ -142,7 +144,7 @@ def _autoencoder() -> int:
 
 
 def _mobilevit_xxs(resolution: int) -> int:
-    """MobileViT-XXS (timm): transformer Linears as 1x1 convs, QK^T and AV as matmuls.
+    """MobileViT-XXS (timm): transformer Linears as 1x1 convs, QK^T and AV as attention matmuls.
 
     A map whose side is odd is resized to the next even side for the transformer (timm), so at 224
     stage 4 runs its transformer on 8x8 = 64 tokens.
@@ -336,11 +338,23 @@ def test_mobilevit_attention() -> None:
     qk = net.op("stages.2.1.transformer.0.attn.qk")
     assert qk.matmul == MatmulDims(batch=16, m=196, k=16, n=196)
     assert qk.inputs == ("stages.2.1.transformer.0.attn.qkv",) * 2
+    assert qk.attention == Attention(AttentionKind.SCORES, 4, 16, (2, 2), 0, 64)
+    assert qk.out == Shape(16 * 200, 1, 196)  # the scores tensor: N8 = 200 channels per batch
     assert qk.macs == 16 * 196 * 16 * 196
+    softmax = net.op("stages.2.1.transformer.0.attn.softmax")
+    assert softmax.kind is OpKind.SOFTMAX and softmax.inputs == (qk.name,)
+    assert softmax.out == qk.out and net.consumers(qk.name) == (softmax,)
     av = net.op("stages.2.1.transformer.0.attn.av")
     assert av.matmul == MatmulDims(batch=16, m=196, k=196, n=16)
+    assert av.attention == Attention(AttentionKind.CONTEXT, 4, 16, (2, 2), 0, 128)
+    assert av.inputs == (softmax.name, "stages.2.1.transformer.0.attn.qkv")
     assert av.out == Shape(64, 28, 28)
     assert net.consumers(av.name) == (net.op("stages.2.1.transformer.0.attn.proj"),)
+    assert len([op for op in net.ops if op.kind is OpKind.SOFTMAX]) == 9
+    # Stage 3: heads of 20 channels, V from channel 160 of the 240-channel qkv map.
+    av3 = net.op("stages.3.1.transformer.3.attn.av")
+    assert av3.attention == Attention(AttentionKind.CONTEXT, 4, 20, (2, 2), 0, 160)
+    assert av3.matmul == MatmulDims(16, 49, 49, 20) and av3.out == Shape(80, 14, 14)
     # Stage 4 (7x7) runs its transformer on the 8x8 map timm resizes to.
     assert net.shape("stages.4.1.resize_in") == Shape(96, 8, 8)
     assert net.op("stages.4.1.transformer.0.attn.qk").matmul == MatmulDims(16, 16, 24, 16)
@@ -389,6 +403,21 @@ def test_docs_example_loads(tmp_path: pathlib.Path) -> None:
     assert net.output.out == Shape(10, 1, 1)
     assert net.shape("pool") == Shape(16, 8, 8) and net.op("pool").padding == (0, 0, 1, 1)
     assert net.macs == 218_272  # the sum worked out in the docs
+
+
+def test_attention_spec_example_loads(tmp_path: pathlib.Path) -> None:
+    """The block of docs/attention.md on a 64x28x28 map (MobileViT-XXS stage 2)."""
+    spec = ROOT / "docs" / "attention.md"
+    (example,) = re.findall(r"```yaml\n(.*?)```", spec.read_text(), flags=re.DOTALL)
+    path = tmp_path / "attention.yaml"
+    path.write_text(
+        f"format: {FORMAT}\nname: a\ntitle: a\nsource: docs/attention.md\n"
+        "input: {name: x, shape: [64, 28, 28]}\nops:\n" + example
+    )
+    net = load_network(path)
+    assert net.op("blk.qk").out == Shape(16 * 200, 1, 196)
+    assert net.op("blk.av").matmul == MatmulDims(16, 196, 196, 16)
+    assert net.output.out == Shape(64, 28, 28)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -483,6 +512,102 @@ def test_unknown_network_lists_known_ones() -> None:
     with pytest.raises(NetworkError, match=f"^unknown network 'foo'; known networks: {known}$"):
         load_network("foo")
 
+
+QKV = "{name: q, op: conv, input: x, out_channels: 24, kernel: 1}"
+SCORES = "attention: scores, heads: 2, head_channels: 4, b_channel: 8"
+#: (keys of an attention matmul on q = 24x8x8, message): each bad value of the attention form.
+BAD_ATTENTION = [
+    (
+        "attention: keys, heads: 2, head_channels: 4",
+        "ops[1] (m).attention: must be 'scores' or 'context', not 'keys'",
+        "attention-kind",
+    ),
+    (
+        "attention: [scores], heads: 2, head_channels: 4",
+        "ops[1] (m).attention: must be 'scores' or 'context', not ['scores']",
+        "attention-list",
+    ),
+    (
+        "attention: scores, head_channels: 4",
+        "ops[1] (m): missing key 'heads'; required keys for an attention matmul: inputs, "
+        "attention, heads, head_channels",
+        "attention-no-heads",
+    ),
+    (
+        "attention: scores, heads: 0, head_channels: 4",
+        "ops[1] (m).heads: must be a positive int, not 0",
+        "attention-heads-zero",
+    ),
+    (
+        "attention: scores, heads: 2, head_channels: 2.5",
+        "ops[1] (m).head_channels: must be a positive int, not 2.5",
+        "attention-dh-float",
+    ),
+    (
+        "attention: scores, heads: 2, head_channels: 4, patch: [2, 0]",
+        "ops[1] (m).patch: must be a positive int or [ph, pw], not [2, 0]",
+        "attention-patch-zero",
+    ),
+    (
+        "attention: scores, heads: 2, head_channels: 4, patch: 3",
+        "ops[1] (m).patch: [3, 3] must tile the 8x8 map (height a multiple of 3, width a multiple "
+        "of 3)",
+        "attention-patch-untiled",
+    ),
+    (
+        "attention: scores, heads: 2, head_channels: 4, a_channel: -1",
+        "ops[1] (m).a_channel: must be a non-negative int, not -1",
+        "attention-a-negative",
+    ),
+    (
+        "attention: scores, heads: 2, head_channels: 4, b_channel: true",
+        "ops[1] (m).b_channel: must be a non-negative int, not True",
+        "attention-b-bool",
+    ),
+    (
+        "attention: scores, heads: 2, head_channels: 4, a_channel: 20",
+        "ops[1] (m).a_channel: a_channel 20 + heads 2 x head_channels 4 = 28 must be at most the "
+        "24 channels of input a (24x8x8)",
+        "attention-a-beyond",
+    ),
+    (
+        "attention: scores, heads: 4, head_channels: 4, b_channel: 12",
+        "ops[1] (m).b_channel: b_channel 12 + heads 4 x head_channels 4 = 28 must be at most the "
+        "24 channels of input b (24x8x8)",
+        "attention-b-beyond",
+    ),
+    (
+        "attention: context, heads: 2, head_channels: 4, a_channel: 0",
+        "ops[1] (m).a_channel: must be left out of a context matmul: its a input is the scores "
+        "tensor; b_channel gives V's first channel",
+        "context-a-channel",
+    ),
+    (
+        "attention: scores, heads: 2, head_channels: 4, batch: 2",
+        "ops[1] (m).batch: must be left out of an attention matmul: batch, m, k, n and the output "
+        "shape follow from heads, head_channels, patch and the input shapes",
+        "attention-batch",
+    ),
+    (
+        "batch: 1, m: 64, k: 4, n: 64, out_shape: [64, 8, 8], heads: 2",
+        "ops[1] (m).heads: belongs to the attention form of matmul: give 'attention: scores' or "
+        "'attention: context' too, or leave it out for a generic matmul",
+        "generic-heads",
+    ),
+    (
+        "batch: 1, m: 64, k: 4, n: 64",
+        "ops[1] (m): missing key 'out_shape'; required keys for a generic matmul: inputs, batch, "
+        "m, k, n, out_shape (or give 'attention: scores' or 'attention: context' and its keys, "
+        "docs/attention.md)",
+        "generic-no-out-shape",
+    ),
+    (
+        "attention: scores, heads: 2, head_channels: 4, keys: 3",
+        "ops[1] (m): unknown key 'keys'; allowed keys for op kind 'matmul': name, op, inputs, "
+        "batch, m, k, n, out_shape, attention, heads, head_channels, patch, a_channel, b_channel",
+        "attention-unknown-key",
+    ),
+]
 
 BAD_FILES = [
     pytest.param(
@@ -612,10 +737,44 @@ BAD_FILES = [
         id="bad-relu",
     ),
     pytest.param(
-        "  - {name: f, op: softmax, input: x}\n",
+        "  - {name: f, op: layernorm, input: x}\n",
         "ops[0] (f).op: must be one of conv, fc, matmul, maxpool, avgpool, add, concat, "
-        "not 'softmax'",
+        "softmax, not 'layernorm'",
         id="unknown-op-kind",
+    ),
+    *(
+        pytest.param(
+            f"  - {QKV}\n  - {{name: m, op: matmul, inputs: [q, q], {keys}}}\n", message, id=id
+        )
+        for keys, message, id in BAD_ATTENTION
+    ),
+    pytest.param(
+        f"  - {QKV}\n"
+        "  - {name: a, op: matmul, inputs: [q, q], attention: context, heads: 2, "
+        "head_channels: 4}\n",
+        "ops[1] (a).inputs: a must be the scores tensor [batch * N8, 1, N] = [128, 1, 64] of "
+        "heads 2, patch [1, 1] over the 8x8 map of input b (64 tokens), not 24x8x8",
+        id="context-a-not-scores",
+    ),
+    pytest.param(
+        f"  - {QKV}\n  - {{name: m, op: matmul, inputs: [q, q], {SCORES}}}\n"
+        "  - {name: s, op: softmax, input: m}\n"
+        "  - {name: a, op: matmul, inputs: [s, q], attention: context, heads: 2, "
+        "head_channels: 4, patch: 2}\n",
+        "ops[3] (a).inputs: a must be the scores tensor [batch * N8, 1, N] = [128, 1, 16] of "
+        "heads 2, patch [2, 2] over the 8x8 map of input b (16 tokens), not 128x1x64",
+        id="context-other-patch",
+    ),
+    pytest.param(
+        "  - {name: s, op: softmax, input: x}\n",
+        "ops[0] (s).input: must be a scores tensor [G * n8, 1, n] (height 1, channels a multiple "
+        "of n8 = ceil(n / 8) * 8 = 8 for n = 8 keys), not 4x8x8",
+        id="softmax-not-scores",
+    ),
+    pytest.param(
+        "  - {name: s, op: softmax, input: x, relu: true}\n",
+        "ops[0] (s): unknown key 'relu'; allowed keys for op kind 'softmax': name, op, input",
+        id="softmax-relu",
     ),
     pytest.param(
         "  - {name: f, op: fc, out_features: 10}\n",
@@ -721,6 +880,76 @@ def test_op_checks_its_output_shape() -> None:
     with pytest.raises(NetworkError, match=r"^op 'c': per_channel: must be a bool, not 1$"):
         Op("c", OpKind.CONV, ("x",), (x,), x, per_channel=1)  # type: ignore[arg-type]
     assert Op("c", OpKind.CONV, ("x",), (x,), x, per_channel=True).per_channel
+
+
+def test_attention_layout_gives_dims_and_shapes(tmp_path: pathlib.Path) -> None:
+    """docs/attention.md: N tokens per patch position, batch = P * heads, the scores tensor
+    [batch * N8, 1, N] (N8 = ceil(N / 8) * 8), the context map [heads * dh, H, W]."""
+    header = HEADER.replace("[4, 8, 8]", "[16, 6, 4]")
+    path = _write(
+        tmp_path,
+        "  - {name: q, op: conv, input: x, out_channels: 52, kernel: 1}\n"
+        "  - {name: s, op: matmul, inputs: [q, q], attention: scores, heads: 2, "
+        "head_channels: 12, patch: [2, 1], a_channel: 1, b_channel: 25}\n"
+        "  - {name: p, op: softmax, input: s}\n"
+        "  - {name: c, op: matmul, inputs: [p, q], attention: context, heads: 2, "
+        "head_channels: 12, patch: [2, 1], b_channel: 16}\n",
+        header,
+    )
+    net = load_network(path)
+    scores, softmax, context = net.op("s"), net.op("p"), net.op("c")
+    n = (6 // 2) * (4 // 1)  # 12 tokens per position; 2 positions; N8 = 16
+    assert scores.attention == Attention(AttentionKind.SCORES, 2, 12, (2, 1), 1, 25)
+    assert scores.matmul == MatmulDims(batch=4, m=n, k=12, n=n)
+    assert scores.out == Shape(4 * 16, 1, n) == softmax.out
+    assert context.attention == Attention(AttentionKind.CONTEXT, 2, 12, (2, 1), 0, 16)
+    assert context.matmul == MatmulDims(batch=4, m=n, k=n, n=12)
+    assert context.out == Shape(24, 6, 4)
+    assert scores.attention_map == Shape(52, 6, 4) == context.attention_map
+    assert scores.macs == context.macs == 4 * n * n * 12
+    assert scores.weighted and not softmax.weighted and softmax.macs == 0
+    assert scores.weight_count == scores.bias_count == softmax.bias_count == 0
+    assert net.macs == 16 * 52 * 24 + 2 * 4 * n * n * 12
+
+
+def test_attention_is_validated_when_built_in_code() -> None:
+    q = Shape(24, 8, 8)
+    layout = Attention(AttentionKind.SCORES, heads=2, head_channels=4)
+    dims = MatmulDims(2, 64, 4, 64)
+    scores = Op(
+        "s", OpKind.MATMUL, ("q", "q"), (q, q), Shape(128, 1, 64), matmul=dims, attention=layout
+    )
+    assert scores.out == Shape(128, 1, 64)
+    with pytest.raises(
+        NetworkError,
+        match=r"^op 's': matmul: must be MatmulDims\(batch=2, m=64, k=4, n=64\) for this scores "
+        r"layout, not MatmulDims\(batch=1, m=64, k=4, n=64\)$",
+    ):
+        Op(
+            "s",
+            OpKind.MATMUL,
+            ("q", "q"),
+            (q, q),
+            Shape(128, 1, 64),
+            matmul=MatmulDims(1, 64, 4, 64),
+            attention=layout,
+        )
+    with pytest.raises(NetworkError, match=r"^op 's': out: must be 128x1x64, not 128x8x8$"):
+        Op("s", OpKind.MATMUL, ("q", "q"), (q, q), Shape(128, 8, 8), matmul=dims, attention=layout)
+    with pytest.raises(NetworkError, match=r"^op 'c': attention: must be an Attention of a matmul"):
+        Op("c", OpKind.CONV, ("q",), (q,), q, attention=layout)
+    with pytest.raises(NetworkError, match=r"^Attention.heads must be a positive int, not 0$"):
+        Attention(AttentionKind.SCORES, heads=0, head_channels=4)
+    with pytest.raises(NetworkError, match=r"^Attention.patch must be a tuple of 2 positive ints"):
+        Attention(AttentionKind.SCORES, heads=1, head_channels=4, patch=[2, 2])  # type: ignore[arg-type]
+    with pytest.raises(NetworkError, match=r"^Attention.a_channel must be 0 for a context matmul"):
+        Attention(AttentionKind.CONTEXT, heads=1, head_channels=4, a_channel=8)
+    with pytest.raises(NetworkError, match=r"^Attention.kind must be an AttentionKind, not"):
+        Attention("scores", heads=1, head_channels=4)  # type: ignore[arg-type]
+    with pytest.raises(NetworkError, match=r"^op 'p': inputs: must be a scores tensor"):
+        Op("p", OpKind.SOFTMAX, ("q",), (q,), q)
+    with pytest.raises(NetworkError, match=r"^op 'p': relu: must be False for op kind 'softmax'$"):
+        Op("p", OpKind.SOFTMAX, ("s",), (Shape(8, 1, 5),), Shape(8, 1, 5), relu=True)
 
 
 def test_shape_and_matmul_dims_are_validated() -> None:
