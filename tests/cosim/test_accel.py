@@ -16,7 +16,8 @@ from voltflow.scheduler.dataflow import OpWork
 from voltflow.scheduler.network import Network, OpKind, load_network
 
 from tests.cosim import rtl_reference
-from tests.cosim.random_layers import random_layer
+from tests.cosim.attention_nets import ATTENTION_BLOCKS, attention_block, random_attention_block
+from tests.cosim.random_layers import ATTENTION_KINDS, random_layer
 
 SMALL_CHIP = Path(__file__).resolve().parents[1] / "data" / "chip_small.yaml"
 STATES = [(1.1, 1.1, 1.1), (0.9, 1.3, 1.0), (1.3, 0.9, 1.2)]
@@ -260,6 +261,43 @@ def test_random_layers_are_bit_exact_and_cycle_exact(
     network = _network(tmp_path, f"random{seed}", spec)
     result = run_network(network, chip, STATES[seed % 3], seed=seed, verilator_build=spec_build)
     _assert_exact(result)
+
+
+@pytest.mark.cosim
+@pytest.mark.parametrize("seed", range(6))
+def test_random_layers_with_attention_are_bit_exact_and_cycle_exact(
+    seed: int, chip: Chip, spec_build: VerilatorBuild, tmp_path: Path
+) -> None:
+    """The seeded random layers with attention blocks among the kinds, plus one random attention
+    block per seed (so every seed runs the three attention ops)."""
+    rng = np.random.default_rng(2000 + seed)
+    network = _network(tmp_path, f"random_attention{seed}", random_layer(rng, ATTENTION_KINDS))
+    result = run_network(network, chip, STATES[seed % 3], seed=seed, verilator_build=spec_build)
+    _assert_exact(result)
+    block = attention_block(random_attention_block(rng), f"random_block{seed}")
+    result = run_network(block, chip, STATES[(seed + 1) % 3], seed=seed, verilator_build=spec_build)
+    _assert_exact(result)
+
+
+# ---- attention -------------------------------------------------------------------------------
+
+
+@pytest.mark.cosim
+@pytest.mark.parametrize("state", STATES, ids=lambda s: ",".join(map(str, s)))
+@pytest.mark.parametrize("name", sorted(ATTENTION_BLOCKS))
+def test_attention_block_is_bit_exact_and_cycle_exact(
+    name: str, state: tuple[float, float, float], chip: Chip, spec_build: VerilatorBuild
+) -> None:
+    """A transformer block (qkv 1x1 conv, Q K^T, softmax, A V, projection, residual add) with one
+    and two heads, heads that straddle channel blocks, patches 1, 2 and 2x1 and token counts
+    that are and are not multiples of 8 (tests/cosim/attention_nets.py): every op's cycles and
+    counters as predicted, every op's output bit-exact (docs/attention.md)."""
+    network = attention_block(ATTENTION_BLOCKS[name], name)
+    result = run_network(network, chip, state, seed=7, verilator_build=spec_build)
+    _assert_exact(result)
+    kinds = {op.kind for op in network.ops}
+    assert {OpKind.MATMUL, OpKind.SOFTMAX} <= kinds
+    assert all(op.bit_exact is True for op in result.ops)
 
 
 # ---- whole networks --------------------------------------------------------------------------
