@@ -201,24 +201,14 @@ class StateReport:
 
 def require_rtl_support(network: Network, name: str | os.PathLike[str]) -> None:
     """Raise `FlowError` before any work when ``network`` has ops the RTL cannot run: a generic
-    matmul (its operand layout is open), or attention ops (matmul with ``attention``, softmax),
-    whose RTL modes (docs/attention.md) are not in the accelerator yet."""
-    schedule = f"`voltflow schedule --net {os.fspath(name)}` schedules it without the RTL."
+    matmul (its operand layout is open; attention matmuls have theirs, docs/attention.md)."""
     generic = [op.name for op in network.ops if op.kind is OpKind.MATMUL and op.attention is None]
     if generic:
         raise FlowError(
             f"{network.name} has {len(generic)} generic matmul op(s) (the first {generic[0]!r}): "
             "the RTL cannot run a matmul whose operand layout is open; give it 'attention: "
-            f"scores' or 'attention: context' (docs/attention.md). {schedule}"
-        )
-    matmuls = [op.name for op in network.ops if op.kind is OpKind.MATMUL]
-    softmaxes = [op.name for op in network.ops if op.kind is OpKind.SOFTMAX]
-    if matmuls or softmaxes:
-        first = (matmuls or softmaxes)[0]
-        raise FlowError(
-            f"{network.name} has {len(matmuls)} matmul op(s) and {len(softmaxes)} softmax op(s) "
-            f"(the first {first!r}): the RTL does not execute attention yet (modes SCORES, "
-            f"CONTEXT and SOFTMAX of docs/attention.md; docs/rtl.md, Limits). {schedule}"
+            "scores' or 'attention: context' (docs/attention.md). "
+            f"`voltflow schedule --net {os.fspath(name)}` schedules it without the RTL."
         )
 
 

@@ -254,7 +254,6 @@ ARGS = [
     ("cosim-fps-zero", ("cosim", "--net", "ds_cnn", "--fps", "0"), r"argument --fps"),
     ("cosim-fps-unreachable", ("cosim", "--net", "ds_cnn", "--fps", "100000"),
      r"so the highest feasible rate is 4040.55 FPS"),
-    ("cosim-matmul", ("cosim", "--net", "mobilevit_xxs"), r"matmul"),
     ("cosim-state-off-grid", ("cosim", "--net", "ds_cnn", "--state", "1.12,1.1,1.1"),
      r"voltage 1.12 V of the schedule is not on chip 'powerflow_ref''s grid"),
     ("cosim-waves-unknown", ("cosim", "--net", "ds_cnn", "--waves", "png"),

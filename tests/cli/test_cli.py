@@ -195,10 +195,19 @@ def test_policy_auto_is_only_offered_where_it_means_something(capsys) -> None:
 
 
 @pytest.mark.parametrize("extra", [(), ("--state", "1.1,1.1,1.1")])
-def test_cosim_of_a_network_with_matmuls_is_a_clear_error(capsys, extra) -> None:
-    code, _, err = run(capsys, "cosim", "--net", "mobilevit_xxs", *extra)
+def test_cosim_of_a_network_with_a_generic_matmul_is_a_clear_error(
+    capsys, tmp_path, extra
+) -> None:
+    net = tmp_path / "generic.yaml"
+    net.write_text(
+        "format: voltflow-network/1\nname: generic\ntitle: t\nsource: s\n"
+        "input: {name: x, shape: [8, 4, 4]}\nops:\n"
+        "  - {name: m, op: matmul, inputs: [x, x], batch: 1, m: 4, k: 4, n: 4, "
+        "out_shape: [1, 4, 4]}\n"
+    )
+    code, _, err = run(capsys, "cosim", "--net", str(net), *extra)
     assert code == 2
-    assert "mobilevit_xxs has 18 matmul op(s)" in err and "docs/rtl.md" in err
+    assert "generic has 1 generic matmul op(s)" in err and "docs/attention.md" in err
     assert "Traceback" not in err
 
 
@@ -343,7 +352,7 @@ def test_upf_writes_the_file_and_prints_what_it_states(capsys, tmp_path) -> None
     code, out, _ = run(capsys, "upf", "--hw", chip, "-o", str(out_file))
     assert code == 0
     assert out.startswith("power intent of chip chip_small (top module accel_core; 2 ifmap, ")
-    assert "checked against the generated Verilog: 9 instances, 7 ports and 274 control" in out
+    assert "checked against the generated Verilog: 11 instances, 8 ports and 274 control" in out
     # Without -o the UPF itself goes to standard output.
     code, out, _ = run(capsys, "upf", "--hw", chip)
     assert code == 0 and out == text
