@@ -178,14 +178,17 @@ class ArrayEngine(wiring.Component):
         cols_real = Signal(8)
         left_ch = Signal(signed(20))
         m.d.comb += left_ch.eq(widened_signed(desc.cout) - (self.epoch.jp0 + p) * C)
-        head_cols = head_lanes(self.epoch.jp0, self.epoch.lane_lo, desc.head_ch, C)
-        with m.If(context):
-            m.d.comb += cols_real.eq(sum(head_cols[c] for c in range(C)))
-        with m.Else():
-            m.d.comb += cols_real.eq(Mux(left_ch >= C, C, left_ch))
+        # CONTEXT: the pass's columns that are lanes of the head, counted when a step starts (the
+        # epoch's cursor is stable by then), not on every clock.
+        context_cols = Signal(8)
+        with m.If(self.control.start & context):
+            head_cols = head_lanes(self.epoch.jp0, self.epoch.lane_lo, desc.head_ch, C)
+            m.d.sync += context_cols.eq(sum(head_cols[c] for c in range(C)))
+        m.d.comb += cols_real.eq(Mux(context, context_cols, Mux(left_ch >= C, C, left_ch)))
         k_index = Signal(16)
         m.d.comb += k_index.eq(cbk * L + lane)
-        in_head = (k_index >= self.epoch.lane_lo) & (k_index < self.epoch.lane_lo + desc.head_ch)
+        # SCORES: k is a lane of the head iff 0 <= k - lane_lo < dh (unsigned: one compare).
+        in_head = (k_index - self.epoch.lane_lo)[:16] < desc.head_ch
         k_real = Signal()
         m.d.comb += k_real.eq(dw | Mux(scores, in_head, k_index < desc.cin))
         with m.If(streaming & in_k & k_real):

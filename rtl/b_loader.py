@@ -1,7 +1,7 @@
 """The feeder's B loader: an attention matmul's B operand from the scratchpad into the weight
 buffer, one pass at a time (docs/attention.md, "B load")."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from voltflow.hw.signatures import MemoryRead, MemoryWrite
@@ -59,9 +59,6 @@ class BLoader(wiring.Component):
         m.submodules.walk = walk = TokenWalk()
         m.d.comb += [walk.tok_w.eq(desc.tok_w), walk.tok_step.eq(desc.tok_step), walk.pw.eq(desc.pw)]
 
-        block = Signal(CURSOR_BITS)
-        nb = Signal(CURSOR_BITS)
-        pix0 = Signal(ADDR_BITS)
         lane_lo = Signal(3)
         half = Signal()
         kb = Signal(CURSOR_BITS)  # SCORES: the block; CONTEXT: unused
@@ -71,6 +68,14 @@ class BLoader(wiring.Component):
         token = Signal(24)  # token of the current read
         block_token = Signal(24)  # SCORES: token of the block's first read
         stage = [Signal(WORD_BITS, name=f"stage{r}") for r in range(C)]
+        # Per block, set when it starts (so that nothing is recomputed on every clock): the
+        # scratchpad address of token 0 of the block, and the head's lanes as a byte mask.
+        block_base = Signal(ADDR_BITS)
+        lanes = Signal(WORD_BITS)
+
+        def byte_mask(block: Value, lo: Value) -> Value:
+            mask = head_lanes(block, lo, desc.head_ch, L)
+            return Cat(*(Mux(mask[i], Const(0xFF, 8), Const(0, 8)) for i in range(L)))
 
         active = Signal()
         m.d.comb += active.eq(self.control.tick & self.control.busy)
@@ -78,19 +83,16 @@ class BLoader(wiring.Component):
         m.d.comb += reading.eq(active & ~(scores & writing))
         inside = Signal()
         m.d.comb += inside.eq(token < desc.pixels)
-        word_block = Mux(scores, block + kb, block)
-        mask = head_lanes(Mux(scores, kb, nb), lane_lo, desc.head_ch, L)
-        lanes = Cat(*(Mux(mask[i], Const(0xFF, 8), Const(0, 8)) for i in range(L)))
         masked = Signal(WORD_BITS)
         m.d.comb += masked.eq(Mux(inside, self.spad_read.data & lanes, 0))
         m.d.comb += [
-            self.spad_read.addr.eq(
-                desc.in2_base + word_block * desc.map_plane + pix0 + walk.pixel
-            ),
+            self.spad_read.addr.eq(block_base + walk.pixel),
             self.spad_reads_inc.eq(reading & inside),
         ]
         half_base = Mux(half, cfg.half_words, 0)
-        transposed = Cat(*(stage[r].word_select(c[:lane_shift], 8) for r in range(C)))
+        # The transposed word l of a block: lane l of every stage row; the rows shift one lane
+        # down per write tick, so it is always their low bytes.
+        transposed = Cat(*(stage[r][:8] for r in range(C)))
         m.d.comb += [
             self.wbuf_write.addr.eq(half_base + k + Mux(scores, c, 0)),
             self.wbuf_write.data.eq(Mux(scores, transposed, masked)),
@@ -109,7 +111,7 @@ class BLoader(wiring.Component):
                     # The pass's last block: the walker stays on the next pass's first token.
                     m.d.comb += walk.save.eq(kb == desc.cb - 1)
             with m.If(active & writing):
-                m.d.sync += c.eq(c + 1)
+                m.d.sync += [c.eq(c + 1), *(row.eq(row >> 8) for row in stage)]
                 with m.If(c == L - 1):
                     m.d.sync += [c.eq(0), writing.eq(0), kb.eq(kb + 1), k.eq(k + L)]
                     with m.If(kb == desc.cb - 1):
@@ -118,7 +120,11 @@ class BLoader(wiring.Component):
                     with m.Else():
                         # The next block reads the same tokens again.
                         m.d.comb += walk.restore.eq(1)
-                        m.d.sync += token.eq(block_token)
+                        m.d.sync += [
+                            token.eq(block_token),
+                            block_base.eq(block_base + desc.map_plane),
+                            lanes.eq(byte_mask(kb + 1, lane_lo)),
+                        ]
         with m.Else():
             with m.If(active):
                 m.d.sync += [k.eq(k + 1), token.eq(token + 1)]
@@ -130,15 +136,14 @@ class BLoader(wiring.Component):
         with m.If(self.control.start):
             m.d.sync += [
                 self.control.busy.eq(1),
-                block.eq(self.block),
-                nb.eq(self.nb),
-                pix0.eq(self.pix0),
                 lane_lo.eq(self.lane_lo),
                 half.eq(self.half),
                 kb.eq(0),
                 c.eq(0),
                 k.eq(0),
                 writing.eq(0),
+                block_base.eq(desc.in2_base + self.block * desc.map_plane + self.pix0),
+                lanes.eq(byte_mask(Mux(scores, 0, self.nb), self.lane_lo)),
             ]
             # SCORES: a batch's first pass starts at token 0, the others where the previous
             # pass's walk stopped (its last block's reads end on this pass's first token).

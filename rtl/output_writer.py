@@ -69,25 +69,25 @@ class OutputWriter(wiring.Component):
             walk.step.eq(active),
         ]
         lane_shift = cfg.lanes.bit_length() - 1
-        context_addr = (
-            desc.out_base
-            + ((self.epoch.head_ch >> lane_shift) + self.epoch.jp0) * desc.map_plane
-            + self.epoch.pix0
-            + walk.pixel
-        )
+        # CONTEXT: the epoch's output block at its position, and the head's lanes; set when a
+        # tile starts (the epoch's cursor is stable by then), not recomputed on every clock.
+        context_base = Signal(ADDR_BITS)
+        context_lanes = Signal(WORD_LANES)
+        with m.If(self.control.start & context):
+            block = (self.epoch.head_ch >> lane_shift) + self.epoch.jp0
+            m.d.sync += [
+                context_base.eq(desc.out_base + block * desc.map_plane + self.epoch.pix0),
+                context_lanes.eq(
+                    head_lanes(self.epoch.jp0, self.epoch.lane_lo, desc.head_ch, cfg.lanes)
+                ),
+            ]
         plain_addr = desc.out_base + (self.epoch.cbo0 + p) * desc.pixels + pixel
         all_lanes = Const((1 << WORD_LANES) - 1, WORD_LANES)
         m.d.comb += [
             self.obuf_read.addr.eq(slot_base + p_off + row),
-            self.spad_write.addr.eq(Mux(context, context_addr, plain_addr)),
+            self.spad_write.addr.eq(Mux(context, context_base + walk.pixel, plain_addr)),
             self.spad_write.data.eq(self.obuf_read.data),
-            self.spad_write.mask.eq(
-                Mux(
-                    context,
-                    head_lanes(self.epoch.jp0, self.epoch.lane_lo, desc.head_ch, cfg.lanes),
-                    all_lanes,
-                )
-            ),
+            self.spad_write.mask.eq(Mux(context, context_lanes, all_lanes)),
             self.spad_write.en.eq(active & (pixel < desc.pixels)),
         ]
         with m.If(active):

@@ -1,11 +1,13 @@
 """The feeder's softmax unit: the integer softmax over the keys of every row of a scores tensor
 (docs/attention.md, "Softmax"; arithmetic: docs/arithmetic.md, "Softmax")."""
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from voltflow.hw.signatures import MemoryRead, MemoryWrite
 from voltflow.hw.widths import ADDR_BITS, WORD_BITS, WORD_LANES
+from voltflow.rtl.arith import widened_signed
 from voltflow.rtl.buses import EngineControl
 from voltflow.rtl.config import AccelConfig
 from voltflow.rtl.program import Descriptor
@@ -31,11 +33,11 @@ class SoftmaxUnit(wiring.Component):
     Rows are ``groups * n`` (group-major, then pixel i; ``n`` = ``desc.pixels``, the keys
     ``desc.cin``, ``NB`` = ``desc.cb``); row (g, i)'s words are at ``(g NB + q) n + i`` from
     ``in_base`` (reads) and ``out_base`` (writes), q = 0 .. NB - 1. Per row: NB max reads, NB exp
-    reads, one tick for the last exp fold, ``SOFTMAX_DIVIDE_TICKS`` reciprocal ticks (one
-    quotient bit each), NB normalising reads. A read's data is registered (as the vector unit's)
-    and folded in the next tick; a normalised word is written in that tick, so the op's last
-    write comes one tick after its last read. Lanes beyond the keys take no part and are
-    written as 0.
+    reads, one tick in which the sum settles, ``SOFTMAX_DIVIDE_TICKS`` reciprocal ticks (one
+    quotient bit each), NB normalising reads. A read word is folded in its own tick (the
+    scratchpad's read port is asynchronous); a normalised word is written in the next tick, so
+    the op's last write comes one tick after its last read. Lanes beyond the keys take no part
+    and are written as 0.
     """
 
     def __init__(self, config: AccelConfig) -> None:
@@ -67,6 +69,7 @@ class SoftmaxUnit(wiring.Component):
         row_off = Signal(ADDR_BITS)
         word_off = Signal(ADDR_BITS)
         div_tick = Signal(5)
+        group_jump = Signal(ADDR_BITS)  # 1 + (NB - 1) n: from a group's last row to the next's
         active = Signal()
         m.d.comb += active.eq(self.control.tick & self.control.busy)
         reading = Signal()
@@ -97,13 +100,11 @@ class SoftmaxUnit(wiring.Component):
                 with m.Case(_NORM):
                     m.d.sync += [q.eq(q + 1), word_off.eq(word_off + n)]
                     with m.If(last_block):
-                        next_row = Signal(ADDR_BITS)
+                        # The group's last pixel: the next group starts NB planes on.
+                        next_row = row_off + Mux(i == n - 1, group_jump, 1)
                         with m.If(i == n - 1):
-                            # The group's last pixel: the next group starts NB planes on.
-                            m.d.comb += next_row.eq(row_off + 1 + (nb - 1) * n)
                             m.d.sync += [i.eq(0), g.eq(g + 1)]
                         with m.Else():
-                            m.d.comb += next_row.eq(row_off + 1)
                             m.d.sync += i.eq(i + 1)
                         m.d.sync += [q.eq(0), row_off.eq(next_row), word_off.eq(next_row)]
                         last_row = (i == n - 1) & (g == desc.groups - 1)
@@ -112,74 +113,72 @@ class SoftmaxUnit(wiring.Component):
                     m.d.comb += self.control.done.eq(1)
                     m.d.sync += self.control.busy.eq(0)
 
-        # ---- stage 2: the registered read, folded ------------------------------------------------
-        d_valid = Signal()
-        d_phase = Signal(3)
-        d_q = Signal(12)
-        d_data = Signal(WORD_BITS)
-        d_addr = Signal(ADDR_BITS)
-        with m.If(active):
-            m.d.sync += [
-                d_valid.eq(reading),
-                d_phase.eq(phase),
-                d_q.eq(q),
-                d_data.eq(self.spad_read.data),
-                d_addr.eq(desc.out_base + word_off),
-            ]
-        fold = active & d_valid
-        lane_max = [Signal(signed(8), name=f"max{lane}") for lane in range(L)]
-        row_max = lane_max[0]
-        for lane in range(1, L):
-            bigger = Signal(signed(8), name=f"row_max{lane}")
-            m.d.comb += bigger.eq(Mux(lane_max[lane] > row_max, lane_max[lane], row_max))
-            row_max = bigger
+        # ---- the folds: each read's word is folded in its own tick ------------------------------
+        # Verilator evaluates every comb wire on every clock, busy or not, so the datapath is
+        # kept small: one exp per lane shared by the sum and the normalisation, the table a ROM.
+        data = self.spad_read.data
+        left = Signal(signed(14))  # keys from this block's lane 0 on
+        m.d.comb += left.eq(widened_signed(desc.cin) - (q * L)[:13])
+        keys = [Signal(name=f"key{lane}") for lane in range(L)]
+        m.d.comb += [keys[lane].eq(left > lane) for lane in range(L)]
+        values = [data.word_select(lane, 8).as_signed() for lane in range(L)]
+
+        row_max = Signal(signed(8))
         total = Signal(SUM_BITS)
         reciprocal = Signal(RECIPROCAL_SHIFT - EXP_TABLE_BITS + 2)
-        table = Array(Const(v, EXP_TABLE_BITS) for v in EXP_TABLE)
+        m.submodules.exp_table = table = Memory(
+            shape=EXP_TABLE_BITS, depth=len(EXP_TABLE), init=EXP_TABLE
+        )
+        frac_shift = (desc.s - EXP_FRACTION_BITS).as_unsigned()[:6]
         exps = []
-        probs = []
         for lane in range(L):
-            x = d_data.word_select(lane, 8).as_signed()
-            real = Signal(name=f"key{lane}")
-            m.d.comb += real.eq((d_q * L + lane) < desc.cin)
-            with m.If(fold & (d_phase == _MAX)):
-                kept = Mux(d_q == 0, -128, lane_max[lane])
-                m.d.sync += lane_max[lane].eq(Mux(real & (x > kept), x, kept))
             # e = EXP_TABLE[r] >> q of t = (max - x) * m_e (docs/arithmetic.md).
-            t = Signal(24, name=f"t{lane}")
-            m.d.comb += t.eq((row_max - x)[:8] * desc.m)
-            whole = Signal(24, name=f"whole{lane}")
-            frac = Signal(EXP_FRACTION_BITS, name=f"frac{lane}")
-            m.d.comb += [
-                whole.eq(t >> desc.s),
-                frac.eq(t >> (desc.s - EXP_FRACTION_BITS).as_unsigned()[:6]),
-            ]
+            scaled = Signal(24, name=f"scaled{lane}")
+            m.d.comb += scaled.eq(((row_max - values[lane])[:8] * desc.m) >> frac_shift)
+            entry = table.read_port(domain="comb")
+            m.d.comb += entry.addr.eq(scaled[:EXP_FRACTION_BITS])
+            whole = scaled >> EXP_FRACTION_BITS
             e = Signal(EXP_TABLE_BITS, name=f"e{lane}")
-            m.d.comb += e.eq(Mux(real & (whole < EXP_TABLE_BITS), table[frac] >> whole[:4], 0))
+            m.d.comb += e.eq(Mux(keys[lane] & (whole < EXP_TABLE_BITS), entry.data >> whole[:4], 0))
             exps.append(e)
-            p = Signal(RECIPROCAL_SHIFT + 4, name=f"scaled{lane}")
-            m.d.comb += p.eq((e * reciprocal + (1 << (PROB_ROUND_SHIFT - 1))) >> PROB_ROUND_SHIFT)
-            probs.append(Mux(p > PROB_MAX, PROB_MAX, p)[:8])
-        with m.If(fold & (d_phase == _EXP)):
-            m.d.sync += total.eq(Mux(d_q == 0, 0, total) + sum(exps))
+
+        with m.If(active & (phase == _MAX)):
+            # The running maximum of the row's keys.
+            best = Mux(q == 0, -128, row_max)
+            for lane in range(L):
+                best = Mux(keys[lane] & (values[lane] > best), values[lane], best)
+            m.d.sync += row_max.eq(best)
+        with m.If(active & (phase == _EXP)):
+            m.d.sync += total.eq(Mux(q == 0, 0, total) + sum(exps))
+
+        # The normalised word, written in the tick after its read.
+        out_word = Signal(WORD_BITS)
+        out_addr = Signal(ADDR_BITS)
+        out_valid = Signal()
+        with m.If(active):
+            m.d.sync += out_valid.eq(phase == _NORM)
+        with m.If(active & (phase == _NORM)):
+            probs = []
+            for lane in range(L):
+                p = (exps[lane] * reciprocal + (1 << (PROB_ROUND_SHIFT - 1))) >> PROB_ROUND_SHIFT
+                probs.append(Mux(p > PROB_MAX, PROB_MAX, p)[:8])
+            m.d.sync += [out_word.eq(Cat(*probs)), out_addr.eq(desc.out_base + word_off)]
 
         # ---- the reciprocal: restoring division of 2^31 by the sum, one quotient bit a tick ----
         remainder = Signal(SUM_BITS + 1)
         start_rem = 1 << (RECIPROCAL_SHIFT - SOFTMAX_DIVIDE_TICKS)
-        doubled = Signal(SUM_BITS + 2)
-        m.d.comb += doubled.eq(Mux(div_tick == 0, start_rem, remainder) << 1)
-        bit = Signal()
-        m.d.comb += bit.eq(doubled >= total)
         with m.If(active & (phase == _DIVIDE)):
+            doubled = Mux(div_tick == 0, start_rem, remainder) << 1
+            bit = doubled >= total
             m.d.sync += [
                 remainder.eq(Mux(bit, doubled - total, doubled)),
                 reciprocal.eq(Cat(bit, Mux(div_tick == 0, 0, reciprocal))),
             ]
         m.d.comb += [
-            self.spad_write.addr.eq(d_addr),
-            self.spad_write.data.eq(Cat(*probs)),
+            self.spad_write.addr.eq(out_addr),
+            self.spad_write.data.eq(out_word),
             self.spad_write.mask.eq((1 << WORD_LANES) - 1),
-            self.spad_write.en.eq(fold & (d_phase == _NORM)),
+            self.spad_write.en.eq(active & out_valid),
         ]
 
         with m.If(self.control.start):
@@ -191,6 +190,7 @@ class SoftmaxUnit(wiring.Component):
                 g.eq(0),
                 row_off.eq(0),
                 word_off.eq(0),
-                d_valid.eq(0),
+                out_valid.eq(0),
+                group_jump.eq(1 + (nb - 1) * n),
             ]
         return m
