@@ -90,6 +90,20 @@ def test_a_network_needing_more_ofmap_banks_runs_on_its_size_class(tmp_path: Pat
     assert report["passed"] and report["frames"][0]["violations"] == 0
 
 
+@pytest.mark.slow
+@pytest.mark.cosim
+def test_mobilevit_xxs_runs_its_attention_on_the_rtl(tmp_path: Path) -> None:
+    """MobileViT-XXS (9 transformer blocks: Q K^T, softmax and A V in each, 4 heads of 16, 20
+    and 24 channels, 2x2 patches) end to end on the reference chip: every layer cycle-exact,
+    bit-exact, energy within the tolerance (docs/attention.md; about 100 s)."""
+    result = run_flow(FlowRequest(network="mobilevit_xxs", frames=1, out_dir=tmp_path))
+    assert result.passed, result.failures
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["passed"] and report["frames"][0]["violations"] == 0
+    assert abs(report["totals"]["difference"]) <= ENERGY_TOLERANCE
+    assert report["baseline"]["saving_measured"] > 0
+
+
 @pytest.mark.cosim
 def test_policy_auto_runs_the_least_energy_schedule(tmp_path: Path) -> None:
     progress = Recorder()
