@@ -117,8 +117,8 @@ class SoftmaxUnit(wiring.Component):
         # Verilator evaluates every comb wire on every clock, busy or not, so the datapath is
         # kept small: one exp per lane shared by the sum and the normalisation, the table a ROM.
         data = self.spad_read.data
-        left = Signal(signed(14))  # keys from this block's lane 0 on
-        m.d.comb += left.eq(widened_signed(desc.cin) - (q * L)[:13])
+        left = Signal(signed(18))  # keys from this block's lane 0 on
+        m.d.comb += left.eq(widened_signed(desc.cin) - widened_signed(q * L))
         keys = [Signal(name=f"key{lane}") for lane in range(L)]
         m.d.comb += [keys[lane].eq(left > lane) for lane in range(L)]
         values = [data.word_select(lane, 8).as_signed() for lane in range(L)]
