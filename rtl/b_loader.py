@@ -54,10 +54,13 @@ class BLoader(wiring.Component):
         cfg = self.config
         desc = self.desc
         C, L = cfg.cols, cfg.lanes
-        lane_shift = L.bit_length() - 1
         scores = desc.mode == OpMode.SCORES
         m.submodules.walk = walk = TokenWalk()
-        m.d.comb += [walk.tok_w.eq(desc.tok_w), walk.tok_step.eq(desc.tok_step), walk.pw.eq(desc.pw)]
+        m.d.comb += [
+            walk.tok_w.eq(desc.tok_w),
+            walk.tok_step.eq(desc.tok_step),
+            walk.pw.eq(desc.pw),
+        ]
 
         lane_lo = Signal(3)
         half = Signal()
@@ -125,13 +128,12 @@ class BLoader(wiring.Component):
                             block_base.eq(block_base + desc.map_plane),
                             lanes.eq(byte_mask(kb + 1, lane_lo)),
                         ]
-        with m.Else():
-            with m.If(active):
-                m.d.sync += [k.eq(k + 1), token.eq(token + 1)]
-                m.d.comb += walk.step.eq(1)
-                with m.If(k == desc.k_pad - 1):
-                    m.d.comb += self.control.done.eq(1)
-                    m.d.sync += self.control.busy.eq(0)
+        with m.Else(), m.If(active):
+            m.d.sync += [k.eq(k + 1), token.eq(token + 1)]
+            m.d.comb += walk.step.eq(1)
+            with m.If(k == desc.k_pad - 1):
+                m.d.comb += self.control.done.eq(1)
+                m.d.sync += self.control.busy.eq(0)
 
         with m.If(self.control.start):
             m.d.sync += [

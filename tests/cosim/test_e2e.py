@@ -44,4 +44,6 @@ def test_rtl_points_table_and_figure(tmp_path: Path) -> None:
     plot_fig7(rows, skipped, tmp_path)
     assert (tmp_path / "fig7_rtl_validation.png").stat().st_size > 10_000
     table = "\n".join(markdown(rows, {"generic": "a generic matmul"}, 1))
-    assert "| ds_cnn | 1000 | sleep |" in table and "| generic | - | - | not run: a generic" in table
+    assert (
+        "| ds_cnn | 1000 | sleep |" in table and "| generic | - | - | not run: a generic" in table
+    )
