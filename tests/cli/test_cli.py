@@ -14,6 +14,7 @@ from voltflow.scheduler.network import load_network
 from voltflow.scheduler.solve import Method
 
 import voltflow.cli.cosim
+from tests.cosim.attention_nets import GENERIC_MATMUL
 from voltflow.cli import main
 
 
@@ -197,12 +198,7 @@ def test_policy_auto_is_only_offered_where_it_means_something(capsys) -> None:
 @pytest.mark.parametrize("extra", [(), ("--state", "1.1,1.1,1.1")])
 def test_cosim_of_a_network_with_a_generic_matmul_is_a_clear_error(capsys, tmp_path, extra) -> None:
     net = tmp_path / "generic.yaml"
-    net.write_text(
-        "format: voltflow-network/1\nname: generic\ntitle: t\nsource: s\n"
-        "input: {name: x, shape: [8, 4, 4]}\nops:\n"
-        "  - {name: m, op: matmul, inputs: [x, x], batch: 1, m: 4, k: 4, n: 4, "
-        "out_shape: [1, 4, 4]}\n"
-    )
+    net.write_text(GENERIC_MATMUL)
     code, _, err = run(capsys, "cosim", "--net", str(net), *extra)
     assert code == 2
     assert "generic has 1 generic matmul op(s)" in err and "docs/attention.md" in err

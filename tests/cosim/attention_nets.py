@@ -16,9 +16,11 @@ from voltflow.scheduler.network import Network, network_from_document
 
 __all__ = [
     "ATTENTION_BLOCKS",
+    "GENERIC_MATMUL",
     "AttentionBlock",
     "attention_block",
     "attention_layer",
+    "generic_matmul_network",
     "random_attention_block",
 ]
 
@@ -160,3 +162,17 @@ def random_attention_block(rng: np.random.Generator) -> AttentionBlock:
         q_channel=int(rng.choice([0, 4])),
         residual=bool(rng.integers(0, 2)),
     )
+
+
+#: A network file with one generic matmul (no ``attention`` layout): the cost model maps it, the
+#: golden model, the program compiler and the RTL flow refuse it.
+GENERIC_MATMUL = (
+    "format: voltflow-network/1\nname: generic\ntitle: t\nsource: s\n"
+    "input: {name: x, shape: [8, 4, 4]}\nops:\n"
+    "  - {name: m, op: matmul, inputs: [x, x], batch: 2, m: 4, k: 8, n: 4, out_shape: [2, 4, 4]}\n"
+)
+
+
+def generic_matmul_network() -> Network:
+    """:data:`GENERIC_MATMUL` as a network."""
+    return network_from_document(yaml.safe_load(GENERIC_MATMUL), "generic.yaml")

@@ -14,6 +14,8 @@ from voltflow.cosim.flow import RUN_FILES, FlowError, FlowReport, FlowRequest, r
 from voltflow.scheduler.chip import GatingPolicy
 from voltflow.scheduler.solve import InfeasibleError
 
+from tests.cosim.attention_nets import GENERIC_MATMUL
+
 SMALL_CHIP = Path(__file__).resolve().parents[1] / "data" / "chip_small.yaml"
 
 
@@ -124,13 +126,6 @@ def test_policy_auto_runs_the_least_energy_schedule(tmp_path: Path) -> None:
     assert result.policy_energies_j is not None
     feasible = {p: e for p, e in result.policy_energies_j.items() if e is not None}
     assert result.policy.value == min(feasible, key=feasible.__getitem__)
-
-
-GENERIC_MATMUL = (
-    "format: voltflow-network/1\nname: generic\ntitle: t\nsource: s\n"
-    "input: {name: x, shape: [8, 4, 4]}\nops:\n"
-    "  - {name: m, op: matmul, inputs: [x, x], batch: 1, m: 4, k: 4, n: 4, out_shape: [1, 4, 4]}\n"
-)
 
 
 def test_a_network_with_a_generic_matmul_is_refused_before_any_work(tmp_path: Path) -> None:

@@ -42,11 +42,10 @@ from voltflow.scheduler.network import (
     Network,
     OpKind,
     load_network,
-    network_from_document,
 )
 from voltflow.scheduler.softmax import EXP_TABLE
 
-from tests.cosim.attention_nets import ATTENTION_BLOCKS, attention_block
+from tests.cosim.attention_nets import ATTENTION_BLOCKS, attention_block, generic_matmul_network
 
 TINY = Path(__file__).parents[1] / "scheduler" / "data" / "tiny.yaml"
 
@@ -627,18 +626,7 @@ def test_make_case_rejects_bad_seed(tiny):
 
 
 def test_generic_matmul_has_no_golden_model():
-    document = {
-        "format": "voltflow-network/1",
-        "name": "generic",
-        "title": "t",
-        "source": "s",
-        "input": {"name": "x", "shape": [8, 4, 4]},
-        "ops": [
-            {"name": "m", "op": "matmul", "inputs": ["x", "x"], "batch": 2, "m": 4, "k": 8,
-             "n": 4, "out_shape": [2, 4, 4]},
-        ],
-    }  # fmt: skip
-    network = network_from_document(document, "generic.yaml")
+    network = generic_matmul_network()
     with pytest.raises(
         NotImplementedError,
         match=r"^network 'generic' \(1 generic matmul op\(s\), the first 'm'\): a generic matmul "

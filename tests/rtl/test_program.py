@@ -20,12 +20,13 @@ from voltflow.rtl.program import (
 from voltflow.scheduler.chip import load_chip
 from voltflow.scheduler.dataflow import Mode, UnsupportedOpError, op_work
 from voltflow.scheduler.memory import plan_memory
-from voltflow.scheduler.network import load_network, network_from_document
+from voltflow.scheduler.network import load_network
 
 from tests.cosim.attention_nets import (
     ATTENTION_BLOCKS,
     AttentionBlock,
     attention_block,
+    generic_matmul_network,
     random_attention_block,
 )
 
@@ -73,18 +74,7 @@ def test_decode_rejects_a_word_too_wide() -> None:
 
 def test_generic_matmul_is_rejected_at_compile_time() -> None:
     chip = load_chip()
-    document = {
-        "format": "voltflow-network/1",
-        "name": "generic",
-        "title": "t",
-        "source": "s",
-        "input": {"name": "x", "shape": [8, 4, 4]},
-        "ops": [
-            {"name": "m", "op": "matmul", "inputs": ["x", "x"], "batch": 2, "m": 4, "k": 8,
-             "n": 4, "out_shape": [2, 4, 4]},
-        ],
-    }  # fmt: skip
-    network = network_from_document(document, "generic.yaml")
+    network = generic_matmul_network()
     works = tuple(op_work(op, chip, network) for op in network.ops)
     layout = plan_memory(network, chip, works)
     quant = {
