@@ -1,7 +1,7 @@
 """The feeder's B loader: an attention matmul's B operand from the scratchpad into the weight
 buffer, one pass at a time (docs/attention.md, "B load")."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from voltflow.hw.signatures import MemoryRead, MemoryWrite
@@ -57,7 +57,11 @@ class BLoader(wiring.Component):
         lane_shift = L.bit_length() - 1
         scores = desc.mode == OpMode.SCORES
         m.submodules.walk = walk = TokenWalk()
-        m.d.comb += [walk.tok_w.eq(desc.tok_w), walk.tok_step.eq(desc.tok_step), walk.pw.eq(desc.pw)]
+        m.d.comb += [
+            walk.tok_w.eq(desc.tok_w),
+            walk.tok_step.eq(desc.tok_step),
+            walk.pw.eq(desc.pw),
+        ]
 
         lane_lo = Signal(3)
         half = Signal()
@@ -73,14 +77,36 @@ class BLoader(wiring.Component):
         block_base = Signal(ADDR_BITS)
         lanes = Signal(WORD_BITS)
 
-        def byte_mask(block: Value, lo: Value) -> Value:
-            mask = head_lanes(block, lo, desc.head_ch, L)
-            return Cat(*(Mux(mask[i], Const(0xFF, 8), Const(0, 8)) for i in range(L)))
-
         active = Signal()
         m.d.comb += active.eq(self.control.tick & self.control.busy)
         reading = Signal()
         m.d.comb += reading.eq(active & ~(scores & writing))
+        block_end = Signal()  # SCORES: a block's last write tick
+        m.d.comb += block_end.eq(active & scores & writing & (c == L - 1))
+
+        # The head's lanes of a new block (at start, and at the end of a block for the next one),
+        # as a byte mask, computed only then: Verilator evaluates every comb wire on every clock
+        # unless it is a conditional. The idle values are not constants: Verilator turns
+        # "x = 0; if (c) x = f" into x = {c} & f, which computes f on every clock.
+        mask_block = Signal(CURSOR_BITS)
+        mask_lo = Signal(3)
+        new_lanes = Signal(WORD_BITS)
+        relane = Signal()
+        m.d.comb += relane.eq(self.control.start | block_end)
+        with m.If(self.control.start):
+            m.d.comb += [mask_block.eq(Mux(scores, 0, self.nb)), mask_lo.eq(self.lane_lo)]
+        with m.Elif(block_end):
+            m.d.comb += [mask_block.eq(kb + 1), mask_lo.eq(lane_lo)]
+        with m.Else():  # idle: not a constant (a constant would become a mask, see above)
+            m.d.comb += [mask_block.eq(kb), mask_lo.eq(lane_lo)]
+        mask = head_lanes(mask_block, mask_lo, desc.head_ch, L)
+        with m.If(relane):
+            m.d.comb += new_lanes.eq(
+                Cat(*(Mux(mask[i], Const(0xFF, 8), Const(0, 8)) for i in range(L)))
+            )
+        with m.Else():
+            m.d.comb += new_lanes.eq(lanes)
+
         inside = Signal()
         m.d.comb += inside.eq(token < desc.pixels)
         masked = Signal(WORD_BITS)
@@ -123,7 +149,7 @@ class BLoader(wiring.Component):
                         m.d.sync += [
                             token.eq(block_token),
                             block_base.eq(block_base + desc.map_plane),
-                            lanes.eq(byte_mask(kb + 1, lane_lo)),
+                            lanes.eq(new_lanes),
                         ]
         with m.Else():
             with m.If(active):
@@ -143,7 +169,7 @@ class BLoader(wiring.Component):
                 k.eq(0),
                 writing.eq(0),
                 block_base.eq(desc.in2_base + self.block * desc.map_plane + self.pix0),
-                lanes.eq(byte_mask(Mux(scores, 0, self.nb), self.lane_lo)),
+                lanes.eq(new_lanes),
             ]
             # SCORES: a batch's first pass starts at token 0, the others where the previous
             # pass's walk stopped (its last block's reads end on this pass's first token).
