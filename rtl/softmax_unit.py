@@ -116,9 +116,9 @@ class SoftmaxUnit(wiring.Component):
         # use more than once is a Signal computed only in the phases that need it, elsewhere an
         # unused idle value. Not a constant: Verilator turns "x = 0; if (c) x = f" into x = {c} & f,
         # which computes f on every clock; with a signal it stays c ? f : idle, f computed only
-        # if c.
+        # if c. The phase register: a narrow variable, one load for all of them.
         data = self.spad_read.data
-        idle = desc.m
+        idle = phase
 
         def when(cond: Value, *assignments: tuple[Signal, Value]) -> None:
             with m.If(cond):
