@@ -181,8 +181,7 @@ class Accelerator(wiring.Component):
         m.d.comb += [self.op_done.eq(seq.op_done), self.op_index.eq(seq.op_index)]
         # The engines read the current descriptor whole, and where the epoch stands.
         m.d.comb += [
-            engine.desc.eq(seq.desc)
-            for engine in (gather, writer, array, vector, bload, softmax)
+            engine.desc.eq(seq.desc) for engine in (gather, writer, array, vector, bload, softmax)
         ]
         connect(m, seq.epoch, gather.epoch, writer.epoch, array.epoch)
         m.d.comb += [
@@ -234,7 +233,9 @@ class Accelerator(wiring.Component):
                 self.spad_write.mask.eq(
                     Mux(softmax_busy, softmax.spad_write.mask, writer.spad_write.mask)
                 ),
-                self.spad_write.en.eq(Mux(softmax_busy, softmax.spad_write.en, writer.spad_write.en)),
+                self.spad_write.en.eq(
+                    Mux(softmax_busy, softmax.spad_write.en, writer.spad_write.en)
+                ),
             ]
 
         # ---- counters ----------------------------------------------------------------------

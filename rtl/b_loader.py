@@ -161,13 +161,12 @@ class BLoader(wiring.Component):
                             block_base.eq(block_base + desc.map_plane),
                             lanes.eq(new_lanes),
                         ]
-        with m.Else():
-            with m.If(active):
-                m.d.sync += [k.eq(k + 1), token.eq(token + 1)]
-                m.d.comb += walk.step.eq(1)
-                with m.If(k == desc.k_pad - 1):
-                    m.d.comb += self.control.done.eq(1)
-                    m.d.sync += self.control.busy.eq(0)
+        with m.Else(), m.If(active):
+            m.d.sync += [k.eq(k + 1), token.eq(token + 1)]
+            m.d.comb += walk.step.eq(1)
+            with m.If(k == desc.k_pad - 1):
+                m.d.comb += self.control.done.eq(1)
+                m.d.sync += self.control.busy.eq(0)
 
         with m.If(self.control.start):
             m.d.sync += [

@@ -79,37 +79,36 @@ class SoftmaxUnit(wiring.Component):
             self.spad_reads_inc.eq(reading),
         ]
         last_block = q == nb - 1
-        with m.If(active):
-            with m.Switch(phase):
-                with m.Case(_MAX, _EXP):
-                    m.d.sync += [q.eq(q + 1), word_off.eq(word_off + n)]
-                    with m.If(last_block):
-                        m.d.sync += [
-                            q.eq(0),
-                            word_off.eq(row_off),
-                            phase.eq(Mux(phase == _MAX, _EXP, _SETTLE)),
-                        ]
-                with m.Case(_SETTLE):
-                    m.d.sync += [phase.eq(_DIVIDE), div_tick.eq(0)]
-                with m.Case(_DIVIDE):
-                    m.d.sync += div_tick.eq(div_tick + 1)
-                    with m.If(div_tick == SOFTMAX_DIVIDE_TICKS - 1):
-                        m.d.sync += phase.eq(_NORM)
-                with m.Case(_NORM):
-                    m.d.sync += [q.eq(q + 1), word_off.eq(word_off + n)]
-                    with m.If(last_block):
-                        # The group's last pixel: the next group starts NB planes on.
-                        next_row = row_off + Mux(i == n - 1, group_jump, 1)
-                        with m.If(i == n - 1):
-                            m.d.sync += [i.eq(0), g.eq(g + 1)]
-                        with m.Else():
-                            m.d.sync += i.eq(i + 1)
-                        m.d.sync += [q.eq(0), row_off.eq(next_row), word_off.eq(next_row)]
-                        last_row = (i == n - 1) & (g == desc.groups - 1)
-                        m.d.sync += phase.eq(Mux(last_row, _FINAL, _MAX))
-                with m.Case(_FINAL):
-                    m.d.comb += self.control.done.eq(1)
-                    m.d.sync += self.control.busy.eq(0)
+        with m.If(active), m.Switch(phase):
+            with m.Case(_MAX, _EXP):
+                m.d.sync += [q.eq(q + 1), word_off.eq(word_off + n)]
+                with m.If(last_block):
+                    m.d.sync += [
+                        q.eq(0),
+                        word_off.eq(row_off),
+                        phase.eq(Mux(phase == _MAX, _EXP, _SETTLE)),
+                    ]
+            with m.Case(_SETTLE):
+                m.d.sync += [phase.eq(_DIVIDE), div_tick.eq(0)]
+            with m.Case(_DIVIDE):
+                m.d.sync += div_tick.eq(div_tick + 1)
+                with m.If(div_tick == SOFTMAX_DIVIDE_TICKS - 1):
+                    m.d.sync += phase.eq(_NORM)
+            with m.Case(_NORM):
+                m.d.sync += [q.eq(q + 1), word_off.eq(word_off + n)]
+                with m.If(last_block):
+                    # The group's last pixel: the next group starts NB planes on.
+                    next_row = row_off + Mux(i == n - 1, group_jump, 1)
+                    with m.If(i == n - 1):
+                        m.d.sync += [i.eq(0), g.eq(g + 1)]
+                    with m.Else():
+                        m.d.sync += i.eq(i + 1)
+                    m.d.sync += [q.eq(0), row_off.eq(next_row), word_off.eq(next_row)]
+                    last_row = (i == n - 1) & (g == desc.groups - 1)
+                    m.d.sync += phase.eq(Mux(last_row, _FINAL, _MAX))
+            with m.Case(_FINAL):
+                m.d.comb += self.control.done.eq(1)
+                m.d.sync += self.control.busy.eq(0)
 
         # ---- the folds: each read's word is folded in its own tick ------------------------------
         # Verilator evaluates every comb wire on every clock, busy or not, so every value the folds

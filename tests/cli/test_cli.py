@@ -195,9 +195,7 @@ def test_policy_auto_is_only_offered_where_it_means_something(capsys) -> None:
 
 
 @pytest.mark.parametrize("extra", [(), ("--state", "1.1,1.1,1.1")])
-def test_cosim_of_a_network_with_a_generic_matmul_is_a_clear_error(
-    capsys, tmp_path, extra
-) -> None:
+def test_cosim_of_a_network_with_a_generic_matmul_is_a_clear_error(capsys, tmp_path, extra) -> None:
     net = tmp_path / "generic.yaml"
     net.write_text(
         "format: voltflow-network/1\nname: generic\ntitle: t\nsource: s\n"
