@@ -1,7 +1,7 @@
 """The feeder's softmax unit: the integer softmax over the keys of every row of a scores tensor
 (docs/attention.md, "Softmax"; arithmetic: docs/arithmetic.md, "Softmax")."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -111,13 +111,34 @@ class SoftmaxUnit(wiring.Component):
                 m.d.sync += self.control.busy.eq(0)
 
         # ---- the folds: each read's word is folded in its own tick ------------------------------
-        # Verilator evaluates every comb wire on every clock, busy or not, so the datapath is
-        # kept small: one exp per lane shared by the sum and the normalisation, the table a ROM.
+        # Verilator evaluates every comb wire on every clock, busy or not, so every value the folds
+        # use more than once is a Signal computed only in the phases that need it, elsewhere an
+        # unused idle value. Not a constant: Verilator turns "x = 0; if (c) x = f" into x = {c} & f,
+        # which computes f on every clock; with a signal it stays c ? f : idle, f computed only
+        # if c. The phase register: a narrow variable, one load for all of them.
         data = self.spad_read.data
+        idle = phase
+
+        def when(cond: Value, *assignments: tuple[Signal, Value]) -> None:
+            with m.If(cond):
+                m.d.comb += [signal.eq(value) for signal, value in assignments]
+            with m.Else():
+                m.d.comb += [signal.eq(idle) for signal, _ in assignments]
+
+        in_max = Signal()
+        in_exp = Signal()  # the exp and normalising reads: the phases that use e
+        in_norm = Signal()
+        in_divide = Signal()
+        m.d.comb += [
+            in_max.eq(active & (phase == _MAX)),
+            in_exp.eq(active & ((phase == _EXP) | (phase == _NORM))),
+            in_norm.eq(active & (phase == _NORM)),
+            in_divide.eq(active & (phase == _DIVIDE)),
+        ]
         left = Signal(signed(18))  # keys from this block's lane 0 on
-        m.d.comb += left.eq(widened_signed(desc.cin) - widened_signed(q * L))
         keys = [Signal(name=f"key{lane}") for lane in range(L)]
-        m.d.comb += [keys[lane].eq(left > lane) for lane in range(L)]
+        when(reading, (left, widened_signed(desc.cin) - widened_signed(q * L)))
+        when(reading, *((keys[lane], left > lane) for lane in range(L)))
         values = [data.word_select(lane, 8).as_signed() for lane in range(L)]
 
         row_max = Signal(signed(8))
@@ -131,20 +152,24 @@ class SoftmaxUnit(wiring.Component):
         for lane in range(L):
             # e = EXP_TABLE[r] >> q of t = (max - x) * m_e (docs/arithmetic.md).
             scaled = Signal(24, name=f"scaled{lane}")
-            m.d.comb += scaled.eq(((row_max - values[lane])[:8] * desc.m) >> frac_shift)
             entry = table.read_port(domain="comb")
+            e = Signal(EXP_TABLE_BITS, name=f"e{lane}")
+            when(in_exp, (scaled, ((row_max - values[lane])[:8] * desc.m) >> frac_shift))
             m.d.comb += entry.addr.eq(scaled[:EXP_FRACTION_BITS])
             whole = scaled >> EXP_FRACTION_BITS
-            e = Signal(EXP_TABLE_BITS, name=f"e{lane}")
-            m.d.comb += e.eq(Mux(keys[lane] & (whole < EXP_TABLE_BITS), entry.data >> whole[:4], 0))
+            when(
+                in_exp, (e, Mux(keys[lane] & (whole < EXP_TABLE_BITS), entry.data >> whole[:4], 0))
+            )
             exps.append(e)
 
-        with m.If(active & (phase == _MAX)):
-            # The running maximum of the row's keys.
-            best = Mux(q == 0, -128, row_max)
-            for lane in range(L):
-                best = Mux(keys[lane] & (values[lane] > best), values[lane], best)
-            m.d.sync += row_max.eq(best)
+        # The running maximum of the row's keys, one lane after the other.
+        best = [Signal(signed(8), name=f"best{lane}") for lane in range(L + 1)]
+        when(in_max, (best[0], Mux(q == 0, -128, row_max)))
+        for lane in range(L):
+            take = keys[lane] & (values[lane] > best[lane])
+            when(in_max, (best[lane + 1], Mux(take, values[lane], best[lane])))
+        with m.If(in_max):
+            m.d.sync += row_max.eq(best[L])
         with m.If(active & (phase == _EXP)):
             m.d.sync += total.eq(Mux(q == 0, 0, total) + sum(exps))
 
@@ -154,19 +179,24 @@ class SoftmaxUnit(wiring.Component):
         out_valid = Signal()
         with m.If(active):
             m.d.sync += out_valid.eq(phase == _NORM)
-        with m.If(active & (phase == _NORM)):
-            probs = []
-            for lane in range(L):
-                p = (exps[lane] * reciprocal + (1 << (PROB_ROUND_SHIFT - 1))) >> PROB_ROUND_SHIFT
-                probs.append(Mux(p > PROB_MAX, PROB_MAX, p)[:8])
-            m.d.sync += [out_word.eq(Cat(*probs)), out_addr.eq(desc.out_base + word_off)]
+        probs = []
+        for lane in range(L):
+            rounded = exps[lane] * reciprocal + (1 << (PROB_ROUND_SHIFT - 1))
+            p = Signal((rounded >> PROB_ROUND_SHIFT).shape(), name=f"prob{lane}")
+            when(in_norm, (p, rounded >> PROB_ROUND_SHIFT))
+            probs.append(p)
+        with m.If(in_norm):
+            clamped = [Mux(p > PROB_MAX, PROB_MAX, p)[:8] for p in probs]
+            m.d.sync += [out_word.eq(Cat(*clamped)), out_addr.eq(desc.out_base + word_off)]
 
         # ---- the reciprocal: restoring division of 2^31 by the sum, one quotient bit a tick ----
         remainder = Signal(SUM_BITS + 1)
         start_rem = 1 << (RECIPROCAL_SHIFT - SOFTMAX_DIVIDE_TICKS)
-        with m.If(active & (phase == _DIVIDE)):
-            doubled = Mux(div_tick == 0, start_rem, remainder) << 1
-            bit = doubled >= total
+        shifted_in = Mux(div_tick == 0, start_rem, remainder) << 1
+        doubled = Signal(shifted_in.shape())
+        bit = Signal()
+        when(in_divide, (doubled, shifted_in), (bit, doubled >= total))
+        with m.If(in_divide):
             m.d.sync += [
                 remainder.eq(Mux(bit, doubled - total, doubled)),
                 reciprocal.eq(Cat(bit, Mux(div_tick == 0, 0, reciprocal))),

@@ -42,25 +42,34 @@ class TokenWalk(wiring.Component):
         next_tx = Signal(12)
         next_row = Signal(ADDR_BITS)
         next_pixel = Signal(ADDR_BITS)
-        with m.If(tx == self.tok_w - 1):
+        # Computed only when a control is set: Verilator evaluates every comb wire on every clock
+        # unless it is a conditional; the idle values (the current state) are not constants, so
+        # it keeps the conditional (a constant would become a mask that computes both). With no
+        # control set every register keeps its value anyway.
+        moving = Signal()
+        m.d.comb += moving.eq(self.restart | self.step | self.save | self.restore)
+        state = (tx, row, self.pixel)
+        saved = (saved_tx, saved_row, saved_pixel)
+        stepped = (next_tx, next_row, next_pixel)
+        with m.If(moving & (tx == self.tok_w - 1)):
             m.d.comb += [
                 next_tx.eq(0),
                 next_row.eq(row + self.tok_step),
                 next_pixel.eq(row + self.tok_step),
             ]
-        with m.Else():
+        with m.Elif(moving):
             m.d.comb += [
                 next_tx.eq(tx + 1),
                 next_row.eq(row),
                 next_pixel.eq(self.pixel + self.pw),
             ]
+        with m.Else():
+            m.d.comb += [after.eq(now) for now, after in zip(state, stepped, strict=True)]
         # Written as multiplexers, not an If/Elif chain: a caller that ties a control to 0 would
         # leave Yosys a priority case with overlapping patterns (Verilator's CASEOVERLAP).
-        state = (tx, row, self.pixel)
-        saved = (saved_tx, saved_row, saved_pixel)
-        stepped = (next_tx, next_row, next_pixel)
-        for now, kept, after in zip(state, saved, stepped, strict=True):
-            moved = Mux(self.step, after, now)
-            m.d.sync += now.eq(Mux(self.restart, 0, Mux(self.restore, kept, moved)))
-            m.d.sync += kept.eq(Mux(self.restart, 0, Mux(self.save, moved, kept)))
+        with m.If(moving):
+            for now, kept, after in zip(state, saved, stepped, strict=True):
+                moved = Mux(self.step, after, now)
+                m.d.sync += now.eq(Mux(self.restart, 0, Mux(self.restore, kept, moved)))
+                m.d.sync += kept.eq(Mux(self.restart, 0, Mux(self.save, moved, kept)))
         return m
