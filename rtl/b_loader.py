@@ -55,6 +55,7 @@ class BLoader(wiring.Component):
         cfg = self.config
         desc = self.desc
         C, L = cfg.cols, cfg.lanes
+        lane_shift = L.bit_length() - 1
         scores = desc.mode == OpMode.SCORES
         m.submodules.walk = walk = TokenWalk()
         m.d.comb += [
