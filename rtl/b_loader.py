@@ -58,11 +58,7 @@ class BLoader(wiring.Component):
         lane_shift = L.bit_length() - 1
         scores = desc.mode == OpMode.SCORES
         m.submodules.walk = walk = TokenWalk()
-        m.d.comb += [
-            walk.tok_w.eq(desc.tok_w),
-            walk.tok_step.eq(desc.tok_step),
-            walk.pw.eq(desc.pw),
-        ]
+        walk.follow(m, desc)
 
         lane_lo = Signal(3)
         half = Signal()

@@ -61,10 +61,8 @@ class OutputWriter(wiring.Component):
         slot_base = Mux(slot == 0, 0, Mux(slot == 1, slot_words, 2 * slot_words))
         context = desc.mode == OpMode.CONTEXT
         m.submodules.walk = walk = TokenWalk()
+        walk.follow(m, desc)
         m.d.comb += [
-            walk.tok_w.eq(desc.tok_w),
-            walk.tok_step.eq(desc.tok_step),
-            walk.pw.eq(desc.pw),
             walk.restart.eq(self.epoch.begin),
             walk.step.eq(active),
         ]

@@ -1,6 +1,6 @@
 """The pixel of token i of a patch position: a walker that steps one token per enable."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from voltflow.hw.widths import ADDR_BITS
@@ -31,6 +31,14 @@ class TokenWalk(wiring.Component):
                 "pixel": Out(ADDR_BITS),
             }
         )
+
+    def follow(self, m: Module, desc: Value) -> None:
+        """Take the token layout (``tok_w``, ``tok_step``, ``pw``) from a layer descriptor."""
+        m.d.comb += [
+            self.tok_w.eq(desc.tok_w),
+            self.tok_step.eq(desc.tok_step),
+            self.pw.eq(desc.pw),
+        ]
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
