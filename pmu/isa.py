@@ -1,6 +1,6 @@
 """The PMU command ISA: the single source of truth for the command word.
 
-One 64-bit word per command: a 4-bit opcode and a 60-bit payload whose meaning depends on the
+One 64-bit word per command: a 5-bit opcode and a 59-bit payload whose meaning depends on the
 opcode (a union of small structs). The layout is an Amaranth ``data.Struct``; Python encodes and
 decodes through that struct only (:func:`encode`, :func:`decode`), the RTL decodes through the same
 struct, and the disassembler formats what :func:`decode` returns. docs/pmu-isa.md is generated from
@@ -22,6 +22,7 @@ else:
 
 __all__ = [
     "MEANING",
+    "OPCODE_BITS",
     "WORD_BITS",
     "Command",
     "DomainCode",
@@ -37,6 +38,8 @@ __all__ = [
 ]
 
 WORD_BITS = 64
+#: Bits of the opcode (bits 0 .. OPCODE_BITS - 1 of a word); the payload follows.
+OPCODE_BITS = 5
 
 
 class IsaError(ValueError):
@@ -50,8 +53,8 @@ class IsaError(ValueError):
         self.error = error
 
 
-class Opcode(enum.Enum, shape=4):
-    """What a command does (meanings in ``MEANING``). Values 13..15 are illegal."""
+class Opcode(enum.Enum, shape=OPCODE_BITS):
+    """What a command does (meanings in ``MEANING``). Values 13..31 are illegal."""
 
     HALT = 0
     SET_PERIOD = 1
@@ -108,7 +111,7 @@ class ErrorCode(enum.Enum, shape=8):
     PMU clock ticks (docs/pmu.md)."""
 
     NONE = 0
-    ILLEGAL_OPCODE = 1  # opcode 13..15
+    ILLEGAL_OPCODE = 1  # opcode 13..31
     ILLEGAL_DOMAIN = 2  # domain code 3
     UNUSED_BITS = 3  # non-zero bits above the opcode's payload
     RAIL_RANGE = 4  # rail index >= the chip's rails
@@ -131,7 +134,7 @@ class DomainCode(enum.Enum, shape=2):
     FEEDER = 2
 
 
-#: The fields of each opcode's payload (name -> unsigned width), in bit order from bit 4.
+#: The fields of each opcode's payload (name -> unsigned width), in bit order from bit 5.
 _PAYLOAD_FIELDS: dict[Opcode, dict[str, int]] = {
     Opcode.HALT: {"code": 8},
     Opcode.SET_PERIOD: {"cycles": 48},
@@ -150,7 +153,7 @@ _PAYLOAD_FIELDS: dict[Opcode, dict[str, int]] = {
 
 
 def payload_fields(opcode: Opcode) -> dict[str, int]:
-    """The payload fields of ``opcode`` (name -> width), in bit order from bit 4."""
+    """The payload fields of ``opcode`` (name -> width), in bit order from bit OPCODE_BITS."""
     return dict(_PAYLOAD_FIELDS[opcode])
 
 
@@ -162,12 +165,12 @@ def _struct(opcode: Opcode) -> data.StructLayout:
 
 
 Payload = data.UnionLayout(
-    {op.name.lower(): _struct(op) for op in Opcode} | {"raw": unsigned(WORD_BITS - 4)}
+    {op.name.lower(): _struct(op) for op in Opcode} | {"raw": unsigned(WORD_BITS - OPCODE_BITS)}
 )
 
 
 class Command(data.Struct):
-    """A PMU command word: bits 0..3 opcode, bits 4..63 payload."""
+    """A PMU command word: bits 0..4 opcode, bits 5..63 payload."""
 
     opcode: Opcode
     payload: Payload  # type: ignore[valid-type]  # an Amaranth layout (a shape), not a type
@@ -225,7 +228,7 @@ def decode(word: int) -> Instr:
     if not 0 <= word < 1 << WORD_BITS:
         raise IsaError(f"a command word has {WORD_BITS} bits, not {word!r}")
     const = Command.as_shape().from_bits(word)
-    code = word & 0xF
+    code = word & ((1 << OPCODE_BITS) - 1)
     try:
         opcode = Opcode(code)
     except ValueError:
@@ -234,7 +237,7 @@ def decode(word: int) -> Instr:
         ) from None
     view = getattr(const.payload, opcode.name.lower())
     args = []
-    used = 4
+    used = OPCODE_BITS
     for name, width in _PAYLOAD_FIELDS[opcode].items():
         try:
             value = getattr(view, name)
@@ -261,7 +264,8 @@ def isa_markdown() -> str:
         "Generated from `pmu/isa.py` (`python -m voltflow.pmu.isa > docs/pmu-isa.md`); "
         "do not edit.",
         "",
-        f"One {WORD_BITS}-bit word per command: bits 0..3 the opcode, the payload from bit 4 up",
+        f"One {WORD_BITS}-bit word per command: bits 0..{OPCODE_BITS - 1} the opcode, the "
+        f"payload from bit {OPCODE_BITS} up",
         "(fields in the order listed, each an unsigned integer). Unused high bits must be 0; a",
         "word with an illegal opcode, domain code or non-zero unused bits stops the PMU with an",
         "error code.",
@@ -270,7 +274,7 @@ def isa_markdown() -> str:
         "|---|---|---|---|",
     ]
     for op in Opcode:
-        bit = 4
+        bit = OPCODE_BITS
         parts = []
         for name, width in _PAYLOAD_FIELDS[op].items():
             parts.append(f"`{name}` [{bit}:{bit + width - 1}]")

@@ -5,7 +5,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import Out
 from voltflow.hw.widths import CLOCK_DOMAINS, GROUP_BANKS, TIME_BITS
 from voltflow.pmu.config import COMMAND_ADDR_BITS, COMMAND_WORDS, PmuConfig
-from voltflow.pmu.isa import Command, ErrorCode, Opcode, payload_fields
+from voltflow.pmu.isa import OPCODE_BITS, Command, ErrorCode, Opcode, payload_fields
 from voltflow.pmu.ports import VOLTAGE_CODE_BITS, BankCommand, VoltageCodes, sequencer_buses
 
 __all__ = ["PmuSequencer"]
@@ -76,7 +76,7 @@ class PmuSequencer(wiring.Component):
         # the generated Verilog zero-width wires for the empty payloads).
         cmd = Command(self.cmd.data)
         word = self.cmd.data
-        raw_op = word[0:4]
+        raw_op = word[0:OPCODE_BITS]
         op = cmd.opcode
 
         # ---- architectural state ------------------------------------------------------------
@@ -136,13 +136,13 @@ class PmuSequencer(wiring.Component):
         with m.Switch(raw_op):
             for o in Opcode:
                 with m.Case(o.value):
-                    m.d.comb += used_bits.eq(4 + sum(payload_fields(o).values()))
+                    m.d.comb += used_bits.eq(OPCODE_BITS + sum(payload_fields(o).values()))
             with m.Default():
                 m.d.comb += used_bits.eq(64)
         unused_set = Signal()
         m.d.comb += unused_set.eq((word >> used_bits) != 0)
         has_domain = (op == Opcode.CONNECT) | (op == Opcode.SET_FREQ)
-        domain_raw = word[4:6]
+        domain_raw = word[OPCODE_BITS : OPCODE_BITS + 2]
         rail_f = Mux(op == Opcode.SET_RAIL, p.set_rail.rail, p.connect.rail)
         group, mask = p.gate.group, p.gate.mask  # WAKE has the same layout
         last_group = cfg.groups - 1

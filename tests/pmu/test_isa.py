@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from voltflow.pmu.isa import (
     _PAYLOAD_FIELDS,
+    OPCODE_BITS,
     DomainCode,
     IsaError,
     Opcode,
@@ -52,10 +53,12 @@ def test_any_word_decodes_to_a_command_that_reencodes_or_is_rejected(word) -> No
 def test_illegal_words_and_fields_are_named() -> None:
     with pytest.raises(IsaError, match=r"^illegal opcode 13 in word 0x000000000000000d$"):
         decode(13)
+    with pytest.raises(IsaError, match=r"^illegal opcode 31 in word 0x000000000000001f$"):
+        decode(31)
     connect = encode(Opcode.CONNECT, domain=DomainCode.SYS, rail=1)
-    with pytest.raises(IsaError, match=r"^illegal domain code in word 0x0000000000000074$"):
-        decode(connect | (3 << 4))
-    with pytest.raises(IsaError, match=r"bits above bit 8 must be 0 for CONNECT$"):
+    with pytest.raises(IsaError, match=r"^illegal domain code in word 0x00000000000000e4$"):
+        decode(connect | (3 << OPCODE_BITS))
+    with pytest.raises(IsaError, match=r"bits above bit 9 must be 0 for CONNECT$"):
         decode(connect | (1 << 40))
     with pytest.raises(IsaError, match=r"^SET_RAIL\.level must be an integer in 0\.\.15, not 16$"):
         encode(Opcode.SET_RAIL, rail=0, level=16)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from voltflow.pmu.config import PmuConfig
-from voltflow.pmu.isa import DomainCode, ErrorCode, Opcode, encode
+from voltflow.pmu.isa import OPCODE_BITS, DomainCode, ErrorCode, Opcode, encode
 from voltflow.pmu.timing import Outcome, SupplyState, predict
 from voltflow.scheduler.chip import DOMAINS, BankKind, load_chip
 
@@ -153,7 +153,7 @@ def test_hand_written_programs_match_the_model(config: PmuConfig) -> None:
 
 ERRORS = {
     ErrorCode.ILLEGAL_OPCODE: [13],
-    ErrorCode.ILLEGAL_DOMAIN: [Opcode.CONNECT.value | 3 << 4],
+    ErrorCode.ILLEGAL_DOMAIN: [Opcode.CONNECT.value | 3 << OPCODE_BITS],
     ErrorCode.UNUSED_BITS: [Opcode.WAIT_RAILS.value | 1 << 63],
     ErrorCode.RAIL_RANGE: [E(Opcode.SET_RAIL, rail=3, level=0)],
     ErrorCode.LEVEL_RANGE: [E(Opcode.SET_RAIL, rail=0, level=9)],
