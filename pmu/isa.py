@@ -54,7 +54,7 @@ class IsaError(ValueError):
 
 
 class Opcode(enum.Enum, shape=OPCODE_BITS):
-    """What a command does (meanings in ``MEANING``). Values 13..31 are illegal."""
+    """What a command does (meanings in ``MEANING``). Values 17..31 are illegal."""
 
     HALT = 0
     SET_PERIOD = 1
@@ -69,6 +69,10 @@ class Opcode(enum.Enum, shape=OPCODE_BITS):
     IDLE = 10
     SLEEP = 11
     LOOP = 12
+    SAVE = 13
+    RESTORE = 14
+    COMMIT = 15
+    RESUME = 16
 
 
 #: What each opcode does; the PMU RTL implements exactly this.
@@ -102,6 +106,23 @@ MEANING: dict[Opcode, str] = {
         "jump to command `target` `count` more times (0: forever); one loop register, so a "
         "different LOOP met while one is counting is an error (no nesting)"
     ),
+    Opcode.SAVE: (
+        "copy `words` scratchpad words from `base` to the checkpoint store's free slot (the one "
+        "the last COMMIT or RESUME did not make current), after those of the previous SAVEs; "
+        "`first` starts a checkpoint: it first writes the free slot's marker invalid"
+    ),
+    Opcode.RESTORE: (
+        "copy `words` words of the current slot's checkpoint to the scratchpad from `base`, "
+        "after those of the previous RESTOREs; `first` starts from the slot's first word"
+    ),
+    Opcode.COMMIT: (
+        "write the free slot's marker (the next sequence number, `resume`, `boundary`) in one "
+        "store write: the checkpoint is committed and its slot becomes the current one"
+    ),
+    Opcode.RESUME: (
+        "read both slots' markers; if one is valid, make the newer one current and jump to "
+        "its `resume` command, else go on with the next command (nothing committed yet)"
+    ),
 }
 
 
@@ -111,7 +132,7 @@ class ErrorCode(enum.Enum, shape=8):
     PMU clock ticks (docs/pmu.md)."""
 
     NONE = 0
-    ILLEGAL_OPCODE = 1  # opcode 13..31
+    ILLEGAL_OPCODE = 1  # opcode 17..31
     ILLEGAL_DOMAIN = 2  # domain code 3
     UNUSED_BITS = 3  # non-zero bits above the opcode's payload
     RAIL_RANGE = 4  # rail index >= the chip's rails
@@ -124,6 +145,7 @@ class ErrorCode(enum.Enum, shape=8):
     END_OF_PROGRAM = 11  # fetch beyond the loaded command words
     WATCHDOG = 12  # the command budget of the run (simulation plusarg) is used up
     CLOCK_STOPPED = 13  # LAUNCH while a domain's increment is 0 (the ops could never finish)
+    STORE_RANGE = 14  # SAVE/RESTORE beyond the scratchpad or beyond a checkpoint-store slot
 
 
 class DomainCode(enum.Enum, shape=2):
@@ -149,6 +171,10 @@ _PAYLOAD_FIELDS: dict[Opcode, dict[str, int]] = {
     Opcode.IDLE: {},
     Opcode.SLEEP: {},
     Opcode.LOOP: {"target": 12, "count": 16},
+    Opcode.SAVE: {"first": 1, "base": 24, "words": 24},
+    Opcode.RESTORE: {"first": 1, "base": 24, "words": 24},
+    Opcode.COMMIT: {"resume": 12, "boundary": 16},
+    Opcode.RESUME: {},
 }
 
 

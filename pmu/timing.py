@@ -14,6 +14,9 @@ from t + 1; the next command executes at its continuation c):
   t + 1 + rail_settle_cycles.
 - LAUNCH: the accelerator runs its ops in cycles t + 2 .. t + 1 + C (C = the ops' reference
   cycles at the present increments); the PMU sees ``done`` at t + 2 + C; c = t + 3 + C.
+- SAVE: c = t + 1 + (first + words) * W; RESTORE: c = t + 1 + words * R; COMMIT: c = t + 1 + W;
+  RESUME: c = t + 1 + 2 * R (W, R: a checkpoint-store word write / read; pmu/store.py). RESUME
+  then continues at the newer valid marker's ``resume`` command, or at pc + 1.
 - IDLE / SLEEP: c = max(t + 1, deadline), then deadline += period (SET_PERIOD at t sets the
   period and deadline = t + period). SLEEP first powers every domain off (supply and clock) and
   gates every bank.
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 
 from voltflow.pmu.config import COMMAND_WORDS, GROUP_BANKS, TRANSITION_KINDS, PmuConfig
 from voltflow.pmu.isa import DomainCode, ErrorCode, Instr, IsaError, Opcode, decode
+from voltflow.pmu.store import marker_word, newer, read_marker
 from voltflow.scheduler.chip import BANK_DOMAIN, DOMAINS, BankKind
 
 __all__ = [
@@ -34,6 +38,7 @@ __all__ = [
     "Launch",
     "Outcome",
     "RunawayProgramError",
+    "StoreState",
     "SupplyState",
     "predict",
 ]
@@ -61,6 +66,22 @@ class SupplyState:
     rail_codes: tuple[int, ...]
     domain_rails: tuple[int | None, ...]
     banks_on: tuple[bool, ...]
+
+
+@dataclass(slots=True)
+class StoreState:
+    """The checkpoint store's markers as the PMU model sees them (the data words are the RTL's;
+    the model needs only what decides timing and jumps), and the PMU's store registers, which a
+    power failure resets: ``current`` slot (1 after reset, so the first checkpoint goes to slot
+    0), its ``sequence`` and the SAVE/RESTORE word offsets."""
+
+    markers: list[int] = field(default_factory=lambda: [0, 0])
+    current: int = 1
+    sequence: int = 0
+    save_offset: int = 0
+    restore_offset: int = 0
+    writes: int = 0  # store words written (markers included)
+    reads: int = 0  # store words read (markers included)
 
 
 class RunawayProgramError(ValueError):
@@ -106,6 +127,7 @@ class Outcome:
     overclock_count: int = 0
     overclock_first: int | None = None
     command_cycles: list[tuple[int, int]] = field(default_factory=list)  # (pc, cycle) executed
+    store: StoreState = field(default_factory=StoreState)
 
     @property
     def cycles(self) -> int:
@@ -253,6 +275,7 @@ def predict(
     budget: int = 0,
     max_commands: int = 10_000_000,
     on_supply: Callable[[int | None, SupplyState], None] | None = None,
+    markers: Sequence[int] = (0, 0),
 ) -> Outcome:
     """Run ``words`` on the PMU model.
 
@@ -276,6 +299,9 @@ def predict(
         ``(pc, state)``: called with the reset state (``pc`` None), then after every executed
         command that can change what powers the chip (SET_RAIL, CONNECT, GATE, WAKE, SLEEP),
         with the command's address and the :class:`SupplyState` from the next cycle on.
+    markers : (int, int)
+        The checkpoint store's two marker words when the PMU starts (they survive power
+        failures); the outcome's ``store`` holds them at the end.
     """
     cfg = config
     pmu = _Pmu(cfg)
@@ -287,6 +313,11 @@ def predict(
     loop_armed = False
     loop_pc = 0
     loop_left = 0
+    store = out.store
+    store.markers = list(markers)
+    write, read = cfg.store_write_cycles, cfg.store_read_cycles
+    spad_lo, spad_hi = cfg.bank_range(kind_is_rram=False)
+    spad_words = sum(b.words for b in cfg.banks[spad_lo:spad_hi])
 
     def stop(error: ErrorCode) -> Outcome:
         out.error = error
@@ -339,6 +370,14 @@ def predict(
             return stop(ErrorCode.PERIOD)
         if op is Opcode.LOOP and loop_armed and loop_pc != pc:
             return stop(ErrorCode.LOOP_NESTED)
+        if op in (Opcode.SAVE, Opcode.RESTORE):
+            offset = (
+                0
+                if a["first"]
+                else (store.save_offset if op is Opcode.SAVE else store.restore_offset)
+            )
+            if a["base"] + a["words"] > spad_words or offset + a["words"] > cfg.slot_words:
+                return stop(ErrorCode.STORE_RANGE)
         if op is Opcode.HALT:
             out.halt_code = a["code"]
             return finish()
@@ -410,6 +449,45 @@ def predict(
                 out.asleep_cycles += c - t
             else:
                 out.idle_cycles += c - t
+        elif op is Opcode.SAVE:
+            if a["first"]:
+                store.markers[1 - store.current] = 0
+                store.save_offset = 0
+                store.writes += 1
+            store.save_offset += a["words"]
+            store.writes += a["words"]
+            c = t + 1 + (a["first"] + a["words"]) * write
+        elif op is Opcode.RESTORE:
+            if a["first"]:
+                store.restore_offset = 0
+            store.restore_offset += a["words"]
+            store.reads += a["words"]
+            c = t + 1 + a["words"] * read
+        elif op is Opcode.COMMIT:
+            free = 1 - store.current
+            store.sequence = (store.sequence + 1) % (1 << 16)
+            store.markers[free] = marker_word(store.sequence, a["resume"], a["boundary"])
+            store.current = free
+            store.writes += 1
+            c = t + 1 + write
+        elif op is Opcode.RESUME:
+            store.reads += 2
+            c = t + 1 + 2 * read
+            found = [read_marker(w) for w in store.markers]
+            if found[0] is not None or found[1] is not None:
+                pick = (
+                    1
+                    if found[0] is None
+                    else 0
+                    if found[1] is None
+                    else int(
+                        newer(found[1].sequence, found[0].sequence)  # type: ignore[union-attr]
+                    )
+                )
+                chosen = found[pick]
+                assert chosen is not None
+                store.current, store.sequence = pick, chosen.sequence
+                next_pc = chosen.resume
         elif op is Opcode.LOOP:
             if a["count"] == 0:
                 next_pc = a["target"]
