@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from voltflow.pmu.config import PmuConfig
-from voltflow.pmu.isa import OPCODE_BITS, DomainCode, ErrorCode, Opcode, encode
+from voltflow.pmu.isa import OPCODE_BITS, DomainCode, ErrorCode, Opcode, encode, payload_fields
 from voltflow.pmu.timing import Outcome, SupplyState, predict
 from voltflow.scheduler.chip import DOMAINS, BankKind, load_chip
 
@@ -188,6 +188,16 @@ _SETUP = [
 ]
 
 
+def _pack(op: Opcode, values: dict[str, int]) -> int:
+    """The payload bits of ``op`` with these field values, packed at the ISA's offsets without
+    encode's checks (a domain code 3 is wanted here)."""
+    word, bit = 0, OPCODE_BITS
+    for name, width in payload_fields(op).items():
+        word |= (values.get(name, 0) & ((1 << width) - 1)) << bit
+        bit += width
+    return word
+
+
 def _random_programs(seed: int, count: int) -> list[list[int]]:
     """Random programs: often a random-length prefix of a legal set-up (period, rail, clocks),
     then words that are raw 64-bit values (5 %) or opcodes with random small fields, some with
@@ -204,21 +214,44 @@ def _random_programs(seed: int, count: int) -> list[list[int]]:
             else:
                 op = Opcode(int(rng.integers(0, 13)))
                 word = op.value
-                small = {
-                    Opcode.HALT: int(rng.integers(0, 4)) << 4,
-                    Opcode.SET_PERIOD: int(rng.integers(0, 400)) << 4,
-                    Opcode.SET_RAIL: int(rng.integers(0, 4)) << 4 | int(rng.integers(0, 10)) << 7,
-                    Opcode.CONNECT: int(rng.integers(0, 4)) << 4 | int(rng.integers(0, 4)) << 6,
-                    Opcode.SET_FREQ: int(rng.integers(0, 4)) << 4
-                    | int(rng.integers(0, 70000)) << 6,
-                    Opcode.GATE: int(rng.integers(0, 3)) << 4 | int(rng.integers(0, 1 << 32)) << 16,
-                    Opcode.WAKE: int(rng.integers(0, 3)) << 4 | int(rng.integers(0, 1 << 32)) << 16,
-                    Opcode.LAUNCH: int(rng.integers(0, 210)) << 4 | int(rng.integers(0, 9)) << 20,
-                    Opcode.WAIT: int(rng.integers(0, 1 << 48)) << 4
-                    if rng.random() < 0.2
-                    else int(rng.integers(0, 3000)) << 4,
-                    Opcode.LOOP: int(rng.integers(0, n + 1)) << 4 | int(rng.integers(0, 4)) << 16,
-                }.get(op, 0)
+                fields = {
+                    Opcode.HALT: {"code": int(rng.integers(0, 4))},
+                    Opcode.SET_PERIOD: {"cycles": int(rng.integers(0, 400))},
+                    Opcode.SET_RAIL: {
+                        "rail": int(rng.integers(0, 4)),
+                        "level": int(rng.integers(0, 10)),
+                    },
+                    Opcode.CONNECT: {
+                        "domain": int(rng.integers(0, 4)),
+                        "rail": int(rng.integers(0, 4)),
+                    },
+                    Opcode.SET_FREQ: {
+                        "domain": int(rng.integers(0, 4)),
+                        "increment": int(rng.integers(0, 70000)),
+                    },
+                    Opcode.GATE: {
+                        "group": int(rng.integers(0, 3)),
+                        "mask": int(rng.integers(0, 1 << 32)),
+                    },
+                    Opcode.WAKE: {
+                        "group": int(rng.integers(0, 3)),
+                        "mask": int(rng.integers(0, 1 << 32)),
+                    },
+                    Opcode.LAUNCH: {
+                        "first": int(rng.integers(0, 210)),
+                        "count": int(rng.integers(0, 9)),
+                    },
+                    Opcode.WAIT: {
+                        "cycles": int(rng.integers(0, 1 << 48))
+                        if rng.random() < 0.2
+                        else int(rng.integers(0, 3000))
+                    },
+                    Opcode.LOOP: {
+                        "target": int(rng.integers(0, n + 1)),
+                        "count": int(rng.integers(0, 4)),
+                    },
+                }.get(op, {})
+                small = _pack(op, fields)
                 word |= small
                 if rng.random() < 0.05:
                     word ^= 1 << int(rng.integers(4, 64))
