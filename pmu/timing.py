@@ -128,6 +128,7 @@ class Outcome:
     overclock_first: int | None = None
     command_cycles: list[tuple[int, int]] = field(default_factory=list)  # (pc, cycle) executed
     store: StoreState = field(default_factory=StoreState)
+    failed_at: int | None = None  # the supply failed in this cycle (predict's ``fail_at``)
 
     @property
     def cycles(self) -> int:
@@ -154,6 +155,7 @@ class Outcome:
         ):
             values |= {f"bank_cycles_{kind.value}_{k}": c for k, c in enumerate(row)}
             values[f"wakes_{kind.value}"] = wakes
+        values |= {"store_writes": self.store.writes, "store_reads": self.store.reads}
         return values
 
 
@@ -276,6 +278,7 @@ def predict(
     max_commands: int = 10_000_000,
     on_supply: Callable[[int | None, SupplyState], None] | None = None,
     markers: Sequence[int] = (0, 0),
+    fail_at: int | None = None,
 ) -> Outcome:
     """Run ``words`` on the PMU model.
 
@@ -302,6 +305,10 @@ def predict(
     markers : (int, int)
         The checkpoint store's two marker words when the PMU starts (they survive power
         failures); the outcome's ``store`` holds them at the end.
+    fail_at : int, optional
+        The cycle at which the supply fails: the tick that covers it loses its effects (a store
+        write lands at the end of its tick, so one that would land after ``fail_at`` is lost), and
+        the model stops there with ``failed_at`` set (counters up to the interrupted command).
     """
     cfg = config
     pmu = _Pmu(cfg)
@@ -333,7 +340,15 @@ def predict(
     decoded: dict[int, tuple[ErrorCode, Instr | None, dict[str, int]]] = {}
     if on_supply is not None:
         on_supply(None, pmu.supply_state())
+
+    def fail() -> Outcome:
+        out.failed_at = fail_at
+        out.end_cycle = t
+        return out
+
     while True:
+        if fail_at is not None and t >= fail_at:
+            return fail()
         if out.commands >= max_commands:
             raise RunawayProgramError(
                 f"the program ran {max_commands:,} commands without reaching HALT or an error "
@@ -450,7 +465,7 @@ def predict(
             else:
                 out.idle_cycles += c - t
         elif op is Opcode.SAVE:
-            if a["first"]:
+            if a["first"] and (fail_at is None or fail_at >= t + 1 + write):
                 store.markers[1 - store.current] = 0
                 store.save_offset = 0
                 store.writes += 1
@@ -465,6 +480,7 @@ def predict(
             c = t + 1 + a["words"] * read
         elif op is Opcode.COMMIT:
             free = 1 - store.current
+            old_marker = store.markers[free]
             store.sequence = (store.sequence + 1) % (1 << 16)
             store.markers[free] = marker_word(store.sequence, a["resume"], a["boundary"])
             store.current = free
@@ -499,6 +515,12 @@ def predict(
             else:
                 loop_left -= 1
                 next_pc = a["target"]
+        if fail_at is not None and c > fail_at:
+            # Interrupted: of the store writes, only those whose tick ended before the failure
+            # landed. SAVE's invalidation ends at t + 1 + W, COMMIT's marker at t + 1 + W = c.
+            if op is Opcode.COMMIT:
+                store.markers[store.current] = old_marker
+            return fail()
         if on_supply is not None and op in _SUPPLY_COMMANDS:
             on_supply(pc, pmu.supply_state())
         pmu.account(t + 1, c)
