@@ -85,7 +85,9 @@ def _check(config: PmuConfig, failures: list[int], run: PowerCycles) -> None:
     where = f"failures {failures}"
     expected_markers, final = _model(config, failures)
     assert run.markers_after_failure == expected_markers, where
-    for (m0, m1), slots in zip(run.markers_after_failure, run.slot_words_after_failure):
+    for (m0, m1), slots in zip(
+        run.markers_after_failure, run.slot_words_after_failure, strict=True
+    ):
         valid = [(s, read_marker(w)) for s, w in enumerate((m0, m1)) if read_marker(w)]
         if not valid:
             continue  # nothing committed yet: the program starts again from the input
@@ -108,7 +110,9 @@ def test_a_failure_at_every_cycle_resumes_from_a_complete_checkpoint(config: Pmu
     # A resumed run skips the committed work; a failure just before a commit lands makes the
     # on-time (the failed cycle's plus the last one's) exceed the failure-free run's.
     assert min(r.outcome.end_cycle for r in runs) < clean.end_cycle
-    assert max(f + r.outcome.end_cycle for (f,), r in zip(points, runs)) > clean.end_cycle
+    assert (
+        max(f + r.outcome.end_cycle for (f,), r in zip(points, runs, strict=True)) > clean.end_cycle
+    )
     assert sum(len(r.failed_at) - 1 for r in runs) == len(points)
 
 
