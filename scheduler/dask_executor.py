@@ -130,16 +130,30 @@ def start_local(workers: int) -> DaskExecutor:
     return DaskExecutor(client, description, workers, cluster, tmp)
 
 
-def _worker_check(imports: Sequence[str]) -> str:
-    """On a worker: this voltflow's version, after importing ``imports`` (raises if one fails)."""
+def _environment_check(imports: Sequence[str]) -> str:
+    """On the scheduler or a worker: its voltflow version, after importing ``imports`` (raises
+    if one fails)."""
     for name in imports:
         importlib.import_module(name)
     return importlib.metadata.version("voltflow")
 
 
+def _fix(place: str, address: str, error: BaseException, version: str) -> str:
+    """What to do about a scheduler or worker that cannot import what the jobs need."""
+    missing = error.name if isinstance(error, ModuleNotFoundError) else None
+    if missing is not None and missing.split(".")[0] != "voltflow":
+        command = "dask scheduler" if place == "the scheduler" else f"dask worker {address}"
+        return (
+            f"start it with the voltflow checkout on PYTHONPATH "
+            f"(`PYTHONPATH=/path/to/voltflow {command}`; docs/scale.md)"
+        )
+    return f"install voltflow {version} there (docs/scale.md)"
+
+
 def connect(address: str, imports: Sequence[str], timeout_s: float) -> DaskExecutor:
-    """A client of the scheduler at ``address``, checked: it answers, has workers, and every
-    worker runs this voltflow version and imports ``imports``."""
+    """A client of the scheduler at ``address``, checked: it answers, has workers, and the
+    scheduler (which unpickles the jobs too) and every worker run this voltflow version and
+    import ``imports``."""
     flag = f"--cluster {address}"
     try:
         client = Client(address, timeout=timeout_s)
@@ -157,18 +171,23 @@ def connect(address: str, imports: Sequence[str], timeout_s: float) -> DaskExecu
                 f"machine with `dask worker {address}`"
             ) from None
         mine = importlib.metadata.version("voltflow")
-        answers = client.run(_worker_check, tuple(imports), on_error="return")
-        for worker, answer in sorted(answers.items()):
+        try:
+            on_scheduler: object = client.run_on_scheduler(_environment_check, tuple(imports))
+        except Exception as exc:
+            on_scheduler = exc
+        answers = client.run(_environment_check, tuple(imports), on_error="return")
+        places = [("the scheduler", on_scheduler)]
+        places += [(f"worker {worker}", answer) for worker, answer in sorted(answers.items())]
+        for place, answer in places:
             if isinstance(answer, BaseException):
                 raise ClusterError(
-                    f"{flag}: worker {worker} cannot run voltflow's jobs ({type(answer).__name__}:"
-                    f" {answer}); install voltflow {mine} there and start `dask worker` from the "
-                    "voltflow checkout (docs/scale.md)"
+                    f"{flag}: {place} cannot run voltflow's jobs ({type(answer).__name__}: "
+                    f"{answer}); {_fix(place, address, answer, mine)}"
                 )
             if answer != mine:
                 raise ClusterError(
-                    f"{flag}: worker {worker} has voltflow {answer}, this machine {mine}; "
-                    "install the same version on every worker"
+                    f"{flag}: {place} has voltflow {answer}, this machine {mine}; install the "
+                    "same version on the scheduler and every worker"
                 )
     except BaseException:
         client.close()

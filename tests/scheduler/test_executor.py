@@ -16,6 +16,7 @@ import re
 import socket
 import sys
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -318,15 +319,32 @@ def test_a_remote_cluster_is_checked_and_described(cluster_address) -> None:
         assert [f.result() for f in executor.as_completed(futures)] == [6] * 4
 
 
-def test_a_worker_without_a_module_the_jobs_need_is_named(cluster_address) -> None:
+def test_a_scheduler_or_worker_without_a_module_the_jobs_need_is_named(
+    cluster_address, monkeypatch
+) -> None:
+    """The module fixture's scheduler runs in this process, its workers in their own."""
+    fix = (
+        r"; start it with the voltflow checkout on PYTHONPATH \(`PYTHONPATH=/path/to/voltflow dask"
+    )
     pattern = (
-        rf"^--cluster {re.escape(cluster_address)}: worker tcp://127\.0\.0\.1:\d+ cannot run "
-        r"voltflow's jobs \(ModuleNotFoundError: No module named 'no_such_module'\); install "
-        r"voltflow \S+ there and start `dask worker` from the voltflow checkout \(docs/scale.md\)$"
+        rf"^--cluster {re.escape(cluster_address)}: the scheduler cannot run voltflow's jobs "
+        rf"\(ModuleNotFoundError: No module named 'no_such_module'\){fix} scheduler`; "
+        r"docs/scale.md\)$"
     )
     with (
         pytest.raises(ClusterError, match=pattern),
         open_executor(cluster_address, imports=("no_such_module",)),
+    ):
+        pass
+    monkeypatch.setitem(sys.modules, "only_here", types.ModuleType("only_here"))
+    pattern = (
+        rf"^--cluster {re.escape(cluster_address)}: worker tcp://127\.0\.0\.1:\d+ cannot run "
+        r"voltflow's jobs \(ModuleNotFoundError: No module named 'only_here'\)"
+        rf"{fix} worker {re.escape(cluster_address)}`; docs/scale.md\)$"
+    )
+    with (
+        pytest.raises(ClusterError, match=pattern),
+        open_executor(cluster_address, imports=("only_here",)),
     ):
         pass
 
@@ -338,7 +356,8 @@ def test_a_worker_with_another_voltflow_version_is_named(cluster_address, monkey
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "9.9.9")  # this process only
     pattern = (
         rf"^--cluster {re.escape(cluster_address)}: worker tcp://127\.0\.0\.1:\d+ has voltflow "
-        rf"{re.escape(theirs)}, this machine 9\.9\.9; install the same version on every worker$"
+        rf"{re.escape(theirs)}, this machine 9\.9\.9; install the same version on the scheduler "
+        r"and every worker$"
     )
     with pytest.raises(ClusterError, match=pattern), open_executor(cluster_address):
         pass
