@@ -168,12 +168,13 @@ def run_points(
         name = futures[future]
         rows[name] = row
         verdict = "pass" if row["passed"] else "FAIL: " + "; ".join(row["failures"])
-        where = f"on {row['host']}" if not executor.local else "here"
+        where = "" if executor.local else f" on {row['host']}"
         build = row["chip_build"]
-        built = f"chip built {where} in {build:.0f} s" if build is not None else "chip cached"
+        built = f"chip built in {build:.0f} s" if build is not None else "chip cached"
         step(
             f"rtl {name}: {row['layers_cycle_exact']}/{row['layers']} layers cycle-exact, "
-            f"energy {row['energy_difference']:+.4%}, {verdict} ({row['wall_s']:.0f} s; {built})"
+            f"energy {row['energy_difference']:+.4%}, {verdict} ({row['wall_s']:.0f} s{where}; "
+            f"{built})"
         )
     return [rows[name] for name in networks]
 

@@ -36,6 +36,6 @@ def test_rtl_points_on_a_local_cluster_give_the_pools_rows(tmp_path: Path) -> No
     for name in ("pool", "cluster"):  # one line per point as it finishes, saying where the
         assert len(steps[name]) == 2  # chip build came from
         assert all(
-            " pass (" in s and ("chip cached" in s or "chip built here" in s) for s in steps[name]
+            " pass (" in s and ("chip cached" in s or "chip built in" in s) for s in steps[name]
         )
     assert (tmp_path / "cluster" / "ds_cnn" / "report.json").is_file()
