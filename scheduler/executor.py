@@ -8,6 +8,7 @@ with ``as_completed`` or ``map_unordered``; leaving the ``with`` block on an exc
 included) cancels what has not run and ends the local workers with everything they started.
 """
 
+import abc
 import contextlib
 import itertools
 import multiprocessing
@@ -90,7 +91,7 @@ class _PoolShared(Generic[T]):
     value: T | None = None  # carried with each job when the workers already ran at share()
 
 
-class Executor:
+class Executor(abc.ABC):
     """The calls both backends answer. Use it through :func:`open_executor`."""
 
     #: How many jobs run at once.
@@ -100,26 +101,26 @@ class Executor:
     #: Whether the workers run on this machine (they are ours to stop and to clean up after).
     local: bool
 
+    @abc.abstractmethod
     def share(self, value: T) -> Shared[T]:
         """Send ``value`` to every worker once; jobs given the handle receive ``value``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def submit(self, fn: Callable[..., R], /, *args: Any) -> JobFuture[R]:
         """Run ``fn(*args)`` on a worker. ``fn`` must be a module-level function (a worker
         imports it by name), its arguments and result picklable."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def wait_any(self, futures: Iterable[JobFuture[R]]) -> set[JobFuture[R]]:
         """Block until at least one of ``futures`` is done; return the done ones."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def cancel_all(self) -> None:
         """Cancel every job that has not started (running ones finish or end at close)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def close(self, interrupted: bool) -> None:
         """Release the workers; ``interrupted``: at once, ending local workers' processes."""
-        raise NotImplementedError
 
     def as_completed(self, futures: Iterable[JobFuture[R]]) -> Iterator[JobFuture[R]]:
         """``futures`` in the order they finish."""
