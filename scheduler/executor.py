@@ -159,15 +159,17 @@ def open_executor(
     (default: one per core; a ``tcp://`` cluster has the workers it was started with).
 
     ``imports``: modules the jobs' functions live in besides voltflow (e.g. ``"bench"``); the
-    workers of a remote cluster are checked to import them, and to have this voltflow version,
-    before any job is sent. Leaving the block on an exception cancels the jobs not started and,
-    for local workers, ends them and every process they started (solvers, simulators).
+    scheduler and the workers of a remote cluster are checked to import them, and to have this
+    voltflow version, before any job is sent. Leaving the block on an exception cancels the jobs
+    not started and, for local workers, ends them and every process they started (solvers,
+    simulators).
 
     Raises
     ------
     ClusterError
         ``cluster`` is malformed, Dask is not installed, the scheduler does not answer within
-        ``connect_timeout_s`` or has no worker, or a worker lacks a module.
+        ``connect_timeout_s`` or has no worker, or the scheduler or a worker lacks a module or
+        has another voltflow version.
     ValueError
         ``workers`` is not a positive integer, or is given for a ``tcp://`` cluster.
     """
