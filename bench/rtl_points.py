@@ -158,24 +158,30 @@ def run_points(
     if executor is None:
         with open_executor(None, max(1, (os.cpu_count() or 1) // 2)) as pool:
             return run_points(networks, out, frames, step, extra_args, pool)
-    futures = {
-        executor.submit(run_point, name, out / name, frames, tuple(extra_args)): name
-        for name in networks
-    }
+    # Each run is two simulations at once (the schedule's and the baseline's): on this machine's
+    # workers, at most one run per two workers, so that runs do not slow each other down (their
+    # wall times are reported); a remote cluster's workers are its own to share.
+    at_once = max(1, executor.workers // 2) if executor.local else executor.workers
+    queue = list(networks)
+    futures: dict[Any, str] = {}
     rows: dict[str, dict[str, Any]] = {}
-    for future in executor.as_completed(futures):
-        row = future.result()
-        name = futures[future]
-        rows[name] = row
-        verdict = "pass" if row["passed"] else "FAIL: " + "; ".join(row["failures"])
-        where = "" if executor.local else f" on {row['host']}"
-        build = row["chip_build"]
-        built = f"chip built in {build:.0f} s" if build is not None else "chip cached"
-        step(
-            f"rtl {name}: {row['layers_cycle_exact']}/{row['layers']} layers cycle-exact, "
-            f"energy {row['energy_difference']:+.4%}, {verdict} ({row['wall_s']:.0f} s{where}; "
-            f"{built})"
-        )
+    while queue or futures:
+        while queue and len(futures) < at_once:
+            name = queue.pop(0)
+            futures[executor.submit(run_point, name, out / name, frames, tuple(extra_args))] = name
+        for future in executor.wait_any(futures):
+            name = futures.pop(future)
+            row = future.result()
+            rows[name] = row
+            verdict = "pass" if row["passed"] else "FAIL: " + "; ".join(row["failures"])
+            where = "" if executor.local else f" on {row['host']}"
+            build = row["chip_build"]
+            built = f"chip built in {build:.0f} s" if build is not None else "chip cached"
+            step(
+                f"rtl {name}: {row['layers_cycle_exact']}/{row['layers']} layers cycle-exact, "
+                f"energy {row['energy_difference']:+.4%}, {verdict} ({row['wall_s']:.0f} s{where}; "
+                f"{built})"
+            )
     return [rows[name] for name in networks]
 
 
