@@ -9,6 +9,8 @@ nominal baseline. Networks the RTL cannot run (generic matmul ops) are listed wi
 """
 
 import json
+import os
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +23,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from voltflow.cosim.e2e import ENERGY_TOLERANCE
+from voltflow.scheduler.executor import Executor, open_executor
 from voltflow.scheduler.network import OpKind, known_networks, load_network
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,55 +99,90 @@ def _row(report: dict[str, Any], wall_s: float) -> dict[str, Any]:
     }
 
 
+def run_point(
+    name: str, run_dir: Path, frames: int, extra_args: Sequence[str] = ()
+) -> dict[str, Any]:
+    """One ``voltflow cosim`` run, on whichever worker the executor picks: its row, with the
+    machine it ran on (``host``) and whether it built the chip there (``chip_build``: the
+    seconds of the build, or None when the worker's build cache had it). The run's files go to
+    ``run_dir`` on that machine."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "voltflow.cli",
+            "cosim",
+            "--net",
+            name,
+            "--frames",
+            str(frames),
+            "--json",
+            "--out-dir",
+            str(run_dir),
+            *extra_args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    try:
+        report = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        raise RuntimeError(f"voltflow cosim --net {name} failed:\n{tail}") from None
+    row = _row(report, wall)
+    row["failures"] = report["failures"]
+    row["host"] = socket.gethostname()
+    build = report["build"]
+    row["chip_build"] = build["build_seconds"] if build["built"] else None
+    return row
+
+
 def run_points(
     networks: Sequence[str],
     out: Path,
     frames: int,
     step: Callable[[str], None],
     extra_args: Sequence[str] = (),
+    executor: Executor | None = None,
 ) -> list[dict[str, Any]]:
-    """Run ``voltflow cosim`` for each network (one after the other: each run already uses two
-    processes, the schedule's and the nominal baseline's); each run's files (report, layers CSV,
-    schedule, ROM, plots) go to ``out/<net>``. ``extra_args``: further ``voltflow cosim``
-    arguments (e.g. ``--hw``)."""
-    rows = []
-    for name in networks:
-        run_dir = out / name
-        started = time.perf_counter()
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "voltflow.cli",
-                "cosim",
-                "--net",
-                name,
-                "--frames",
-                str(frames),
-                "--json",
-                "--out-dir",
-                str(run_dir),
-                *extra_args,
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        wall = time.perf_counter() - started
-        try:
-            report = json.loads(done.stdout)
-        except json.JSONDecodeError:
-            tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-            raise RuntimeError(f"voltflow cosim --net {name} failed:\n{tail}") from None
-        row = _row(report, wall)
-        rows.append(row)
-        verdict = "pass" if row["passed"] else "FAIL: " + "; ".join(report["failures"])
-        step(
-            f"rtl {name}: {row['layers_cycle_exact']}/{row['layers']} layers cycle-exact, "
-            f"energy {row['energy_difference']:+.4%}, {verdict} ({wall:.0f} s)"
-        )
-    return rows
+    """Run ``voltflow cosim`` for each network on ``executor`` (default: a local process pool
+    with one worker per two cores, since each run already uses two processes, the schedule's
+    and the nominal baseline's); rows in the order of ``networks``, ``step`` called as each
+    finishes. Each run's files (report, layers CSV, schedule, ROM, plots) go to ``out/<net>``
+    on the machine that ran it. ``extra_args``: further ``voltflow cosim`` arguments (e.g.
+    ``--hw``)."""
+    if executor is None:
+        with open_executor(None, max(1, (os.cpu_count() or 1) // 2)) as pool:
+            return run_points(networks, out, frames, step, extra_args, pool)
+    # Each run is two simulations at once (the schedule's and the baseline's): on this machine's
+    # workers, at most one run per two workers, so that runs do not slow each other down (their
+    # wall times are reported); a remote cluster's workers are its own to share.
+    at_once = max(1, executor.workers // 2) if executor.local else executor.workers
+    queue = list(networks)
+    futures: dict[Any, str] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    while queue or futures:
+        while queue and len(futures) < at_once:
+            name = queue.pop(0)
+            futures[executor.submit(run_point, name, out / name, frames, tuple(extra_args))] = name
+        for future in executor.wait_any(futures):
+            name = futures.pop(future)
+            row = future.result()
+            rows[name] = row
+            verdict = "pass" if row["passed"] else "FAIL: " + "; ".join(row["failures"])
+            where = "" if executor.local else f" on {row['host']}"
+            build = row["chip_build"]
+            built = f"chip built in {build:.0f} s" if build is not None else "chip cached"
+            step(
+                f"rtl {name}: {row['layers_cycle_exact']}/{row['layers']} layers cycle-exact, "
+                f"energy {row['energy_difference']:+.4%}, {verdict} ({row['wall_s']:.0f} s{where}; "
+                f"{built})"
+            )
+    return [rows[name] for name in networks]
 
 
 def plot_fig7(rows: Sequence[dict[str, Any]], skipped: dict[str, str], out: Path) -> None:

@@ -330,6 +330,14 @@ def run_flow(request: FlowRequest) -> FlowReport:
         "slack_mode": main_plan.schedule.slack_mode.value,
         "schedule_energy_j": main_plan.schedule.energy_j,
         "out_dir": str(out),
+        # Where the chip's Verilator build is and whether this run made it (a cluster worker
+        # builds once per chip configuration into its own cache; docs/scale.md).
+        "build": {
+            "key": built.key,
+            "directory": str(built.directory),
+            "built": built.built,
+            "build_seconds": built.build_seconds,
+        },
         **_weights_report(model),
     }
     data = report_json(head, run, base, main_plan)

@@ -1,18 +1,16 @@
-"""Energy versus rate for several methods: points solved in parallel, rows written as they end."""
+"""Energy versus rate for several methods: points solved in parallel (scheduler/executor.py), rows
+written as they end."""
 
-import contextlib
 import csv
 import math
-import multiprocessing
 import os
-import signal
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Protocol
 
 from voltflow.scheduler.documents import short
+from voltflow.scheduler.executor import LOCAL, check_cluster, open_executor
 from voltflow.scheduler.instance import Problem
 from voltflow.scheduler.solve import InfeasibleError, Method, NoSolutionError, solve
 
@@ -86,11 +84,6 @@ def parse_rates(text: str) -> tuple[float, ...]:
         ) from None
 
 
-# Worker state: each process receives the problems once, then solves many points.
-_PROBLEMS: dict[str, Problem] = {}
-_OPTIONS: list[_Options] = []
-
-
 class TextSink(Protocol):
     """Where rows go: a text file or anything with ``write`` and ``flush``."""
 
@@ -108,25 +101,11 @@ class SweepInterrupted(KeyboardInterrupt):
         self.total = total
 
 
-def _init(problems: dict[str, Problem], options: _Options, tmp: str) -> None:
-    # A worker is its own process group: the terminal's Ctrl-C reaches the parent only, and the
-    # parent ends the worker (SIGTERM, default action: no Python handler, which HiGHS's in-process
-    # C code would hold off) and then the solver processes left in its group (CBC). Solver
-    # temporary files live in the sweep's own folder, removed with it.
-    os.setpgrp()
-    os.environ["TMPDIR"] = tmp
-    tempfile.tempdir = tmp
-    _PROBLEMS.update(problems)
-    _OPTIONS[:] = [options]
-
-
-def _solve_job(job: tuple[float, Method]) -> SweepPoint:
-    return _solve_point(*job)
-
-
-def _solve_point(fps: float, method: Method) -> SweepPoint:
-    options = _OPTIONS[0]
-    problem = _PROBLEMS[options.instance_of[method.value]]
+def _solve_point(
+    problems: dict[str, Problem], options: _Options, fps: float, method: Method
+) -> SweepPoint:
+    """One point, on a worker (``problems`` reach each worker once: ``Executor.share``)."""
+    problem = problems[options.instance_of[method.value]]
     try:
         r = solve(
             problem,
@@ -168,12 +147,16 @@ def run_sweep(
     time_limit_s: float = 60.0,
     workers: int | None = None,
     progress: IO[str] | None = sys.stderr,
+    cluster: str | None = None,
 ) -> list[SweepPoint]:
-    """Solve every (rate, method) point with a process pool, writing CSV rows as they finish.
+    """Solve every (rate, method) point on the executor of ``cluster`` (None: the local process
+    pool; ``"local"`` or ``"tcp://HOST:PORT"``: Dask, scheduler/executor.py), writing CSV rows
+    as they finish.
 
-    Arguments are checked before anything is written. Ctrl-C stops the workers and their solver
-    processes at once and raises :class:`SweepInterrupted` with the points already written
-    (each row is flushed as it ends).
+    Arguments are checked, and the executor started, before anything is written. Ctrl-C stops
+    the local workers and their solver processes at once (a remote cluster's running points
+    finish there, unread) and raises :class:`SweepInterrupted` with the points already written
+    (each row is whole and flushed as it ends).
     """
     jobs = [(fps, m) for fps in rates for m in methods]
     if not jobs:
@@ -182,35 +165,33 @@ def run_sweep(
         raise ValueError(f"{len(jobs):,} points; a sweep takes at most {MAX_POINTS:,}")
     if workers is not None and (isinstance(workers, bool) or workers < 1):
         raise ValueError(f"workers must be a positive integer, not {short(workers)}")
-    workers = min(len(jobs), workers or os.cpu_count() or 1)
+    if cluster is not None:
+        check_cluster(cluster)
+    if cluster in (None, LOCAL):  # no more local workers than points
+        workers = min(len(jobs), workers or os.cpu_count() or 1)
     options = _Options(instance_of, rails, nominal_v, time_limit_s)
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    out.flush()
     points: list[SweepPoint] = []
-    context = multiprocessing.get_context("fork")
-    with tempfile.TemporaryDirectory(prefix="voltflow-sweep-") as tmp:
-        before = set(multiprocessing.active_children())
-        pool = context.Pool(workers, initializer=_init, initargs=(problems, options, tmp))
-        groups = [p.pid for p in set(multiprocessing.active_children()) - before if p.pid]
-        try:
-            for done, point in enumerate(pool.imap_unordered(_solve_job, jobs), start=1):
+    try:
+        with open_executor(cluster, workers) as executor:
+            writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            out.flush()
+            if progress is not None:
+                progress.write(f"sweep: {len(jobs)} points on {executor.description}\n")
+            shared = executor.share(problems)
+            solved = executor.map_unordered(
+                _solve_point, ((shared, options, fps, m) for fps, m in jobs)
+            )
+            for done, point in enumerate(solved, start=1):
                 writer.writerow(point.row)
                 out.flush()
                 points.append(point)
                 if progress is not None:
                     _bar(progress, done, len(jobs), point)
-            pool.close()
-        except KeyboardInterrupt:  # the `finally` below ends the workers
-            if progress is not None:
-                progress.write("\n")
-            raise SweepInterrupted(points, len(jobs)) from None
-        finally:
-            pool.terminate()  # SIGTERM ends a worker at once, even inside HiGHS's C code
-            for pid in groups:  # and then whatever its group still holds (CBC processes)
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, signal.SIGKILL)
-            pool.join()
+    except KeyboardInterrupt:  # leaving the executor's block ended its workers
+        if progress is not None:
+            progress.write("\n")
+        raise SweepInterrupted(points, len(jobs)) from None
     if progress is not None:
         progress.write("\n")
     return sorted(points, key=lambda p: (p.fps, list(methods).index(p.method)))

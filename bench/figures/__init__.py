@@ -3,7 +3,8 @@
 Writes PNG + CSV per figure, ``sweep_all_networks.csv``, ``summary.json`` (headline numbers) and
 ``results.md`` (the README's Results section) into ``--out`` (default ``figures/``)::
 
-    python -m bench.figures [--out DIR] [--quick] [--workers N] [--ilp-time-limit S] [--no-rtl]
+    python -m bench.figures [--out DIR] [--quick] [--workers N] [--cluster ADDR]
+                            [--ilp-time-limit S] [--no-rtl]
 
 Figures:
 
@@ -23,12 +24,15 @@ Figures:
    off by default with ``--quick``).
 
 Baselines as in the paper: nominal and +greedy on the ``no_pg`` instance; +gating,
-+gating+greedy, the exact DP, the ILP and even rails on ``rram_pg``. Every job runs in one process
-pool, the ILPs (the longest) first; rate sweeps are grouped per method in chunks so that the DP's
-per-instance preparation is reused within a job. ``--quick`` solves a few points per figure.
++gating+greedy, the exact DP, the ILP and even rails on ``rram_pg``. Every job, the RTL points
+included, runs on one executor (scheduler/executor.py): the local process pool, or a Dask cluster
+with ``--cluster local`` or ``--cluster tcp://HOST:PORT`` (docs/scale.md); the ILPs (the longest)
+first; rate sweeps are grouped per method in chunks so that the DP's per-instance preparation is
+reused within a job. ``--quick`` solves a few points per figure.
 
 Modules: ``experiments`` (what is computed: the constants and the job functions, run in worker
-processes), ``runner`` (the process pool and its progress line), ``summary`` (the jobs' results
-turned into the rows of every CSV and the numbers of ``summary.json``), ``plots`` (figures 1-6),
-``tables`` (the CSV files) and ``markdown`` (``results.md``); ``__main__`` joins them.
+processes), ``runner`` (the jobs on the executor, and its progress line), ``summary`` (the jobs'
+results turned into the rows of every CSV and the numbers of ``summary.json``), ``plots``
+(figures 1-6), ``tables`` (the CSV files) and ``markdown`` (``results.md``); ``__main__`` joins
+them.
 """

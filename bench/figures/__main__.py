@@ -1,10 +1,14 @@
 """`python -m bench.figures`: every figure, CSV, ``summary.json`` and ``results.md``."""
 
 import argparse
+import contextlib
 import json
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from voltflow.scheduler.executor import ClusterError, check_cluster, open_executor
 
 from bench.figures import __doc__ as package_doc
 from bench.figures.experiments import Options
@@ -16,12 +20,32 @@ from bench.figures.tables import write_csv, write_tables
 from bench.rtl_points import RTL_COLUMNS, plot_fig7
 
 
+def _cluster(text: str) -> str:
+    try:
+        return check_cluster(text)
+    except ClusterError as exc:  # argparse prints it as "argument --cluster: <message>"
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the flags, compute, write every file; return the exit status."""
     parser = argparse.ArgumentParser(description=(package_doc or "").splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "figures", help="output folder")
     parser.add_argument("--quick", action="store_true", help="a few points per figure (test)")
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: CPUs)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes of the local pool or of --cluster local (default: CPUs)",
+    )
+    parser.add_argument(
+        "--cluster",
+        metavar="ADDR",
+        type=_cluster,
+        default=None,
+        help="run the jobs on Dask: 'local' (a LocalCluster) or tcp://HOST:PORT of a running "
+        "`dask scheduler` (docs/scale.md; needs pip install 'voltflow[cluster]')",
+    )
     parser.add_argument(
         "--ilp-time-limit",
         type=float,
@@ -43,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out=flags.out,
         quick=flags.quick,
         workers=flags.workers,
+        cluster=flags.cluster,
         ilp_time_limit=flags.ilp_time_limit
         if flags.ilp_time_limit is not None
         else (30.0 if flags.quick else 120.0),
@@ -51,9 +76,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
-    run = run_jobs(args)
-    data = collect(run, args)
-    data.rtl, data.rtl_skipped = run_rtl(args)
+    # One executor for the solver jobs and the RTL points; the workers of a remote cluster must
+    # import the job functions' modules (checked before any job is sent).
+    imports = ("bench.figures.experiments", "bench.rtl_points")
+    try:
+        with contextlib.ExitStack() as stack:
+            try:
+                executor = stack.enter_context(
+                    open_executor(args.cluster, args.workers, imports=imports)
+                )
+            except ValueError as exc:  # --cluster unusable (ClusterError), --workers with tcp://
+                print(f"figures: error: {exc}", file=sys.stderr)
+                return 2
+            print(f"figures: jobs on {executor.description}", file=sys.stderr)
+            run = run_jobs(args, executor)
+            data = collect(run, args)
+            data.rtl, data.rtl_skipped = run_rtl(args, executor)
+    except KeyboardInterrupt:  # the executor ended its local workers; no file is written yet
+        print("\nfigures: interrupted; nothing written", file=sys.stderr)
+        return 130
     write_tables(data, args.out)
     plot_fig1(data, args.out)
     plot_fig2(data, args.out)

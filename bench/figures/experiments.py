@@ -27,6 +27,7 @@ class Options:
     out: Path
     quick: bool
     workers: int | None
+    cluster: str | None  # --cluster: None (the process pool), "local" or tcp://HOST:PORT
     ilp_time_limit: float  # s per CBC instance
     rtl: bool  # figure 7's RTL runs
     rtl_frames: int

@@ -1,17 +1,16 @@
-"""Runs every job of every figure in one process pool, with a progress line; then figure 7's RTL
-runs."""
+"""Runs every job of every figure on one executor (the process pool, or a Dask cluster with
+``--cluster``), with a progress line; then figure 7's RTL runs on the same executor."""
 
-import os
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from voltflow.scheduler.chip import DOMAINS, GatingPolicy, load_chip
+from voltflow.scheduler.executor import Executor, JobFuture
 
 from bench.figures.experiments import (
     CHUNK,
@@ -40,12 +39,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @dataclass(frozen=True, slots=True)
 class JobResults:
-    """What the pool computed: each job kind's (arguments, result) pairs, and the plan's numbers."""
+    """What the executor computed: each job kind's (arguments, result) pairs, and the plan's
+    numbers."""
 
     limits: dict[str, dict[str, Any]]  # job_limits per network
     fig4_fps: dict[str, float]  # fig4's rate per network (80 % of the nominal limit)
     fig3_points: dict[str, float]  # fig3's rate per network
     workers: int
+    executor: str  # its description, e.g. "process pool, 2 workers"
     results: dict[str, list[tuple[tuple[Any, ...], Any]]]
 
 
@@ -109,8 +110,8 @@ def _describe(kind: str, args: tuple, result: Any) -> tuple[str, bool]:
     return " ".join([kind, *(f"{a:g}" if isinstance(a, float) else str(a) for a in args)]), False
 
 
-def run_jobs(args: Options) -> JobResults:
-    """Every computation of every figure, in one process pool."""
+def run_jobs(args: Options, executor: Executor) -> JobResults:
+    """Every computation of every figure, on ``executor``."""
     quick = args.quick
     chip = load_chip()
     networks_fig4 = ("squeezenet",) if quick else NETWORKS
@@ -130,65 +131,63 @@ def run_jobs(args: Options) -> JobResults:
     ilps.sort(key=lambda a: (-a[1], a[0]))  # big grids first
     jobs += [("ilp", job_ilp, a) for a in ilps]
 
-    workers = args.workers or os.cpu_count() or 1
-    futures: dict[Future, tuple[str, tuple]] = {}
+    futures: dict[JobFuture[Any], tuple[str, tuple]] = {}
     results: dict[str, list[tuple[tuple, Any]]] = defaultdict(list)
-    with ProcessPoolExecutor(workers) as pool:
-        for kind, fn, a in jobs:
-            futures[pool.submit(fn, *a)] = (kind, a)
-        # While CBC runs, the bounds of every sweep (fast) here.
-        limits = {n: job_limits(n) for n in NETWORKS}
-        rest: list[tuple[str, Callable[..., Any], tuple]] = []
-        rest += [
-            ("rails", job_rails, (n, f, r, "dp"))
-            for n, f in fig3_points.items()
-            for r in reversed(rails_range)
-        ]
-        rest += [
-            ("dp-time", job_dp_time, (n, lv, fig4_fps[n]))
-            for n in networks_fig4
-            for lv in grids_fig4
-        ]
-        for network in NETWORKS:
-            rates = sweep_rates(network, limits[network], quick)
-            for method in ("dp", "gating-greedy", "greedy"):
-                for start in range(0, len(rates), CHUNK):
-                    chunk = tuple(rates[start : start + CHUNK])
-                    rest.append(("sweep", job_sweep, (network, method, chunk)))
-            for method in ("nominal", "gating"):
-                rest.append(("sweep", job_sweep, (network, method, tuple(rates))))
-        rest += [
-            ("rails", job_rails, (n, f, r, "even-rails"))
-            for n, f in fig3_points.items()
-            for r in rails_range
-        ]
-        rest += [("transition", job_transition, (f, e)) for f in TRANSITION_FPS for e in transition]
-        rest.append(("breakdown", job_breakdown, ()))
-        rest += [("tiny", job_tiny, (n,)) for n in TINY_NETWORKS]
-        for kind, fn, a in rest:
-            futures[pool.submit(fn, *a)] = (kind, a)
-        progress = Progress(len(futures))
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                kind, a = futures[future]
-                result = future.result()
-                results[kind].append((a, result))
-                text, always = _describe(kind, a, result)
-                progress.step(text, always)
-        progress.close()
-    return JobResults(limits, fig4_fps, fig3_points, workers, dict(results))
+    for kind, fn, a in jobs:
+        futures[executor.submit(fn, *a)] = (kind, a)
+    # While CBC runs, the bounds of every sweep (fast) here.
+    limits = {n: job_limits(n) for n in NETWORKS}
+    rest: list[tuple[str, Callable[..., Any], tuple]] = []
+    rest += [
+        ("rails", job_rails, (n, f, r, "dp"))
+        for n, f in fig3_points.items()
+        for r in reversed(rails_range)
+    ]
+    rest += [
+        ("dp-time", job_dp_time, (n, lv, fig4_fps[n])) for n in networks_fig4 for lv in grids_fig4
+    ]
+    for network in NETWORKS:
+        rates = sweep_rates(network, limits[network], quick)
+        for method in ("dp", "gating-greedy", "greedy"):
+            for start in range(0, len(rates), CHUNK):
+                chunk = tuple(rates[start : start + CHUNK])
+                rest.append(("sweep", job_sweep, (network, method, chunk)))
+        for method in ("nominal", "gating"):
+            rest.append(("sweep", job_sweep, (network, method, tuple(rates))))
+    rest += [
+        ("rails", job_rails, (n, f, r, "even-rails"))
+        for n, f in fig3_points.items()
+        for r in rails_range
+    ]
+    rest += [("transition", job_transition, (f, e)) for f in TRANSITION_FPS for e in transition]
+    rest.append(("breakdown", job_breakdown, ()))
+    rest += [("tiny", job_tiny, (n,)) for n in TINY_NETWORKS]
+    for kind, fn, a in rest:
+        futures[executor.submit(fn, *a)] = (kind, a)
+    progress = Progress(len(futures))
+    for future in executor.as_completed(futures):
+        kind, a = futures[future]
+        result = future.result()
+        results[kind].append((a, result))
+        text, always = _describe(kind, a, result)
+        progress.step(text, always)
+    progress.close()
+    return JobResults(
+        limits, fig4_fps, fig3_points, executor.workers, executor.description, dict(results)
+    )
 
 
-def run_rtl(args: Options) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Figure 7's RTL runs (``voltflow cosim`` per network), after the solver jobs."""
+def run_rtl(args: Options, executor: Executor) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Figure 7's RTL runs (``voltflow cosim`` per network, on ``executor``), after the solver
+    jobs."""
     runnable, skipped = rtl_networks()
     if not args.rtl:
         return [], skipped
     networks = [n for n in runnable if n in QUICK_NETWORKS] if args.quick else runnable
     progress = Progress(len(networks))
     runs = ROOT / "build" / "figures-rtl"  # each run's own report and plots (not committed)
-    rows = run_points(networks, runs, args.rtl_frames, lambda text: progress.step(text, True))
+    rows = run_points(
+        networks, runs, args.rtl_frames, lambda text: progress.step(text, True), (), executor
+    )
     progress.close()
     return rows, skipped

@@ -187,6 +187,7 @@ def collect(run: JobResults, args: Options) -> Figures:
         "transition_latency_ns": chip.transition_latency_ns,
         "ilp_time_limit_s": args.ilp_time_limit,
         "cpus": run.workers,
+        "executor": run.executor,
         "rram_bank_leakage_uw": chip.bank(BankKind.RRAM).leakage_uw,
         "pg_controller_pj": chip.energy.pg_controller_pj,
         "sleep_power_uw": chip.sleep_power_uw,

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = (
     "fig1_squeezenet_rate",
@@ -49,3 +51,39 @@ def test_quick_run_writes_every_figure(tmp_path: Path) -> None:
     results = (tmp_path / "results.md").read_text()
     assert results.startswith("## Results")
     assert "RTL-validated points" in results
+
+
+def test_a_malformed_cluster_is_refused_before_any_work(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.figures.__main__ import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--quick", "--cluster", "localhost:8786"])
+    assert stop.value.code == 2
+    assert "argument --cluster: --cluster must be 'local' or" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_quick_run_on_a_local_cluster_writes_the_pools_numbers(tmp_path: Path) -> None:
+    """`--cluster local`: every CSV has the process pool's rows, but for the measured times."""
+    outs = {}
+    for name, flags in (("pool", []), ("cluster", ["--cluster", "local"])):
+        outs[name] = tmp_path / name
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.figures", "--quick", "--out", str(outs[name]), *flags],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+    assert "figures: jobs on Dask LocalCluster" in done.stderr
+    for path in sorted(outs["pool"].glob("*.csv")):
+        rows = {}
+        for name in outs:
+            with (outs[name] / path.name).open() as f:
+                table = list(csv.DictReader(f))
+            timed = {k for k in table[0] if k.endswith("_s") or k == "pruning_speedup"}
+            rows[name] = sorted(
+                sorted((k, v) for k, v in row.items() if k not in timed) for row in table
+            )
+        assert rows["pool"] == rows["cluster"], path.name

@@ -3,6 +3,7 @@
 import argparse
 
 from voltflow.scheduler.chip import GatingPolicy
+from voltflow.scheduler.executor import ClusterError, check_cluster
 from voltflow.scheduler.intermittent import Objective
 from voltflow.scheduler.solve import Method
 
@@ -28,6 +29,13 @@ def _parse_state(text: str) -> list[float]:
             f"--state must be three voltages sys,rram,feeder such as 1.1,1.1,1.1, not {text!r}"
         )
     return volts
+
+
+def _cluster(text: str) -> str:
+    try:
+        return check_cluster(text)
+    except ClusterError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _number(text: str, *, positive: bool) -> float:
@@ -163,7 +171,20 @@ def build_parser() -> argparse.ArgumentParser:
     solver_flags(sweep)
     sweep.add_argument("--methods", default=",".join(METHODS), help="comma list of methods")
     sweep.add_argument("-o", "--output", metavar="FILE", help="CSV file (default: stdout)")
-    sweep.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
+    sweep.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes of the local pool or of --cluster local (default: cores)",
+    )
+    sweep.add_argument(
+        "--cluster",
+        metavar="ADDR",
+        type=_cluster,
+        default=None,
+        help="solve on Dask: 'local' (a LocalCluster here) or tcp://HOST:PORT of a running "
+        "`dask scheduler` (docs/scale.md; needs pip install 'voltflow[cluster]')",
+    )
     sweep.add_argument("--quiet", action="store_true", help="no progress bar and summary")
 
     comp = sub.add_parser("compile", help="compile a schedule JSON into a PMU command ROM")

@@ -267,6 +267,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             time_limit_s=args.time_limit,
             workers=args.workers,
             progress=None if args.quiet else sys.stderr,
+            cluster=args.cluster,
         )
     except SweepInterrupted as stop:
         where = f" to {args.output}" if args.output else ""
