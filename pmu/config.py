@@ -98,6 +98,10 @@ class PmuConfig:
         A SET_RAIL's regulator settles this long after the command.
     banks : tuple of BankGeometry
         Global bank index order: ifmap, ofmap (scratchpad), then RRAM.
+    store : bool
+        The build has the checkpoint store's engine (SAVE, RESTORE, COMMIT, RESUME): the builds
+        of intermittent runs. Battery runs use a build without it, whose simulation does not pay
+        for logic it never uses; there the commands stop the PMU with NO_STORE.
     store_write_cycles, store_read_cycles : int
         Reference cycles of one checkpoint-store word write / read (the chip file's
         ``intermittent.checkpoint``; 1 for a chip without one, whose programs have no checkpoint
@@ -111,6 +115,7 @@ class PmuConfig:
     transition_cycles: int
     rail_settle_cycles: int
     banks: tuple[BankGeometry, ...]
+    store: bool = False
     store_write_cycles: int = 1
     store_read_cycles: int = 1
 
@@ -123,8 +128,16 @@ class PmuConfig:
             )
 
     @classmethod
-    def from_chip(cls, chip: Chip, bank_counts: dict[BankKind, int]) -> "PmuConfig":
-        """``bank_counts``: banks per kind the hardware has (the simulation's fixed sizes)."""
+    def from_chip(
+        cls, chip: Chip, bank_counts: dict[BankKind, int], *, store: bool = False
+    ) -> "PmuConfig":
+        """``bank_counts``: banks per kind the hardware has (the simulation's fixed sizes);
+        ``store``: with the checkpoint store (the chip must have an ``intermittent`` section)."""
+        if store and chip.intermittent is None:
+            raise ValueError(
+                f"chip {chip.name!r} has no intermittent section: its checkpoint store is "
+                f"undefined (add one, docs/intermittent.md)"
+            )
         banks = []
         word = {BankKind.IFMAP: 0, BankKind.OFMAP: 0, BankKind.RRAM: 0}
         for kind in (BankKind.IFMAP, BankKind.OFMAP, BankKind.RRAM):
@@ -157,7 +170,8 @@ class PmuConfig:
             transition_cycles=ns_to_cycles(chip.transition_latency_ns, chip.reference_mhz),
             rail_settle_cycles=ns_to_cycles(chip.rail_settle_ns, chip.reference_mhz),
             banks=tuple(banks),
-            **_store_cycles(chip),
+            **(_store_cycles(chip) if store else {}),
+            store=store,
         )
 
     @property

@@ -21,6 +21,7 @@ else:
     from amaranth.lib import enum
 
 __all__ = [
+    "HALT_POWER_OFF",
     "MEANING",
     "OPCODE_BITS",
     "WORD_BITS",
@@ -38,6 +39,10 @@ __all__ = [
 ]
 
 WORD_BITS = 64
+#: HALT's code for "power me off": the end of a power cycle of an intermittent program. The
+#: supply (the simulation wrapper) cuts the power; at the next power-up the PMU starts again
+#: from its ROM (and RESUMEs from the last checkpoint). Any other non-zero code is an error.
+HALT_POWER_OFF = 0xFE
 #: Bits of the opcode (bits 0 .. OPCODE_BITS - 1 of a word); the payload follows.
 OPCODE_BITS = 5
 
@@ -77,7 +82,10 @@ class Opcode(enum.Enum, shape=OPCODE_BITS):
 
 #: What each opcode does; the PMU RTL implements exactly this.
 MEANING: dict[Opcode, str] = {
-    Opcode.HALT: "stop; code 0 is the normal end of a program, any other value an error code",
+    Opcode.HALT: (
+        "stop; code 0 is the normal end of a program, 254 (`HALT_POWER_OFF`) the end of a power "
+        "cycle (the supply powers the chip off), any other value an error code"
+    ),
     Opcode.SET_PERIOD: "program the frame period timer (reference cycles) and restart it",
     Opcode.SET_RAIL: (
         "program rail `rail` to voltage level `level` (index into the chip's grid); "
@@ -146,6 +154,7 @@ class ErrorCode(enum.Enum, shape=8):
     WATCHDOG = 12  # the command budget of the run (simulation plusarg) is used up
     CLOCK_STOPPED = 13  # LAUNCH while a domain's increment is 0 (the ops could never finish)
     STORE_RANGE = 14  # SAVE/RESTORE beyond the scratchpad or beyond a checkpoint-store slot
+    NO_STORE = 15  # a checkpoint command on a build without the checkpoint store
 
 
 class DomainCode(enum.Enum, shape=2):

@@ -212,8 +212,12 @@ class PmuSequencer(wiring.Component):
             ((op == Opcode.SET_PERIOD) & (p.set_period.cycles == 0), ErrorCode.PERIOD),
             (((op == Opcode.IDLE) | (op == Opcode.SLEEP)) & (period == 0), ErrorCode.PERIOD),
             ((op == Opcode.LOOP) & loop_armed & (loop_pc != pc), ErrorCode.LOOP_NESTED),
-            (copy_op & (copy_end_spad | copy_end_slot), ErrorCode.STORE_RANGE),
         ]
+        if cfg.store:
+            checks.append((copy_op & (copy_end_spad | copy_end_slot), ErrorCode.STORE_RANGE))
+        else:
+            is_store_op = (raw_op >= Opcode.SAVE.value) & (raw_op <= Opcode.RESUME.value)
+            checks.append((is_store_op, ErrorCode.NO_STORE))
         with m.If(checks[0][0]):
             m.d.comb += err.eq(checks[0][1])
         for cond, code in checks[1:]:
@@ -316,41 +320,42 @@ class PmuSequencer(wiring.Component):
                                     m.d.sync += [conn_on[i].eq(0), incs[i].eq(0)]
                             m.d.sync += deadline.eq(deadline + period)
                             go(deadline, Mux(is_sleep, 2, 1))
-                        with m.Case(Opcode.SAVE):
-                            m.d.sync += [
-                                cp_kind.eq(Opcode.SAVE),
-                                cp_left.eq(copy_words),
-                                cp_inval.eq(copy_first),
-                                cp_spad.eq(copy_base),
-                                cp_store.eq(DATA_BASE + Mux(free, slot_words, 0) + copy_off),
-                                save_off.eq(copy_off + copy_words),
-                            ]
-                            with m.If(copy_first | (copy_words != 0)):
+                        if cfg.store:  # the checkpoint commands (an intermittent build)
+                            with m.Case(Opcode.SAVE):
+                                m.d.sync += [
+                                    cp_kind.eq(Opcode.SAVE),
+                                    cp_left.eq(copy_words),
+                                    cp_inval.eq(copy_first),
+                                    cp_spad.eq(copy_base),
+                                    cp_store.eq(DATA_BASE + Mux(free, slot_words, 0) + copy_off),
+                                    save_off.eq(copy_off + copy_words),
+                                ]
+                                with m.If(copy_first | (copy_words != 0)):
+                                    m.next = "STORE"
+                            with m.Case(Opcode.RESTORE):
+                                m.d.sync += [
+                                    cp_kind.eq(Opcode.RESTORE),
+                                    cp_left.eq(copy_words),
+                                    cp_spad.eq(copy_base),
+                                    cp_store.eq(DATA_BASE + Mux(current, slot_words, 0) + copy_off),
+                                    restore_off.eq(copy_off + copy_words),
+                                ]
+                                with m.If(copy_words != 0):
+                                    m.next = "STORE"
+                            with m.Case(Opcode.COMMIT):
+                                marker = Marker(cp_marker[:60])
+                                m.d.sync += [
+                                    cp_kind.eq(Opcode.COMMIT),
+                                    cp_marker.eq(0),
+                                    marker.magic.eq(MAGIC),
+                                    marker.sequence.eq(sequence + 1),
+                                    marker.resume.eq(p.commit.resume),
+                                    marker.boundary.eq(p.commit.boundary),
+                                ]
                                 m.next = "STORE"
-                        with m.Case(Opcode.RESTORE):
-                            m.d.sync += [
-                                cp_kind.eq(Opcode.RESTORE),
-                                cp_left.eq(copy_words),
-                                cp_spad.eq(copy_base),
-                                cp_store.eq(DATA_BASE + Mux(current, slot_words, 0) + copy_off),
-                                restore_off.eq(copy_off + copy_words),
-                            ]
-                            with m.If(copy_words != 0):
+                            with m.Case(Opcode.RESUME):
+                                m.d.sync += [cp_kind.eq(Opcode.RESUME), cp_left.eq(2)]
                                 m.next = "STORE"
-                        with m.Case(Opcode.COMMIT):
-                            marker = Marker(cp_marker[:60])
-                            m.d.sync += [
-                                cp_kind.eq(Opcode.COMMIT),
-                                cp_marker.eq(0),
-                                marker.magic.eq(MAGIC),
-                                marker.sequence.eq(sequence + 1),
-                                marker.resume.eq(p.commit.resume),
-                                marker.boundary.eq(p.commit.boundary),
-                            ]
-                            m.next = "STORE"
-                        with m.Case(Opcode.RESUME):
-                            m.d.sync += [cp_kind.eq(Opcode.RESUME), cp_left.eq(2)]
-                            m.next = "STORE"
                         with m.Case(Opcode.LOOP):
                             target = p.loop.target
                             with m.If(p.loop.count == 0):
@@ -379,32 +384,48 @@ class PmuSequencer(wiring.Component):
                     m.d.comb += self.status.launch_done.eq(1)
                     m.d.sync += self.launch.start.eq(0)
                     m.next = "EXEC"
-            with m.State("STORE"):
-                # One tick per store word: a write lands at the tick's end, W cycles after it
-                # starts; a read takes R cycles. The tick's ``delta`` skips the cycles between.
-                writes = (cp_kind == Opcode.SAVE) | (cp_kind == Opcode.COMMIT)
-                m.d.comb += self.delta.eq(
-                    Mux(writes, cfg.store_write_cycles, cfg.store_read_cycles)
-                )
-                with m.Switch(cp_kind):
-                    with m.Case(Opcode.SAVE):
-                        m.d.comb += self.store_write_event.eq(1)
-                        with m.If(cp_inval):
+            if cfg.store:
+                with m.State("STORE"):
+                    # One tick per store word: a write lands at the tick's end, W cycles after it
+                    # starts; a read takes R cycles. The tick's ``delta`` skips the cycles between.
+                    writes = (cp_kind == Opcode.SAVE) | (cp_kind == Opcode.COMMIT)
+                    m.d.comb += self.delta.eq(
+                        Mux(writes, cfg.store_write_cycles, cfg.store_read_cycles)
+                    )
+                    with m.Switch(cp_kind):
+                        with m.Case(Opcode.SAVE):
+                            m.d.comb += self.store_write_event.eq(1)
+                            with m.If(cp_inval):
+                                m.d.comb += [
+                                    self.store_write.en.eq(1),
+                                    self.store_write.addr.eq(free),
+                                    self.store_write.data.eq(0),
+                                ]
+                                m.d.sync += cp_inval.eq(0)
+                                with m.If(cp_left == 0):
+                                    m.next = "EXEC"
+                            with m.Else():
+                                m.d.comb += [
+                                    self.copy_read.en.eq(1),
+                                    self.copy_read.addr.eq(cp_spad),
+                                    self.store_write.en.eq(1),
+                                    self.store_write.addr.eq(cp_store),
+                                    self.store_write.data.eq(self.copy_read.data),
+                                ]
+                                m.d.sync += [
+                                    cp_spad.eq(cp_spad + 1),
+                                    cp_store.eq(cp_store + 1),
+                                    cp_left.eq(cp_left - 1),
+                                ]
+                                with m.If(cp_left == 1):
+                                    m.next = "EXEC"
+                        with m.Case(Opcode.RESTORE):
                             m.d.comb += [
-                                self.store_write.en.eq(1),
-                                self.store_write.addr.eq(free),
-                                self.store_write.data.eq(0),
-                            ]
-                            m.d.sync += cp_inval.eq(0)
-                            with m.If(cp_left == 0):
-                                m.next = "EXEC"
-                        with m.Else():
-                            m.d.comb += [
-                                self.copy_read.en.eq(1),
-                                self.copy_read.addr.eq(cp_spad),
-                                self.store_write.en.eq(1),
-                                self.store_write.addr.eq(cp_store),
-                                self.store_write.data.eq(self.copy_read.data),
+                                self.store_read_event.eq(1),
+                                self.store_read.addr.eq(cp_store),
+                                self.copy_write.en.eq(1),
+                                self.copy_write.addr.eq(cp_spad),
+                                self.copy_write.data.eq(self.store_read.data),
                             ]
                             m.d.sync += [
                                 cp_spad.eq(cp_spad + 1),
@@ -413,65 +434,52 @@ class PmuSequencer(wiring.Component):
                             ]
                             with m.If(cp_left == 1):
                                 m.next = "EXEC"
-                    with m.Case(Opcode.RESTORE):
-                        m.d.comb += [
-                            self.store_read_event.eq(1),
-                            self.store_read.addr.eq(cp_store),
-                            self.copy_write.en.eq(1),
-                            self.copy_write.addr.eq(cp_spad),
-                            self.copy_write.data.eq(self.store_read.data),
-                        ]
-                        m.d.sync += [
-                            cp_spad.eq(cp_spad + 1),
-                            cp_store.eq(cp_store + 1),
-                            cp_left.eq(cp_left - 1),
-                        ]
-                        with m.If(cp_left == 1):
-                            m.next = "EXEC"
-                    with m.Case(Opcode.COMMIT):
-                        m.d.comb += [
-                            self.store_write_event.eq(1),
-                            self.store_write.en.eq(1),
-                            self.store_write.addr.eq(free),
-                            self.store_write.data.eq(cp_marker),
-                        ]
-                        m.d.sync += [current.eq(free), sequence.eq(sequence + 1)]
-                        m.next = "EXEC"
-                    with m.Case(Opcode.RESUME):
-                        # Tick 1 reads marker 0 into cp_marker; tick 2 reads marker 1 and
-                        # chooses (the newer valid one by serial-number arithmetic).
-                        m.d.comb += [
-                            self.store_read_event.eq(1),
-                            self.store_read.addr.eq(cp_left == 1),
-                        ]
-                        m.d.sync += cp_left.eq(cp_left - 1)
-                        with m.If(cp_left == 2):
-                            m.d.sync += cp_marker.eq(self.store_read.data)
-                        with m.Else():
-                            m0, m1 = Marker(cp_marker[:60]), Marker(self.store_read.data[:60])
-                            valid0 = Signal()
-                            valid1 = Signal()
-                            ahead = Signal(SEQUENCE_BITS)
+                        with m.Case(Opcode.COMMIT):
                             m.d.comb += [
-                                valid0.eq((m0.magic == MAGIC) & (cp_marker[60:] == 0)),
-                                valid1.eq((m1.magic == MAGIC) & (self.store_read.data[60:] == 0)),
-                                ahead.eq(m1.sequence - m0.sequence),
+                                self.store_write_event.eq(1),
+                                self.store_write.en.eq(1),
+                                self.store_write.addr.eq(free),
+                                self.store_write.data.eq(cp_marker),
                             ]
-                            newer1 = (ahead != 0) & ~ahead[SEQUENCE_BITS - 1]
-                            pick1 = valid1 & (~valid0 | newer1)
-                            with m.If(pick1):
-                                m.d.sync += [
-                                    current.eq(1),
-                                    sequence.eq(m1.sequence),
-                                    pc.eq(m1.resume),
-                                ]
-                            with m.Elif(valid0):
-                                m.d.sync += [
-                                    current.eq(0),
-                                    sequence.eq(m0.sequence),
-                                    pc.eq(m0.resume),
-                                ]
+                            m.d.sync += [current.eq(free), sequence.eq(sequence + 1)]
                             m.next = "EXEC"
+                        with m.Case(Opcode.RESUME):
+                            # Tick 1 reads marker 0 into cp_marker; tick 2 reads marker 1 and
+                            # chooses (the newer valid one by serial-number arithmetic).
+                            m.d.comb += [
+                                self.store_read_event.eq(1),
+                                self.store_read.addr.eq(cp_left == 1),
+                            ]
+                            m.d.sync += cp_left.eq(cp_left - 1)
+                            with m.If(cp_left == 2):
+                                m.d.sync += cp_marker.eq(self.store_read.data)
+                            with m.Else():
+                                m0, m1 = Marker(cp_marker[:60]), Marker(self.store_read.data[:60])
+                                valid0 = Signal()
+                                valid1 = Signal()
+                                ahead = Signal(SEQUENCE_BITS)
+                                m.d.comb += [
+                                    valid0.eq((m0.magic == MAGIC) & (cp_marker[60:] == 0)),
+                                    valid1.eq(
+                                        (m1.magic == MAGIC) & (self.store_read.data[60:] == 0)
+                                    ),
+                                    ahead.eq(m1.sequence - m0.sequence),
+                                ]
+                                newer1 = (ahead != 0) & ~ahead[SEQUENCE_BITS - 1]
+                                pick1 = valid1 & (~valid0 | newer1)
+                                with m.If(pick1):
+                                    m.d.sync += [
+                                        current.eq(1),
+                                        sequence.eq(m1.sequence),
+                                        pc.eq(m1.resume),
+                                    ]
+                                with m.Elif(valid0):
+                                    m.d.sync += [
+                                        current.eq(0),
+                                        sequence.eq(m0.sequence),
+                                        pc.eq(m0.resume),
+                                    ]
+                                m.next = "EXEC"
             with m.State("STOPPED"):
                 m.d.comb += self.delta.eq(0)
         return m

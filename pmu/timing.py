@@ -57,6 +57,10 @@ _SUPPLY_COMMANDS = frozenset(
 )
 
 
+#: The checkpoint commands (a build with the store only).
+_STORE_COMMANDS = frozenset({Opcode.SAVE, Opcode.RESTORE, Opcode.COMMIT, Opcode.RESUME})
+
+
 @dataclass(frozen=True, slots=True)
 class SupplyState:
     """What powers the chip at one moment: the rails' voltage codes (0 off, k + 1 grid level k),
@@ -385,6 +389,8 @@ def predict(
             return stop(ErrorCode.PERIOD)
         if op is Opcode.LOOP and loop_armed and loop_pc != pc:
             return stop(ErrorCode.LOOP_NESTED)
+        if op in _STORE_COMMANDS and not cfg.store:
+            return stop(ErrorCode.NO_STORE)
         if op in (Opcode.SAVE, Opcode.RESTORE):
             offset = (
                 0

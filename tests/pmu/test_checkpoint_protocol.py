@@ -65,7 +65,7 @@ def config() -> PmuConfig:
         load_chip(SMALL_CHIP), {BankKind.IFMAP: 2, BankKind.OFMAP: 1, BankKind.RRAM: 4}
     )
     # Store latencies longer than a tick, so that failures land inside word writes.
-    return dataclasses.replace(small, store_write_cycles=3, store_read_cycles=2)
+    return dataclasses.replace(small, store=True, store_write_cycles=3, store_read_cycles=2)
 
 
 def _model(config: PmuConfig, failures: list[int]) -> tuple[list[tuple[int, int]], Outcome]:
@@ -127,3 +127,27 @@ def test_random_failure_sequences_match_the_model(config: PmuConfig) -> None:
     for failures, run in zip(points, runs, strict=True):
         _check(config, failures, run)
     assert sum(len(r.failed_at) - 1 for r in runs) > 2 * len(points)
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        # Beyond the scratchpad; beyond a slot (two SAVEs adding up past it); RESTORE likewise.
+        lambda spad, slot: [E(Opcode.SAVE, first=1, base=spad - 1, words=2)],
+        lambda spad, slot: [
+            E(Opcode.SAVE, first=1, base=0, words=slot - 1),
+            E(Opcode.SAVE, first=0, base=0, words=2),
+        ],
+        lambda spad, slot: [E(Opcode.RESTORE, first=1, base=spad, words=1)],
+    ],
+)
+def test_copies_beyond_the_scratchpad_or_a_slot_stop_with_store_range(
+    config: PmuConfig, words
+) -> None:
+    spad = sum(b.words for b in config.banks if b.kind is not BankKind.RRAM)
+    program = [*words(spad, config.slot_words), E(Opcode.HALT, code=0)]
+    model = predict(program, config, stub_cycles, program_ops=0)
+    assert model.error is ErrorCode.STORE_RANGE
+    (run,) = run_with_failures(config, program, sensor={}, runs=[[]], watch=1)
+    assert run.outcome.error is ErrorCode.STORE_RANGE
+    assert run.outcome.end_cycle == model.end_cycle
