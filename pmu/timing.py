@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from voltflow.pmu.config import COMMAND_WORDS, GROUP_BANKS, TRANSITION_KINDS, PmuConfig
-from voltflow.pmu.isa import DomainCode, ErrorCode, Instr, IsaError, Opcode, decode
+from voltflow.pmu.isa import HALT_POWER_OFF, DomainCode, ErrorCode, Instr, IsaError, Opcode, decode
 from voltflow.pmu.store import marker_word, newer, read_marker
 from voltflow.scheduler.chip import BANK_DOMAIN, DOMAINS, BankKind
 
@@ -41,6 +41,7 @@ __all__ = [
     "StoreState",
     "SupplyState",
     "predict",
+    "predict_power_cycles",
 ]
 
 #: A LAUNCH executed at t sees the accelerator's ``done`` at t + LAUNCH_DONE_DELAY + C.
@@ -346,8 +347,8 @@ def predict(
         on_supply(None, pmu.supply_state())
 
     def fail() -> Outcome:
-        out.failed_at = fail_at
-        out.end_cycle = t
+        assert fail_at is not None
+        out.failed_at = out.end_cycle = fail_at  # the power cycle ends in the failing cycle
         return out
 
     while True:
@@ -526,6 +527,8 @@ def predict(
             # landed. SAVE's invalidation ends at t + 1 + W, COMMIT's marker at t + 1 + W = c.
             if op is Opcode.COMMIT:
                 store.markers[store.current] = old_marker
+            if op is Opcode.LAUNCH:
+                out.launches.pop()  # its ops never reported done
             return fail()
         if on_supply is not None and op in _SUPPLY_COMMANDS:
             on_supply(pc, pmu.supply_state())
@@ -541,3 +544,39 @@ def _decode(word: int) -> tuple[ErrorCode, Instr | None]:
     except IsaError as exc:
         assert exc.error is not None
         return exc.error, None
+
+
+def predict_power_cycles(
+    words: Sequence[int],
+    config: PmuConfig,
+    launch_cycles: Callable[[int, int, tuple[int, int, int]], int],
+    *,
+    program_ops: int,
+    failures: Sequence[int] = (),
+    markers: Sequence[int] = (0, 0),
+    max_cycles: int = 100_000,
+) -> list[Outcome]:
+    """Run an intermittent program through its power cycles: each ends with HALT_POWER_OFF (the
+    next one boots with the store's markers as they are), with a supply failure (power cycle k
+    fails at its cycle ``failures[k]``, as :func:`predict`'s ``fail_at``; failures the program
+    does not live to see are not used), or with any other stop, which ends the run. One
+    :class:`Outcome` per power cycle."""
+    outcomes: list[Outcome] = []
+    pending = list(failures)
+    state = list(markers)
+    while len(outcomes) < max_cycles:
+        run = predict(
+            words,
+            config,
+            launch_cycles,
+            program_ops=program_ops,
+            markers=state,
+            fail_at=pending[0] if pending else None,
+        )
+        outcomes.append(run)
+        state = list(run.store.markers)
+        if run.failed_at is not None:
+            pending.pop(0)
+        elif run.halt_code != HALT_POWER_OFF or run.error is not ErrorCode.NONE:
+            return outcomes
+    raise RunawayProgramError(f"the program did not finish within {max_cycles:,} power cycles")
