@@ -207,7 +207,7 @@ def run_program(
             + 10_000
             + sum(c.end_cycle + 1 + 4 * (c.commands + 10) for c in power_cycles)
         )
-        plusargs = (
+        plusargs: tuple[str, ...] = (
             f"+spad={work_dir / 'spad.hex'}",
             f"+rram={work_dir / 'rram.hex'}",
             f"+prog={work_dir / 'prog.hex'}",

@@ -38,10 +38,11 @@ DATA_BASE = 2
 class Marker(data.Struct):
     """A slot's marker word (bits 0..59; 60..63 are 0)."""
 
-    magic: unsigned(16)
-    sequence: unsigned(SEQUENCE_BITS)
-    resume: unsigned(12)  # the command RESUME jumps to
-    boundary: unsigned(16)  # the schedule boundary the checkpoint holds (for the host)
+    # Amaranth shapes, not types (as in pmu/isa.py's Command).
+    magic: unsigned(16)  # type: ignore[valid-type]
+    sequence: unsigned(SEQUENCE_BITS)  # type: ignore[valid-type]
+    resume: unsigned(12)  # type: ignore[valid-type]  # the command RESUME jumps to
+    boundary: unsigned(16)  # type: ignore[valid-type]  # the boundary it holds (for the host)
 
 
 @dataclass(frozen=True, slots=True)

@@ -498,15 +498,13 @@ def predict(
             c = t + 1 + 2 * read
             found = [read_marker(w) for w in store.markers]
             if found[0] is not None or found[1] is not None:
-                pick = (
-                    1
-                    if found[0] is None
-                    else 0
-                    if found[1] is None
-                    else int(
-                        newer(found[1].sequence, found[0].sequence)  # type: ignore[union-attr]
-                    )
-                )
+                first, second = found
+                if first is None:
+                    pick = 1
+                elif second is None:
+                    pick = 0
+                else:
+                    pick = int(newer(second.sequence, first.sequence))
                 chosen = found[pick]
                 assert chosen is not None
                 store.current, store.sequence = pick, chosen.sequence
