@@ -232,10 +232,12 @@ class PreparedRun:
     rram: np.ndarray
     counts: BankCounts  # the build's banks per kind (cosim.sim_top.sim_bank_counts)
 
-    def build(self, chip: Chip, given: VerilatorBuild | None = None) -> VerilatorBuild:
+    def build(
+        self, chip: Chip, given: VerilatorBuild | None = None, *, store: bool = False
+    ) -> VerilatorBuild:
         """The Verilator build that runs this network: ``given`` after checking it is the
-        build of this size class, else the (cached) one."""
-        spec = accel_build_spec(chip, self.counts)
+        build of this size class, else the (cached) one; ``store``: the intermittent build."""
+        spec = accel_build_spec(chip, self.counts, store=store)
         if given is None:
             return build(spec)
         if given.spec.sources != spec.sources:

@@ -33,7 +33,8 @@ from voltflow.cosim.sim_top import chip_configs
 from voltflow.pmu.compiler import launch_cycles
 from voltflow.pmu.isa import ErrorCode
 from voltflow.pmu.rom import write_hex
-from voltflow.pmu.timing import Outcome, predict
+from voltflow.pmu.store import DATA_BASE
+from voltflow.pmu.timing import Outcome, predict, predict_power_cycles
 from voltflow.pmu.unit import COUNTER_PORTS
 from voltflow.rtl.activity_counters import COUNTERS
 from voltflow.rtl.config import ADDR_BITS
@@ -100,6 +101,10 @@ class PmuRunResult:
     wall_s: float
     sim_wall_s: float
     trace: Path | None = None  # the waveform, when the build has a trace format
+    #: An intermittent run: the model's outcome of every power cycle (``predicted`` is the
+    #: last), and the checkpoint store's words at the end.
+    power_cycles: tuple[Outcome, ...] = ()
+    store: tuple[int, ...] = ()
 
     @property
     def overclock_violations(self) -> int:
@@ -119,11 +124,15 @@ class PmuRunResult:
 
     @property
     def timing_exact(self) -> bool:
-        """Every LAUNCH and the end at exactly the predicted cycles."""
+        """Every LAUNCH (of every power cycle) and the end at exactly the predicted cycles, and
+        the power cycles (their ends and failures) as predicted."""
+        cycles = self.power_cycles or (self.predicted,)
+        ends = [s.now for s in self.snapshots if s.event in "PO"]
         return (
-            len(self.launches) == len(self.predicted.launches)
+            len(self.launches) == sum(len(c.launches) for c in cycles)
             and all(x.exact for x in self.launches)
             and self.end_cycle == self.predicted.end_cycle
+            and len(ends) == len(cycles) - 1
         )
 
     @property
@@ -144,8 +153,14 @@ def run_program(
     verilator_build: VerilatorBuild | None = None,
     waves: bool = False,
     progress: Callable[[int, int, int], None] | None = None,
+    intermittent: bool = False,
+    failures: Sequence[int] = (),
 ) -> PmuRunResult:
     """Run the PMU program ``words`` with ``network``'s layer program on the chip's build.
+
+    ``intermittent``: on the build with the checkpoint store (an erased store at the start),
+    through power cycles (``pmu.timing.predict_power_cycles``); power cycle k fails at its
+    cycle ``failures[k]``.
 
     ``waves``: write a waveform (the build must have a trace format); keep it by giving a
     ``run_dir`` (the trace is in ``run_dir / "sim"``). ``progress(done, total, cycle)`` is
@@ -154,16 +169,22 @@ def run_program(
     prepared = prepare_run(network, chip, case if case is not None else make_case(network, seed))
     works, layout, case, program = prepared.works, prepared.layout, prepared.case, prepared.program
     spad, rram = prepared.spad, prepared.rram
-    _, pmu_config = chip_configs(chip, prepared.counts)
-    verilator_build = prepared.build(chip, verilator_build)
+    _, pmu_config = chip_configs(chip, prepared.counts, store=intermittent)
+    verilator_build = prepared.build(chip, verilator_build, store=intermittent)
     n_desc = len(program.descriptors)
-    predicted = predict(
-        list(words),
-        pmu_config,
-        launch_cycles(chip, [works[i] for i in program.op_index]),
-        program_ops=n_desc,
-        budget=budget,
-    )
+    cycles_of = launch_cycles(chip, [works[i] for i in program.op_index])
+    power_cycles: tuple[Outcome, ...] = ()
+    if intermittent:
+        power_cycles = tuple(
+            predict_power_cycles(
+                list(words), pmu_config, cycles_of, program_ops=n_desc, failures=failures
+            )
+        )
+        predicted = power_cycles[-1]
+    else:
+        if failures:
+            raise ValueError("power failures need an intermittent run")
+        predicted = predict(list(words), pmu_config, cycles_of, program_ops=n_desc, budget=budget)
     input_place = next(p for p in layout.placements if p.tensor == network.input_name)
     with tempfile.TemporaryDirectory(prefix="voltflow-pmu-") as scratch:
         work_dir = Path(scratch) if run_dir is None else Path(run_dir)
@@ -176,14 +197,17 @@ def run_program(
         ranges, where = dump_plan(network, works, layout, program)
         write_words_hex(work_dir / "dump_first.hex", [lo for lo, _ in ranges], ADDR_BITS)
         write_words_hex(work_dir / "dump_last.hex", [hi for _, hi in ranges], ADDR_BITS)
-        # Ticks: one per running cycle, two per skipped wait, the bank read-out at the end.
+        # Ticks: one per running cycle, two per skipped wait, the bank read-out at the end; an
+        # intermittent run's power cycles at most one per reference cycle (a failed one never
+        # reports its last LAUNCH), and the resets between them.
         max_ticks = (
             2 * sum(x.cycles for x in predicted.launches)
             + 4 * (predicted.commands + 10)
             + 4 * pmu_config.n_banks
             + 10_000
+            + sum(c.end_cycle + 1 + 4 * (c.commands + 10) for c in power_cycles)
         )
-        plusargs = (
+        plusargs: tuple[str, ...] = (
             f"+spad={work_dir / 'spad.hex'}",
             f"+rram={work_dir / 'rram.hex'}",
             f"+prog={work_dir / 'prog.hex'}",
@@ -204,6 +228,15 @@ def run_program(
             f"+result={work_dir / 'result.json'}",
             f"+max_ticks={max_ticks}",
         )
+        if intermittent:
+            write_hex(work_dir / "store.hex", [0] * DATA_BASE)  # erased markers
+            write_hex(work_dir / "failures.hex", list(failures) or [0])
+            plusargs += (
+                f"+store={work_dir / 'store.hex'}",
+                f"+failures={work_dir / 'failures.hex'}",
+                f"+fail_count={len(failures)}",
+                f"+store_out={work_dir / 'store_out.hex'}",
+            )
         total = len(predicted.launches)
 
         def launched(lines: list[str]) -> None:
@@ -223,6 +256,9 @@ def run_program(
         if not run.passed:
             raise RuntimeError(f"the chip simulation failed:\n{run.log_tail()}")
         sim_wall = float(json.loads((work_dir / "result.json").read_text())["sim_wall_s"])
+        store = (
+            tuple(int(w) for w in read_readmemh(work_dir / "store_out.hex")) if intermittent else ()
+        )
         counters: dict[str, int] = {}
         bank_on = [0] * pmu_config.n_banks
         for line in (work_dir / "pmu.txt").read_text().splitlines():
@@ -267,7 +303,11 @@ def run_program(
             predicted_exec_cycle=p.exec_cycle,
             predicted_done_cycle=p.done_cycle,
         )
-        for m, p in zip(measured, predicted.launches, strict=False)
+        for m, p in zip(
+            measured,
+            [x for c in power_cycles or (predicted,) for x in c.launches],
+            strict=False,
+        )
     )
     by_frame: dict[int, bool] = {}
     for (frame, name), value in outputs.items():
@@ -293,4 +333,6 @@ def run_program(
         wall_s=wall,
         sim_wall_s=sim_wall,
         trace=run.trace if run_dir is not None else None,
+        power_cycles=power_cycles,
+        store=store,
     )

@@ -28,6 +28,8 @@ from voltflow.pmu.config import (
     PROGRAM_OPS,
     PmuConfig,
 )
+from voltflow.pmu.isa import HALT_POWER_OFF
+from voltflow.pmu.store import DATA_BASE
 from voltflow.pmu.unit import COUNTER_PORTS
 from voltflow.rtl.activity_counters import COUNTERS
 from voltflow.rtl.chip_top import ChipTop, chip_signature, port_name
@@ -139,11 +141,14 @@ class SimSizes:
         return sizes
 
 
-def chip_configs(chip: Chip, counts: BankCounts | None = None) -> tuple[AccelConfig, PmuConfig]:
+def chip_configs(
+    chip: Chip, counts: BankCounts | None = None, *, store: bool = False
+) -> tuple[AccelConfig, PmuConfig]:
     """The accelerator and PMU parameters of ``chip``'s build with ``counts`` banks per kind
-    (default: :func:`default_bank_counts`)."""
+    (default: :func:`default_bank_counts`); ``store``: the intermittent build, with the
+    checkpoint store and power failures (pmu/store.py)."""
     counts = counts if counts is not None else default_bank_counts(chip)
-    return AccelConfig.from_chip(chip), PmuConfig.from_chip(chip, counts)
+    return AccelConfig.from_chip(chip), PmuConfig.from_chip(chip, counts, store=store)
 
 
 def core_verilog(accel: AccelConfig, pmu: PmuConfig) -> str:
@@ -195,6 +200,33 @@ def wrapper_verilog(accel: AccelConfig, pmu: PmuConfig, sizes: SimSizes) -> str:
     spad_bits = max(1, (sizes.spad_words - 1).bit_length())
     rram_bits = max(1, (sizes.rram_words - 1).bit_length())
     prog_bits = PROGRAM_ADDR_BITS
+    store_words = DATA_BASE + 2 * pmu.slot_words
+    store_bits = max(1, (store_words - 1).bit_length())
+    if pmu.store:
+        # Power failures from a plusarg list (one cycle of the PMU's `now` per power cycle).
+        failure_logic = f"""  localparam int MAX_FAILURES = 4096;
+  reg [63:0] fail_at [MAX_FAILURES];
+  integer fail_count = 0, fail_i = 0;
+  wire fail_now = fail_i < fail_count && fail_at[fail_i] < status__tick_end;
+  wire power_off = status__halted && status__halt_code == 8'd{HALT_POWER_OFF};
+  wire power_down = !rst && (fail_now || power_off);
+  always @(posedge clk) if (fail_now && !rst) fail_i <= fail_i + 1;
+"""
+        store_decl = f"""  // The checkpoint store (non-volatile): two markers, then two slots.
+  localparam int STORE_WORDS = {store_words};
+  reg [63:0] store [STORE_WORDS];
+"""
+        store_write = f"""    if (store_write__en && !power_down)
+      store[store_write__addr[{store_bits - 1}:0]] <= store_write__data;"""
+        store_plusargs = """    if ($value$plusargs("store=%s", path)) $readmemh(path, store);
+    if ($value$plusargs("failures=%s", path)) $readmemh(path, fail_at);
+    if (!$value$plusargs("fail_count=%d", fail_count)) fail_count = 0;"""
+        store_dump = (
+            """        if ($value$plusargs("store_out=%s", path)) $writememh(path, store);"""
+        )
+    else:
+        failure_logic = "  wire fail_now = 1'b0, power_off = 1'b0, power_down = 1'b0;\n"
+        store_decl = store_write = store_plusargs = store_dump = ""
     cmd_bits = COMMAND_ADDR_BITS
     ports = _top_ports(chip_signature(accel, pmu))
     width = {name: w for name, w, _ in ports}
@@ -207,6 +239,9 @@ def wrapper_verilog(accel: AccelConfig, pmu: PmuConfig, sizes: SimSizes) -> str:
         "spad_read__data": f"spad[spad_read__addr[{spad_bits - 1}:0]]",
         "rram_read__data": f"rram[rram_read__addr[{rram_bits - 1}:0]]",
         "banks__sel": "bank_sel",
+        "store_read__data": f"store[store_read__addr[{store_bits - 1}:0]]"
+        if pmu.store
+        else "64'd0",
     }
     inputs = {name for name, _, is_input in ports if is_input}
     if inputs != set(drive):
@@ -259,7 +294,15 @@ module {TOP_NAME} (
   reg [3:0] por;
   initial por = 4'd0;
   wire rst = por != 4'd{RESET_CLOCKS};
-  always @(posedge clk) if (rst) por <= por + 4'd1;
+  // The supply fails (plusarg list, one cycle of the PMU's `now` per power cycle) in the tick
+  // that covers the listed cycle, or the program powers the chip off (HALT {HALT_POWER_OFF}): the
+  // tick's memory writes are lost, the volatile banks are scrambled and the power-on reset runs
+  // again (so what the tick wrote into registers is cleared with the rest; `rst` stays a
+  // register: a reset that depended on the chip's outputs would make Verilator re-evaluate
+  // every register's next state at every eval). RRAM and the checkpoint store keep their words.
+{failure_logic}  always @(posedge clk)
+    if (power_down) por <= 4'd0;
+    else if (rst) por <= por + 4'd1;
 
   localparam int SPAD_WORDS = {sizes.spad_words};
   localparam int RRAM_WORDS = {sizes.rram_words};
@@ -278,7 +321,7 @@ module {TOP_NAME} (
   reg [63:0] rram [RRAM_WORDS];
   reg [{width["prog__data"] - 1}:0] prog [PROG_WORDS];
   reg [63:0] cmd [CMD_WORDS];
-  // The input sensor: the network input, written into the scratchpad (ready banks only)
+{store_decl}  // The input sensor: the network input, written into the scratchpad (ready banks only)
   // whenever op 0 is launched, i.e. at the start of every frame.
   reg [63:0] sensor [SPAD_WORDS];
   integer sensor_base = 0, sensor_words = 0;
@@ -316,17 +359,18 @@ module {TOP_NAME} (
   reg start_q;
   always @(posedge clk) begin
     start_q <= rst ? 1'b0 : launch__start;
-    if (spad_write__en)
+    if (spad_write__en && !power_down)
       spad[spad_write__addr[{spad_bits - 1}:0]] <=
         (spad[spad_write__addr[{spad_bits - 1}:0]] & ~spad_write_bytes)
         | (spad_write__data & spad_write_bytes);
     // A volatile bank that loses power loses its contents (the loop only runs on a GATE or
     // SLEEP: a per-cycle loop over the banks would cost the simulation dearly).
-    if (|banks__gated_now)
+    if (|banks__gated_now || power_down)
       for (int b = 0; b < N_SPAD_BANKS; b++)
-        if (banks__gated_now[b] && BANK_VOLATILE[b])
+        if ((banks__gated_now[b] || power_down) && BANK_VOLATILE[b])
           for (int i = BANK_FIRST[b]; i < BANK_FIRST[b] + BANK_WORDS[b]; i++)
             spad[i] <= SCRAMBLE ^ 64'(i);
+{store_write}
     if (launch__start && !start_q && launch__first == 0)
       for (int i = 0; i < sensor_words; i++)
         if (spad_bank(sensor_base + i) >= 0 && banks__ready[spad_bank(sensor_base + i)])
@@ -343,6 +387,7 @@ module {TOP_NAME} (
     if ($value$plusargs("rram=%s", path)) $readmemh(path, rram);
     if ($value$plusargs("prog=%s", path)) $readmemh(path, prog);
     if ($value$plusargs("cmd=%s", path)) $readmemh(path, cmd);
+{store_plusargs}
     if ($value$plusargs("sensor=%s", path)) $readmemh(path, sensor);
     if (!$value$plusargs("sensor_base=%d", sensor_base)) sensor_base = 0;
     if (!$value$plusargs("sensor_words=%d", sensor_words)) sensor_words = 0;
@@ -365,6 +410,8 @@ module {TOP_NAME} (
     frames_q <= rst ? 0 : {frames};
     idle_q <= rst ? 0 : {idle};
     asleep_q <= rst ? 0 : {asleep};
+    if (snap_fd != 0 && power_down)  // the power cycle's counters, before the reset clears them
+      $fwrite(snap_fd, "{snap_fmt}\\n", fail_now ? "P" : "O", {snap_args});
     if (snap_fd != 0 && !rst) begin
       if (launch__start && !start_q) $fwrite(snap_fd, "{snap_fmt}\\n", "S", {snap_args});
       if (status__launch_done) $fwrite(snap_fd, "{snap_fmt}\\n", "D", {snap_args});
@@ -392,7 +439,7 @@ module {TOP_NAME} (
       $fflush(launch_fd);
     end
     // After the PMU stops: the per-bank on-time counters one per clock, then everything else.
-    if (status__halted && !finished) begin
+    if (status__halted && !power_off && !finished) begin
       if (32'(bank_sel) < N_BANKS) begin
         if (pmu_fd != 0) $fwrite(pmu_fd, "bank_on %0d %0d\\n", bank_sel, banks__on_cycles);
         bank_sel <= bank_sel + 1;
@@ -404,6 +451,7 @@ module {TOP_NAME} (
         if (stats_fd != 0) $fclose(stats_fd);
         if (launch_fd != 0) $fclose(launch_fd);
         if (snap_fd != 0) $fclose(snap_fd);
+{store_dump}
         finished <= 1'b1;
       end
     end
@@ -412,11 +460,13 @@ endmodule
 """
 
 
-def accel_build_spec(chip: Chip, counts: BankCounts | None = None) -> BuildSpec:
+def accel_build_spec(
+    chip: Chip, counts: BankCounts | None = None, *, store: bool = False
+) -> BuildSpec:
     """The Verilator build of ``chip`` with ``counts`` banks per kind (see
-    :func:`sim_bank_counts`; default :func:`default_bank_counts`), cached by content in
-    cosim.build."""
-    accel, pmu = chip_configs(chip, counts)
+    :func:`sim_bank_counts`; default :func:`default_bank_counts`), with the checkpoint store if
+    ``store`` (intermittent runs), cached by content in cosim.build."""
+    accel, pmu = chip_configs(chip, counts, store=store)
     sizes = SimSizes.for_chip(chip, counts)
     return BuildSpec(
         sources=(

@@ -169,34 +169,7 @@ def compile_schedule(
     sleep = schedule.slack_mode is SlackMode.SLEEP
 
     def set_state(prev: tuple[float, ...] | None, new: tuple[float, ...], why: str) -> None:
-        """Switch domains from ``prev`` (None: powered down) to ``new`` in a safe order."""
-        for d, v_old, v_new in zip(DOMAINS, prev or (None,) * len(DOMAINS), new, strict=True):
-            code = _DOMAIN_CODE[d]
-            inc = int(chip.divider_increment(d, v_new))
-            if v_old == v_new:
-                continue
-            if v_old is not None and v_new < v_old:
-                emit(
-                    Opcode.SET_FREQ,
-                    f"{why}: {d.value} down to {v_new:.2f} V, clock first",
-                    domain=code,
-                    increment=inc,
-                )
-                emit(
-                    Opcode.CONNECT,
-                    f"{why}: {d.value} to rail {rail_of[v_new]}",
-                    domain=code,
-                    rail=rail_of[v_new],
-                )
-            else:
-                verb = "power up at" if v_old is None else "up to"
-                emit(
-                    Opcode.CONNECT,
-                    f"{why}: {d.value} {verb} {v_new:.2f} V, supply first",
-                    domain=code,
-                    rail=rail_of[v_new],
-                )
-                emit(Opcode.SET_FREQ, f"{why}: {d.value} clock", domain=code, increment=inc)
+        emit_state(emit, chip, rail_of, prev, new, why)
 
     on = [layer.banks_on for layer in table.layers]
     start_banks = on[0] if sleep else on[last]
@@ -251,6 +224,45 @@ def compile_schedule(
     return Program(
         tuple(emit.words), tuple(emit.comments), frame_start, rails, tuple(launch_layers)
     )
+
+
+def emit_state(
+    emit: "_Emitter",
+    chip: Chip,
+    rail_of: Mapping[float, int],
+    prev: tuple[float, ...] | None,
+    new: tuple[float, ...],
+    why: str,
+) -> None:
+    """Switch domains from ``prev`` (None: powered down) to ``new`` in a safe order: a domain's
+    clock is lowered before its supply, and raised only after its supply (CONNECT waits for it)."""
+    for d, v_old, v_new in zip(DOMAINS, prev or (None,) * len(DOMAINS), new, strict=True):
+        code = _DOMAIN_CODE[d]
+        inc = int(chip.divider_increment(d, v_new))
+        if v_old == v_new:
+            continue
+        if v_old is not None and v_new < v_old:
+            emit(
+                Opcode.SET_FREQ,
+                f"{why}: {d.value} down to {v_new:.2f} V, clock first",
+                domain=code,
+                increment=inc,
+            )
+            emit(
+                Opcode.CONNECT,
+                f"{why}: {d.value} to rail {rail_of[v_new]}",
+                domain=code,
+                rail=rail_of[v_new],
+            )
+        else:
+            verb = "power up at" if v_old is None else "up to"
+            emit(
+                Opcode.CONNECT,
+                f"{why}: {d.value} {verb} {v_new:.2f} V, supply first",
+                domain=code,
+                rail=rail_of[v_new],
+            )
+            emit(Opcode.SET_FREQ, f"{why}: {d.value} clock", domain=code, increment=inc)
 
 
 def check_schedule(schedule: ScheduleFile, table: CostTable) -> None:

@@ -52,6 +52,16 @@ def ns_to_cycles(ns: float, reference_mhz: float) -> int:
     return max(0, math.ceil(ns * reference_mhz / 1000.0 - 1e-9))
 
 
+def _store_cycles(chip: Chip) -> dict[str, int]:
+    if chip.intermittent is None:
+        return {}
+    store = chip.intermittent.checkpoint
+    return {
+        "store_write_cycles": max(1, ns_to_cycles(store.write_ns_per_word, chip.reference_mhz)),
+        "store_read_cycles": max(1, ns_to_cycles(store.read_ns_per_word, chip.reference_mhz)),
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class BankGeometry:
     """One power-switched bank as the hardware sees it."""
@@ -88,6 +98,14 @@ class PmuConfig:
         A SET_RAIL's regulator settles this long after the command.
     banks : tuple of BankGeometry
         Global bank index order: ifmap, ofmap (scratchpad), then RRAM.
+    store : bool
+        The build has the checkpoint store's engine (SAVE, RESTORE, COMMIT, RESUME): the builds
+        of intermittent runs. Battery runs use a build without it, whose simulation does not pay
+        for logic it never uses; there the commands stop the PMU with NO_STORE.
+    store_write_cycles, store_read_cycles : int
+        Reference cycles of one checkpoint-store word write / read (the chip file's
+        ``intermittent.checkpoint``; 1 for a chip without one, whose programs have no checkpoint
+        commands).
     """
 
     phase_bits: int
@@ -97,6 +115,9 @@ class PmuConfig:
     transition_cycles: int
     rail_settle_cycles: int
     banks: tuple[BankGeometry, ...]
+    store: bool = False
+    store_write_cycles: int = 1
+    store_read_cycles: int = 1
 
     def __post_init__(self) -> None:
         if not 1 <= self.rails <= 8:
@@ -107,8 +128,16 @@ class PmuConfig:
             )
 
     @classmethod
-    def from_chip(cls, chip: Chip, bank_counts: dict[BankKind, int]) -> "PmuConfig":
-        """``bank_counts``: banks per kind the hardware has (the simulation's fixed sizes)."""
+    def from_chip(
+        cls, chip: Chip, bank_counts: dict[BankKind, int], *, store: bool = False
+    ) -> "PmuConfig":
+        """``bank_counts``: banks per kind the hardware has (the simulation's fixed sizes);
+        ``store``: with the checkpoint store (the chip must have an ``intermittent`` section)."""
+        if store and chip.intermittent is None:
+            raise ValueError(
+                f"chip {chip.name!r} has no intermittent section: its checkpoint store is "
+                f"undefined (add one, docs/intermittent.md)"
+            )
         banks = []
         word = {BankKind.IFMAP: 0, BankKind.OFMAP: 0, BankKind.RRAM: 0}
         for kind in (BankKind.IFMAP, BankKind.OFMAP, BankKind.RRAM):
@@ -141,6 +170,8 @@ class PmuConfig:
             transition_cycles=ns_to_cycles(chip.transition_latency_ns, chip.reference_mhz),
             rail_settle_cycles=ns_to_cycles(chip.rail_settle_ns, chip.reference_mhz),
             banks=tuple(banks),
+            **(_store_cycles(chip) if store else {}),
+            store=store,
         )
 
     @property
@@ -155,6 +186,14 @@ class PmuConfig:
         """[first, last) global indices of the scratchpad (False) or RRAM (True) banks."""
         idx = [i for i, b in enumerate(self.banks) if (b.kind is BankKind.RRAM) == kind_is_rram]
         return (idx[0], idx[-1] + 1) if idx else (0, 0)
+
+    @property
+    def slot_words(self) -> int:
+        """Words of one checkpoint-store slot: the scratchpad's words, to a power of two (a
+        checkpoint never holds more than the scratchpad)."""
+        lo, hi = self.bank_range(kind_is_rram=False)
+        words = sum(b.words for b in self.banks[lo:hi])
+        return 1 << max(0, (words - 1).bit_length())
 
     def group_wake_cycles(self, group: int, mask: int) -> int:
         """Wake latency of a WAKE command: its banks become usable together, after the slowest."""

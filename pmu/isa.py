@@ -21,6 +21,7 @@ else:
     from amaranth.lib import enum
 
 __all__ = [
+    "HALT_POWER_OFF",
     "MEANING",
     "OPCODE_BITS",
     "WORD_BITS",
@@ -38,6 +39,10 @@ __all__ = [
 ]
 
 WORD_BITS = 64
+#: HALT's code for "power me off": the end of a power cycle of an intermittent program. The
+#: supply (the simulation wrapper) cuts the power; at the next power-up the PMU starts again
+#: from its ROM (and RESUMEs from the last checkpoint). Any other non-zero code is an error.
+HALT_POWER_OFF = 0xFE
 #: Bits of the opcode (bits 0 .. OPCODE_BITS - 1 of a word); the payload follows.
 OPCODE_BITS = 5
 
@@ -54,7 +59,7 @@ class IsaError(ValueError):
 
 
 class Opcode(enum.Enum, shape=OPCODE_BITS):
-    """What a command does (meanings in ``MEANING``). Values 13..31 are illegal."""
+    """What a command does (meanings in ``MEANING``). Values 17..31 are illegal."""
 
     HALT = 0
     SET_PERIOD = 1
@@ -69,11 +74,18 @@ class Opcode(enum.Enum, shape=OPCODE_BITS):
     IDLE = 10
     SLEEP = 11
     LOOP = 12
+    SAVE = 13
+    RESTORE = 14
+    COMMIT = 15
+    RESUME = 16
 
 
 #: What each opcode does; the PMU RTL implements exactly this.
 MEANING: dict[Opcode, str] = {
-    Opcode.HALT: "stop; code 0 is the normal end of a program, any other value an error code",
+    Opcode.HALT: (
+        "stop; code 0 is the normal end of a program, 254 (`HALT_POWER_OFF`) the end of a power "
+        "cycle (the supply powers the chip off), any other value an error code"
+    ),
     Opcode.SET_PERIOD: "program the frame period timer (reference cycles) and restart it",
     Opcode.SET_RAIL: (
         "program rail `rail` to voltage level `level` (index into the chip's grid); "
@@ -102,6 +114,23 @@ MEANING: dict[Opcode, str] = {
         "jump to command `target` `count` more times (0: forever); one loop register, so a "
         "different LOOP met while one is counting is an error (no nesting)"
     ),
+    Opcode.SAVE: (
+        "copy `words` scratchpad words from `base` to the checkpoint store's free slot (the one "
+        "the last COMMIT or RESUME did not make current), after those of the previous SAVEs; "
+        "`first` starts a checkpoint: it first writes the free slot's marker invalid"
+    ),
+    Opcode.RESTORE: (
+        "copy `words` words of the current slot's checkpoint to the scratchpad from `base`, "
+        "after those of the previous RESTOREs; `first` starts from the slot's first word"
+    ),
+    Opcode.COMMIT: (
+        "write the free slot's marker (the next sequence number, `resume`, `boundary`) in one "
+        "store write: the checkpoint is committed and its slot becomes the current one"
+    ),
+    Opcode.RESUME: (
+        "read both slots' markers; if one is valid, make the newer one current and jump to "
+        "its `resume` command, else go on with the next command (nothing committed yet)"
+    ),
 }
 
 
@@ -111,7 +140,7 @@ class ErrorCode(enum.Enum, shape=8):
     PMU clock ticks (docs/pmu.md)."""
 
     NONE = 0
-    ILLEGAL_OPCODE = 1  # opcode 13..31
+    ILLEGAL_OPCODE = 1  # opcode 17..31
     ILLEGAL_DOMAIN = 2  # domain code 3
     UNUSED_BITS = 3  # non-zero bits above the opcode's payload
     RAIL_RANGE = 4  # rail index >= the chip's rails
@@ -124,6 +153,8 @@ class ErrorCode(enum.Enum, shape=8):
     END_OF_PROGRAM = 11  # fetch beyond the loaded command words
     WATCHDOG = 12  # the command budget of the run (simulation plusarg) is used up
     CLOCK_STOPPED = 13  # LAUNCH while a domain's increment is 0 (the ops could never finish)
+    STORE_RANGE = 14  # SAVE/RESTORE beyond the scratchpad or beyond a checkpoint-store slot
+    NO_STORE = 15  # a checkpoint command on a build without the checkpoint store
 
 
 class DomainCode(enum.Enum, shape=2):
@@ -149,6 +180,10 @@ _PAYLOAD_FIELDS: dict[Opcode, dict[str, int]] = {
     Opcode.IDLE: {},
     Opcode.SLEEP: {},
     Opcode.LOOP: {"target": 12, "count": 16},
+    Opcode.SAVE: {"first": 1, "base": 24, "words": 24},
+    Opcode.RESTORE: {"first": 1, "base": 24, "words": 24},
+    Opcode.COMMIT: {"resume": 12, "boundary": 16},
+    Opcode.RESUME: {},
 }
 
 

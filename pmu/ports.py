@@ -7,8 +7,8 @@ PMU's own buses: run limits, status, bank commands, voltage codes and counter bu
 
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from voltflow.hw.signatures import ClockIncrements, Counters, Launch, MemoryRead
-from voltflow.hw.widths import CLOCK_DOMAINS, GROUP_BANKS, TIME_BITS
+from voltflow.hw.signatures import ClockIncrements, Counters, Launch, MemoryRead, MemoryWrite
+from voltflow.hw.widths import ADDR_BITS, CLOCK_DOMAINS, GROUP_BANKS, TIME_BITS
 from voltflow.pmu.config import (
     BUDGET_BITS,
     COMMAND_ADDR_BITS,
@@ -21,6 +21,8 @@ from voltflow.pmu.isa import WORD_BITS, ErrorCode, Opcode, payload_fields
 from voltflow.scheduler.chip import BankKind
 
 __all__ = [
+    "STORE_ADDR_BITS",
+    "STORE_EVENTS",
     "VIOLATION_COUNTERS",
     "VOLTAGE_CODE_BITS",
     "BankCommand",
@@ -35,6 +37,10 @@ __all__ = [
     "sequencer_buses",
 ]
 
+#: A checkpoint-store word address: two markers and two slots of up to 2^ADDR_BITS words.
+STORE_ADDR_BITS = ADDR_BITS + 2
+#: The checkpoint store's event counters (words written, words read; markers included).
+STORE_EVENTS = ("store_writes", "store_reads")
 #: A voltage code: 0 = unpowered, k + 1 = grid level k (at most 16 levels).
 VOLTAGE_CODE_BITS = 5
 #: The violation monitors' counters (``*_first``: the cycle of the first one).
@@ -49,6 +55,7 @@ def power_counter_names(config: PmuConfig) -> tuple[str, ...]:
     names += [*TRANSITION_KINDS, "asleep_cycles", "idle_cycles", "frames", "overruns"]
     names += [f"bank_cycles_{kind.value}_{k}" for kind in BankKind for k in levels]
     names += [f"wakes_{kind.value}" for kind in BankKind]
+    names += STORE_EVENTS
     return tuple(names)
 
 
@@ -93,6 +100,10 @@ class Status(wiring.Signature):
         The PMU has stopped (HALT or error) in cycle ``end_cycle``.
     launch_exec : Out(64), launch_done : Out(1)
         The cycle of the last LAUNCH; its ops are done (one-cycle pulse).
+    tick_end : Out(64)
+        ``now`` + the present tick's length: the tick covers cycles ``now .. tick_end - 1`` and its
+        effects (a checkpoint-store write among them) land at its end, so a power failure in a
+        cycle below ``tick_end`` loses them.
     """
 
     def __init__(self) -> None:
@@ -106,6 +117,7 @@ class Status(wiring.Signature):
                 "end_cycle": Out(TIME_BITS),
                 "launch_exec": Out(TIME_BITS),
                 "launch_done": Out(1),
+                "tick_end": Out(TIME_BITS),
             }
         )
 
@@ -169,8 +181,13 @@ class PmuCounters(wiring.Signature):
 
 def sequencer_buses(config: PmuConfig) -> dict[str, wiring.Member]:
     """The PMU sequencer's buses that the power-management unit passes on as they are: command
-    memory, run limits, launches, clock increments, supply switches and status."""
+    memory, run limits, launches, clock increments, supply switches, status, the checkpoint
+    store's ports and the scratchpad ports of its copies (SAVE reads, RESTORE writes)."""
     return {
+        "store_read": Out(MemoryRead(addr_bits=STORE_ADDR_BITS, data_bits=WORD_BITS)),
+        "store_write": Out(MemoryWrite(addr_bits=STORE_ADDR_BITS, data_bits=WORD_BITS)),
+        "copy_read": Out(MemoryRead(addr_bits=ADDR_BITS, data_bits=WORD_BITS, strobe=True)),
+        "copy_write": Out(MemoryWrite(addr_bits=ADDR_BITS, data_bits=WORD_BITS)),
         "cmd": Out(CommandMemory()),
         "limits": In(RunLimits()),
         "launch": Out(LaunchPort()),

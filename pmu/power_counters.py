@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 from voltflow.hw.signatures import Counters
 from voltflow.hw.widths import CLOCK_DOMAINS, SELECT_BITS, TIME_BITS
 from voltflow.pmu.config import TRANSITION_KINDS, PmuConfig
-from voltflow.pmu.ports import VoltageCodes, power_counter_names
+from voltflow.pmu.ports import STORE_EVENTS, VoltageCodes, power_counter_names
 from voltflow.scheduler.chip import BANK_DOMAIN, BankKind
 
 __all__ = ["PowerCounters"]
@@ -52,6 +52,7 @@ class PowerCounters(wiring.Component):
                 **{f"{kind}_inc": In(SELECT_BITS) for kind in TRANSITION_KINDS},
                 **{f"on_{kind.value}": In(SELECT_BITS) for kind in BankKind},
                 **{f"wakes_{kind.value}_inc": In(SELECT_BITS) for kind in BankKind},
+                **{f"{event}_inc": In(1) for event in STORE_EVENTS},
                 "counters": Out(Counters(power_counter_names(config), bits=TIME_BITS)),
             }
         )
@@ -76,6 +77,9 @@ class PowerCounters(wiring.Component):
         for kind in TRANSITION_KINDS:
             counter = getattr(self.counters, kind)
             m.d.sync += counter.eq(counter + getattr(self, f"{kind}_inc"))
+        for event in STORE_EVENTS:
+            counter = getattr(self.counters, event)
+            m.d.sync += counter.eq(counter + getattr(self, f"{event}_inc"))
         with m.If(self.asleep):
             m.d.sync += self.counters.asleep_cycles.eq(self.counters.asleep_cycles + self.delta)
         with m.If(self.idle):

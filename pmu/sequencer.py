@@ -3,10 +3,17 @@
 from amaranth.hdl import Array, Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import Out
-from voltflow.hw.widths import CLOCK_DOMAINS, GROUP_BANKS, TIME_BITS
+from voltflow.hw.widths import ADDR_BITS, CLOCK_DOMAINS, GROUP_BANKS, TIME_BITS
 from voltflow.pmu.config import COMMAND_ADDR_BITS, COMMAND_WORDS, PmuConfig
-from voltflow.pmu.isa import OPCODE_BITS, Command, ErrorCode, Opcode, payload_fields
-from voltflow.pmu.ports import VOLTAGE_CODE_BITS, BankCommand, VoltageCodes, sequencer_buses
+from voltflow.pmu.isa import OPCODE_BITS, WORD_BITS, Command, ErrorCode, Opcode, payload_fields
+from voltflow.pmu.ports import (
+    STORE_ADDR_BITS,
+    VOLTAGE_CODE_BITS,
+    BankCommand,
+    VoltageCodes,
+    sequencer_buses,
+)
+from voltflow.pmu.store import DATA_BASE, MAGIC, SEQUENCE_BITS, Marker
 
 __all__ = ["PmuSequencer"]
 
@@ -15,6 +22,7 @@ _DOMAINS = CLOCK_DOMAINS  # DomainCode order
 #: power counters.
 _EVENTS = (
     "rail_set", "supply_switch", "freq_change", "sleep", "frame", "overrun", "asleep", "idle",
+    "store_write_event", "store_read_event",
 )  # fmt: skip
 
 
@@ -98,6 +106,22 @@ class PmuSequencer(wiring.Component):
         dom_prev = Array(Signal(VOLTAGE_CODE_BITS, name=f"{d}_prev") for d in _DOMAINS)
         dom_until = Array(Signal(TIME_BITS, name=f"{d}_until") for d in _DOMAINS)
         incs = Array(getattr(self.clocks, d) for d in _DOMAINS)
+        # The checkpoint store (pmu/store.py): the current slot (1 after reset, so the first
+        # checkpoint goes to slot 0), its sequence number, the SAVE/RESTORE word offsets, and the
+        # copy in progress (STORE state: one tick per store word).
+        current = Signal(init=1)
+        sequence = Signal(SEQUENCE_BITS)
+        save_off = Signal(ADDR_BITS + 1)
+        restore_off = Signal(ADDR_BITS + 1)
+        cp_kind = Signal(Opcode)
+        cp_left = Signal(ADDR_BITS + 1)  # words still to copy
+        cp_inval = Signal()  # SAVE first: the free slot's marker is written invalid first
+        cp_spad = Signal(ADDR_BITS)
+        cp_store = Signal(STORE_ADDR_BITS)
+        cp_marker = Signal(WORD_BITS)  # COMMIT's marker; RESUME's first marker read
+        slot_words = cfg.slot_words
+        spad_lo, spad_hi = cfg.bank_range(kind_is_rram=False)
+        spad_words = sum(b.words for b in cfg.banks[spad_lo:spad_hi])
 
         def lower(a: Value, b: Value) -> Value:
             return Mux(a < b, a, b)
@@ -151,6 +175,15 @@ class PmuSequencer(wiring.Component):
         first, count = p.launch.first, p.launch.count
         inc_zero = (self.clocks.sys == 0) | (self.clocks.rram == 0) | (self.clocks.feeder == 0)
 
+        # SAVE and RESTORE share a layout; their ranges: the scratchpad and one store slot.
+        copy_op = (op == Opcode.SAVE) | (op == Opcode.RESTORE)
+        copy_first, copy_base, copy_words = p.save.first, p.save.base, p.save.words
+        copy_off = Signal(ADDR_BITS + 1)
+        m.d.comb += copy_off.eq(Mux(copy_first, 0, Mux(op == Opcode.SAVE, save_off, restore_off)))
+        copy_end_spad = copy_base + copy_words > spad_words
+        copy_end_slot = copy_off + copy_words > slot_words
+        free = ~current
+
         err = Signal(ErrorCode)
         checks = [
             ((self.limits.budget != 0) & (executed >= self.limits.budget), ErrorCode.WATCHDOG),
@@ -180,6 +213,11 @@ class PmuSequencer(wiring.Component):
             (((op == Opcode.IDLE) | (op == Opcode.SLEEP)) & (period == 0), ErrorCode.PERIOD),
             ((op == Opcode.LOOP) & loop_armed & (loop_pc != pc), ErrorCode.LOOP_NESTED),
         ]
+        if cfg.store:
+            checks.append((copy_op & (copy_end_spad | copy_end_slot), ErrorCode.STORE_RANGE))
+        else:
+            is_store_op = (raw_op >= Opcode.SAVE.value) & (raw_op <= Opcode.RESUME.value)
+            checks.append((is_store_op, ErrorCode.NO_STORE))
         with m.If(checks[0][0]):
             m.d.comb += err.eq(checks[0][1])
         for cond, code in checks[1:]:
@@ -189,6 +227,7 @@ class PmuSequencer(wiring.Component):
         # ---- time ------------------------------------------------------------------------------
         m.d.comb += self.cmd.addr.eq(pc)
         m.d.sync += now.eq(now + self.delta)
+        m.d.comb += self.status.tick_end.eq(now + self.delta)
 
         def go(cont: object, kind: int = 0) -> None:
             """Continue with the next command at cycle ``cont`` (>= now + 1)."""
@@ -281,6 +320,42 @@ class PmuSequencer(wiring.Component):
                                     m.d.sync += [conn_on[i].eq(0), incs[i].eq(0)]
                             m.d.sync += deadline.eq(deadline + period)
                             go(deadline, Mux(is_sleep, 2, 1))
+                        if cfg.store:  # the checkpoint commands (an intermittent build)
+                            with m.Case(Opcode.SAVE):
+                                m.d.sync += [
+                                    cp_kind.eq(Opcode.SAVE),
+                                    cp_left.eq(copy_words),
+                                    cp_inval.eq(copy_first),
+                                    cp_spad.eq(copy_base),
+                                    cp_store.eq(DATA_BASE + Mux(free, slot_words, 0) + copy_off),
+                                    save_off.eq(copy_off + copy_words),
+                                ]
+                                with m.If(copy_first | (copy_words != 0)):
+                                    m.next = "STORE"
+                            with m.Case(Opcode.RESTORE):
+                                m.d.sync += [
+                                    cp_kind.eq(Opcode.RESTORE),
+                                    cp_left.eq(copy_words),
+                                    cp_spad.eq(copy_base),
+                                    cp_store.eq(DATA_BASE + Mux(current, slot_words, 0) + copy_off),
+                                    restore_off.eq(copy_off + copy_words),
+                                ]
+                                with m.If(copy_words != 0):
+                                    m.next = "STORE"
+                            with m.Case(Opcode.COMMIT):
+                                marker = Marker(cp_marker[:60])
+                                m.d.sync += [
+                                    cp_kind.eq(Opcode.COMMIT),
+                                    cp_marker.eq(0),
+                                    marker.magic.eq(MAGIC),
+                                    marker.sequence.eq(sequence + 1),
+                                    marker.resume.eq(p.commit.resume),
+                                    marker.boundary.eq(p.commit.boundary),
+                                ]
+                                m.next = "STORE"
+                            with m.Case(Opcode.RESUME):
+                                m.d.sync += [cp_kind.eq(Opcode.RESUME), cp_left.eq(2)]
+                                m.next = "STORE"
                         with m.Case(Opcode.LOOP):
                             target = p.loop.target
                             with m.If(p.loop.count == 0):
@@ -309,6 +384,102 @@ class PmuSequencer(wiring.Component):
                     m.d.comb += self.status.launch_done.eq(1)
                     m.d.sync += self.launch.start.eq(0)
                     m.next = "EXEC"
+            if cfg.store:
+                with m.State("STORE"):
+                    # One tick per store word: a write lands at the tick's end, W cycles after it
+                    # starts; a read takes R cycles. The tick's ``delta`` skips the cycles between.
+                    writes = (cp_kind == Opcode.SAVE) | (cp_kind == Opcode.COMMIT)
+                    m.d.comb += self.delta.eq(
+                        Mux(writes, cfg.store_write_cycles, cfg.store_read_cycles)
+                    )
+                    with m.Switch(cp_kind):
+                        with m.Case(Opcode.SAVE):
+                            m.d.comb += self.store_write_event.eq(1)
+                            with m.If(cp_inval):
+                                m.d.comb += [
+                                    self.store_write.en.eq(1),
+                                    self.store_write.addr.eq(free),
+                                    self.store_write.data.eq(0),
+                                ]
+                                m.d.sync += cp_inval.eq(0)
+                                with m.If(cp_left == 0):
+                                    m.next = "EXEC"
+                            with m.Else():
+                                m.d.comb += [
+                                    self.copy_read.en.eq(1),
+                                    self.copy_read.addr.eq(cp_spad),
+                                    self.store_write.en.eq(1),
+                                    self.store_write.addr.eq(cp_store),
+                                    self.store_write.data.eq(self.copy_read.data),
+                                ]
+                                m.d.sync += [
+                                    cp_spad.eq(cp_spad + 1),
+                                    cp_store.eq(cp_store + 1),
+                                    cp_left.eq(cp_left - 1),
+                                ]
+                                with m.If(cp_left == 1):
+                                    m.next = "EXEC"
+                        with m.Case(Opcode.RESTORE):
+                            m.d.comb += [
+                                self.store_read_event.eq(1),
+                                self.store_read.addr.eq(cp_store),
+                                self.copy_write.en.eq(1),
+                                self.copy_write.addr.eq(cp_spad),
+                                self.copy_write.data.eq(self.store_read.data),
+                            ]
+                            m.d.sync += [
+                                cp_spad.eq(cp_spad + 1),
+                                cp_store.eq(cp_store + 1),
+                                cp_left.eq(cp_left - 1),
+                            ]
+                            with m.If(cp_left == 1):
+                                m.next = "EXEC"
+                        with m.Case(Opcode.COMMIT):
+                            m.d.comb += [
+                                self.store_write_event.eq(1),
+                                self.store_write.en.eq(1),
+                                self.store_write.addr.eq(free),
+                                self.store_write.data.eq(cp_marker),
+                            ]
+                            m.d.sync += [current.eq(free), sequence.eq(sequence + 1)]
+                            m.next = "EXEC"
+                        with m.Case(Opcode.RESUME):
+                            # Tick 1 reads marker 0 into cp_marker; tick 2 reads marker 1 and
+                            # chooses (the newer valid one by serial-number arithmetic).
+                            m.d.comb += [
+                                self.store_read_event.eq(1),
+                                self.store_read.addr.eq(cp_left == 1),
+                            ]
+                            m.d.sync += cp_left.eq(cp_left - 1)
+                            with m.If(cp_left == 2):
+                                m.d.sync += cp_marker.eq(self.store_read.data)
+                            with m.Else():
+                                m0, m1 = Marker(cp_marker[:60]), Marker(self.store_read.data[:60])
+                                valid0 = Signal()
+                                valid1 = Signal()
+                                ahead = Signal(SEQUENCE_BITS)
+                                m.d.comb += [
+                                    valid0.eq((m0.magic == MAGIC) & (cp_marker[60:] == 0)),
+                                    valid1.eq(
+                                        (m1.magic == MAGIC) & (self.store_read.data[60:] == 0)
+                                    ),
+                                    ahead.eq(m1.sequence - m0.sequence),
+                                ]
+                                newer1 = (ahead != 0) & ~ahead[SEQUENCE_BITS - 1]
+                                pick1 = valid1 & (~valid0 | newer1)
+                                with m.If(pick1):
+                                    m.d.sync += [
+                                        current.eq(1),
+                                        sequence.eq(m1.sequence),
+                                        pc.eq(m1.resume),
+                                    ]
+                                with m.Elif(valid0):
+                                    m.d.sync += [
+                                        current.eq(0),
+                                        sequence.eq(m0.sequence),
+                                        pc.eq(m0.resume),
+                                    ]
+                                m.next = "EXEC"
             with m.State("STOPPED"):
                 m.d.comb += self.delta.eq(0)
         return m

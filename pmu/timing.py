@@ -14,6 +14,9 @@ from t + 1; the next command executes at its continuation c):
   t + 1 + rail_settle_cycles.
 - LAUNCH: the accelerator runs its ops in cycles t + 2 .. t + 1 + C (C = the ops' reference
   cycles at the present increments); the PMU sees ``done`` at t + 2 + C; c = t + 3 + C.
+- SAVE: c = t + 1 + (first + words) * W; RESTORE: c = t + 1 + words * R; COMMIT: c = t + 1 + W;
+  RESUME: c = t + 1 + 2 * R (W, R: a checkpoint-store word write / read; pmu/store.py). RESUME
+  then continues at the newer valid marker's ``resume`` command, or at pc + 1.
 - IDLE / SLEEP: c = max(t + 1, deadline), then deadline += period (SET_PERIOD at t sets the
   period and deadline = t + period). SLEEP first powers every domain off (supply and clock) and
   gates every bank.
@@ -24,7 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from voltflow.pmu.config import COMMAND_WORDS, GROUP_BANKS, TRANSITION_KINDS, PmuConfig
-from voltflow.pmu.isa import DomainCode, ErrorCode, Instr, IsaError, Opcode, decode
+from voltflow.pmu.isa import HALT_POWER_OFF, DomainCode, ErrorCode, Instr, IsaError, Opcode, decode
+from voltflow.pmu.store import marker_word, newer, read_marker
 from voltflow.scheduler.chip import BANK_DOMAIN, DOMAINS, BankKind
 
 __all__ = [
@@ -34,8 +38,10 @@ __all__ = [
     "Launch",
     "Outcome",
     "RunawayProgramError",
+    "StoreState",
     "SupplyState",
     "predict",
+    "predict_power_cycles",
 ]
 
 #: A LAUNCH executed at t sees the accelerator's ``done`` at t + LAUNCH_DONE_DELAY + C.
@@ -52,6 +58,10 @@ _SUPPLY_COMMANDS = frozenset(
 )
 
 
+#: The checkpoint commands (a build with the store only).
+_STORE_COMMANDS = frozenset({Opcode.SAVE, Opcode.RESTORE, Opcode.COMMIT, Opcode.RESUME})
+
+
 @dataclass(frozen=True, slots=True)
 class SupplyState:
     """What powers the chip at one moment: the rails' voltage codes (0 off, k + 1 grid level k),
@@ -61,6 +71,22 @@ class SupplyState:
     rail_codes: tuple[int, ...]
     domain_rails: tuple[int | None, ...]
     banks_on: tuple[bool, ...]
+
+
+@dataclass(slots=True)
+class StoreState:
+    """The checkpoint store's markers as the PMU model sees them (the data words are the RTL's;
+    the model needs only what decides timing and jumps), and the PMU's store registers, which a
+    power failure resets: ``current`` slot (1 after reset, so the first checkpoint goes to slot
+    0), its ``sequence`` and the SAVE/RESTORE word offsets."""
+
+    markers: list[int] = field(default_factory=lambda: [0, 0])
+    current: int = 1
+    sequence: int = 0
+    save_offset: int = 0
+    restore_offset: int = 0
+    writes: int = 0  # store words written (markers included)
+    reads: int = 0  # store words read (markers included)
 
 
 class RunawayProgramError(ValueError):
@@ -106,6 +132,8 @@ class Outcome:
     overclock_count: int = 0
     overclock_first: int | None = None
     command_cycles: list[tuple[int, int]] = field(default_factory=list)  # (pc, cycle) executed
+    store: StoreState = field(default_factory=StoreState)
+    failed_at: int | None = None  # the supply failed in this cycle (predict's ``fail_at``)
 
     @property
     def cycles(self) -> int:
@@ -132,6 +160,7 @@ class Outcome:
         ):
             values |= {f"bank_cycles_{kind.value}_{k}": c for k, c in enumerate(row)}
             values[f"wakes_{kind.value}"] = wakes
+        values |= {"store_writes": self.store.writes, "store_reads": self.store.reads}
         return values
 
 
@@ -253,6 +282,8 @@ def predict(
     budget: int = 0,
     max_commands: int = 10_000_000,
     on_supply: Callable[[int | None, SupplyState], None] | None = None,
+    markers: Sequence[int] = (0, 0),
+    fail_at: int | None = None,
 ) -> Outcome:
     """Run ``words`` on the PMU model.
 
@@ -276,6 +307,13 @@ def predict(
         ``(pc, state)``: called with the reset state (``pc`` None), then after every executed
         command that can change what powers the chip (SET_RAIL, CONNECT, GATE, WAKE, SLEEP),
         with the command's address and the :class:`SupplyState` from the next cycle on.
+    markers : (int, int)
+        The checkpoint store's two marker words when the PMU starts (they survive power
+        failures); the outcome's ``store`` holds them at the end.
+    fail_at : int, optional
+        The cycle at which the supply fails: the tick that covers it loses its effects (a store
+        write lands at the end of its tick, so one that would land after ``fail_at`` is lost), and
+        the model stops there with ``failed_at`` set (counters up to the interrupted command).
     """
     cfg = config
     pmu = _Pmu(cfg)
@@ -287,6 +325,11 @@ def predict(
     loop_armed = False
     loop_pc = 0
     loop_left = 0
+    store = out.store
+    store.markers = list(markers)
+    write, read = cfg.store_write_cycles, cfg.store_read_cycles
+    spad_lo, spad_hi = cfg.bank_range(kind_is_rram=False)
+    spad_words = sum(b.words for b in cfg.banks[spad_lo:spad_hi])
 
     def stop(error: ErrorCode) -> Outcome:
         out.error = error
@@ -302,7 +345,15 @@ def predict(
     decoded: dict[int, tuple[ErrorCode, Instr | None, dict[str, int]]] = {}
     if on_supply is not None:
         on_supply(None, pmu.supply_state())
+
+    def fail() -> Outcome:
+        assert fail_at is not None
+        out.failed_at = out.end_cycle = fail_at  # the power cycle ends in the failing cycle
+        return out
+
     while True:
+        if fail_at is not None and t >= fail_at:
+            return fail()
         if out.commands >= max_commands:
             raise RunawayProgramError(
                 f"the program ran {max_commands:,} commands without reaching HALT or an error "
@@ -339,6 +390,16 @@ def predict(
             return stop(ErrorCode.PERIOD)
         if op is Opcode.LOOP and loop_armed and loop_pc != pc:
             return stop(ErrorCode.LOOP_NESTED)
+        if op in _STORE_COMMANDS and not cfg.store:
+            return stop(ErrorCode.NO_STORE)
+        if op in (Opcode.SAVE, Opcode.RESTORE):
+            offset = (
+                0
+                if a["first"]
+                else (store.save_offset if op is Opcode.SAVE else store.restore_offset)
+            )
+            if a["base"] + a["words"] > spad_words or offset + a["words"] > cfg.slot_words:
+                return stop(ErrorCode.STORE_RANGE)
         if op is Opcode.HALT:
             out.halt_code = a["code"]
             return finish()
@@ -410,6 +471,44 @@ def predict(
                 out.asleep_cycles += c - t
             else:
                 out.idle_cycles += c - t
+        elif op is Opcode.SAVE:
+            if a["first"] and (fail_at is None or fail_at >= t + 1 + write):
+                store.markers[1 - store.current] = 0
+                store.save_offset = 0
+                store.writes += 1
+            store.save_offset += a["words"]
+            store.writes += a["words"]
+            c = t + 1 + (a["first"] + a["words"]) * write
+        elif op is Opcode.RESTORE:
+            if a["first"]:
+                store.restore_offset = 0
+            store.restore_offset += a["words"]
+            store.reads += a["words"]
+            c = t + 1 + a["words"] * read
+        elif op is Opcode.COMMIT:
+            free = 1 - store.current
+            old_marker = store.markers[free]
+            store.sequence = (store.sequence + 1) % (1 << 16)
+            store.markers[free] = marker_word(store.sequence, a["resume"], a["boundary"])
+            store.current = free
+            store.writes += 1
+            c = t + 1 + write
+        elif op is Opcode.RESUME:
+            store.reads += 2
+            c = t + 1 + 2 * read
+            found = [read_marker(w) for w in store.markers]
+            if found[0] is not None or found[1] is not None:
+                first, second = found
+                if first is None:
+                    pick = 1
+                elif second is None:
+                    pick = 0
+                else:
+                    pick = int(newer(second.sequence, first.sequence))
+                chosen = found[pick]
+                assert chosen is not None
+                store.current, store.sequence = pick, chosen.sequence
+                next_pc = chosen.resume
         elif op is Opcode.LOOP:
             if a["count"] == 0:
                 next_pc = a["target"]
@@ -421,6 +520,14 @@ def predict(
             else:
                 loop_left -= 1
                 next_pc = a["target"]
+        if fail_at is not None and c > fail_at:
+            # Interrupted: of the store writes, only those whose tick ended before the failure
+            # landed. SAVE's invalidation ends at t + 1 + W, COMMIT's marker at t + 1 + W = c.
+            if op is Opcode.COMMIT:
+                store.markers[store.current] = old_marker
+            if op is Opcode.LAUNCH:
+                out.launches.pop()  # its ops never reported done
+            return fail()
         if on_supply is not None and op in _SUPPLY_COMMANDS:
             on_supply(pc, pmu.supply_state())
         pmu.account(t + 1, c)
@@ -435,3 +542,39 @@ def _decode(word: int) -> tuple[ErrorCode, Instr | None]:
     except IsaError as exc:
         assert exc.error is not None
         return exc.error, None
+
+
+def predict_power_cycles(
+    words: Sequence[int],
+    config: PmuConfig,
+    launch_cycles: Callable[[int, int, tuple[int, int, int]], int],
+    *,
+    program_ops: int,
+    failures: Sequence[int] = (),
+    markers: Sequence[int] = (0, 0),
+    max_cycles: int = 100_000,
+) -> list[Outcome]:
+    """Run an intermittent program through its power cycles: each ends with HALT_POWER_OFF (the
+    next one boots with the store's markers as they are), with a supply failure (power cycle k
+    fails at its cycle ``failures[k]``, as :func:`predict`'s ``fail_at``; failures the program
+    does not live to see are not used), or with any other stop, which ends the run. One
+    :class:`Outcome` per power cycle."""
+    outcomes: list[Outcome] = []
+    pending = list(failures)
+    state = list(markers)
+    while len(outcomes) < max_cycles:
+        run = predict(
+            words,
+            config,
+            launch_cycles,
+            program_ops=program_ops,
+            markers=state,
+            fail_at=pending[0] if pending else None,
+        )
+        outcomes.append(run)
+        state = list(run.store.markers)
+        if run.failed_at is not None:
+            pending.pop(0)
+        elif run.halt_code != HALT_POWER_OFF or run.error is not ErrorCode.NONE:
+            return outcomes
+    raise RunawayProgramError(f"the program did not finish within {max_cycles:,} power cycles")

@@ -99,6 +99,8 @@ class PowerManagementUnit(wiring.Component):
             cnt.idle.eq(seq.idle),
             cnt.frame.eq(seq.frame),
             cnt.overrun.eq(seq.overrun),
+            cnt.store_writes_inc.eq(seq.store_write_event),
+            cnt.store_reads_inc.eq(seq.store_read_event),
         ]
         # Transition counts: the sequencer's pulses and the bank switches' bank counts.
         events = {

@@ -15,6 +15,7 @@ from voltflow.hw.signatures import BankPower, Counters, MemoryRead, MemoryWrite,
 from voltflow.hw.widths import ADDR_BITS, COUNTER_BITS, WORD_BITS, WORD_LANES
 from voltflow.pmu.config import PROGRAM_ADDR_BITS, PmuConfig
 from voltflow.pmu.ports import (
+    STORE_ADDR_BITS,
     CommandMemory,
     LaunchPort,
     PmuCounters,
@@ -95,6 +96,8 @@ def chip_signature(accel: AccelConfig, pmu: PmuConfig) -> wiring.Signature:
                 MemoryWrite(addr_bits=ADDR_BITS, data_bits=WORD_BITS, mask_bits=WORD_LANES)
             ),
             "rram_read": Out(MemoryRead(addr_bits=ADDR_BITS, data_bits=WORD_BITS)),
+            "store_read": Out(MemoryRead(addr_bits=STORE_ADDR_BITS, data_bits=WORD_BITS)),
+            "store_write": Out(MemoryWrite(addr_bits=STORE_ADDR_BITS, data_bits=WORD_BITS)),
             "op_done": Out(1),
             "op_index": Out(PROGRAM_ADDR_BITS),
             "launch": Out(outputs(LaunchPort())),
@@ -203,7 +206,10 @@ class ChipTop(wiring.Component):
     prog : Out(ProgramMemory)
         The layer-program memory.
     spad_read : Out(MemoryRead), spad_write : Out(MemoryWrite), rram_read : Out(MemoryRead)
-        The scratchpad and RRAM ports, after isolation.
+        The scratchpad and RRAM ports, after isolation (the scratchpad's are the PMU's while a
+        SAVE or RESTORE copies).
+    store_read : Out(MemoryRead), store_write : Out(MemoryWrite)
+        The checkpoint store's ports (driven by the PMU; pmu/store.py).
     op_done : Out(1), op_index : Out(12)
         Pulses one cycle after each op's last cycle.
     launch : Out(outputs(LaunchPort))
@@ -244,27 +250,38 @@ class ChipTop(wiring.Component):
         connect(m, flipped(self.supply), pmu.supply)
         connect(m, flipped(self.counters), core.counters)
         connect(m, flipped(self.pmu_counters), pmu.counters)
+        connect(m, flipped(self.store_read), pmu.store_read)
+        connect(m, flipped(self.store_write), pmu.store_write)
         m.d.comb += [self.op_done.eq(core.op_done), self.op_index.eq(core.op_index)]
 
-        # The scratchpad and RRAM through the isolation of the bank switches.
+        # The scratchpad and RRAM through the isolation of the bank switches. Between launches
+        # the PMU's checkpoint copies use the scratchpad ports (SAVE reads, RESTORE writes).
         access = pmu.access
+        copy_read, copy_write = pmu.copy_read, pmu.copy_write
+        spad_raddr = Mux(copy_read.en, copy_read.addr, core.spad_read.addr)
+        spad_we = core.spad_write.en | copy_write.en
         m.d.comb += [
-            access.spad_raddr.eq(core.spad_read.addr),
-            access.spad_re.eq(core.spad_read.en),
-            access.spad_waddr.eq(core.spad_write.addr),
-            access.spad_we.eq(core.spad_write.en),
+            access.spad_raddr.eq(spad_raddr),
+            access.spad_re.eq(core.spad_read.en | copy_read.en),
+            access.spad_waddr.eq(Mux(copy_write.en, copy_write.addr, core.spad_write.addr)),
+            access.spad_we.eq(spad_we),
             access.rram_raddr.eq(core.rram_read.addr),
             access.rram_re.eq(core.rram_read.en),
-            self.spad_read.addr.eq(core.spad_read.addr),
-            self.spad_write.addr.eq(core.spad_write.addr),
-            self.spad_write.data.eq(core.spad_write.data),
-            self.spad_write.mask.eq(core.spad_write.mask),
+            self.spad_read.addr.eq(spad_raddr),
+            self.spad_write.addr.eq(access.spad_waddr),
+            self.spad_write.data.eq(Mux(copy_write.en, copy_write.data, core.spad_write.data)),
+            self.spad_write.mask.eq(
+                Mux(copy_write.en, (1 << WORD_LANES) - 1, core.spad_write.mask)
+            ),
             self.rram_read.addr.eq(core.rram_read.addr),
+            copy_read.data.eq(core.spad_read.data),
         ]
         flows = _flows(self.signature)
         for iso in MEMORY_ISOLATION:
             outside = getattr(getattr(self, iso.port), iso.signal)
             inside = getattr(getattr(core, iso.port), iso.signal)
+            if (iso.port, iso.signal) == ("spad_write", "en"):
+                inside = spad_we  # the core's or the PMU's copy
             grant = getattr(access, iso.grant)
             if flows[(iso.port, iso.signal)] is Flow.In:  # from the banks into the core
                 m.d.comb += inside.eq(Mux(grant, outside, iso.clamp))

@@ -34,6 +34,8 @@ class Checkpoint:
         The live tensors saved (empty at N without an output commit).
     data_words : int
         Scratchpad words they occupy (each shared word once).
+    spans : tuple of (int, int)
+        The scratchpad ``(base_word, words)`` ranges that hold them, disjoint and sorted.
     bits : int
         Bits written and read back: ``data_words * word_bits`` plus the progress marker (0 if
         nothing is saved).
@@ -45,6 +47,7 @@ class Checkpoint:
 
     boundary: int
     tensors: tuple[str, ...]
+    spans: tuple[tuple[int, int], ...]
     data_words: int
     bits: int
     write_energy_j: float
@@ -104,6 +107,7 @@ def plan_checkpoints(table: CostTable, spec: IntermittentSpec) -> tuple[Checkpoi
             Checkpoint(
                 boundary=k,
                 tensors=tensors,
+                spans=tuple(spans),
                 data_words=words,
                 bits=bits,
                 write_energy_j=bits * write_bit + words * spad_read + idle_w * write_s,

@@ -13,9 +13,10 @@ from voltflow.hw.widths import CLOCK_DOMAINS
 from voltflow.pmu.config import PmuConfig
 from voltflow.pmu.isa import ErrorCode
 from voltflow.pmu.ports import VIOLATION_COUNTERS
+from voltflow.pmu.store import DATA_BASE
 from voltflow.pmu.unit import COUNTER_PORTS, PowerManagementUnit
 
-__all__ = ["RtlOutcome", "run_programs", "stub_cycles"]
+__all__ = ["PowerCycles", "RtlOutcome", "run_programs", "run_with_failures", "stub_cycles"]
 
 DEPTH = 64
 
@@ -76,6 +77,32 @@ class _Harness(wiring.Component):
             pmu.limits.budget.eq(self.budget),
         ]
         m.submodules.stub = ResetInserter(self.restart)(_StubAccelerator(pmu))
+        # The checkpoint store (non-volatile) and a scratchpad for the PMU's copies. A restart is
+        # a power failure: the write of the tick it ends is lost (the bench scrambles the
+        # scratchpad afterwards; the store keeps its words).
+        cfg = self.config
+        lo, hi = cfg.bank_range(kind_is_rram=False)
+        self.spad_words = sum(b.words for b in cfg.banks[lo:hi])
+        m.submodules.store = self.store = store = Memory(
+            shape=64, depth=DATA_BASE + 2 * cfg.slot_words, init=[]
+        )
+        m.submodules.spad = self.spad = spad = Memory(shape=64, depth=self.spad_words, init=[])
+        store_rd = store.read_port(domain="comb")
+        store_wr = store.write_port()
+        spad_rd = spad.read_port(domain="comb")
+        spad_wr = spad.write_port()
+        m.d.comb += [
+            store_rd.addr.eq(pmu.store_read.addr),
+            pmu.store_read.data.eq(store_rd.data),
+            store_wr.addr.eq(pmu.store_write.addr),
+            store_wr.data.eq(pmu.store_write.data),
+            store_wr.en.eq(pmu.store_write.en & ~self.restart),
+            spad_rd.addr.eq(pmu.copy_read.addr),
+            pmu.copy_read.data.eq(spad_rd.data),
+            spad_wr.addr.eq(pmu.copy_write.addr),
+            spad_wr.data.eq(pmu.copy_write.data),
+            spad_wr.en.eq(pmu.copy_write.en & ~self.restart),
+        ]
         return m
 
 
@@ -152,6 +179,117 @@ def run_programs(
             results.append(outcome)
             if check is not None:
                 check(k, outcome)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return results
+
+
+#: What a powered-off scratchpad word holds when power returns (as the simulation wrapper does).
+SCRAMBLE = 0xA5A5_A5A5_A5A5_A5A5
+
+
+@dataclass
+class PowerCycles:
+    """One program run through power failures: per power cycle the cycle it failed at (None for
+    the last, which stopped), the store's marker words seen after every failure, and the final
+    scratchpad and store contents (the words asked for)."""
+
+    failed_at: list[int | None]
+    markers_after_failure: list[tuple[int, int]]
+    slot_words_after_failure: list[tuple[list[int], list[int]]]
+    outcome: RtlOutcome
+    spad: list[int]
+    store: list[int]
+
+
+def run_with_failures(
+    config: PmuConfig,
+    words: Sequence[int],
+    *,
+    sensor: dict[int, int],
+    runs: Sequence[Sequence[int]],
+    watch: int,
+    max_ticks: int = 100_000,
+) -> list[PowerCycles]:
+    """Run ``words`` once per entry of ``runs`` (one simulation; the store starts erased each
+    time). In a run, power cycle k fails at its cycle ``failures[k]`` (the PMU's ``now``, which
+    restarts at 0 after every boot); failures the program does not live to see are not used. At
+    each power-up the input sensor writes ``sensor`` (scratchpad word -> value). A failure at
+    cycle f ends the tick that covers f without its effects (a store write included) and
+    scrambles the scratchpad's first ``watch`` words (the program must use no others), which are
+    also the scratchpad and slot words reported."""
+    dut = _Harness(config)
+    results: list[PowerCycles] = []
+
+    async def bench(ctx) -> None:  # type: ignore[no-untyped-def]
+        pmu = dut.pmu
+        for i, w in enumerate(words):
+            ctx.set(dut.mem.data[i], w)
+        ctx.set(dut.cmd_words, len(words))
+        ctx.set(dut.budget, 0)
+
+        async def power_up() -> None:
+            ctx.set(dut.restart, 1)
+            await ctx.tick()
+            ctx.set(dut.restart, 0)
+            for memory in pmu.switches.on_time_memories:
+                for i in range(memory.depth):
+                    ctx.set(memory.data[i], 0)
+            for i in range(watch):  # the words the program uses (all of them: slow here)
+                ctx.set(dut.spad.data[i], SCRAMBLE ^ i)
+            for addr, value in sensor.items():
+                ctx.set(dut.spad.data[addr], value)
+
+        def slot(s: int) -> list[int]:
+            base = DATA_BASE + s * config.slot_words
+            return [ctx.get(dut.store.data[base + i]) for i in range(watch)]
+
+        for failures in runs:
+            for i in range(DATA_BASE):
+                ctx.set(dut.store.data[i], 0)
+            failed_at: list[int | None] = []
+            markers: list[tuple[int, int]] = []
+            slots: list[tuple[list[int], list[int]]] = []
+            pending = list(failures)
+            ticks = 0
+            await power_up()
+            while not ctx.get(pmu.status.halted) and ticks < max_ticks:
+                if pending and pending[0] < ctx.get(pmu.status.tick_end):
+                    failed_at.append(pending.pop(0))
+                    await power_up()  # the restart ends this tick without its effects
+                    markers.append((ctx.get(dut.store.data[0]), ctx.get(dut.store.data[1])))
+                    slots.append((slot(0), slot(1)))
+                    continue
+                await ctx.tick()
+                ticks += 1
+            failed_at.append(None)
+            halted = bool(ctx.get(pmu.status.halted))
+            error = ErrorCode(ctx.get(pmu.status.error))
+            results.append(
+                PowerCycles(
+                    failed_at=failed_at,
+                    markers_after_failure=markers,
+                    slot_words_after_failure=slots,
+                    outcome=RtlOutcome(
+                        ticks=ticks,
+                        end_cycle=ctx.get(pmu.status.end_cycle) if halted else -1,
+                        halt_code=ctx.get(pmu.status.halt_code) if halted else None,
+                        error=error,
+                        error_pc=ctx.get(pmu.status.error_pc)
+                        if error is not ErrorCode.NONE
+                        else None,
+                        launches=[],
+                        counters={n: ctx.get(_counter(pmu, n)) for n in COUNTER_PORTS(config)},
+                        bank_on_cycles=[],
+                        supply={},
+                    ),
+                    spad=[ctx.get(dut.spad.data[i]) for i in range(watch)],
+                    store=[ctx.get(dut.store.data[i]) for i in range(DATA_BASE)],
+                )
+            )
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)

@@ -51,8 +51,8 @@ def test_any_word_decodes_to_a_command_that_reencodes_or_is_rejected(word) -> No
 
 
 def test_illegal_words_and_fields_are_named() -> None:
-    with pytest.raises(IsaError, match=r"^illegal opcode 13 in word 0x000000000000000d$"):
-        decode(13)
+    with pytest.raises(IsaError, match=r"^illegal opcode 17 in word 0x0000000000000011$"):
+        decode(17)
     with pytest.raises(IsaError, match=r"^illegal opcode 31 in word 0x000000000000001f$"):
         decode(31)
     connect = encode(Opcode.CONNECT, domain=DomainCode.SYS, rail=1)
