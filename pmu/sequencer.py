@@ -235,6 +235,16 @@ class PmuSequencer(wiring.Component):
                 m.d.sync += [wait_until.eq(cont), wait_kind.eq(kind)]
                 m.next = "WAIT"
 
+        def next_word() -> None:
+            """A copy's word is done: advance both addresses; the last word ends the copy."""
+            m.d.sync += [
+                cp_spad.eq(cp_spad + 1),
+                cp_store.eq(cp_store + 1),
+                cp_left.eq(cp_left - 1),
+            ]
+            with m.If(cp_left == 1):
+                m.next = "EXEC"
+
         def stop() -> None:
             m.d.sync += [self.status.halted.eq(1), self.status.end_cycle.eq(now)]
             m.next = "STOPPED"
@@ -412,13 +422,7 @@ class PmuSequencer(wiring.Component):
                                     self.store_write.addr.eq(cp_store),
                                     self.store_write.data.eq(self.copy_read.data),
                                 ]
-                                m.d.sync += [
-                                    cp_spad.eq(cp_spad + 1),
-                                    cp_store.eq(cp_store + 1),
-                                    cp_left.eq(cp_left - 1),
-                                ]
-                                with m.If(cp_left == 1):
-                                    m.next = "EXEC"
+                                next_word()
                         with m.Case(Opcode.RESTORE):
                             m.d.comb += [
                                 self.store_read_event.eq(1),
@@ -427,13 +431,7 @@ class PmuSequencer(wiring.Component):
                                 self.copy_write.addr.eq(cp_spad),
                                 self.copy_write.data.eq(self.store_read.data),
                             ]
-                            m.d.sync += [
-                                cp_spad.eq(cp_spad + 1),
-                                cp_store.eq(cp_store + 1),
-                                cp_left.eq(cp_left - 1),
-                            ]
-                            with m.If(cp_left == 1):
-                                m.next = "EXEC"
+                            next_word()
                         with m.Case(Opcode.COMMIT):
                             m.d.comb += [
                                 self.store_write_event.eq(1),

@@ -121,6 +121,17 @@ class RtlOutcome:
     supply: dict[str, tuple[int, int]]  # per domain: the switch enables (select, on) at the end
 
 
+async def _power_on(ctx, dut: _Harness) -> None:  # type: ignore[no-untyped-def]
+    """A reset tick: registers to their initial values. It does not clear the PMU's on-time
+    memories (SRAM), which power-on leaves at 0: set here."""
+    ctx.set(dut.restart, 1)
+    await ctx.tick()
+    ctx.set(dut.restart, 0)
+    for memory in dut.pmu.switches.on_time_memories:
+        for i in range(memory.depth):
+            ctx.set(memory.data[i], 0)
+
+
 def run_programs(
     config: PmuConfig,
     programs: Sequence[Sequence[int]],
@@ -141,13 +152,7 @@ def run_programs(
                 ctx.set(dut.mem.data[i], w)
             ctx.set(dut.cmd_words, len(words))
             ctx.set(dut.budget, budget)
-            ctx.set(dut.restart, 1)
-            await ctx.tick()
-            ctx.set(dut.restart, 0)
-            # Power-on: a reset clears registers, not the PMU's on-time memories.
-            for memory in pmu.switches.on_time_memories:
-                for i in range(memory.depth):
-                    ctx.set(memory.data[i], 0)
+            await _power_on(ctx, dut)
             ticks = 0
             launches = []
             while not ctx.get(pmu.status.halted) and ticks < max_ticks:
@@ -232,12 +237,7 @@ def run_with_failures(
         ctx.set(dut.budget, 0)
 
         async def power_up() -> None:
-            ctx.set(dut.restart, 1)
-            await ctx.tick()
-            ctx.set(dut.restart, 0)
-            for memory in pmu.switches.on_time_memories:
-                for i in range(memory.depth):
-                    ctx.set(memory.data[i], 0)
+            await _power_on(ctx, dut)
             for i in range(watch):  # the words the program uses (all of them: slow here)
                 ctx.set(dut.spad.data[i], SCRAMBLE ^ i)
             for addr, value in sensor.items():
