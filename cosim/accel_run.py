@@ -24,7 +24,13 @@ from voltflow.cosim.images import (
     scratchpad_image,
     write_readmemh,
 )
-from voltflow.cosim.sim_top import BankCounts, SimSizes, accel_build_spec, sim_bank_counts
+from voltflow.cosim.sim_top import (
+    BankCounts,
+    SimSizes,
+    accel_build_spec,
+    sim_bank_counts,
+    uses_attention,
+)
 from voltflow.cosim.tb_accel import output_digest
 from voltflow.hw.readmemh import readmemh_text
 from voltflow.pmu.compiler import state_program
@@ -231,16 +237,20 @@ class PreparedRun:
     spad: np.ndarray
     rram: np.ndarray
     counts: BankCounts  # the build's banks per kind (cosim.sim_top.sim_bank_counts)
+    attention: bool  # the network uses the attention engines (cosim.sim_top.uses_attention)
 
     def build(
         self, chip: Chip, given: VerilatorBuild | None = None, *, store: bool = False
     ) -> VerilatorBuild:
         """The Verilator build that runs this network: ``given`` after checking it is the
-        build of this size class, else the (cached) one; ``store``: the intermittent build."""
-        spec = accel_build_spec(chip, self.counts, store=store)
+        build of this size class, else the (cached) one; ``store``: the intermittent build.
+        A network without attention ops runs on the build without the attention engines' logic
+        (same results, less to simulate), or on the full build if that is the one given."""
+        spec = accel_build_spec(chip, self.counts, store=store, attention=self.attention)
         if given is None:
             return build(spec)
-        if given.spec.sources != spec.sources:
+        full = accel_build_spec(chip, self.counts, store=store)
+        if given.spec.sources not in (spec.sources, full.sources):
             raise ValueError(
                 f"the given Verilator build is not {chip.name}'s build for this network (banks "
                 f"{ {k.value: n for k, n in self.counts.items()} }): pass none to use the right one"
@@ -264,7 +274,7 @@ def prepare_run(network: Network, chip: Chip, case: Case) -> PreparedRun:
             f"{network.name} needs {spad.size} scratchpad and {rram.size} RRAM words; the "
             f"simulation of {chip.name} has {sizes.spad_words} and {sizes.rram_words}"
         )
-    return PreparedRun(case, works, layout, program, spad, rram, counts)
+    return PreparedRun(case, works, layout, program, spad, rram, counts, uses_attention(network))
 
 
 def run_network(

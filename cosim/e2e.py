@@ -23,7 +23,7 @@ from voltflow.cosim.build import TraceFormat, VerilatorBuild, build
 from voltflow.cosim.energy import Energy, dynamic_energy, launch_levels, window_energy
 from voltflow.cosim.golden import Case
 from voltflow.cosim.pmu_run import PmuRunResult, run_program
-from voltflow.cosim.sim_top import accel_build_spec, sim_bank_counts
+from voltflow.cosim.sim_top import accel_build_spec, sim_bank_counts, uses_attention
 from voltflow.pmu.compiler import Program, compile_schedule
 from voltflow.pmu.planning import Plan, plan_schedule
 from voltflow.rtl.activity_counters import COUNTERS
@@ -369,7 +369,7 @@ def measure(
     chip = table.chip
     counts = sim_bank_counts(chip, table.memory)
     program = compile_schedule(schedule, table, frames=frames, hardware_counts=counts)
-    verilator_build = chip_build(chip, counts, waves)
+    verilator_build = chip_build(chip, counts, waves, attention=uses_attention(network))
     run = run_program(
         network,
         chip,
@@ -385,11 +385,15 @@ def measure(
 
 
 def chip_build(
-    chip: Chip, counts: dict[BankKind, int], waves: TraceFormat | None = None
+    chip: Chip,
+    counts: dict[BankKind, int],
+    waves: TraceFormat | None = None,
+    *,
+    attention: bool = True,
 ) -> VerilatorBuild:
-    """The chip's Verilator build with ``counts`` banks per kind (cached); with a trace format,
-    the separate build that dumps it."""
-    spec = accel_build_spec(chip, counts)
+    """The chip's Verilator build with ``counts`` banks per kind (cached), with the attention
+    engines' logic if ``attention``; with a trace format, the separate build that dumps it."""
+    spec = accel_build_spec(chip, counts, attention=attention)
     if waves:
         spec = dataclasses.replace(spec, trace=waves)
     return build(spec)

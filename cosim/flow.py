@@ -31,7 +31,7 @@ from voltflow.cosim.e2e import (
 from voltflow.cosim.e2e_report import report_json, report_text, write_csv, write_plots
 from voltflow.cosim.golden import Case
 from voltflow.cosim.model_case import model_case
-from voltflow.cosim.sim_top import sim_bank_counts
+from voltflow.cosim.sim_top import sim_bank_counts, uses_attention
 from voltflow.pmu.compiler import check_period
 from voltflow.pmu.limits import check_chip
 from voltflow.pmu.rom import write_hex, write_listing
@@ -279,7 +279,12 @@ def run_flow(request: FlowRequest) -> FlowReport:
     write_hex(out / "rom.hex", main_plan.program.words)
     write_listing(out / "rom.lst", main_plan.program.listing())
     progress.step(f"[3/5] Verilator build of {chip.name} (once per chip, cached)...")
-    built = chip_build(chip, sim_bank_counts(chip, table.memory), request.waves)
+    built = chip_build(
+        chip,
+        sim_bank_counts(chip, table.memory),
+        request.waves,
+        attention=uses_attention(table.network),
+    )
     progress.step(f"      built in {built.build_seconds:.1f} s" if built.built else "      cached")
     frames = request.frames
     periods = f"{frames} period" + "s" * (frames != 1)

@@ -36,6 +36,7 @@ from voltflow.rtl.chip_top import ChipTop, chip_signature, port_name
 from voltflow.rtl.config import ADDR_BITS, AccelConfig
 from voltflow.scheduler.chip import BankKind, Chip
 from voltflow.scheduler.memory import BankLayout
+from voltflow.scheduler.network import Network, OpKind
 
 __all__ = [
     "CORE_NAME",
@@ -48,6 +49,7 @@ __all__ = [
     "core_verilog",
     "default_bank_counts",
     "sim_bank_counts",
+    "uses_attention",
     "wrapper_verilog",
 ]
 
@@ -141,14 +143,28 @@ class SimSizes:
         return sizes
 
 
+def uses_attention(network: Network) -> bool:
+    """Whether ``network`` has ops that run on the attention engines (an attention matmul or a
+    softmax): only then does its simulation build need their logic (``AccelConfig.attention``)."""
+    return any(op.attention is not None or op.kind is OpKind.SOFTMAX for op in network.ops)
+
+
 def chip_configs(
-    chip: Chip, counts: BankCounts | None = None, *, store: bool = False
+    chip: Chip,
+    counts: BankCounts | None = None,
+    *,
+    store: bool = False,
+    attention: bool = True,
 ) -> tuple[AccelConfig, PmuConfig]:
     """The accelerator and PMU parameters of ``chip``'s build with ``counts`` banks per kind
     (default: :func:`default_bank_counts`); ``store``: the intermittent build, with the
-    checkpoint store and power failures (pmu/store.py)."""
+    checkpoint store and power failures (pmu/store.py); ``attention``: with the attention
+    engines' logic (a build for networks without attention ops leaves them empty)."""
     counts = counts if counts is not None else default_bank_counts(chip)
-    return AccelConfig.from_chip(chip), PmuConfig.from_chip(chip, counts, store=store)
+    return (
+        AccelConfig.from_chip(chip, attention=attention),
+        PmuConfig.from_chip(chip, counts, store=store),
+    )
 
 
 def core_verilog(accel: AccelConfig, pmu: PmuConfig) -> str:
@@ -461,12 +477,17 @@ endmodule
 
 
 def accel_build_spec(
-    chip: Chip, counts: BankCounts | None = None, *, store: bool = False
+    chip: Chip,
+    counts: BankCounts | None = None,
+    *,
+    store: bool = False,
+    attention: bool = True,
 ) -> BuildSpec:
     """The Verilator build of ``chip`` with ``counts`` banks per kind (see
     :func:`sim_bank_counts`; default :func:`default_bank_counts`), with the checkpoint store if
-    ``store`` (intermittent runs), cached by content in cosim.build."""
-    accel, pmu = chip_configs(chip, counts, store=store)
+    ``store`` (intermittent runs) and the attention engines if ``attention``, cached by content
+    in cosim.build."""
+    accel, pmu = chip_configs(chip, counts, store=store, attention=attention)
     sizes = SimSizes.for_chip(chip, counts)
     return BuildSpec(
         sources=(

@@ -52,6 +52,8 @@ class BLoader(wiring.Component):
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
+        if not self.config.attention:
+            return m  # a build for networks without attention: present, outputs 0
         cfg = self.config
         desc = self.desc
         C, L = cfg.cols, cfg.lanes

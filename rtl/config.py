@@ -36,6 +36,11 @@ class AccelConfig:
         Words of per-channel requantisation entries after a per-channel pass's bias words.
     step_sync, epoch_sync, op_setup : int
         Barrier and descriptor-fetch costs in reference cycles (chip ``timing``).
+    attention : bool
+        The attention engines (B loader, softmax unit) have their logic. The chip has them; a
+        simulation build for a network without attention ops leaves them empty (their outputs
+        0), so that Verilator does not evaluate logic no op of the network uses
+        (docs/attention.md, "What it costs the other networks").
     """
 
     rows: int
@@ -48,6 +53,7 @@ class AccelConfig:
     step_sync: int
     epoch_sync: int
     op_setup: int
+    attention: bool = True
 
     def __post_init__(self) -> None:
         if self.rows != self.cols or self.lanes != self.cols:
@@ -72,8 +78,9 @@ class AccelConfig:
             )
 
     @classmethod
-    def from_chip(cls, chip: Chip) -> "AccelConfig":
+    def from_chip(cls, chip: Chip, *, attention: bool = True) -> "AccelConfig":
         return cls(
+            attention=attention,
             rows=chip.rows,
             cols=chip.cols,
             lanes=chip.lanes_per_word,

@@ -10,7 +10,7 @@ from voltflow.cosim import accel_run
 from voltflow.cosim.accel_run import RunResult, accelerator_build, run_network
 from voltflow.cosim.build import VerilatorBuild, lint
 from voltflow.cosim.golden import make_case
-from voltflow.cosim.sim_top import accel_build_spec
+from voltflow.cosim.sim_top import accel_build_spec, uses_attention
 from voltflow.scheduler.chip import Chip, load_chip
 from voltflow.scheduler.dataflow import OpWork
 from voltflow.scheduler.network import Network, OpKind, load_network
@@ -304,20 +304,25 @@ def test_attention_block_is_bit_exact_and_cycle_exact(
 
 
 @pytest.mark.cosim
+@pytest.mark.parametrize("build", ["full", "own"])
 @pytest.mark.parametrize("state", STATES, ids=lambda s: ",".join(map(str, s)))
 @pytest.mark.parametrize("name", ["resnet8", "ds_cnn"])
 def test_mlperf_tiny_network_is_exact(
     name: str,
     state: tuple[float, float, float],
+    build: str,
     chip: Chip,
     spec_build: VerilatorBuild,
     tmp_path: Path,
 ) -> None:
     """Also equal to the recorded run (tests/cosim/rtl_reference.py): every op's cycles and raw
-    counter line, the run's counters and a digest of every observed output."""
-    result = run_network(
-        load_network(name), chip, state, seed=1, verilator_build=spec_build, run_dir=tmp_path
-    )
+    counter line, the run's counters and a digest of every observed output. On the chip's full
+    build and on the network's own, whose attention engines are empty (no attention ops): the
+    same run to the counter."""
+    given = spec_build if build == "full" else None
+    network = load_network(name)
+    assert not uses_attention(network)
+    result = run_network(network, chip, state, seed=1, verilator_build=given, run_dir=tmp_path)
     _assert_exact(result)
     lines = (tmp_path / "stats.txt").read_text().splitlines()
     stats = [[int(x) for x in line.split()] for line in lines]
@@ -381,3 +386,10 @@ def test_testbench_fails_when_the_rtl_differs_from_the_expectation(
     # cocotb recorded the test as failed.
     results = (run_dir / "sim" / "results.xml").read_text()
     assert "<failure" in results and "differs from the expectation" in results
+
+
+def test_only_networks_with_attention_ops_get_the_attention_engines_logic() -> None:
+    """A build for a network without attention matmuls or softmax leaves the B loader and the
+    softmax unit empty (docs/attention.md, "What it costs the other networks")."""
+    assert uses_attention(load_network("mobilevit_xxs"))
+    assert not any(uses_attention(load_network(n)) for n in ("squeezenet", "resnet8", "ds_cnn"))
