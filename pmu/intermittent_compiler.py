@@ -4,13 +4,14 @@ Program shape (docs/intermittent.md, "On the RTL"):
 
     boot       SET_RAIL for every rail, WAIT_RAILS, GATE every bank (all are on after reset),
                RESUME: jump to the power cycle after the newest committed checkpoint, or go on
-    cycle 0    for each layer: switch the domains that change (from powered down at the cycle's
-               first layer), gate banks no longer needed, wake the banks it needs and wait out
-               their wake-up latency, LAUNCH its ops;
+    cycle 0    for each layer: switch the domains that change (from powered down before the
+               cycle's first layer), gate banks no longer needed, wake the banks it needs and
+               wait out their wake-up latency, LAUNCH its ops;
                then SAVE the live tensors of the boundary, COMMIT (resume: cycle 1),
                HALT_POWER_OFF
-    cycle k    WAKE the banks of the checkpoint and of the first layer, WAIT, RESTORE the
-               checkpoint, then the layers and the checkpoint as in cycle 0
+    cycle k    connect and clock the domains for the first layer (the scratchpad banks' supply
+               is the feeder domain's), WAKE the banks of the checkpoint and of the first layer,
+               WAIT, RESTORE the checkpoint, then the layers and the checkpoint as in cycle 0
     last cycle ... the output committed (if the chip file says so), HALT 0
     end        HALT 0 (where a power-up after the output's commit resumes)
 
@@ -119,6 +120,9 @@ def compile_intermittent(
         if a > 0:
             held = table.memory.banks_holding(checkpoints[a - 1].spans, chip)
         needed = on[a] | held
+        # The domains first: the scratchpad banks take their supply from the feeder domain, so
+        # they can be woken and restored into only once it is connected.
+        emit_state(emit, chip, rail_of, None, voltages[a], f"cycle {c}, layer {a}")
         emit.banks(Opcode.WAKE, needed, f"cycle {c}: banks of the checkpoint and of layer {a}")
         if needed.any():
             emit(Opcode.WAIT, f"bank wake-up latency {wake_cycles} cycles", cycles=wake_cycles)
@@ -127,8 +131,8 @@ def compile_intermittent(
         before = needed
         for i in range(a, b):
             name = table.layers[i].name
-            prev = None if i == a else voltages[i - 1]
-            emit_state(emit, chip, rail_of, prev, voltages[i], f"layer {i} {name}")
+            if i > a:
+                emit_state(emit, chip, rail_of, voltages[i - 1], voltages[i], f"layer {i} {name}")
             woken = on[i] & ~before
             emit.banks(Opcode.GATE, before & ~on[i], f"layer {i}: contents no longer needed")
             emit.banks(Opcode.WAKE, woken, f"layer {i}: needed now")
