@@ -116,12 +116,15 @@ def test_a_failure_at_every_cycle_resumes_from_a_complete_checkpoint(config: Pmu
     assert sum(len(r.failed_at) - 1 for r in runs) == len(points)
 
 
-def test_random_failure_sequences_match_the_model(config: PmuConfig) -> None:
+@pytest.mark.parametrize(
+    "runs", [pytest.param(120, id="120"), pytest.param(2000, id="2000", marks=pytest.mark.slow)]
+)
+def test_random_failure_sequences_match_the_model(config: PmuConfig, runs: int) -> None:
     clean = predict(PROGRAM, config, stub_cycles, program_ops=0)
-    rng = np.random.default_rng(16)
+    rng = np.random.default_rng(16 + runs)
     points = [
         [int(f) for f in rng.integers(0, clean.end_cycle + 1, size=int(rng.integers(2, 6)))]
-        for _ in range(120)
+        for _ in range(runs)
     ]
     runs = run_with_failures(config, PROGRAM, sensor=SENSOR, runs=points, watch=WORDS)
     for failures, run in zip(points, runs, strict=True):
