@@ -188,12 +188,16 @@ class PmuConfig:
         return (idx[0], idx[-1] + 1) if idx else (0, 0)
 
     @property
+    def spad_words(self) -> int:
+        """Words of the scratchpad's banks (SAVE and RESTORE copies must lie below)."""
+        lo, hi = self.bank_range(kind_is_rram=False)
+        return sum(b.words for b in self.banks[lo:hi])
+
+    @property
     def slot_words(self) -> int:
         """Words of one checkpoint-store slot: the scratchpad's words, to a power of two (a
         checkpoint never holds more than the scratchpad)."""
-        lo, hi = self.bank_range(kind_is_rram=False)
-        words = sum(b.words for b in self.banks[lo:hi])
-        return 1 << max(0, (words - 1).bit_length())
+        return 1 << max(0, (self.spad_words - 1).bit_length())
 
     def group_wake_cycles(self, group: int, mask: int) -> int:
         """Wake latency of a WAKE command: its banks become usable together, after the slowest."""

@@ -119,9 +119,7 @@ class PmuSequencer(wiring.Component):
         cp_spad = Signal(ADDR_BITS)
         cp_store = Signal(STORE_ADDR_BITS)
         cp_marker = Signal(WORD_BITS)  # COMMIT's marker; RESUME's first marker read
-        slot_words = cfg.slot_words
-        spad_lo, spad_hi = cfg.bank_range(kind_is_rram=False)
-        spad_words = sum(b.words for b in cfg.banks[spad_lo:spad_hi])
+        slot_words, spad_words = cfg.slot_words, cfg.spad_words
 
         def lower(a: Value, b: Value) -> Value:
             return Mux(a < b, a, b)

@@ -328,8 +328,7 @@ def predict(
     store = out.store
     store.markers = list(markers)
     write, read = cfg.store_write_cycles, cfg.store_read_cycles
-    spad_lo, spad_hi = cfg.bank_range(kind_is_rram=False)
-    spad_words = sum(b.words for b in cfg.banks[spad_lo:spad_hi])
+    spad_words = cfg.spad_words
 
     def stop(error: ErrorCode) -> Outcome:
         out.error = error

@@ -81,12 +81,10 @@ class _Harness(wiring.Component):
         # a power failure: the write of the tick it ends is lost (the bench scrambles the
         # scratchpad afterwards; the store keeps its words).
         cfg = self.config
-        lo, hi = cfg.bank_range(kind_is_rram=False)
-        self.spad_words = sum(b.words for b in cfg.banks[lo:hi])
         m.submodules.store = self.store = store = Memory(
             shape=64, depth=DATA_BASE + 2 * cfg.slot_words, init=[]
         )
-        m.submodules.spad = self.spad = spad = Memory(shape=64, depth=self.spad_words, init=[])
+        m.submodules.spad = self.spad = spad = Memory(shape=64, depth=cfg.spad_words, init=[])
         store_rd = store.read_port(domain="comb")
         store_wr = store.write_port()
         spad_rd = spad.read_port(domain="comb")

@@ -147,8 +147,7 @@ def test_random_failure_sequences_match_the_model(config: PmuConfig, runs: int) 
 def test_copies_beyond_the_scratchpad_or_a_slot_stop_with_store_range(
     config: PmuConfig, words
 ) -> None:
-    spad = sum(b.words for b in config.banks if b.kind is not BankKind.RRAM)
-    program = [*words(spad, config.slot_words), E(Opcode.HALT, code=0)]
+    program = [*words(config.spad_words, config.slot_words), E(Opcode.HALT, code=0)]
     model = predict(program, config, stub_cycles, program_ops=0)
     assert model.error is ErrorCode.STORE_RANGE
     (run,) = run_with_failures(config, program, sensor={}, runs=[[]], watch=1)
