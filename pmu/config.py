@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 
 from voltflow.hw.widths import GROUP_BANKS, TIME_BITS
-from voltflow.scheduler.chip import DOMAINS, BankKind, Chip
+from voltflow.scheduler.chip import DOMAINS, BankKind, Chip, ns_to_cycles
 
 __all__ = [
     "BUDGET_BITS",
@@ -46,19 +46,13 @@ TRANSITION_KINDS = (
 )
 
 
-def ns_to_cycles(ns: float, reference_mhz: float) -> int:
-    """Reference cycles that cover ``ns`` nanoseconds, rounded up (the one place latencies are
-    quantised; 1e-9 absorbs float noise such as 20 ns x 800 MHz = 16.000000000000004)."""
-    return max(0, math.ceil(ns * reference_mhz / 1000.0 - 1e-9))
-
-
 def _store_cycles(chip: Chip) -> dict[str, int]:
     if chip.intermittent is None:
         return {}
     store = chip.intermittent.checkpoint
     return {
-        "store_write_cycles": max(1, ns_to_cycles(store.write_ns_per_word, chip.reference_mhz)),
-        "store_read_cycles": max(1, ns_to_cycles(store.read_ns_per_word, chip.reference_mhz)),
+        "store_write_cycles": store.write_cycles(chip.reference_mhz),
+        "store_read_cycles": store.read_cycles(chip.reference_mhz),
     }
 
 

@@ -10,8 +10,9 @@ Program shape (docs/intermittent.md, "On the RTL"):
                then SAVE the live tensors of the boundary, COMMIT (resume: cycle 1),
                HALT_POWER_OFF
     cycle k    connect and clock the domains for the first layer (the scratchpad banks' supply
-               is the feeder domain's), WAKE the banks of the checkpoint and of the first layer,
-               WAIT, RESTORE the checkpoint, then the layers and the checkpoint as in cycle 0
+               is the feeder domain's), WAKE the banks the checkpoint fills, WAIT, RESTORE the
+               checkpoint, WAKE the first layer's other banks, WAIT, then the layers and the
+               checkpoint as in cycle 0 (GATE every bank but the checkpoint's, SAVE, COMMIT)
     last cycle ... the output committed (if the chip file says so), HALT 0
     end        HALT 0 (where a power-up after the output's commit resumes)
 
@@ -119,15 +120,19 @@ def compile_intermittent(
         held = np.zeros_like(on[a])
         if a > 0:
             held = table.memory.banks_holding(checkpoints[a - 1].spans, chip)
-        needed = on[a] | held
         # The domains first: the scratchpad banks take their supply from the feeder domain, so
-        # they can be woken and restored into only once it is connected.
+        # they can be woken and restored into only once it is connected. Only the banks the
+        # checkpoint fills are on while it is read back; the first layer's others wake after.
         emit_state(emit, chip, rail_of, None, voltages[a], f"cycle {c}, layer {a}")
-        emit.banks(Opcode.WAKE, needed, f"cycle {c}: banks of the checkpoint and of layer {a}")
-        if needed.any():
-            emit(Opcode.WAIT, f"bank wake-up latency {wake_cycles} cycles", cycles=wake_cycles)
         if a > 0:
+            emit.banks(Opcode.WAKE, held, f"cycle {c}: banks of checkpoint {a}")
+            emit(Opcode.WAIT, f"bank wake-up latency {wake_cycles} cycles", cycles=wake_cycles)
             copies(Opcode.RESTORE, checkpoints[a - 1], f"cycle {c}: restore boundary {a}")
+        rest = on[a] & ~held
+        emit.banks(Opcode.WAKE, rest, f"cycle {c}: banks of layer {a}")
+        if rest.any():
+            emit(Opcode.WAIT, f"bank wake-up latency {wake_cycles} cycles", cycles=wake_cycles)
+        needed = on[a] | held
         before = needed
         for i in range(a, b):
             name = table.layers[i].name
@@ -150,6 +155,8 @@ def compile_intermittent(
         checkpoint = checkpoints[b - 1]
         commit: int | None = b
         if b < n or checkpoint.tensors:
+            keep = table.memory.banks_holding(checkpoint.spans, chip)
+            emit.banks(Opcode.GATE, before & ~keep, f"cycle {c}: only the checkpoint's banks on")
             copies(Opcode.SAVE, checkpoint, f"cycle {c}: checkpoint boundary {b}")
             commits.append((len(emit.words), c + 1))
             emit(Opcode.COMMIT, f"cycle {c}: commit boundary {b}", resume=0, boundary=b)

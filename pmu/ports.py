@@ -39,8 +39,9 @@ __all__ = [
 
 #: A checkpoint-store word address: two markers and two slots of up to 2^ADDR_BITS words.
 STORE_ADDR_BITS = ADDR_BITS + 2
-#: The checkpoint store's event counters (words written, words read; markers included).
-STORE_EVENTS = ("store_writes", "store_reads")
+#: The checkpoint store's event counters: store words written and read (markers included), and
+#: the scratchpad words the copies read (SAVE) and write (RESTORE).
+STORE_EVENTS = ("store_writes", "store_reads", "copy_reads", "copy_writes")
 #: A voltage code: 0 = unpowered, k + 1 = grid level k (at most 16 levels).
 VOLTAGE_CODE_BITS = 5
 #: The violation monitors' counters (``*_first``: the cycle of the first one).

@@ -87,6 +87,8 @@ class StoreState:
     restore_offset: int = 0
     writes: int = 0  # store words written (markers included)
     reads: int = 0  # store words read (markers included)
+    copy_reads: int = 0  # scratchpad words read by SAVE
+    copy_writes: int = 0  # scratchpad words written by RESTORE
 
 
 class RunawayProgramError(ValueError):
@@ -160,7 +162,12 @@ class Outcome:
         ):
             values |= {f"bank_cycles_{kind.value}_{k}": c for k, c in enumerate(row)}
             values[f"wakes_{kind.value}"] = wakes
-        values |= {"store_writes": self.store.writes, "store_reads": self.store.reads}
+        values |= {
+            "store_writes": self.store.writes,
+            "store_reads": self.store.reads,
+            "copy_reads": self.store.copy_reads,
+            "copy_writes": self.store.copy_writes,
+        }
         return values
 
 
@@ -477,12 +484,14 @@ def predict(
                 store.writes += 1
             store.save_offset += a["words"]
             store.writes += a["words"]
+            store.copy_reads += a["words"]
             c = t + 1 + (a["first"] + a["words"]) * write
         elif op is Opcode.RESTORE:
             if a["first"]:
                 store.restore_offset = 0
             store.restore_offset += a["words"]
             store.reads += a["words"]
+            store.copy_writes += a["words"]
             c = t + 1 + a["words"] * read
         elif op is Opcode.COMMIT:
             free = 1 - store.current

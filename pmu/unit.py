@@ -101,6 +101,8 @@ class PowerManagementUnit(wiring.Component):
             cnt.overrun.eq(seq.overrun),
             cnt.store_writes_inc.eq(seq.store_write_event),
             cnt.store_reads_inc.eq(seq.store_read_event),
+            cnt.copy_reads_inc.eq(seq.copy_read.en),
+            cnt.copy_writes_inc.eq(seq.copy_write.en),
         ]
         # Transition counts: the sequencer's pulses and the bank switches' bank counts.
         events = {

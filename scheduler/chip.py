@@ -214,6 +214,14 @@ class CheckpointStoreSpec:
         """Words of the store that ``bits`` bits occupy."""
         return -(-bits // self.word_bits)
 
+    def write_cycles(self, reference_mhz: float) -> int:
+        """Reference cycles one word write takes (whole cycles, at least one)."""
+        return max(1, ns_to_cycles(self.write_ns_per_word, reference_mhz))
+
+    def read_cycles(self, reference_mhz: float) -> int:
+        """Reference cycles one word read takes (whole cycles, at least one)."""
+        return max(1, ns_to_cycles(self.read_ns_per_word, reference_mhz))
+
 
 @dataclass(frozen=True, slots=True)
 class IntermittentSpec:
@@ -311,6 +319,12 @@ class Chip:
     @property
     def transition_latency_s(self) -> float:
         return self.transition_latency_ns * 1e-9
+
+
+def ns_to_cycles(ns: float, reference_mhz: float) -> int:
+    """Reference cycles that cover ``ns`` nanoseconds, rounded up (the one place latencies are
+    quantised; 1e-9 absorbs float noise such as 20 ns x 800 MHz = 16.000000000000004)."""
+    return max(0, math.ceil(ns * reference_mhz / 1000.0 - 1e-9))
 
 
 def ticks_to_ref_cycles(
@@ -597,13 +611,13 @@ class _Reader:
                 **{f: self.integer(tm[f], f"timing.{f}") for f in TimingSpec.__dataclass_fields__}
             ),
             intermittent=(
-                self.intermittent(top["intermittent"]) if "intermittent" in top else None
+                self.intermittent(top["intermittent"], word_bits) if "intermittent" in top else None
             ),
         )
         self.check_physics(chip)
         return chip
 
-    def intermittent(self, raw: Any) -> IntermittentSpec:
+    def intermittent(self, raw: Any, word_bits: int) -> IntermittentSpec:
         """The optional ``intermittent`` section (docs/intermittent.md)."""
         sec = self.mapping(raw, "intermittent", {"capacitor", "boot", "checkpoint"})
         cap = self.mapping(
@@ -668,6 +682,20 @@ class _Reader:
             marker_bits=self.integer(ck["marker_bits"], f"{path}.marker_bits"),
             commit_output=ck["commit_output"],
         )
+        if store.word_bits != word_bits:
+            raise self.fail(
+                f"{path}.word_bits",
+                ck["word_bits"],
+                f"the scratchpad's word_bits = {word_bits} (a checkpoint copies one scratchpad "
+                "word per store word)",
+            )
+        if store.marker_bits != store.word_bits:
+            raise self.fail(
+                f"{path}.marker_bits",
+                ck["marker_bits"],
+                f"one store word, {store.word_bits} bits (the commit protocol writes the marker "
+                "in one atomic word write)",
+            )
         return IntermittentSpec(capacitor, boot, store)
 
     def check_physics(self, chip: Chip) -> None:

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checkpoint import plan_checkpoints
+from .checkpoint import plan_checkpoints, transfer_costs
 from .chip import CapacitorSpec
 from .cost import CostTable
-from .prices import SUPPLY_PRICES, SupplyEvent
 
 __all__ = [
     "Checkpointing",
@@ -73,11 +72,16 @@ class IntermittentProblem:
         does not charge (it assumes the banks the previous layer used are on).
     checkpoint_bits : tuple of int
         (N + 1,) bits saved at boundary k (index 0 unused: 0). Index N: the output commit.
-    checkpoint_energy_j, checkpoint_time_s : tuple of float
-        (N + 1,) writing the checkpoint of boundary k.
-    restore_energy_j, restore_time_s : tuple of float
-        (N + 1,) reading it back at the start of a power cycle beginning at layer k (index 0 and
-        N unused: 0).
+    checkpoint_energy_j : numpy.ndarray
+        (N + 1, S) writing the checkpoint of boundary k when the cycle's last layer runs in
+        state s (a (N + 1,) sequence: the same in every state).
+    checkpoint_time_s : tuple of float
+        (N + 1,) its duration.
+    restore_energy_j : numpy.ndarray
+        (N + 1, S) reading it back at the start of a power cycle beginning at layer k, whose
+        first layer runs in state s (rows 0 and N unused: 0; (N + 1,): the same in every state).
+    restore_time_s : tuple of float
+        (N + 1,).
     """
 
     name: str
@@ -93,9 +97,9 @@ class IntermittentProblem:
     boot_time_s: float
     wake_energy_j: tuple[float, ...]
     checkpoint_bits: tuple[int, ...]
-    checkpoint_energy_j: tuple[float, ...]
+    checkpoint_energy_j: np.ndarray
     checkpoint_time_s: tuple[float, ...]
-    restore_energy_j: tuple[float, ...]
+    restore_energy_j: np.ndarray
     restore_time_s: tuple[float, ...]
 
     def __post_init__(self) -> None:
@@ -113,12 +117,19 @@ class IntermittentProblem:
             if any(not np.all(np.isfinite(a)) or np.any(a < 0) for a in arrays):
                 raise ValueError(f"{name} must be finite and >= 0")
             object.__setattr__(self, name, arrays)
+        for name in ("checkpoint_energy_j", "restore_energy_j"):
+            table = np.asarray(getattr(self, name), dtype=np.float64)
+            if table.ndim == 1:
+                table = np.repeat(table[:, None], len(volts), axis=1)
+            if table.shape != (n + 1, len(volts)):
+                raise ValueError(f"{name} must be (layers + 1,) or (layers + 1, states)")
+            if not np.all(np.isfinite(table)) or np.any(table < 0):
+                raise ValueError(f"{name} must be finite and >= 0")
+            object.__setattr__(self, name, table)
         lengths = {
             "wake_energy_j": n,
             "checkpoint_bits": n + 1,
-            "checkpoint_energy_j": n + 1,
             "checkpoint_time_s": n + 1,
-            "restore_energy_j": n + 1,
             "restore_time_s": n + 1,
         }
         for name, length in lengths.items():
@@ -183,17 +194,23 @@ def intermittent_problem(
             "store); add one to its chip file (docs/intermittent.md) or use powerflow_ref"
         )
     checkpoints = plan_checkpoints(table, spec)
+    costs = transfer_costs(table, spec, checkpoints)
     kinds = table.memory.kind_of()
     wake_pj = np.array([chip.bank(k).wake_energy_pj for k in kinds])
     n = len(table.layers)
-    # After a boot every bank is off: a cycle starting at layer k wakes all the banks it uses,
-    # also those the cost table counts as already on from layer k - 1 (k = 0: the last layer,
-    # the table's wrap-around).
-    wake = tuple(
-        float(wake_pj[table.layers[k].banks_on & table.layers[k - 1].banks_on].sum()) * 1e-12
-        for k in range(n)
-    )
-    zero = (0.0,)
+    # After a boot every bank is off: a cycle starting at layer k wakes the banks its checkpoint
+    # fills and all the banks layer k uses, also those the cost table counts as already on from
+    # layer k - 1 (k = 0: the last layer, the table's wrap-around), which it does not charge.
+    wake = []
+    for k in range(n):
+        on, before = table.layers[k].banks_on, table.layers[k - 1].banks_on
+        held = checkpoints[k - 1].banks if k else np.zeros_like(on)
+        charged = on & ~before
+        wake.append(float(wake_pj[(on | held) & ~charged].sum()) * 1e-12)
+    restore_e = costs.restore_energy_j.copy()
+    restore_e[n] = 0.0
+    restore_t = costs.restore_time_s.copy()
+    restore_t[n] = 0.0
     return IntermittentProblem(
         name=f"{table.network.name} on {chip.name} ({table.policy.value}, intermittent)",
         layer_names=tuple(layer.name for layer in table.layers),
@@ -208,12 +225,12 @@ def intermittent_problem(
         ),
         rails=chip.rails if rails is None else rails,
         capacitor=spec.capacitor,
-        boot_energy_j=next(p for p in SUPPLY_PRICES if p.event is SupplyEvent.BOOT).joules(chip),
-        boot_time_s=spec.boot.latency_s,
-        wake_energy_j=wake,
+        boot_energy_j=costs.boot_energy_j,
+        boot_time_s=costs.boot_time_s,
+        wake_energy_j=tuple(wake),
         checkpoint_bits=(0, *(c.bits for c in checkpoints)),
-        checkpoint_energy_j=zero + tuple(c.write_energy_j for c in checkpoints),
-        checkpoint_time_s=zero + tuple(c.write_time_s for c in checkpoints),
-        restore_energy_j=zero + tuple(c.read_energy_j for c in checkpoints[:-1]) + zero,
-        restore_time_s=zero + tuple(c.read_time_s for c in checkpoints[:-1]) + zero,
+        checkpoint_energy_j=costs.checkpoint_energy_j,
+        checkpoint_time_s=tuple(float(t) for t in costs.checkpoint_time_s),
+        restore_energy_j=restore_e,
+        restore_time_s=tuple(float(t) for t in restore_t),
     )

@@ -161,10 +161,11 @@ class _Model:
     levels: np.ndarray  # (S, D) level index of each domain's voltage
     energy: tuple[np.ndarray, ...]  # (S,) per layer
     time: tuple[np.ndarray, ...]
-    start_e: np.ndarray  # (N,) boot + wake + restore of a cycle starting at layer k
-    start_t: np.ndarray
-    end_e: np.ndarray  # (N + 1,) the checkpoint (N: output commit) ending a cycle at boundary k
-    end_t: np.ndarray
+    start_e: np.ndarray  # (N, S) boot + wake + restore of a cycle starting at layer k in state s
+    start_t: np.ndarray  # (N,)
+    end_e: np.ndarray  # (N + 1, S) the checkpoint (N: output commit) ending a cycle at boundary
+    # k whose last layer runs in state s
+    end_t: np.ndarray  # (N + 1,)
     switch_e: float  # per domain switch
     switch_t: float
     charge_j: float
@@ -178,9 +179,9 @@ class _Model:
         start_t = problem.boot_time_s + restore_t
         start_e = (
             problem.boot_energy_j
-            + np.array(problem.wake_energy_j)
-            + np.array(problem.restore_energy_j[:-1])
-            + leak * start_t
+            + np.array(problem.wake_energy_j)[:, None]
+            + problem.restore_energy_j[:-1]
+            + (leak * start_t)[:, None]
         )
         end_t = np.array(problem.checkpoint_time_s)
         return cls(
@@ -192,7 +193,7 @@ class _Model:
             time=problem.time_s,
             start_e=start_e,
             start_t=start_t,
-            end_e=np.array(problem.checkpoint_energy_j) + leak * end_t,
+            end_e=problem.checkpoint_energy_j + (leak * end_t)[:, None],
             end_t=end_t,
             switch_e=problem.transition_energy_j + leak * problem.transition_latency_s,
             switch_t=problem.transition_latency_s,
@@ -219,22 +220,41 @@ class _Layers:
     energy: tuple[np.ndarray, ...]
     time: tuple[np.ndarray, ...]
     switches: tuple[np.ndarray, ...]  # [i]: (n_{i-1}, n_i) domains that change (i = 0: empty)
+    start: tuple[np.ndarray, ...]  # [i]: energy of starting a cycle at layer i, per state
+    end: tuple[np.ndarray, ...]  # [i]: energy of ending a cycle after layer i, per state
 
 
 def _dominated_with_margin(
-    energy: np.ndarray, metric: np.ndarray, margin_e: float, margin_c: float
+    energy: np.ndarray,
+    metric: np.ndarray,
+    margin_e: float,
+    margin_c: float,
+    energy_hi: np.ndarray | None = None,
+    metric_hi: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Mask of entries for which another one is better by at least the margins in both."""
-    if margin_e == 0 and margin_c == 0:
-        order = np.lexsort((metric, energy))
-        best = np.minimum.accumulate(metric[order])
-        keep_sorted = metric[order] < np.concatenate([[np.inf], best[:-1]])
-        out = np.ones(len(energy), dtype=bool)
-        out[order[keep_sorted]] = False
-        return out
-    order = np.argsort(energy, kind="stable")
-    prefix = np.minimum.accumulate(metric[order])
-    reach = np.searchsorted(energy[order], energy - margin_e, side="right")
+    """Mask of entries for which another one is better by at least the margins in both.
+
+    With ``energy_hi``/``metric_hi`` (each entry at its worst, never below ``energy``/``metric``)
+    entry A beats entry B when A's worst is better than B's best by the margins."""
+    if energy_hi is None or metric_hi is None:
+        energy_hi, metric_hi = energy, metric
+        if margin_e == 0 and margin_c == 0:
+            order = np.lexsort((metric, energy))
+            best = np.minimum.accumulate(metric[order])
+            keep_sorted = metric[order] < np.concatenate([[np.inf], best[:-1]])
+            out = np.ones(len(energy), dtype=bool)
+            out[order[keep_sorted]] = False
+            return out
+    elif margin_e == 0 and margin_c == 0:
+        # Pairwise; two entries that beat each other are equal: the lower index stays.
+        beats = (energy_hi[:, None] <= energy[None, :]) & (metric_hi[:, None] <= metric[None, :])
+        np.fill_diagonal(beats, False)
+        index = np.arange(len(energy))
+        beats &= ~(beats & beats.T & (index[:, None] > index[None, :]))
+        return np.asarray(beats.any(axis=0))
+    order = np.argsort(energy_hi, kind="stable")
+    prefix = np.minimum.accumulate(metric_hi[order])
+    reach = np.searchsorted(energy_hi[order], energy - margin_e, side="right")
     better = prefix[np.maximum(reach - 1, 0)]
     return (reach > 0) & (better <= metric - margin_c)
 
@@ -243,26 +263,35 @@ def _prepare(
     model: _Model, allowed: np.ndarray, metric: Callable[[np.ndarray, np.ndarray], np.ndarray]
 ) -> _Layers | None:
     """Allowed states of every layer, without those another state replaces in every schedule
-    (better by two switches' margin: one switch in, one out, per domain). None if a layer has
-    no allowed state."""
+    (better by two switches' margin: one switch in, one out, per domain; and at its worst by as
+    much as the state's own cycle start and end may cost more than the cheapest state's, against
+    the other at its best). None if a layer has no allowed state."""
     ids = np.flatnonzero(allowed)
     if not len(ids):
         return None
     d = model.domains
-    states, energy, times = [], [], []
+    states, energy, times, starts, ends = [], [], [], [], []
     for i in range(model.n):
         e, t = model.energy[i][ids], model.time[i][ids]
+        start, end = model.start_e[i][ids], model.end_e[i + 1][ids]
+        extra = (start - start.min()) + (end - end.min())
         margin_e = 2 * d * model.switch_e
         margin_c = float(metric(np.asarray(margin_e), np.asarray(2 * d * model.switch_t)))
-        drop = _dominated_with_margin(e, metric(e, t), margin_e, margin_c)
+        drop = _dominated_with_margin(
+            e, metric(e, t), margin_e, margin_c, e + extra, metric(e + extra, t)
+        )
         states.append(ids[~drop])
         energy.append(e[~drop])
         times.append(t[~drop])
+        starts.append(start[~drop])
+        ends.append(end[~drop])
     switches = [np.zeros((0, len(states[0])), dtype=np.int64)]
     for i in range(1, model.n):
         a, b = model.levels[states[i - 1]], model.levels[states[i]]
         switches.append(np.sum(a[:, None, :] != b[None, :, :], axis=2))
-    return _Layers(tuple(states), tuple(energy), tuple(times), tuple(switches))
+    return _Layers(
+        tuple(states), tuple(energy), tuple(times), tuple(switches), tuple(starts), tuple(ends)
+    )
 
 
 def _ends(checkpointing: Checkpointing, n: int, start: int) -> tuple[bool, Callable[[int], bool]]:
@@ -335,7 +364,7 @@ def _search(
         if not (reached[b] and may_start):
             continue
         base = arrive_time[b] if latency else arrive_energy[b]
-        le = model.start_e[b] + layers.energy[b]
+        le = layers.start[b] + layers.energy[b]
         lt = model.start_t[b] + layers.time[b]
         ls = np.arange(len(le))
         lp = np.full(len(le), -1)
@@ -345,20 +374,12 @@ def _search(
         for j in range(b, n):
             if not len(le):
                 break
-            metric = model.c_of(le, lt)
-            kept = _prune_labels(model, le, metric, ls)
-            if to_go is not None:
-                bound = base + (metric[kept] if latency else le[kept]) + to_go[j]
-                kept = kept[bound <= slack]
-            if label_cap is not None and len(kept) > label_cap:
-                kept = _cap_labels(le, metric, ls, kept, label_cap)
-            le, lt, ls, lp = le[kept], lt[kept], ls[kept], lp[kept]
-            stats["labels_kept"] += len(le)
-            stats["max_labels"] = max(stats["max_labels"], len(le))
-            history.append((ls, lp))
+            # Ending the cycle here is tried on every label before pruning: the checkpoint's
+            # cost depends on the label's state, which the pruning across states ignores.
             end = j + 1
+            ended = -1
             if may_end(end):
-                ee = le + model.end_e[end]
+                ee = le + layers.end[j][ls]
                 te = lt + model.end_t[end]
                 ok = np.flatnonzero(ee <= cap)
                 if len(ok):
@@ -372,7 +393,23 @@ def _search(
                         arrive_time[end] = float(done[pick])
                         arrive_energy[end] = float(spent[pick])
                         reached[end] = True
-                        back[end] = (b, _trace_back(layers, history, b, int(ok[pick])))
+                        ended = int(ok[pick])
+            metric = model.c_of(le, lt)
+            kept = _prune_labels(model, le, metric, ls)
+            if to_go is not None:
+                bound = base + (metric[kept] if latency else le[kept]) + to_go[j]
+                kept = kept[bound <= slack]
+            if label_cap is not None and len(kept) > label_cap:
+                kept = _cap_labels(le, metric, ls, kept, label_cap)
+            if ended >= 0 and not np.any(kept == ended):
+                kept = np.append(kept, ended)
+            le, lt, ls, lp = le[kept], lt[kept], ls[kept], lp[kept]
+            stats["labels_kept"] += len(le)
+            stats["max_labels"] = max(stats["max_labels"], len(le))
+            history.append((ls, lp))
+            if ended >= 0:
+                at = int(np.flatnonzero(kept == ended)[0])
+                back[end] = (b, _trace_back(layers, history, b, at))
             if end == n or checkpointing is Checkpointing.EVERY_LAYER or not len(le):
                 break
             step = layers.switches[j + 1][ls]
@@ -431,7 +468,8 @@ def _cost_to_go(
     ]
     prefix = np.concatenate([[0.0], np.cumsum(per_layer)])  # prefix[k] = sum over layers < k
     energy_prefix = np.concatenate([[0.0], np.cumsum([float(e[0]) for e in virtual.energy])])
-    ends = [measure(float(model.end_e[e]), float(model.end_t[e])) for e in range(n + 1)]
+    end_e = [0.0, *(float(virtual.end[e - 1][0]) for e in range(1, n + 1))]
+    ends = [measure(end_e[e], float(model.end_t[e])) for e in range(n + 1)]
     # h[k]: from boundary k, the capacitor at V_on, to the end.
     h = [math.inf] * (n + 1)
     h[n] = 0.0
@@ -439,16 +477,12 @@ def _cost_to_go(
         may_start, may_end = _ends(checkpointing, n, k)
         if not may_start:
             continue
-        start = measure(float(model.start_e[k]), float(model.start_t[k]))
+        start_e = float(virtual.start[k][0])
+        start = measure(start_e, float(model.start_t[k]))
         for e in range(k + 1, n + 1):
-            energy = (
-                float(model.start_e[k])
-                + energy_prefix[e]
-                - energy_prefix[k]
-                + float(model.end_e[e])
-            )
+            energy = start_e + energy_prefix[e] - energy_prefix[k] + end_e[e]
             if energy > model.charge_j:
-                if energy - float(model.end_e[e]) > model.charge_j:
+                if energy - end_e[e] > model.charge_j:
                     break
                 continue
             if may_end(e):
@@ -508,7 +542,10 @@ def _optimistic_layers(model: _Model, allowed: np.ndarray, points: int = 1) -> _
         np.zeros((len(states[i - 1]) if i else 0, len(states[i])), dtype=np.int64)
         for i in range(model.n)
     ]
-    return _Layers(tuple(states), tuple(energy), tuple(times), tuple(switches))
+    # Every virtual state starts and ends a cycle at the allowed states' least cost.
+    starts = tuple(np.full(len(states[i]), model.start_e[i][ids].min()) for i in range(model.n))
+    ends = tuple(np.full(len(states[i]), model.end_e[i + 1][ids].min()) for i in range(model.n))
+    return _Layers(tuple(states), tuple(energy), tuple(times), tuple(switches), starts, ends)
 
 
 def _rail_subsets(problem: IntermittentProblem) -> list[np.ndarray]:
@@ -581,7 +618,7 @@ def _least_bound(
         may_start, may_end = _ends(checkpointing, n, b)
         if math.isinf(key[b][0]) or not may_start:
             continue
-        e = float(model.start_e[b])
+        e = float(virtual.start[b][0])
         t = float(model.start_t[b])
         for j in range(b, n):
             e += energy[j]
@@ -590,7 +627,7 @@ def _least_bound(
                 break
             end = j + 1
             if may_end(end):
-                ee = e + float(model.end_e[end])
+                ee = e + float(virtual.end[j][0])
                 if ee <= cap:
                     done = recharge(at_time[b] + t + float(model.end_t[end]), ee)
                     spent = at_energy[b] + ee
@@ -779,11 +816,11 @@ def _bottleneck(
         may_start, may_end = _ends(checkpointing, n, b)
         if math.isinf(value[b]) or not may_start or value[b] >= cutoff:
             continue
-        least = model.start_e[b] + layers.energy[b]
+        least = layers.start[b] + layers.energy[b]
         for j in range(b, n):
             end = j + 1
             if may_end(end):
-                cycle = float(least.min()) + float(model.end_e[end])
+                cycle = float((least + layers.end[j]).min())
                 total = max(value[b], cycle)
                 if total < value[end]:
                     value[end] = total

@@ -160,7 +160,7 @@ def evaluate_intermittent(
         for i in range(first + 1, end):
             a, b = volts[int(states[i - 1])], volts[int(states[i])]
             switches += sum(1 for x, y in zip(a, b, strict=True) if x != y)
-        restore_j = problem.restore_energy_j[first] if first else 0.0
+        restore_j = float(problem.restore_energy_j[first, int(states[first])]) if first else 0.0
         restore_s = problem.restore_time_s[first] if first else 0.0
         on_time = (
             problem.boot_time_s
@@ -180,7 +180,7 @@ def evaluate_intermittent(
             restore_j=restore_j,
             compute_j=compute,
             switch_j=switches * problem.transition_energy_j,
-            checkpoint_j=problem.checkpoint_energy_j[end],
+            checkpoint_j=float(problem.checkpoint_energy_j[end, int(states[end - 1])]),
             leakage_j=leak * on_time,
             switches=switches,
             restored_bits=problem.checkpoint_bits[first] if first else 0,

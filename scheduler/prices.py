@@ -214,13 +214,12 @@ EVENT_PRICES: tuple[EventPrice, ...] = (
 class SupplyEvent(enum.Enum):
     """Events of an intermittently powered chip (chip file ``intermittent``, docs/intermittent.md).
 
-    No RTL counter counts them yet (the PMU's checkpoint, restore and boot path are the next step
-    of issue 16); the intermittent scheduler prices them analytically.
+    The PMU counts all but the boot (``SupplyPrice.counter``); the boot is one per power-up.
     """
 
-    BOOT = "boot"  # one power-up: reset, clock start-up, rails programmed
-    CHECKPOINT_BIT = "checkpoint_bit"  # one bit written to the checkpoint store
-    RESTORE_BIT = "restore_bit"  # one bit read back from it
+    BOOT = "boot"  # one power-up: the analog part (reset, clock start-up) no counter sees
+    CHECKPOINT_BIT = "checkpoint_bit"  # one bit written to the checkpoint store (markers too)
+    RESTORE_BIT = "restore_bit"  # one bit read back from it (markers too)
     CHECKPOINT_WORD = "checkpoint_spad_read"  # one scratchpad word read for a checkpoint
     RESTORE_WORD = "restore_spad_write"  # one scratchpad word written by a restore
 
@@ -228,11 +227,15 @@ class SupplyEvent(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class SupplyPrice:
     """A supply event and the chip-file field (a dotted path) that prices one of it;
-    ``units_per_joule`` converts the field's unit to joules (pJ: 1e12, uJ: 1e6)."""
+    ``units_per_joule`` converts the field's unit to joules (pJ: 1e12, uJ: 1e6). ``counter``: the
+    PMU's power counter (``pmu.power_counters``) whose one count is ``per_count`` events (a
+    chip-file field, such as the bits of a store word; None: one); None for the boot."""
 
     event: SupplyEvent
     field: str
     units_per_joule: float
+    counter: str | None = None
+    per_count: str | None = None
 
     def joules(self, chip: Chip) -> float:
         """Energy of one event on ``chip``."""
@@ -246,10 +249,22 @@ class SupplyPrice:
 #: checkpoints and restores are priced at ``energy.reference_v`` (docs/intermittent.md).
 SUPPLY_PRICES: tuple[SupplyPrice, ...] = (
     SupplyPrice(SupplyEvent.BOOT, "intermittent.boot.energy_uj", 1e6),
-    SupplyPrice(SupplyEvent.CHECKPOINT_BIT, "intermittent.checkpoint.write_pj_per_bit", 1e12),
-    SupplyPrice(SupplyEvent.RESTORE_BIT, "intermittent.checkpoint.read_pj_per_bit", 1e12),
-    SupplyPrice(SupplyEvent.CHECKPOINT_WORD, "energy.spad_read_pj", 1e12),
-    SupplyPrice(SupplyEvent.RESTORE_WORD, "energy.spad_write_pj", 1e12),
+    SupplyPrice(
+        SupplyEvent.CHECKPOINT_BIT,
+        "intermittent.checkpoint.write_pj_per_bit",
+        1e12,
+        "store_writes",
+        "intermittent.checkpoint.word_bits",
+    ),
+    SupplyPrice(
+        SupplyEvent.RESTORE_BIT,
+        "intermittent.checkpoint.read_pj_per_bit",
+        1e12,
+        "store_reads",
+        "intermittent.checkpoint.word_bits",
+    ),
+    SupplyPrice(SupplyEvent.CHECKPOINT_WORD, "energy.spad_read_pj", 1e12, "copy_reads"),
+    SupplyPrice(SupplyEvent.RESTORE_WORD, "energy.spad_write_pj", 1e12, "copy_writes"),
 )
 
 

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from voltflow.scheduler.checkpoint import plan_checkpoints, transfer_idle_power_w
+from voltflow.scheduler.checkpoint import idle_power_w, plan_checkpoints, transfer_costs
 from voltflow.scheduler.chip import load_chip
 from voltflow.scheduler.cost import build_cost_table, schedule_layers
 from voltflow.scheduler.network import load_network
@@ -75,34 +75,58 @@ def test_concatenation_views_are_saved_once() -> None:
 
 
 def test_transfer_costs_come_from_the_chip_file() -> None:
+    """A checkpoint writes its words and the marker twice, W whole reference cycles each, plus a
+    tick per SAVE and the COMMIT; a restore reads its words, R cycles each, after a tick per
+    RESTORE and the banks' wake-up. Bits at the store's prices, scratchpad words at the chip's,
+    and the idle power (in the state given) over the copy."""
     chip = load_chip()
     spec = chip.intermittent
     assert spec is not None
     store = spec.checkpoint
     table = build_cost_table(load_network("ds_cnn"), chip)
-    for c in plan_checkpoints(table, spec):
-        words = math.ceil(c.bits / store.word_bits)
-        assert c.write_time_s == pytest.approx(words * store.write_ns_per_word * 1e-9)
-        assert c.read_time_s == pytest.approx(words * store.read_ns_per_word * 1e-9)
-        idle = (c.write_energy_j - c.bits * store.write_pj_per_bit * 1e-12) - (
-            c.data_words * chip.energy.spad_read_pj * 1e-12
-        )
-        # The rest is idle power over the transfer: domains, always-on, banks (tens of uW).
-        assert 1e-6 < idle / c.write_time_s < 1e-4
-        read_idle = c.read_energy_j - c.bits * store.read_pj_per_bit * 1e-12
-        read_idle -= c.data_words * chip.energy.spad_write_pj * 1e-12
-        assert read_idle / c.read_time_s == pytest.approx(idle / c.write_time_s)
+    checkpoints = plan_checkpoints(table, spec)
+    costs = transfer_costs(table, spec, checkpoints)
+    write = math.ceil(store.write_ns_per_word * chip.reference_mhz / 1000)
+    read = math.ceil(store.read_ns_per_word * chip.reference_mhz / 1000)
+    assert (write, read) == (119, 119)  # 148.1 ns at 800 MHz: 148.75 ns, whole cycles
+    f = chip.reference_mhz * 1e6
+    wake = 16  # 20 ns at 800 MHz
+    n = len(checkpoints)
+    for c in checkpoints:
+        k = c.boundary
+        idle = idle_power_w(table, c.banks)
+        cycles = len(c.spans) + 1 + (c.data_words + 2) * write
+        assert costs.checkpoint_time_s[k] == pytest.approx(cycles / f)
+        pj = (c.data_words + 2) * 64 * store.write_pj_per_bit + c.data_words * 35.0
+        assert costs.checkpoint_energy_j[k] == pytest.approx(pj * 1e-12 + idle * cycles / f)
+        if k < n:
+            cycles = 1 + wake + len(c.spans) + c.data_words * read
+            assert costs.restore_time_s[k] == pytest.approx(cycles / f)
+            pj = c.data_words * (64 * store.read_pj_per_bit + 31.0)
+            assert costs.restore_energy_j[k] == pytest.approx(pj * 1e-12 + idle * cycles / f)
+    assert not costs.restore_energy_j[n].any() and not costs.checkpoint_energy_j[0].any()
+    # The costs differ by state through the idle power only: higher voltages leak more.
+    low = table.state_index([0.9, 0.9, 0.9])
+    high = table.state_index([1.3, 1.3, 1.3])
+    assert np.all(costs.checkpoint_energy_j[1:, high] > costs.checkpoint_energy_j[1:, low])
 
 
-def test_transfer_idle_power_sums_the_chip_files_leakages() -> None:
+def test_idle_power_sums_the_chip_files_leakages_at_the_states_voltages() -> None:
     chip = load_chip()
     table = build_cost_table(load_network("ds_cnn"), chip)
     none = np.zeros(table.memory.total, dtype=bool)
+    ref = table.state_index([1.1, 1.1, 1.1])
+    low = table.state_index([0.9, 1.1, 1.1])
     base = 2.32 + 6.452 + 5.71 + 1.62  # domains' idle power and the always-on supply, uW
-    assert transfer_idle_power_w(chip, none, table) == pytest.approx(base * 1e-6)
+    assert idle_power_w(table, none)[ref] == pytest.approx(base * 1e-6)
+    # Linear leakage law: the sys domain at 0.9 V leaks 0.9 / 1.1 of its reference power.
+    assert idle_power_w(table, none)[low] == pytest.approx((base - 2.32 * 0.2 / 1.1) * 1e-6)
     one = none.copy()
-    one[0] = True  # an ifmap bank: 20 uW
-    assert transfer_idle_power_w(chip, one, table) == pytest.approx((base + 20) * 1e-6)
+    one[0] = True  # an ifmap bank: 20 uW, in the feeder domain
+    assert idle_power_w(table, one)[ref] == pytest.approx((base + 20) * 1e-6)
+    feeder_low = table.state_index([1.1, 1.1, 0.9])
+    expected = base - 5.71 * 0.2 / 1.1 + 20 * 0.9 / 1.1
+    assert idle_power_w(table, one)[feeder_low] == pytest.approx(expected * 1e-6)
 
 
 def test_without_an_output_commit_the_last_boundary_saves_nothing() -> None:
@@ -112,5 +136,9 @@ def test_without_an_output_commit_the_last_boundary_saves_nothing() -> None:
     quiet = dataclasses.replace(
         spec, checkpoint=dataclasses.replace(spec.checkpoint, commit_output=False)
     )
-    last = plan_checkpoints(build_cost_table(load_network("ds_cnn"), chip), quiet)[-1]
-    assert (last.tensors, last.bits, last.write_energy_j, last.write_time_s) == ((), 0, 0.0, 0.0)
+    table = build_cost_table(load_network("ds_cnn"), chip)
+    checkpoints = plan_checkpoints(table, quiet)
+    last = checkpoints[-1]
+    costs = transfer_costs(table, quiet, checkpoints)
+    assert (last.tensors, last.bits, last.written_words) == ((), 0, 0)
+    assert costs.checkpoint_time_s[-1] == 0 and not costs.checkpoint_energy_j[-1].any()

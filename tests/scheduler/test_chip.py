@@ -151,6 +151,16 @@ def _write_variant(tmp_path: Path, edit) -> Path:
             r"not 0$",
         ),
         (
+            lambda r: r["intermittent"]["checkpoint"].__setitem__("word_bits", 32),
+            r"^bad_chip\.yaml: intermittent\.checkpoint\.word_bits: must be the scratchpad's "
+            r"word_bits = 64 \(a checkpoint copies one scratchpad word per store word\), not 32$",
+        ),
+        (
+            lambda r: r["intermittent"]["checkpoint"].__setitem__("marker_bits", 128),
+            r"^bad_chip\.yaml: intermittent\.checkpoint\.marker_bits: must be one store word, 64 "
+            r"bits \(the commit protocol writes the marker in one atomic word write\), not 128$",
+        ),
+        (
             lambda r: r["intermittent"]["checkpoint"].pop("write_pj_per_bit"),
             r"^bad_chip\.yaml: intermittent\.checkpoint\.write_pj_per_bit: missing$",
         ),

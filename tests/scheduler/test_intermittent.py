@@ -41,7 +41,7 @@ def _capacitor(charge_j: float, leakage_w: float = 0.0) -> CapacitorSpec:
 @st.composite
 def tiny_cases(draw: st.DrawFn) -> tuple[IntermittentProblem, Harvest, Objective, Checkpointing]:
     """1-4 layers, 1-2 domains, 2-4 states from a 3-level grid, small integer costs (ties are
-    common), any switch cost, rails 1-3, a charge from below the hardest layer to above the
+    common), checkpoint and restore costs the same in every state or per state, any switch cost, rails 1-3, a charge from below the hardest layer to above the
     whole network, capacitor leakage or none, a constant or a piecewise harvest."""
     n = draw(st.integers(1, 4))
     domains = draw(st.integers(1, 2))
@@ -59,10 +59,16 @@ def tiny_cases(draw: st.DrawFn) -> tuple[IntermittentProblem, Harvest, Objective
         values = draw(st.lists(st.integers(low, high), min_size=n + 1, max_size=n + 1))
         return tuple(v * scale for v in values)
 
-    ck_e = (0.0, *boundary(0, 15, 1e-6)[1:])
     ck_t = (0.0, *boundary(0, 5, 1e-3)[1:])
-    rs_e = (0.0, *boundary(0, 15, 1e-6)[1:n], 0.0)
     rs_t = (0.0, *boundary(0, 5, 1e-3)[1:n], 0.0)
+    if draw(st.booleans()):
+        ck_e: object = (0.0, *boundary(0, 15, 1e-6)[1:])
+        rs_e: object = (0.0, *boundary(0, 15, 1e-6)[1:n], 0.0)
+    else:
+        # Per state: a checkpoint costs what the cycle's last layer's state makes it cost, a
+        # restore what its first layer's does (the copies' idle power).
+        ck_e = np.array([[0.0] * s, *(costs(0, 15, 1e-6) for _ in range(n))])
+        rs_e = np.array([[0.0] * s, *(costs(0, 15, 1e-6) for _ in range(n - 1)), [0.0] * s])
     bits = (0, *boundary(0, 100, 1)[1:])
     total = sum(float(e.max()) for e in energy) + 40e-6
     charge = draw(st.sampled_from([k / 10 for k in range(1, 11)])) * total + 2e-6
@@ -293,6 +299,7 @@ def _physical_case(seed: int) -> tuple[IntermittentProblem, Harvest, Objective]:
     ck = tuple(float(x) for x in rng.uniform(0, 3e-6, n + 1))
     ck_t = tuple(float(x) for x in rng.uniform(0, 5e-4, n + 1))
     total = sum(float(e.max()) for e in energy)
+    scale = volts.mean(axis=1) if seed % 2 else np.ones(len(volts))
     problem = IntermittentProblem(
         name=f"physical-{seed}",
         layer_names=tuple(f"l{i}" for i in range(n)),
@@ -307,9 +314,10 @@ def _physical_case(seed: int) -> tuple[IntermittentProblem, Harvest, Objective]:
         boot_time_s=1e-4,
         wake_energy_j=(0.0,) * n,
         checkpoint_bits=(0,) * (n + 1),
-        checkpoint_energy_j=(0.0, *ck[1:]),
+        # The copies' idle power grows with the state's voltages (odd seeds: per state).
+        checkpoint_energy_j=np.outer((0.0, *ck[1:]), scale),
         checkpoint_time_s=(0.0, *ck_t[1:]),
-        restore_energy_j=(0.0, *ck[1:n], 0.0),
+        restore_energy_j=np.outer((0.0, *ck[1:n], 0.0), scale),
         restore_time_s=(0.0, *ck_t[1:n], 0.0),
     )
     harvest = Harvest.constant(float(rng.choice([5e-3, 2e-2, 1e-1])))
