@@ -12,19 +12,33 @@ differences over a window of the run:
   voltage level (domain leakage), bank-cycles per bank kind per level of the kind's domain (bank
   leakage), supply switches (transitions), banks woken per kind (wake energy), asleep cycles
   (sleep power; the always-on supply leaks over the cycles the chip is not asleep, sleep power
-  being the whole chip's).
+  being the whole chip's);
+- on the intermittent build, the checkpoint store's counters (store words written and read,
+  markers included, and the scratchpad words the copies moved), priced by
+  :data:`scheduler.prices.SUPPLY_PRICES`; the analog part of a power-up, which no counter sees,
+  is the chip file's ``intermittent.boot`` per power-up (:func:`boot_energy`).
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
 from voltflow.scheduler.chip import DOMAINS, Chip
-from voltflow.scheduler.prices import DYNAMIC_PRICES, EVENT_PRICES, LEAKAGE_PRICES, DynamicPrice
+from voltflow.scheduler.prices import (
+    DYNAMIC_PRICES,
+    EVENT_PRICES,
+    LEAKAGE_PRICES,
+    SUPPLY_PRICES,
+    DynamicPrice,
+    SupplyEvent,
+    chip_field,
+)
 
 __all__ = [
     "DYNAMIC_COMPONENTS",
     "LEAKAGE_SOURCES",
     "Energy",
+    "boot_energy",
     "dynamic_energy",
     "launch_levels",
     "window_energy",
@@ -52,6 +66,8 @@ class Energy:
     transition_j: float = 0.0
     wake_j: float = 0.0
     sleep_j: float = 0.0
+    store_j: float = 0.0  # checkpoint store words and the scratchpad words the copies moved
+    boot_j: float = 0.0  # power-ups (the chip file's analog boot energy)
 
     def __add__(self, other: "Energy") -> "Energy":
         return Energy(
@@ -60,6 +76,8 @@ class Energy:
             self.transition_j + other.transition_j,
             self.wake_j + other.wake_j,
             self.sleep_j + other.sleep_j,
+            self.store_j + other.store_j,
+            self.boot_j + other.boot_j,
         )
 
     @property
@@ -78,6 +96,8 @@ class Energy:
             + self.transition_j
             + self.wake_j
             + self.sleep_j
+            + self.store_j
+            + self.boot_j
         )
 
     def to_json(self) -> dict[str, object]:
@@ -87,6 +107,8 @@ class Energy:
             "transition_j": self.transition_j,
             "wake_j": self.wake_j,
             "sleep_j": self.sleep_j,
+            "store_j": self.store_j,
+            "boot_j": self.boot_j,
             "total_j": self.total_j,
         }
 
@@ -196,4 +218,18 @@ def window_energy(
     out.sleep_j = asleep * chip.sleep_power_uw * 1e-6 * seconds_per_cycle
     switches = _delta(after, before, _EVENT_COUNTER["transition"])
     out.transition_j = switches * chip.transition_energy_j
+    if chip.intermittent is not None:
+        for supply in SUPPLY_PRICES:
+            if supply.counter is not None and supply.counter in after:
+                count = _delta(after, before, supply.counter)
+                per = 1 if supply.per_count is None else cast(int, chip_field(chip, supply.per_count))
+                out.store_j += count * per * supply.joules(chip)
     return out
+
+
+def boot_energy(chip: Chip, power_ups: int = 1) -> Energy:
+    """The analog part of ``power_ups`` power-ups (reset, clock start-up: the chip file's
+    ``intermittent.boot.energy_uj``), which no counter sees; what the PMU does after it is in
+    the counters."""
+    price = next(p for p in SUPPLY_PRICES if p.event is SupplyEvent.BOOT)
+    return Energy(boot_j=power_ups * price.joules(chip))

@@ -227,6 +227,8 @@ def wrapper_verilog(accel: AccelConfig, pmu: PmuConfig, sizes: SimSizes) -> str:
   wire power_off = status__halted && status__halt_code == 8'd{HALT_POWER_OFF};
   wire power_down = !rst && (fail_now || power_off);
   always @(posedge clk) if (fail_now && !rst) fail_i <= fail_i + 1;
+  // A power-down's cycle: the failure's (inside the tick) or the cycle after HALT_POWER_OFF.
+  wire [63:0] down_cycle = fail_now ? fail_at[fail_i] : 64'(status__now);
 """
         store_decl = f"""  // The checkpoint store (non-volatile): two markers, then two slots.
   localparam int STORE_WORDS = {store_words};
@@ -277,6 +279,7 @@ def wrapper_verilog(accel: AccelConfig, pmu: PmuConfig, sizes: SimSizes) -> str:
     pmu_names = [pmu_signal[n] for n in COUNTER_PORTS(pmu)]
     fmt = " ".join(["%0d"] * (len(names) + 1))
     args = ", ".join(["op_index", *names])
+    power_args = ", ".join(["-1", *["0"] * len(names)])
     pmu_lines = "\n".join(
         f'      $fwrite(pmu_fd, "{label} %0d\\n", {signal});'
         for label, signal in [
@@ -286,6 +289,7 @@ def wrapper_verilog(accel: AccelConfig, pmu: PmuConfig, sizes: SimSizes) -> str:
     )
     snap_fmt = " ".join(["%s", "%0d"] + ["%0d"] * len(pmu_names))
     snap_args = ", ".join(["status__now", *pmu_names])
+    down_args = ", ".join(["down_cycle" if pmu.store else "status__now", *pmu_names])
     frames, idle, asleep = (pmu_signal[n] for n in ("frames", "idle_cycles", "asleep_cycles"))
     n_banks = pmu.n_banks
     spad_lo, spad_hi = pmu.bank_range(kind_is_rram=False)
@@ -427,7 +431,7 @@ module {TOP_NAME} (
     idle_q <= rst ? 0 : {idle};
     asleep_q <= rst ? 0 : {asleep};
     if (snap_fd != 0 && power_down)  // the power cycle's counters, before the reset clears them
-      $fwrite(snap_fd, "{snap_fmt}\\n", fail_now ? "P" : "O", {snap_args});
+      $fwrite(snap_fd, "{snap_fmt}\\n", fail_now ? "P" : "O", {down_args});
     if (snap_fd != 0 && !rst) begin
       if (launch__start && !start_q) $fwrite(snap_fd, "{snap_fmt}\\n", "S", {snap_args});
       if (status__launch_done) $fwrite(snap_fd, "{snap_fmt}\\n", "D", {snap_args});
@@ -448,6 +452,8 @@ module {TOP_NAME} (
         $writememh($sformatf("%s%0d_%0d.hex", dump_prefix, {frames}, op_index), spad,
                    dump_first[op_index[{prog_bits - 1}:0]], dump_last[op_index[{prog_bits - 1}:0]]);
     end
+    // A power-down ends the power cycle's rows (op index -1): its counters restart from 0.
+    if (power_down && stats_fd != 0) $fwrite(stats_fd, "{fmt}\\n", {power_args});
     if (rst) bank_sel <= 0;
     if (status__launch_done && launch_fd != 0) begin
       $fwrite(launch_fd, "%0d %0d %0d %0d\\n", launch__first, launch__count,

@@ -13,13 +13,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from voltflow.cosim.intermittent_analysis import ENERGY_TOLERANCE, analyse_power_ups
 from voltflow.cosim.pmu_run import run_program
+from voltflow.cosim.sim_top import sim_bank_counts
 from voltflow.pmu.intermittent_compiler import compile_intermittent
 from voltflow.pmu.isa import HALT_POWER_OFF, ErrorCode
 from voltflow.pmu.store import read_marker
 from voltflow.scheduler.chip import load_chip
 from voltflow.scheduler.cost import build_cost_table
+from voltflow.scheduler.intermittent import intermittent_problem
+from voltflow.scheduler.intermittent_evaluate import evaluate_intermittent
 from voltflow.scheduler.network import Network, load_network
+from voltflow.scheduler.supply import Harvest
 
 pytestmark = pytest.mark.cosim
 
@@ -71,7 +76,7 @@ def _run(setup, rule, failures):  # type: ignore[no-untyped-def]
     cuts = [True] * (n - 1) if rule == "every" else [True] + [False] * (n - 2)
     # The states differ from layer to layer, so that every power cycle switches supplies.
     states = [i % len(table.voltages_v) for i in range(n)]
-    program = compile_intermittent(table, states, cuts)
+    program = compile_intermittent(table, states, cuts, sim_bank_counts(chip, table.memory))
     return program, run_program(
         network, chip, program.program.words, intermittent=True, failures=failures, seed=3
     )
@@ -92,9 +97,25 @@ def _check(program, result) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("rule", ["every", "first"])
 def test_an_intermittent_program_runs_through_its_power_cycles(setup, rule) -> None:  # type: ignore[no-untyped-def]
+    """Each power cycle's energy, priced from the counters by the co-simulation's energy model,
+    equals the schedule's prediction for it (the intermittent cost model: boot, restore in the
+    first layer's state, layers, switches, checkpoint in the last layer's state)."""
     program, result = _run(setup, rule, [])
     _check(program, result)
     assert len(result.power_cycles) == len(program.cycles)
+    chip, _, table = setup
+    ups = analyse_power_ups(result, chip, table, program)
+    n = len(table.layers)
+    cuts = [True] * (n - 1) if rule == "every" else [True] + [False] * (n - 2)
+    states = [i % len(table.voltages_v) for i in range(n)]
+    judged = evaluate_intermittent(intermittent_problem(table), Harvest.constant(1e-3), states, cuts)
+    assert [up.cycle for up in ups] == list(range(len(program.cycles)))
+    assert [up.end for up in ups] == ["off"] * (len(ups) - 1) + ["done"]
+    for up, cycle in zip(ups, judged.cycles, strict=True):
+        assert up.exact, (up.cycles, up.predicted_cycles)
+        predicted = cycle.energy_j - cycle.leakage_j  # the capacitor's own leakage aside
+        assert up.measured.total_j == pytest.approx(predicted, rel=ENERGY_TOLERANCE / 10)
+        assert up.measured.store_j > 0 and up.measured.boot_j > 0
 
 
 def test_random_power_failures_never_change_the_output(setup) -> None:  # type: ignore[no-untyped-def]
@@ -105,3 +126,9 @@ def test_random_power_failures_never_change_the_output(setup) -> None:  # type: 
     program, result = _run(setup, "every", failures)
     _check(program, result)
     assert sum(c.failed_at is not None for c in result.power_cycles) >= 6
+    # The chip's power-ups end where the model says: at the same failure cycles, and the work
+    # redone (the cycles of the failed power-ups) is what the model predicts for them.
+    chip, _, table = setup
+    ups = analyse_power_ups(result, chip, table, program)
+    assert [up.failed_at for up in ups] == [c.failed_at for c in result.power_cycles]
+    assert all(up.exact for up in ups)
