@@ -390,10 +390,12 @@ def chip_build(
     waves: TraceFormat | None = None,
     *,
     attention: bool = True,
+    store: bool = False,
 ) -> VerilatorBuild:
     """The chip's Verilator build with ``counts`` banks per kind (cached), with the attention
-    engines' logic if ``attention``; with a trace format, the separate build that dumps it."""
-    spec = accel_build_spec(chip, counts, attention=attention)
+    engines' logic if ``attention`` and the checkpoint store if ``store`` (the intermittent
+    build); with a trace format, the separate build that dumps it."""
+    spec = accel_build_spec(chip, counts, store=store, attention=attention)
     if waves:
         spec = dataclasses.replace(spec, trace=waves)
     return build(spec)

@@ -53,6 +53,7 @@ DYNAMIC_COMPONENTS: dict[str, str | None] = {
 #: supply, the banks by kind.
 LEAKAGE_SOURCES: tuple[str, ...] = tuple(p.source.value for p in LEAKAGE_PRICES)
 _EVENT_COUNTER = {p.name: p.counter for p in EVENT_PRICES}
+_RESTORE_EVENTS = (SupplyEvent.RESTORE_BIT, SupplyEvent.RESTORE_WORD)
 
 
 @dataclass(slots=True)
@@ -66,7 +67,8 @@ class Energy:
     transition_j: float = 0.0
     wake_j: float = 0.0
     sleep_j: float = 0.0
-    store_j: float = 0.0  # checkpoint store words and the scratchpad words the copies moved
+    checkpoint_j: float = 0.0  # store words written (markers too), scratchpad words read by SAVE
+    restore_j: float = 0.0  # store words read (markers too), scratchpad words written by RESTORE
     boot_j: float = 0.0  # power-ups (the chip file's analog boot energy)
 
     def __add__(self, other: "Energy") -> "Energy":
@@ -76,7 +78,8 @@ class Energy:
             self.transition_j + other.transition_j,
             self.wake_j + other.wake_j,
             self.sleep_j + other.sleep_j,
-            self.store_j + other.store_j,
+            self.checkpoint_j + other.checkpoint_j,
+            self.restore_j + other.restore_j,
             self.boot_j + other.boot_j,
         )
 
@@ -96,7 +99,8 @@ class Energy:
             + self.transition_j
             + self.wake_j
             + self.sleep_j
-            + self.store_j
+            + self.checkpoint_j
+            + self.restore_j
             + self.boot_j
         )
 
@@ -107,7 +111,8 @@ class Energy:
             "transition_j": self.transition_j,
             "wake_j": self.wake_j,
             "sleep_j": self.sleep_j,
-            "store_j": self.store_j,
+            "checkpoint_j": self.checkpoint_j,
+            "restore_j": self.restore_j,
             "boot_j": self.boot_j,
             "total_j": self.total_j,
         }
@@ -220,10 +225,15 @@ def window_energy(
     out.transition_j = switches * chip.transition_energy_j
     if chip.intermittent is not None:
         for supply in SUPPLY_PRICES:
-            if supply.counter is not None and supply.counter in after:
-                count = _delta(after, before, supply.counter)
-                per = 1 if supply.per_count is None else cast(int, chip_field(chip, supply.per_count))
-                out.store_j += count * per * supply.joules(chip)
+            if supply.counter is None or supply.counter not in after:
+                continue
+            count = _delta(after, before, supply.counter)
+            per = 1 if supply.per_count is None else cast(int, chip_field(chip, supply.per_count))
+            joules = count * per * supply.joules(chip)
+            if supply.event in _RESTORE_EVENTS:
+                out.restore_j += joules
+            else:
+                out.checkpoint_j += joules
     return out
 
 

@@ -12,7 +12,6 @@ power cycle (docs/intermittent.md, "Co-simulation").
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from voltflow.cosim.energy import Energy, boot_energy, dynamic_energy, launch_levels, window_energy
 from voltflow.cosim.pmu_run import PmuRunResult
 from voltflow.pmu.intermittent_compiler import IntermittentProgram
@@ -21,7 +20,6 @@ from voltflow.pmu.timing import Outcome
 from voltflow.rtl.activity_counters import COUNTERS
 from voltflow.scheduler.chip import Chip, GatingPolicy
 from voltflow.scheduler.cost import CostTable
-from voltflow.scheduler.intermittent_evaluate import IntermittentEvaluation
 
 __all__ = ["ENERGY_TOLERANCE", "PowerUp", "analyse_power_ups"]
 

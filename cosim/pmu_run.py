@@ -29,12 +29,12 @@ from voltflow.cosim.images import (
     to_words,
     write_readmemh,
 )
-from voltflow.cosim.sim_top import chip_configs
+from voltflow.cosim.sim_top import MAX_FAILURES, chip_configs
 from voltflow.pmu.compiler import launch_cycles
 from voltflow.pmu.isa import ErrorCode
 from voltflow.pmu.rom import write_hex
 from voltflow.pmu.store import DATA_BASE
-from voltflow.pmu.timing import Outcome, predict, predict_power_cycles
+from voltflow.pmu.timing import Outcome, predict, predict_power_cycles, random_failures
 from voltflow.pmu.unit import COUNTER_PORTS
 from voltflow.rtl.activity_counters import COUNTERS
 from voltflow.rtl.config import ADDR_BITS
@@ -105,6 +105,7 @@ class PmuRunResult:
     #: last), and the checkpoint store's words at the end.
     power_cycles: tuple[Outcome, ...] = ()
     store: tuple[int, ...] = ()
+    failures: tuple[int, ...] = ()  # the supply failures the run was given
 
     @property
     def overclock_violations(self) -> int:
@@ -155,12 +156,15 @@ def run_program(
     progress: Callable[[int, int, int], None] | None = None,
     intermittent: bool = False,
     failures: Sequence[int] = (),
+    random_failure_count: int = 0,
+    failure_seed: int = 0,
 ) -> PmuRunResult:
     """Run the PMU program ``words`` with ``network``'s layer program on the chip's build.
 
     ``intermittent``: on the build with the checkpoint store (an erased store at the start),
     through power cycles (``pmu.timing.predict_power_cycles``); power cycle k fails at its
-    cycle ``failures[k]``.
+    cycle ``failures[k]``; ``random_failure_count`` more at random points
+    (``pmu.timing.random_failures`` with ``failure_seed``: boots, copies and layers alike).
 
     ``waves``: write a waveform (the build must have a trace format); keep it by giving a
     ``run_dir`` (the trace is in ``run_dir / "sim"``). ``progress(done, total, cycle)`` is
@@ -174,6 +178,19 @@ def run_program(
     n_desc = len(program.descriptors)
     cycles_of = launch_cycles(chip, [works[i] for i in program.op_index])
     power_cycles: tuple[Outcome, ...] = ()
+    if random_failure_count:
+        if not intermittent or failures:
+            raise ValueError("random failures need an intermittent run without given failures")
+        failures = random_failures(
+            list(words),
+            pmu_config,
+            cycles_of,
+            program_ops=n_desc,
+            count=random_failure_count,
+            seed=failure_seed,
+        )
+    if len(failures) > MAX_FAILURES:
+        raise ValueError(f"at most {MAX_FAILURES} power-ups' failures per run, not {len(failures)}")
     if intermittent:
         power_cycles = tuple(
             predict_power_cycles(
@@ -335,4 +352,5 @@ def run_program(
         trace=run.trace if run_dir is not None else None,
         power_cycles=power_cycles,
         store=store,
+        failures=tuple(failures),
     )

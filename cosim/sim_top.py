@@ -40,6 +40,7 @@ from voltflow.scheduler.network import Network, OpKind
 
 __all__ = [
     "CORE_NAME",
+    "MAX_FAILURES",
     "SIM_ARGS",
     "TOP_NAME",
     "BankCounts",
@@ -52,6 +53,9 @@ __all__ = [
     "uses_attention",
     "wrapper_verilog",
 ]
+
+#: Entries of the power-failure list (one per power-up) the intermittent build holds.
+MAX_FAILURES = 4096
 
 CORE_NAME = "accel_core"
 TOP_NAME = "accel_sim"
@@ -219,14 +223,15 @@ def wrapper_verilog(accel: AccelConfig, pmu: PmuConfig, sizes: SimSizes) -> str:
     store_words = DATA_BASE + 2 * pmu.slot_words
     store_bits = max(1, (store_words - 1).bit_length())
     if pmu.store:
-        # Power failures from a plusarg list (one cycle of the PMU's `now` per power cycle).
-        failure_logic = f"""  localparam int MAX_FAILURES = 4096;
+        # Power failures from a plusarg list: power-up k fails at its cycle ``fail_at[k]`` (the
+        # PMU's `now`); a value beyond its end, or no entry, lets it run (pmu.timing.NO_FAILURE).
+        failure_logic = f"""  localparam int MAX_FAILURES = {MAX_FAILURES};
   reg [63:0] fail_at [MAX_FAILURES];
   integer fail_count = 0, fail_i = 0;
   wire fail_now = fail_i < fail_count && fail_at[fail_i] < status__tick_end;
   wire power_off = status__halted && status__halt_code == 8'd{HALT_POWER_OFF};
   wire power_down = !rst && (fail_now || power_off);
-  always @(posedge clk) if (fail_now && !rst) fail_i <= fail_i + 1;
+  always @(posedge clk) if (power_down) fail_i <= fail_i + 1;  // one entry per power-up
   // A power-down's cycle: the failure's (inside the tick) or the cycle after HALT_POWER_OFF.
   wire [63:0] down_cycle = fail_now ? fail_at[fail_i] : 64'(status__now);
 """

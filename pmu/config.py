@@ -4,7 +4,6 @@ The PMU RTL (``pmu/sequencer.py``, ``pmu/bank_switches.py``, ...) and its Python
 (``pmu/timing.py``) read only a :class:`PmuConfig`, so the model and the RTL share every number.
 """
 
-import math
 from dataclasses import dataclass
 
 from voltflow.hw.widths import GROUP_BANKS, TIME_BITS

@@ -26,6 +26,7 @@ from t + 1; the next command executes at its continuation c):
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from voltflow.pmu.config import COMMAND_WORDS, GROUP_BANKS, TRANSITION_KINDS, PmuConfig
 from voltflow.pmu.isa import HALT_POWER_OFF, DomainCode, ErrorCode, Instr, IsaError, Opcode, decode
 from voltflow.pmu.store import marker_word, newer, read_marker
@@ -34,6 +35,7 @@ from voltflow.scheduler.chip import BANK_DOMAIN, DOMAINS, BankKind
 __all__ = [
     "LAUNCH_DONE_DELAY",
     "LAUNCH_OVERHEAD",
+    "NO_FAILURE",
     "TRANSITION_KINDS",
     "Launch",
     "Outcome",
@@ -42,7 +44,11 @@ __all__ = [
     "SupplyState",
     "predict",
     "predict_power_cycles",
+    "random_failures",
 ]
+
+#: A power-up's failure cycle that never comes (``predict_power_cycles``' ``failures``).
+NO_FAILURE = (1 << 62) - 1
 
 #: A LAUNCH executed at t sees the accelerator's ``done`` at t + LAUNCH_DONE_DELAY + C.
 LAUNCH_DONE_DELAY = 2
@@ -562,27 +568,78 @@ def predict_power_cycles(
     markers: Sequence[int] = (0, 0),
     max_cycles: int = 100_000,
 ) -> list[Outcome]:
-    """Run an intermittent program through its power cycles: each ends with HALT_POWER_OFF (the
-    next one boots with the store's markers as they are), with a supply failure (power cycle k
-    fails at its cycle ``failures[k]``, as :func:`predict`'s ``fail_at``; failures the program
-    does not live to see are not used), or with any other stop, which ends the run. One
-    :class:`Outcome` per power cycle."""
+    """Run an intermittent program through its power-ups: each ends with HALT_POWER_OFF (the
+    next one boots with the store's markers as they are), with a supply failure (power-up k
+    fails at its cycle ``failures[k]``, as :func:`predict`'s ``fail_at``; a value beyond its end,
+    such as :data:`NO_FAILURE`, or no entry lets it run), or with any other stop, which ends the
+    run. One :class:`Outcome` per power-up."""
     outcomes: list[Outcome] = []
-    pending = list(failures)
     state = list(markers)
     while len(outcomes) < max_cycles:
+        k = len(outcomes)
         run = predict(
             words,
             config,
             launch_cycles,
             program_ops=program_ops,
             markers=state,
-            fail_at=pending[0] if pending else None,
+            fail_at=failures[k] if k < len(failures) else None,
         )
         outcomes.append(run)
         state = list(run.store.markers)
-        if run.failed_at is not None:
-            pending.pop(0)
-        elif run.halt_code != HALT_POWER_OFF or run.error is not ErrorCode.NONE:
+        if run.failed_at is None and (
+            run.halt_code != HALT_POWER_OFF or run.error is not ErrorCode.NONE
+        ):
             return outcomes
     raise RunawayProgramError(f"the program did not finish within {max_cycles:,} power cycles")
+
+
+def _committed(markers: Sequence[int]) -> int:
+    """The boundary of the newest valid marker (0: nothing committed)."""
+    found = [m for m in (read_marker(w) for w in markers) if m is not None]
+    if not found:
+        return 0
+    newest = found[0]
+    if len(found) == 2 and newer(found[1].sequence, found[0].sequence):
+        newest = found[1]
+    return newest.boundary
+
+
+def random_failures(
+    words: Sequence[int],
+    config: PmuConfig,
+    launch_cycles: Callable[[int, int, tuple[int, int, int]], int],
+    *,
+    program_ops: int,
+    count: int,
+    seed: int,
+) -> list[int]:
+    """``count`` supply failures at random points of an intermittent program's run, as
+    :func:`predict_power_cycles`' ``failures`` (one entry per power-up, :data:`NO_FAILURE` for
+    those that run through): each hits a power cycle of the failure-free run chosen uniformly (a
+    cycle hit several times fails on its retries), at a cycle drawn uniformly over that
+    power-up's whole length (boot, restore, layers, checkpoint, HALT). Deterministic in
+    ``seed``."""
+    rng = np.random.default_rng(seed)
+    clean = predict_power_cycles(words, config, launch_cycles, program_ops=program_ops)
+    pending = sorted(int(c) for c in rng.integers(0, len(clean), size=count))
+    failures: list[int] = []
+    markers: list[int] = [0, 0]
+    index = 0  # the failure-free run's power cycle now running
+    while pending:
+        run = predict(words, config, launch_cycles, program_ops=program_ops, markers=markers)
+        if pending[0] == index:
+            pending.pop(0)
+            at = int(rng.integers(0, run.end_cycle + 1))
+            failures.append(at)
+            failed = predict(
+                words, config, launch_cycles, program_ops=program_ops, markers=markers, fail_at=at
+            )
+            # A failure after the COMMIT landed: the next power cycle runs next.
+            index += int(_committed(failed.store.markers) != _committed(markers))
+            markers = list(failed.store.markers)
+            continue
+        failures.append(NO_FAILURE)
+        markers = list(run.store.markers)
+        index += 1
+    return failures

@@ -192,8 +192,10 @@ def transfer_costs(
             rs_e[k] = c.data_words * (word_read + spad_write) + idle * rs_t[k]
     # Boot: the rails settle, RESUME reads both markers, then every domain is connected (its
     # CONNECT waits out the switch) and clocked, with the always-on supply alone drawing power.
-    aon_w = chip.always_on_idle_uw * 1e-6 * float(
-        chip.energy.leakage_law.factor(chip.always_on_v, chip.energy.reference_v)
+    aon_w = (
+        chip.always_on_idle_uw
+        * 1e-6
+        * float(chip.energy.leakage_law.factor(chip.always_on_v, chip.energy.reference_v))
     )
     domains = len(DOMAINS)
     cycles = (

@@ -108,14 +108,16 @@ def test_an_intermittent_program_runs_through_its_power_cycles(setup, rule) -> N
     n = len(table.layers)
     cuts = [True] * (n - 1) if rule == "every" else [True] + [False] * (n - 2)
     states = [i % len(table.voltages_v) for i in range(n)]
-    judged = evaluate_intermittent(intermittent_problem(table), Harvest.constant(1e-3), states, cuts)
+    judged = evaluate_intermittent(
+        intermittent_problem(table), Harvest.constant(1e-3), states, cuts
+    )
     assert [up.cycle for up in ups] == list(range(len(program.cycles)))
     assert [up.end for up in ups] == ["off"] * (len(ups) - 1) + ["done"]
     for up, cycle in zip(ups, judged.cycles, strict=True):
         assert up.exact, (up.cycles, up.predicted_cycles)
         predicted = cycle.energy_j - cycle.leakage_j  # the capacitor's own leakage aside
         assert up.measured.total_j == pytest.approx(predicted, rel=ENERGY_TOLERANCE / 10)
-        assert up.measured.store_j > 0 and up.measured.boot_j > 0
+        assert up.measured.checkpoint_j > 0 and up.measured.restore_j > 0 and up.measured.boot_j > 0
 
 
 def test_random_power_failures_never_change_the_output(setup) -> None:  # type: ignore[no-untyped-def]

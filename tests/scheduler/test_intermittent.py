@@ -41,8 +41,9 @@ def _capacitor(charge_j: float, leakage_w: float = 0.0) -> CapacitorSpec:
 @st.composite
 def tiny_cases(draw: st.DrawFn) -> tuple[IntermittentProblem, Harvest, Objective, Checkpointing]:
     """1-4 layers, 1-2 domains, 2-4 states from a 3-level grid, small integer costs (ties are
-    common), checkpoint and restore costs the same in every state or per state, any switch cost, rails 1-3, a charge from below the hardest layer to above the
-    whole network, capacitor leakage or none, a constant or a piecewise harvest."""
+    common), checkpoint and restore costs the same in every state or per state, any switch
+    cost, rails 1-3, a charge from below the hardest layer to above the whole network, capacitor
+    leakage or none, a constant or a piecewise harvest."""
     n = draw(st.integers(1, 4))
     domains = draw(st.integers(1, 2))
     rows = list(itertools.product(GRID, repeat=domains))
