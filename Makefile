@@ -21,6 +21,11 @@ RAILS   ?= 3
 METHOD  ?= dp
 FRAMES  ?= 2
 WAVES   ?=
+INTERMITTENT  ?=
+HARVEST_UW    ?= 1000
+HARVEST_TRACE ?=
+CHECKPOINTS   ?= optimal
+FAILURES      ?= 0
 
 .PHONY: venv test test-slow lint format cosim bench figures clean
 
@@ -63,9 +68,18 @@ format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# INTERMITTENT=1: the intermittent schedule through its power cycles (docs/intermittent.md), from
+# a constant harvest of HARVEST_UW microwatts (or HARVEST_TRACE=FILE), with FAILURES=K supply
+# failures injected at random points.
 cosim: venv
+ifeq ($(INTERMITTENT),1)
+	$(BIN)/voltflow cosim --net $(NET) --intermittent --rails $(RAILS) \
+		$(if $(HARVEST_TRACE),--harvest-trace $(HARVEST_TRACE),--harvest-uw $(HARVEST_UW)) \
+		--checkpoints $(CHECKPOINTS) --inject-failures $(FAILURES)
+else
 	$(BIN)/voltflow cosim --net $(NET) $(if $(FPS),--fps $(FPS)) --rails $(RAILS) \
 		--method $(METHOD) --frames $(FRAMES) $(if $(WAVES),--waves $(WAVES))
+endif
 
 bench: venv
 	$(BIN)/python -m bench.run

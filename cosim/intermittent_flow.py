@@ -42,7 +42,11 @@ from voltflow.scheduler.intermittent import (
     Objective,
     intermittent_problem,
 )
-from voltflow.scheduler.intermittent_dp import IntermittentResult, solve_intermittent
+from voltflow.scheduler.intermittent_dp import (
+    IntermittentInfeasibleError,
+    IntermittentResult,
+    solve_intermittent,
+)
 from voltflow.scheduler.intermittent_report import intermittent_json
 from voltflow.scheduler.network import Network
 from voltflow.scheduler.onnx_model import load_model
@@ -87,8 +91,8 @@ class IntermittentRequest:
         What the schedule minimises.
     checkpoints : Checkpointing
         ``optimal`` (the solver's), ``every-layer`` or ``battery`` (the baselines).
-    policy : GatingPolicy
-        Bank power gating.
+    policy : GatingPolicy or None
+        Bank power gating; None (``--policy auto``): the best schedule over the chip's policies.
     rails : int
         Distinct supply voltages.
     seed : int
@@ -106,7 +110,7 @@ class IntermittentRequest:
     harvest: Harvest = field(default_factory=lambda: Harvest.constant(1e-3))
     objective: Objective = Objective.LATENCY
     checkpoints: Checkpointing = Checkpointing.OPTIMAL
-    policy: GatingPolicy = GatingPolicy.RRAM_PG
+    policy: GatingPolicy | None = GatingPolicy.RRAM_PG
     rails: int = 3
     seed: int = 0
     inject_failures: int = 0
@@ -172,9 +176,27 @@ def run_intermittent_flow(request: IntermittentRequest) -> IntermittentReport:
         f"[1/5] schedule: {network.name}, intermittent ({request.checkpoints.value} checkpoints, "
         f"{request.objective.value}), {request.harvest.describe()}..."
     )
-    table = build_cost_table(network, chip, request.policy)
-    problem = intermittent_problem(table, rails=request.rails)
-    schedule = solve_intermittent(problem, request.harvest, request.objective, request.checkpoints)
+    policies = list(chip.gating_policies) if request.policy is None else [request.policy]
+    solved: dict[GatingPolicy, tuple[IntermittentResult, IntermittentProblem, CostTable]] = {}
+    closest: IntermittentInfeasibleError | None = None
+    for pol in policies:
+        table = build_cost_table(network, chip, pol)
+        problem = intermittent_problem(table, rails=request.rails)
+        try:
+            found = solve_intermittent(
+                problem, request.harvest, request.objective, request.checkpoints
+            )
+            solved[pol] = (found, problem, table)
+        except IntermittentInfeasibleError as exc:  # --policy auto: report the closest to fit
+            if closest is None or exc.needed_j < closest.needed_j:
+                closest = exc
+    if not solved:
+        assert closest is not None
+        raise closest
+    policy = min(solved, key=lambda p: solved[p][0].value)
+    schedule, problem, table = solved[policy]
+    if len(policies) > 1:
+        progress.step(f"      policy auto: {policy.value}")
     cycles = len(schedule.evaluation.cycles)
     progress.step(
         f"      {cycles} power cycle{'s' * (cycles != 1)}, solved in {schedule.solve_time_s:.3f} s"
@@ -192,7 +214,7 @@ def run_intermittent_flow(request: IntermittentRequest) -> IntermittentReport:
         checkpoints=program.checkpoints,
         baselines=[],
         provenance={"network": os.fspath(request.network), "chip": os.fspath(request.chip),
-                    "policy": request.policy.value},
+                    "policy": policy.value},
     )  # fmt: skip
     write_atomic(out / "schedule.json", json.dumps(schedule_data, indent=2) + "\n")
     words = program.program.words
@@ -232,7 +254,7 @@ def run_intermittent_flow(request: IntermittentRequest) -> IntermittentReport:
         "network": network.name,
         "title": network.title,
         "chip": chip.name,
-        "policy": request.policy.value,
+        "policy": policy.value,
         "rails": request.rails,
         "objective": request.objective.value,
         "checkpoints": request.checkpoints.value,

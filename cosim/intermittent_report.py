@@ -268,7 +268,7 @@ def report_text(data: dict[str, Any]) -> str:
         "",
         format_table(head, table),
         "",
-        f"{sched['power_cycles']} power cycles per inference"
+        f"{sched['power_cycles']} power cycle{'s' * (sched['power_cycles'] != 1)} per inference"
         + (
             f"; {data['failures_happened']} supply failures injected (re-executed "
             f"{data['re_executed_cycles']:,} cycles, the model predicts "

@@ -437,7 +437,7 @@ module {TOP_NAME} (
     asleep_q <= rst ? 0 : {asleep};
     if (snap_fd != 0 && power_down)  // the power cycle's counters, before the reset clears them
       $fwrite(snap_fd, "{snap_fmt}\\n", fail_now ? "P" : "O", {down_args});
-    if (snap_fd != 0 && !rst) begin
+    if (snap_fd != 0 && !rst && !power_down) begin  // a failing tick's events never happen
       if (launch__start && !start_q) $fwrite(snap_fd, "{snap_fmt}\\n", "S", {snap_args});
       if (status__launch_done) $fwrite(snap_fd, "{snap_fmt}\\n", "D", {snap_args});
       if ({frames} == frames_q && ({idle} != idle_q || {asleep} != asleep_q))
@@ -448,7 +448,7 @@ module {TOP_NAME} (
   // op_done comes one cycle after an op's last cycle: the counters then include the whole op.
   always @(posedge clk) begin
     // Each line is flushed so that the host can follow the run (progress); once per op/launch.
-    if (op_done) begin
+    if (op_done && !rst && !power_down) begin
       if (stats_fd != 0) begin
         $fwrite(stats_fd, "{fmt}\\n", {args});
         $fflush(stats_fd);
@@ -460,7 +460,7 @@ module {TOP_NAME} (
     // A power-down ends the power cycle's rows (op index -1): its counters restart from 0.
     if (power_down && stats_fd != 0) $fwrite(stats_fd, "{fmt}\\n", {power_args});
     if (rst) bank_sel <= 0;
-    if (status__launch_done && launch_fd != 0) begin
+    if (status__launch_done && launch_fd != 0 && !rst && !power_down) begin
       $fwrite(launch_fd, "%0d %0d %0d %0d\\n", launch__first, launch__count,
               status__launch_exec, status__now);
       $fflush(launch_fd);

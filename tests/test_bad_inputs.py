@@ -508,8 +508,8 @@ INTERMITTENT_CASES = [
                                  "--harvest-uw", "100"),
      r"resnet18 on powerflow_ref: no schedule fits one charge of the capacitor \(100 uF from 2.8 V "
      r"to 2.4 V: 104 uJ\): whichever way the network is split, a power cycle needs at least "
-     r"319.191 uJ \(boot, restore and checkpoint included; at best layer conv1 alone\); a "
-     r"capacitance of at least 306.914 uF \(intermittent.capacitor.capacitance_uf\) would make "
+     r"319.097 uJ \(boot, restore and checkpoint included; at best layer conv1 alone\); a "
+     r"capacitance of at least 306.824 uF \(intermittent.capacitor.capacitance_uf\) would make "
      r"it feasible$"),
     ("harvest-without-intermittent", ("schedule", "--net", "ds_cnn", "--harvest-uw", "100"),
      r"--harvest-uw applies to --intermittent only; add --intermittent$"),
@@ -521,6 +521,52 @@ INTERMITTENT_CASES = [
 ]  # fmt: skip
 for name, argv, message in INTERMITTENT_CASES:
     CASES.append(Case(name, argv, USER_ERROR, message))
+COSIM_INTERMITTENT = ("cosim", "--net", "ds_cnn", "--intermittent")
+COSIM_INTERMITTENT_CASES = [
+    ("cosim-intermittent-no-harvest", COSIM_INTERMITTENT,
+     r"--intermittent needs the harvested power: --harvest-uw P \(constant, microwatts\) or "
+     r"--harvest-trace FILE \(CSV time_s,power_w\)$"),
+    ("cosim-intermittent-with-fps", (*COSIM_INTERMITTENT, "--harvest-uw", "100", "--fps", "10"),
+     r"--fps does not apply to --intermittent \(one inference, run through its power cycles as "
+     r"the harvest allows\); drop --fps$"),
+    ("cosim-intermittent-with-state", (*COSIM_INTERMITTENT, "--harvest-uw", "100", "--state",
+                                       "1.1,1.1,1.1"),
+     r"--state does not apply to --intermittent"),
+    ("cosim-intermittent-with-waves", (*COSIM_INTERMITTENT, "--harvest-uw", "100", "--waves",
+                                       "fst"), r"--waves does not apply to --intermittent"),
+    ("cosim-intermittent-with-frames", (*COSIM_INTERMITTENT, "--harvest-uw", "100", "--frames",
+                                        "3"), r"--frames does not apply to --intermittent"),
+    ("cosim-intermittent-negative-failures", (*COSIM_INTERMITTENT, "--harvest-uw", "100",
+                                              "--inject-failures", "-3"),
+     r"--inject-failures must be 0 or more, not -3$"),
+    ("cosim-intermittent-checkpoints-unknown", (*COSIM_INTERMITTENT, "--harvest-uw", "100",
+                                                "--checkpoints", "sometimes"),
+     r"argument --checkpoints: invalid choice: 'sometimes'"),
+    ("cosim-harvest-without-intermittent", ("cosim", "--net", "ds_cnn", "--harvest-uw", "100"),
+     r"--harvest-uw applies to --intermittent only; add --intermittent$"),
+    ("cosim-failures-without-intermittent", ("cosim", "--net", "ds_cnn", "--inject-failures",
+                                             "5"),
+     r"--inject-failures applies to --intermittent only; add --intermittent$"),
+    ("cosim-checkpoints-without-intermittent", ("cosim", "--net", "ds_cnn", "--checkpoints",
+                                                "every-layer"),
+     r"--checkpoints applies to --intermittent only; add --intermittent$"),
+    ("cosim-intermittent-chip-without-section", (*COSIM_INTERMITTENT, "--harvest-uw", "100",
+                                                 "--hw", SMALL_CHIP),
+     re.escape(SMALL_CHIP) + r": chip 'chip_small' has no intermittent section \(capacitor, boot, "
+     r"checkpoint store\), which --intermittent needs"),
+    ("cosim-intermittent-infeasible", ("cosim", "--net", "squeezenet", "--intermittent",
+                                       "--harvest-uw", "100", "--checkpoints", "every-layer"),
+     r"squeezenet on powerflow_ref: no schedule with a checkpoint after every layer fits one "
+     r"charge .* a capacitance of at least [\d.]+ uF \(intermittent.capacitor.capacitance_uf\) "
+     r"would make it feasible$"),
+]  # fmt: skip
+for name, argv, message in COSIM_INTERMITTENT_CASES:
+    CASES.append(Case(name, argv, USER_ERROR, message))
+CASES.append(
+    Case("cosim-intermittent-trace-negative", (*COSIM_INTERMITTENT, "--harvest-trace", "{f}"),
+         USER_ERROR, r"{f}: row 2 \(line 3\): power_w must be >= 0, not -0.001",
+         _write("x.csv", "time_s,power_w\n0,1e-3\n1,-1e-3\n"))
+)  # fmt: skip
 INTERMITTENT_CHIPS = [
     ("cannot-boot", _chip_with("capacitance_uf: 100.0", "capacitance_uf: 0.5"), (),
      r"{n}: intermittent.boot.energy_uj: must be less than one charge of the capacitor, 1/2 C "

@@ -1,15 +1,25 @@
 """`voltflow cosim`: the end-to-end flow on the RTL, or one inference at a fixed power state."""
 
 import argparse
+import os
 import sys
 
 from voltflow.cli.console import CliError, StderrProgress, emit
+from voltflow.cli.intermittent import harvest_of
 from voltflow.cli.parser import AUTO
 from voltflow.cosim.build import TraceFormat
 from voltflow.cosim.flow import FlowRequest, StateRequest, run_fixed_state, run_flow
+from voltflow.cosim.intermittent_flow import (
+    IntermittentReport,
+    IntermittentRequest,
+    run_intermittent_flow,
+)
 from voltflow.cosim.toolchain import ToolchainError
 from voltflow.scheduler.chip import GatingPolicy
+from voltflow.scheduler.intermittent import Checkpointing, Objective
+from voltflow.scheduler.intermittent_dp import IntermittentInfeasibleError
 from voltflow.scheduler.solve import Method
+from voltflow.scheduler.supply import Harvest
 
 __all__ = ["cmd_cosim"]
 
@@ -22,6 +32,17 @@ def cmd_cosim(args: argparse.Namespace) -> int:
 
 
 def _cosim(args: argparse.Namespace) -> int:
+    if args.intermittent:
+        return _intermittent(args)
+    for flag, value, unset in (
+        ("--harvest-uw", args.harvest_uw, None),
+        ("--harvest-trace", args.harvest_trace, None),
+        ("--objective", args.objective, None),
+        ("--checkpoints", args.checkpoints, "optimal"),
+        ("--inject-failures", args.inject_failures, 0),
+    ):
+        if value != unset:
+            raise CliError(f"{flag} applies to --intermittent only; add --intermittent")
     progress = StderrProgress(sys.stderr)
     if args.state is not None:
         state = run_fixed_state(
@@ -58,3 +79,55 @@ def _cosim(args: argparse.Namespace) -> int:
         print(f"voltflow cosim: FAIL: {'; '.join(report.failures)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _intermittent(args: argparse.Namespace) -> int:
+    """`voltflow cosim --intermittent`: the intermittent schedule through its power cycles."""
+    for flag, value, unset in (
+        ("--state", args.state, None),
+        ("--fps", args.fps, None),
+        ("--waves", args.waves, None),
+        ("--sparsity", args.sparsity, 0.0),
+        ("--frames", args.frames, 2),
+        ("--method", args.method, "dp"),
+    ):
+        if value != unset:
+            raise CliError(
+                f"{flag} does not apply to --intermittent (one inference, run through its power "
+                f"cycles as the harvest allows); drop {flag}"
+            )
+    if args.inject_failures < 0:
+        raise CliError(f"--inject-failures must be 0 or more, not {args.inject_failures}")
+    harvest = harvest_of(args)
+    progress = StderrProgress(sys.stderr)
+    try:
+        report = _run_intermittent(args, harvest, progress)
+    except IntermittentInfeasibleError as exc:
+        raise CliError(f"{os.fspath(args.net)} on {os.fspath(args.hw)}: {exc}") from None
+    progress.close()
+    emit(args, report.data, report.text)
+    if report.failures:
+        print(f"voltflow cosim: FAIL: {'; '.join(report.failures)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_intermittent(
+    args: argparse.Namespace, harvest: Harvest, progress: StderrProgress
+) -> IntermittentReport:
+    return run_intermittent_flow(
+        IntermittentRequest(
+            network=args.net,
+            chip=args.hw,
+            harvest=harvest,
+            objective=Objective(args.objective or Objective.LATENCY.value),
+            checkpoints=Checkpointing(args.checkpoints),
+            policy=None if args.policy == AUTO else GatingPolicy(args.policy),
+            rails=args.rails,
+            seed=args.seed,
+            inject_failures=args.inject_failures,
+            failure_seed=args.seed,
+            out_dir=args.out_dir,
+            progress=progress,
+        )
+    )

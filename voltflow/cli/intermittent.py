@@ -26,7 +26,7 @@ from voltflow.scheduler.intermittent_report import Baseline, intermittent_json, 
 from voltflow.scheduler.problem import check_rails
 from voltflow.scheduler.supply import Harvest, load_harvest_trace
 
-__all__ = ["run_intermittent"]
+__all__ = ["harvest_of", "run_intermittent"]
 
 #: The baselines beside the exact schedule, by report name.
 BASELINES = (("every-layer", Checkpointing.EVERY_LAYER), ("battery", Checkpointing.NONE))
@@ -49,6 +49,10 @@ def _check_flags(args: argparse.Namespace) -> None:
             f"--method {args.method} does not apply to --intermittent: its solver is exact "
             "and its baselines (every-layer, battery) are always reported"
         )
+
+
+def harvest_of(args: argparse.Namespace) -> Harvest:
+    """The harvest of ``--harvest-uw`` or ``--harvest-trace`` (exactly one)."""
     if args.harvest_uw is not None and args.harvest_trace is not None:
         raise CliError("give one of --harvest-uw and --harvest-trace, not both")
     if args.harvest_uw is None and args.harvest_trace is None:
@@ -56,9 +60,6 @@ def _check_flags(args: argparse.Namespace) -> None:
             "--intermittent needs the harvested power: --harvest-uw P (constant, microwatts) "
             "or --harvest-trace FILE (CSV time_s,power_w)"
         )
-
-
-def _harvest(args: argparse.Namespace) -> Harvest:
     if args.harvest_trace is not None:
         return load_harvest_trace(args.harvest_trace)
     return Harvest.constant(args.harvest_uw / 1e6)
@@ -69,7 +70,7 @@ def run_intermittent(args: argparse.Namespace) -> int:
     _check_flags(args)
     if args.output:
         check_writable(args.output)
-    harvest = _harvest(args)
+    harvest = harvest_of(args)
     network, chip, policy = load_inputs(args)
     spec = chip.intermittent
     if spec is None:

@@ -4,7 +4,7 @@ import argparse
 
 from voltflow.scheduler.chip import GatingPolicy
 from voltflow.scheduler.executor import ClusterError, check_cluster
-from voltflow.scheduler.intermittent import Objective
+from voltflow.scheduler.intermittent import Checkpointing, Objective
 from voltflow.scheduler.solve import Method
 
 __all__ = ["AUTO", "METHODS", "OBJECTIVES", "POLICIES", "build_parser"]
@@ -13,6 +13,7 @@ __all__ = ["AUTO", "METHODS", "OBJECTIVES", "POLICIES", "build_parser"]
 METHODS = [m.value for m in Method]
 POLICIES = [p.value for p in GatingPolicy]
 OBJECTIVES = [o.value for o in Objective]
+CHECKPOINT_RULES = [c.value for c in Checkpointing]
 #: ``--policy auto`` (schedule, cosim): solve on every gating policy and keep the least energy.
 AUTO = "auto"
 
@@ -112,6 +113,35 @@ def build_parser() -> argparse.ArgumentParser:
             help="nominal voltage for baselines on --instance files (default 1.1)",
         )
 
+    def intermittent_flags(p: argparse.ArgumentParser, what: str) -> argparse._ArgumentGroup:
+        inter = p.add_argument_group(
+            "intermittent power (docs/intermittent.md)",
+            "run from the chip's storage capacitor in power cycles, with checkpoints between them",
+        )
+        inter.add_argument(
+            "--intermittent",
+            action="store_true",
+            help=f"{what} (needs the chip file's intermittent section and one of --harvest-uw, "
+            "--harvest-trace)",
+        )
+        inter.add_argument(
+            "--harvest-uw",
+            type=_positive,
+            default=None,
+            metavar="P",
+            help="constant harvested power",
+        )
+        inter.add_argument(
+            "--harvest-trace", metavar="FILE", help="harvested power over time: CSV time_s,power_w"
+        )
+        inter.add_argument(
+            "--objective",
+            choices=OBJECTIVES,
+            default=None,
+            help="minimise latency per inference (recharges included; default) or energy",
+        )
+        return inter
+
     model = sub.add_parser("model", help="per-layer cycles, time and energy of one power state")
     common(model)
     model.add_argument(
@@ -141,28 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument("--method", default="dp", choices=METHODS, help="solver or baseline")
     sched.add_argument("-o", "--output", metavar="FILE", help="write the schedule JSON here")
     sched.add_argument("--no-baselines", action="store_true", help="skip the baseline comparison")
-    inter = sched.add_argument_group(
-        "intermittent power (docs/intermittent.md)",
-        "run from the chip's storage capacitor in power cycles, with checkpoints between them",
-    )
-    inter.add_argument(
-        "--intermittent",
-        action="store_true",
-        help="schedule power states and checkpoints for a capacitor-powered chip (needs the "
-        "chip file's intermittent section and one of --harvest-uw, --harvest-trace)",
-    )
-    inter.add_argument(
-        "--harvest-uw", type=_positive, default=None, metavar="P", help="constant harvested power"
-    )
-    inter.add_argument(
-        "--harvest-trace", metavar="FILE", help="harvested power over time: CSV time_s,power_w"
-    )
-    inter.add_argument(
-        "--objective",
-        choices=OBJECTIVES,
-        default=None,
-        help="minimise latency per inference (recharges included; default) or energy",
-    )
+    intermittent_flags(sched, "schedule power states and checkpoints for a capacitor-powered chip")
 
     sweep = sub.add_parser("sweep", help="energy versus rate for several methods (CSV)")
     common(sweep)
@@ -229,6 +238,24 @@ def build_parser() -> argparse.ArgumentParser:
     cos.add_argument("--out-dir", help="default build/cosim/<net>-<fps>fps")
     cos.add_argument("--seed", type=int, default=0, help="seed of the random weights and input")
     cos.add_argument("--sparsity", type=float, default=0.0, help="fraction of zero weights")
+    inter = intermittent_flags(
+        cos, "run the intermittent schedule through its power cycles on the RTL"
+    )
+    inter.add_argument(
+        "--checkpoints",
+        choices=CHECKPOINT_RULES,
+        default="optimal",
+        help="where power cycles end: the solver's choice (default), after every layer, or "
+        "never (battery: the whole inference in one charge)",
+    )
+    inter.add_argument(
+        "--inject-failures",
+        type=int,
+        default=0,
+        metavar="K",
+        help="K supply failures at random points (boots, restores, layers, checkpoints; "
+        "placed by --seed)",
+    )
 
     imp = sub.add_parser("import", help="an ONNX model into a network file (int8 scales included)")
     imp.add_argument("model", help="the .onnx file")
