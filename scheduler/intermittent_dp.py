@@ -378,10 +378,14 @@ def _search(
             # cost depends on the label's state, which the pruning across states ignores.
             end = j + 1
             ended = -1
+            metric = model.c_of(le, lt)
+            within = np.ones(len(le), dtype=bool)
+            if to_go is not None:  # the labels the bound keeps (below) may end here
+                within = base + (metric if latency else le) + to_go[j] <= slack
             if may_end(end):
                 ee = le + layers.end[j][ls]
                 te = lt + model.end_t[end]
-                ok = np.flatnonzero(ee <= cap)
+                ok = np.flatnonzero((ee <= cap) & within)
                 if len(ok):
                     done = model.charging.recharge_end(arrive_time[b] + te[ok], ee[ok])
                     spent = arrive_energy[b] + ee[ok]
@@ -394,11 +398,8 @@ def _search(
                         arrive_energy[end] = float(spent[pick])
                         reached[end] = True
                         ended = int(ok[pick])
-            metric = model.c_of(le, lt)
             kept = _prune_labels(model, le, metric, ls)
-            if to_go is not None:
-                bound = base + (metric[kept] if latency else le[kept]) + to_go[j]
-                kept = kept[bound <= slack]
+            kept = kept[within[kept]]
             if label_cap is not None and len(kept) > label_cap:
                 kept = _cap_labels(le, metric, ls, kept, label_cap)
             if ended >= 0 and not np.any(kept == ended):
