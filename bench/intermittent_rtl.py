@@ -71,10 +71,10 @@ def measure(network: str, harvest_uw: float, rule: Checkpointing, out: Path) -> 
     return row
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="figures", help="where the CSV and the figure go")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     out = Path(args.out)
     runs = Path("build/bench/intermittent")
     rows = []

@@ -209,7 +209,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--only",
-        choices=["cost", "cosim", "networks", "solvers", "e2e", "intermittent"],
+        choices=["cost", "cosim", "networks", "solvers", "e2e", "intermittent", "intermittent-rtl"],
         help="run one section",
     )
     parser.add_argument("--ilp-time-limit", type=float, default=120.0, help="seconds per ILP")
@@ -218,6 +218,11 @@ def main() -> int:
         bench_cost_model()
     if args.only in (None, "intermittent"):
         bench_intermittent()
+    if args.only in (None, "intermittent-rtl"):
+        # The README's intermittent table, measured on the RTL (about 6 minutes).
+        from bench import intermittent_rtl
+
+        intermittent_rtl.main([])
     if args.only in (None, "cosim"):
         bench_cosim()
     if args.only in (None, "networks"):

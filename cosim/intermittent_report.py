@@ -323,8 +323,16 @@ def write_timeline_plot(path: Path, data: dict[str, Any], chip: Chip) -> None:
     ax.plot(t, v, color="tab:blue", lw=1.4, label="capacitor voltage (measured energies)")
     ax.axhline(tl["on_v"], color="grey", ls="--", lw=1)
     ax.axhline(tl["off_v"], color="tab:red", ls="--", lw=1)
-    ax.text(t[0], tl["on_v"], " V_on", va="bottom", fontsize=8, color="grey")
-    ax.text(t[0], tl["off_v"], " V_off (brown-out)", va="bottom", fontsize=8, color="tab:red")
+    ax.text(t[-1], tl["on_v"], "V_on ", va="bottom", ha="right", fontsize=8, color="grey")
+    ax.text(
+        (t[0] + t[-1]) / 2,
+        tl["off_v"],
+        "V_off (brown-out)",
+        va="top",
+        ha="center",
+        fontsize=8,
+        color="tab:red",
+    )
     marked = set()
     for row in data["power_ups"]:
         end_ms = (row["start_s"] + row["on_s"]) * 1e3
