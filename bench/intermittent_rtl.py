@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{network}, {harvest_uw:g} uW, {rule.value} ...", file=sys.stderr, flush=True
                 )
                 rows.append(measure(network, harvest_uw, rule, runs))
-    table = []
+    table: list[tuple[object, ...]] = []
     for r in rows:
         if "needs_uf" in r:
             table.append(
