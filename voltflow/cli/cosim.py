@@ -3,6 +3,7 @@
 import argparse
 import os
 import sys
+from typing import Any
 
 from voltflow.cli.console import CliError, StderrProgress, emit
 from voltflow.cli.intermittent import harvest_of
@@ -73,10 +74,21 @@ def _cosim(args: argparse.Namespace) -> int:
             progress=progress,
         )
     )
+    return _finish(args, progress, report.data, report.text, report.failures)
+
+
+def _finish(
+    args: argparse.Namespace,
+    progress: StderrProgress,
+    data: dict[str, Any],
+    text: str,
+    failures: list[str],
+) -> int:
+    """Print the report; exit status 1 with the reasons on standard error if a check failed."""
     progress.close()
-    emit(args, report.data, report.text)
-    if report.failures:
-        print(f"voltflow cosim: FAIL: {'; '.join(report.failures)}", file=sys.stderr)
+    emit(args, data, text)
+    if failures:
+        print(f"voltflow cosim: FAIL: {'; '.join(failures)}", file=sys.stderr)
         return 1
     return 0
 
@@ -104,12 +116,7 @@ def _intermittent(args: argparse.Namespace) -> int:
         report = _run_intermittent(args, harvest, progress)
     except IntermittentInfeasibleError as exc:
         raise CliError(f"{os.fspath(args.net)} on {os.fspath(args.hw)}: {exc}") from None
-    progress.close()
-    emit(args, report.data, report.text)
-    if report.failures:
-        print(f"voltflow cosim: FAIL: {'; '.join(report.failures)}", file=sys.stderr)
-        return 1
-    return 0
+    return _finish(args, progress, report.data, report.text, report.failures)
 
 
 def _run_intermittent(
