@@ -232,7 +232,7 @@ def run_intermittent_flow(request: IntermittentRequest) -> IntermittentReport:
     progress.step(f"[4/5] run: every power cycle on the RTL{failures_text}...")
 
     def launched(done: int, total: int, cycle: int) -> None:
-        progress.status(f"{done}/{total} launches (power cycles of the model)")
+        progress.status(f"{done}/{total} launches over all power-ups, {cycle / 1e6:.1f} M cycles")
 
     run = run_program(
         network,

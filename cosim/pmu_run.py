@@ -254,7 +254,7 @@ def run_program(
                 f"+fail_count={len(failures)}",
                 f"+store_out={work_dir / 'store_out.hex'}",
             )
-        total = len(predicted.launches)
+        total = sum(len(c.launches) for c in power_cycles or (predicted,))
 
         def launched(lines: list[str]) -> None:
             assert progress is not None

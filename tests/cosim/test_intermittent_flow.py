@@ -6,6 +6,7 @@ states 0 (a resume from a torn checkpoint would show as a cycle or output mismat
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from voltflow.cosim.intermittent_flow import IntermittentRequest, run_intermittent_flow
 from voltflow.scheduler.intermittent import Checkpointing
@@ -94,3 +95,24 @@ def test_the_cli_runs_the_flow_and_writes_the_report(files, tmp_path: Path, caps
     data = json.loads(captured.out)
     assert data["passed"] and data["failures_happened"] == 5
     assert json.loads((out / "report.json").read_text())["power_ups"] == data["power_ups"]
+
+
+def test_a_harvest_trace_drives_the_timeline(files, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A piecewise harvest: the recharges follow the trace, as the scheduler's do."""
+    network, chip = files
+    trace = Harvest(np.array([0.0, 0.05, 0.2]), np.array([20e-6, 200e-6, 50e-6]), "trace")
+    report = run_intermittent_flow(
+        IntermittentRequest(
+            network=network,
+            chip=chip,
+            harvest=trace,
+            checkpoints=Checkpointing.EVERY_LAYER,
+            out_dir=tmp_path / "trace",
+        )
+    )
+    assert report.passed, report.failures
+    timeline = report.data["timeline"]
+    assert timeline["latency_s"] == pytest.approx(report.data["schedule"]["latency_s"], rel=1e-4)
+    # Each recharge delivers what the power-up drew, at the trace's power at the time.
+    for row in timeline["power_ups"]:
+        assert row["recharged_s"] > row["start_s"] + row["on_s"]
