@@ -1,8 +1,10 @@
 """The PMU alone in Amaranth's simulator: a stub accelerator, a command memory, many programs
 per simulation (a reset between programs), each run compared with ``pmu.timing.predict``."""
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from amaranth.hdl import Elaboratable, Module, ResetInserter, Signal
 from amaranth.lib import wiring
@@ -15,10 +17,21 @@ from voltflow.pmu.isa import ErrorCode
 from voltflow.pmu.ports import VIOLATION_COUNTERS
 from voltflow.pmu.store import DATA_BASE
 from voltflow.pmu.unit import COUNTER_PORTS, PowerManagementUnit
+from voltflow.scheduler.chip import BankKind, load_chip
 
 __all__ = ["PowerCycles", "RtlOutcome", "run_programs", "run_with_failures", "stub_cycles"]
 
 DEPTH = 64
+
+
+def store_config() -> PmuConfig:
+    """A small PMU with the checkpoint store, its word writes and reads longer than a tick (so
+    that failures land inside them): chip_small's, 2 ifmap, 1 ofmap and 4 RRAM banks."""
+    small = PmuConfig.from_chip(
+        load_chip(Path(__file__).resolve().parents[1] / "data" / "chip_small.yaml"),
+        {BankKind.IFMAP: 2, BankKind.OFMAP: 1, BankKind.RRAM: 4},
+    )
+    return dataclasses.replace(small, store=True, store_write_cycles=3, store_read_cycles=2)
 
 
 def stub_cycles(first: int, count: int, incs: tuple[int, int, int]) -> int:

@@ -9,20 +9,15 @@ the PMU model (pmu/timing.py, ``fail_at``) says, and the run must end with the r
 cycle the model predicts for the work that was left (the work redone).
 """
 
-import dataclasses
-from pathlib import Path
-
 import numpy as np
 import pytest
 from voltflow.pmu.config import PmuConfig
 from voltflow.pmu.isa import ErrorCode, Opcode, encode
 from voltflow.pmu.store import read_marker
 from voltflow.pmu.timing import Outcome, predict
-from voltflow.scheduler.chip import BankKind, load_chip
 
-from tests.pmu.pmu_harness import PowerCycles, run_with_failures, stub_cycles
+from tests.pmu.pmu_harness import PowerCycles, run_with_failures, store_config, stub_cycles
 
-SMALL_CHIP = Path(__file__).resolve().parents[1] / "data" / "chip_small.yaml"
 E = encode
 WORDS = 4
 #: The network input, re-sensed after every boot.
@@ -61,11 +56,7 @@ PROGRAM = [
 
 @pytest.fixture(scope="module")
 def config() -> PmuConfig:
-    small = PmuConfig.from_chip(
-        load_chip(SMALL_CHIP), {BankKind.IFMAP: 2, BankKind.OFMAP: 1, BankKind.RRAM: 4}
-    )
-    # Store latencies longer than a tick, so that failures land inside word writes.
-    return dataclasses.replace(small, store=True, store_write_cycles=3, store_read_cycles=2)
+    return store_config()
 
 
 def _model(config: PmuConfig, failures: list[int]) -> tuple[list[tuple[int, int]], Outcome]:

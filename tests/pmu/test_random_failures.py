@@ -1,18 +1,13 @@
 """Random supply failures for fault campaigns (``pmu.timing.random_failures``) and the per-power-up
 failure list of ``predict_power_cycles``, on the PMU model."""
 
-import dataclasses
-from pathlib import Path
-
 import pytest
 from voltflow.pmu.config import PmuConfig
 from voltflow.pmu.isa import HALT_POWER_OFF, ErrorCode, Opcode, encode
 from voltflow.pmu.timing import NO_FAILURE, predict_power_cycles, random_failures
-from voltflow.scheduler.chip import BankKind, load_chip
 
-from tests.pmu.pmu_harness import stub_cycles
+from tests.pmu.pmu_harness import store_config, stub_cycles
 
-SMALL_CHIP = Path(__file__).resolve().parents[1] / "data" / "chip_small.yaml"
 E = encode
 #: Three power cycles: checkpoint 1, then restore and checkpoint 2, then the end.
 PROGRAM = [
@@ -30,10 +25,7 @@ PROGRAM = [
 
 @pytest.fixture(scope="module")
 def config() -> PmuConfig:
-    small = PmuConfig.from_chip(
-        load_chip(SMALL_CHIP), {BankKind.IFMAP: 2, BankKind.OFMAP: 1, BankKind.RRAM: 4}
-    )
-    return dataclasses.replace(small, store=True, store_write_cycles=3, store_read_cycles=2)
+    return store_config()
 
 
 def _run(config: PmuConfig, failures: list[int]):  # type: ignore[no-untyped-def]
