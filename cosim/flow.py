@@ -49,6 +49,7 @@ from voltflow.scheduler.solve import InfeasibleError, Method
 from voltflow.scheduler.texttable import format_table
 
 __all__ = [
+    "SILENT",
     "FlowError",
     "FlowProgress",
     "FlowReport",
@@ -95,6 +96,10 @@ class _Silent:
 
     def status(self, text: str) -> None:
         pass
+
+
+#: A :class:`FlowProgress` that reports nothing (a request without ``progress``).
+SILENT: FlowProgress = _Silent()
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +233,7 @@ def run_flow(request: FlowRequest) -> FlowReport:
         No schedule of the method meets the rate.
     """
     wall = time.perf_counter()
-    progress = request.progress or _Silent()
+    progress = request.progress or SILENT
     model = load_model(request.network, seed=request.seed)
     network = model.network
     chip = load_chip(request.chip)
@@ -419,7 +424,7 @@ def _weights_text(model: Model) -> str:
 def run_fixed_state(request: StateRequest) -> StateReport:
     """Run one inference at ``request.state_v`` on the RTL; compare every op's cycles and
     counters with the cost model and its output with the golden model."""
-    progress = request.progress or _Silent()
+    progress = request.progress or SILENT
     model = load_model(request.network, seed=request.seed)
     network = model.network
     case = _model_case(model, request.seed)

@@ -98,6 +98,15 @@ def analyse_power_ups(
 
     current = open_power_up()
 
+    def add_ops(last: int, counters: dict[str, int]) -> None:
+        """The accelerator's activity of this power-up's op rows ``row_at .. last`` (one
+        LAUNCH's), at the levels the PMU held since ``launch_start``."""
+        mine = rows[power_up]
+        base = mine[row_at - 1] if row_at else 0
+        activity = dict(zip(names, (int(x) for x in mine[last] - base), strict=True))
+        levels = launch_levels(chip, counters, launch_start)
+        current.measured = current.measured + dynamic_energy(chip, activity, levels, gating=gating)
+
     def energy_at(counters: dict[str, int], now: int) -> float:
         window = window_energy(chip, counters, None, now + 1)
         return current.measured.total_j + window.total_j
@@ -107,17 +116,9 @@ def analyse_power_ups(
             launch_start = snap.counters
             current.points.append((snap.now, energy_at(snap.counters, snap.now)))
         elif snap.event == "D":
-            got = run.launches[launch]
-            mine = rows[power_up]
-            last = row_at + got.count - 1
-            base = mine[row_at - 1] if row_at else 0
-            delta = mine[last] - base
-            activity = dict(zip(names, (int(x) for x in delta), strict=True))
+            last = row_at + run.launches[launch].count - 1
+            add_ops(last, snap.counters)
             row_at = last + 1
-            levels = launch_levels(chip, snap.counters, launch_start)
-            current.measured = current.measured + dynamic_energy(
-                chip, activity, levels, gating=gating
-            )
             current.launches += 1
             launch += 1
             current.points.append((snap.now, energy_at(snap.counters, snap.now)))
@@ -125,16 +126,10 @@ def analyse_power_ups(
             current.end = "failed" if snap.event == "P" else "off"
             if snap.event == "P":
                 current.failed_at = snap.now
-                mine = rows[power_up]
-                if launch_start is not None and len(mine) > row_at:
+                if launch_start is not None and len(rows[power_up]) > row_at:
                     # The ops of the interrupted LAUNCH that finished (the one in progress
                     # reported nothing: its partial activity is not counted).
-                    base = mine[row_at - 1] if row_at else 0
-                    activity = dict(zip(names, (int(x) for x in mine[-1] - base), strict=True))
-                    levels = launch_levels(chip, snap.counters, launch_start)
-                    current.measured = current.measured + dynamic_energy(
-                        chip, activity, levels, gating=gating
-                    )
+                    add_ops(len(rows[power_up]) - 1, snap.counters)
             # HALT_POWER_OFF at cycle h is logged at h + 1 (the supply cuts after the halt); a
             # failure in cycle f at f: either way the power-up spans cycles 0 .. h or f.
             cycles = snap.now if snap.event == "O" else snap.now + 1

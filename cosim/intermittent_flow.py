@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from voltflow.cosim.e2e import chip_build
-from voltflow.cosim.flow import FlowError, FlowProgress, require_rtl_support
+from voltflow.cosim.flow import SILENT, FlowError, FlowProgress, require_rtl_support
 from voltflow.cosim.intermittent_analysis import ENERGY_TOLERANCE, PowerUp, analyse_power_ups
 from voltflow.cosim.intermittent_report import (
     capacitor_timeline,
@@ -32,7 +32,7 @@ from voltflow.cosim.sim_top import sim_bank_counts, uses_attention
 from voltflow.pmu.intermittent_compiler import IntermittentProgram, compile_intermittent
 from voltflow.pmu.limits import check_chip
 from voltflow.pmu.rom import write_hex, write_listing
-from voltflow.pmu.store import read_marker
+from voltflow.pmu.store import newest
 from voltflow.scheduler.chip import DOMAINS, Chip, GatingPolicy, load_chip
 from voltflow.scheduler.cost import CostTable, build_cost_table
 from voltflow.scheduler.documents import write_atomic
@@ -41,6 +41,7 @@ from voltflow.scheduler.intermittent import (
     IntermittentProblem,
     Objective,
     intermittent_problem,
+    require_intermittent,
 )
 from voltflow.scheduler.intermittent_dp import (
     IntermittentInfeasibleError,
@@ -64,17 +65,6 @@ RUN_FILES = (
     "rom.hex",
     "rom.lst",
 )
-
-
-class _Quiet:
-    def step(self, text: str) -> None:
-        pass
-
-    def status(self, text: str) -> None:
-        pass
-
-
-_SILENT = _Quiet()
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,18 +144,13 @@ def run_intermittent_flow(request: IntermittentRequest) -> IntermittentReport:
         No schedule of the chosen kind fits one charge (the message names what would).
     """
     wall = time.perf_counter()
-    progress = request.progress or _SILENT
+    progress = request.progress or SILENT
     model = load_model(request.network, seed=request.seed)
     network = model.network
     chip = load_chip(request.chip)
     check_chip(chip, request.chip)
     require_rtl_support(network, request.network)
-    if chip.intermittent is None:
-        raise FlowError(
-            f"{os.fspath(request.chip)}: chip {chip.name!r} has no intermittent section "
-            "(capacitor, boot, checkpoint store), which --intermittent needs; add one "
-            "(docs/intermittent.md; scheduler/hardware/powerflow_ref.yaml has an example)"
-        )
+    require_intermittent(chip, request.chip)
     if request.inject_failures < 0:
         raise FlowError(f"--inject-failures must be 0 or more, not {request.inject_failures}")
     check_rails(request.rails, chip)
@@ -249,7 +234,7 @@ def run_intermittent_flow(request: IntermittentRequest) -> IntermittentReport:
     progress.step("[5/5] energy per power cycle, capacitor timeline, report...")
     ups = analyse_power_ups(run, chip, table, program)
     timeline = capacitor_timeline(ups, chip, request.harvest)
-    failures = _failures(run, ups, schedule, program, chip, timeline)
+    failures = _failures(run, ups, schedule, program, timeline)
     head = {
         "network": network.name,
         "title": network.title,
@@ -287,7 +272,6 @@ def _failures(
     ups: list[PowerUp],
     schedule: IntermittentResult,
     program: IntermittentProgram,
-    chip: Chip,
     timeline: dict[str, Any],
 ) -> list[str]:
     """Why the run does not match (empty: it passes)."""
@@ -299,13 +283,11 @@ def _failures(
         out.append(f"power-ups {bad or '(LAUNCH stamps)'} differ from pmu.timing's cycles")
     if not run.bit_exact:
         out.append("the output is not bit-exact")
-    markers = [m for m in (read_marker(w) for w in run.store[:2]) if m is not None]
+    committed = newest(run.store[:2])
     last = program.cycles[-1].commits
-    if last is not None and (
-        not markers or max(markers, key=lambda m: m.sequence).boundary != last
-    ):
+    if last is not None and (committed is None or committed[1].boundary != last):
         out.append("the store does not end with the output committed")
-    charge = chip.intermittent.capacitor.charge_j if chip.intermittent else 0.0
+    charge = timeline["charge_j"]
     for up in ups:
         if up.end == "failed" or up.cycle is None:
             continue

@@ -9,6 +9,7 @@ drawn during the on-time and subtracted from the harvest while off, as the sched
 """
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from voltflow.pmu.intermittent_compiler import IntermittentProgram
 from voltflow.pmu.isa import Opcode, decode
 from voltflow.pmu.timing import Outcome
 from voltflow.scheduler.chip import Chip
+from voltflow.scheduler.documents import write_atomic
 from voltflow.scheduler.intermittent import IntermittentProblem
 from voltflow.scheduler.intermittent_dp import IntermittentResult
 from voltflow.scheduler.supply import Harvest, NetCharging
@@ -299,13 +301,11 @@ def write_csv(path: Path, data: dict[str, Any]) -> None:
         "predicted_cycles", "exact", "measured_j", "predicted_j", "difference", "on_s",
         "drawn_j", "end_v", "start_s", "recharged_s",
     )  # fmt: skip
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        for row in data["power_ups"]:
-            writer.writerow(row)
-    tmp.replace(path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(data["power_ups"])
+    write_atomic(path, text.getvalue())
 
 
 def write_timeline_plot(path: Path, data: dict[str, Any], chip: Chip) -> None:
@@ -365,7 +365,7 @@ def write_timeline_plot(path: Path, data: dict[str, Any], chip: Chip) -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=120)
     plt.close(fig)
-    tmp.replace(path)
+    write_atomic(path, image.getvalue())

@@ -11,6 +11,7 @@ The marker's layout is an Amaranth ``data.Struct``: the PMU RTL builds and check
 it and Python through :func:`marker_word` / :func:`read_marker`, so both read one definition.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from amaranth import unsigned
@@ -24,6 +25,7 @@ __all__ = [
     "MarkerValue",
     "marker_word",
     "newer",
+    "newest",
     "read_marker",
     "slot_base",
 ]
@@ -75,6 +77,18 @@ def newer(a: int, b: int) -> bool:
     ``a`` is newer when it is 1 .. 2^15 - 1 steps ahead)."""
     step = (a - b) % (1 << SEQUENCE_BITS)
     return 0 < step < 1 << (SEQUENCE_BITS - 1)
+
+
+def newest(words: Sequence[int]) -> tuple[int, MarkerValue] | None:
+    """The slot of the newest valid marker among the two marker ``words`` and that marker, as
+    RESUME chooses it (None: neither is valid, nothing committed)."""
+    found = [read_marker(w) for w in words]
+    valid = [(slot, m) for slot, m in enumerate(found) if m is not None]
+    if not valid:
+        return None
+    if len(valid) == 2 and newer(valid[1][1].sequence, valid[0][1].sequence):
+        return valid[1]
+    return valid[0]
 
 
 def slot_base(slot: int, slot_words: int) -> int:

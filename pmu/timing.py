@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from voltflow.pmu.config import COMMAND_WORDS, GROUP_BANKS, TRANSITION_KINDS, PmuConfig
 from voltflow.pmu.isa import HALT_POWER_OFF, DomainCode, ErrorCode, Instr, IsaError, Opcode, decode
-from voltflow.pmu.store import marker_word, newer, read_marker
+from voltflow.pmu.store import marker_word, newest
 from voltflow.scheduler.chip import BANK_DOMAIN, DOMAINS, BankKind
 
 __all__ = [
@@ -510,19 +510,10 @@ def predict(
         elif op is Opcode.RESUME:
             store.reads += 2
             c = t + 1 + 2 * read
-            found = [read_marker(w) for w in store.markers]
-            if found[0] is not None or found[1] is not None:
-                first, second = found
-                if first is None:
-                    pick = 1
-                elif second is None:
-                    pick = 0
-                else:
-                    pick = int(newer(second.sequence, first.sequence))
-                chosen = found[pick]
-                assert chosen is not None
-                store.current, store.sequence = pick, chosen.sequence
-                next_pc = chosen.resume
+            chosen = newest(store.markers)
+            if chosen is not None:
+                store.current, store.sequence = chosen[0], chosen[1].sequence
+                next_pc = chosen[1].resume
         elif op is Opcode.LOOP:
             if a["count"] == 0:
                 next_pc = a["target"]
@@ -596,13 +587,8 @@ def predict_power_cycles(
 
 def _committed(markers: Sequence[int]) -> int:
     """The boundary of the newest valid marker (0: nothing committed)."""
-    found = [m for m in (read_marker(w) for w in markers) if m is not None]
-    if not found:
-        return 0
-    newest = found[0]
-    if len(found) == 2 and newer(found[1].sequence, found[0].sequence):
-        newest = found[1]
-    return newest.boundary
+    chosen = newest(markers)
+    return 0 if chosen is None else chosen[1].boundary
 
 
 def random_failures(

@@ -94,6 +94,12 @@ def _price(chip: Chip, event: SupplyEvent) -> float:
     return next(p for p in SUPPLY_PRICES if p.event is event).joules(chip)
 
 
+def _always_on_w(chip: Chip) -> float:
+    """The always-on supply's idle power (it sits at its own fixed voltage)."""
+    law, ref = chip.energy.leakage_law, chip.energy.reference_v
+    return chip.always_on_idle_uw * 1e-6 * float(law.factor(chip.always_on_v, ref))
+
+
 def idle_power_w(table: CostTable, banks: np.ndarray) -> np.ndarray:
     """(S,) power the chip draws, in each of ``table``'s states, while the PMU copies between
     the scratchpad and the store: the always-on supply's idle power, every domain's at the
@@ -103,7 +109,7 @@ def idle_power_w(table: CostTable, banks: np.ndarray) -> np.ndarray:
     law = chip.energy.leakage_law
     ref = chip.energy.reference_v
     volts = table.voltages_v
-    uw = np.full(len(volts), chip.always_on_idle_uw * float(law.factor(chip.always_on_v, ref)))
+    uw = np.full(len(volts), _always_on_w(chip) * 1e6)
     for j, d in enumerate(DOMAINS):
         uw = uw + chip.domain(d).idle_power_uw * law.factor(volts[:, j], ref)
     kinds = table.memory.kind_of()
@@ -192,11 +198,7 @@ def transfer_costs(
             rs_e[k] = c.data_words * (word_read + spad_write) + idle * rs_t[k]
     # Boot: the rails settle, RESUME reads both markers, then every domain is connected (its
     # CONNECT waits out the switch) and clocked, with the always-on supply alone drawing power.
-    aon_w = (
-        chip.always_on_idle_uw
-        * 1e-6
-        * float(chip.energy.leakage_law.factor(chip.always_on_v, chip.energy.reference_v))
-    )
+    aon_w = _always_on_w(chip)
     domains = len(DOMAINS)
     cycles = (
         ns_to_cycles(chip.rail_settle_ns, chip.reference_mhz)

@@ -11,12 +11,13 @@ schedule. docs/intermittent.md has the model.
 
 import enum
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from .checkpoint import plan_checkpoints, transfer_costs
-from .chip import CapacitorSpec
+from .chip import CapacitorSpec, Chip, IntermittentSpec
 from .cost import CostTable
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "IntermittentProblem",
     "Objective",
     "intermittent_problem",
+    "require_intermittent",
 ]
 
 
@@ -175,6 +177,18 @@ class IntermittentProblem:
         return np.searchsorted(grid, self.voltage_v)
 
 
+def require_intermittent(chip: Chip, source: str | os.PathLike[str]) -> IntermittentSpec:
+    """``chip``'s ``intermittent`` section; ``ValueError`` naming ``source`` (the chip as the
+    user gave it) if it has none."""
+    if chip.intermittent is None:
+        raise ValueError(
+            f"{os.fspath(source)}: chip {chip.name!r} has no intermittent section (capacitor, "
+            "boot, checkpoint store), which --intermittent needs; add one (docs/intermittent.md, "
+            "scheduler/hardware/powerflow_ref.yaml has an example)"
+        )
+    return chip.intermittent
+
+
 def intermittent_problem(
     table: CostTable,
     *,
@@ -187,12 +201,7 @@ def intermittent_problem(
     ``None`` takes the chip file's value. Raises ``ValueError`` if the chip has no such section.
     """
     chip = table.chip
-    spec = chip.intermittent
-    if spec is None:
-        raise ValueError(
-            f"chip {chip.name!r} has no intermittent section (capacitor, boot, checkpoint "
-            "store); add one to its chip file (docs/intermittent.md) or use powerflow_ref"
-        )
+    spec = require_intermittent(chip, chip.name)
     checkpoints = plan_checkpoints(table, spec)
     costs = transfer_costs(table, spec, checkpoints)
     kinds = table.memory.kind_of()

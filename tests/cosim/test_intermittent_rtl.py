@@ -18,7 +18,7 @@ from voltflow.cosim.pmu_run import run_program
 from voltflow.cosim.sim_top import sim_bank_counts
 from voltflow.pmu.intermittent_compiler import compile_intermittent
 from voltflow.pmu.isa import HALT_POWER_OFF, ErrorCode
-from voltflow.pmu.store import read_marker
+from voltflow.pmu.store import newest
 from voltflow.scheduler.chip import load_chip
 from voltflow.scheduler.cost import build_cost_table
 from voltflow.scheduler.intermittent import intermittent_problem
@@ -90,9 +90,8 @@ def _check(program, result) -> None:  # type: ignore[no-untyped-def]
     for cycle in result.power_cycles[:-1]:
         assert cycle.failed_at is not None or cycle.halt_code == HALT_POWER_OFF
     # The store ends with the output committed: the newest valid marker names the last boundary.
-    markers = [read_marker(w) for w in result.store[:2]]
-    newest = max((m for m in markers if m), key=lambda m: m.sequence)
-    assert newest.boundary == program.cycles[-1].last
+    committed = newest(result.store[:2])
+    assert committed is not None and committed[1].boundary == program.cycles[-1].last
 
 
 @pytest.mark.parametrize("rule", ["every", "first"])

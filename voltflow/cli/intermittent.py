@@ -16,6 +16,7 @@ from voltflow.scheduler.intermittent import (
     IntermittentProblem,
     Objective,
     intermittent_problem,
+    require_intermittent,
 )
 from voltflow.scheduler.intermittent_dp import (
     IntermittentInfeasibleError,
@@ -72,13 +73,7 @@ def run_intermittent(args: argparse.Namespace) -> int:
         check_writable(args.output)
     harvest = harvest_of(args)
     network, chip, policy = load_inputs(args)
-    spec = chip.intermittent
-    if spec is None:
-        raise CliError(
-            f"{args.hw}: chip {chip.name!r} has no intermittent section (capacitor, boot, "
-            "checkpoint store), which --intermittent needs; add one (docs/intermittent.md, "
-            "scheduler/hardware/powerflow_ref.yaml has an example)"
-        )
+    spec = require_intermittent(chip, args.hw)
     check_rails(args.rails, chip)
     objective = Objective(args.objective or Objective.LATENCY.value)
     levels = levels_of(args.levels, chip)
