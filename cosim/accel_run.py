@@ -24,6 +24,7 @@ from voltflow.cosim.images import (
     scratchpad_image,
     write_readmemh,
 )
+from voltflow.cosim.operands import case_works
 from voltflow.cosim.sim_top import (
     BankCounts,
     SimSizes,
@@ -136,6 +137,9 @@ def measured_activity(delta: dict[str, int], rows: int, cols: int, word_bits: in
         dma_beats=delta["dma_beats"],
         steps=delta["steps"],
         epochs=delta["epochs"],
+        gated_macs=delta["gated_macs"],
+        zero_detects=delta["zero_detects"],
+        skipped_steps=delta["skipped_steps"],
     )
 
 
@@ -261,7 +265,9 @@ class PreparedRun:
 def prepare_run(network: Network, chip: Chip, case: Case) -> PreparedRun:
     """Map ``network``, plan its memory, compile its layer program and build the memory images,
     checking that they fit the chip's simulation."""
-    works = tuple(op_work(op, chip, network) for op in network.ops)
+    dense = tuple(op_work(op, chip, network) for op in network.ops)
+    # A sparsity-aware array's activity depends on this input's zeros (exact, per op).
+    works = case_works(case, chip, dense)
     layout = plan_memory(network, chip, works)
     quant = {op.name: descriptor_quant(case, op.name) for op in network.ops}
     program = compile_program(network, chip, layout, works, quant)

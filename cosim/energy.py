@@ -178,7 +178,7 @@ def _dynamic_pj(
         return 0.0
     total = 0.0
     for i, term in enumerate(price.terms):
-        pj = getattr(chip.energy, term.energy)
+        pj = term.sign * getattr(chip.energy, term.energy)
         for quantity in term.per_count:
             pj = pj * getattr(chip, quantity)
         pj = pj * activity[term.counter]

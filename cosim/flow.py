@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,14 +29,15 @@ from voltflow.cosim.e2e import (
     plan,
 )
 from voltflow.cosim.e2e_report import report_json, report_text, write_csv, write_plots
-from voltflow.cosim.golden import Case
+from voltflow.cosim.golden import Case, make_case
 from voltflow.cosim.model_case import model_case
+from voltflow.cosim.operands import case_operands
 from voltflow.cosim.sim_top import sim_bank_counts, uses_attention
 from voltflow.pmu.compiler import check_period
 from voltflow.pmu.limits import check_chip
 from voltflow.pmu.rom import write_hex, write_listing
 from voltflow.scheduler.auto_policy import least_energy
-from voltflow.scheduler.chip import DOMAINS, Chip, GatingPolicy, load_chip
+from voltflow.scheduler.chip import DOMAINS, Chip, GatingPolicy, Sparsity, load_chip
 from voltflow.scheduler.cost import CostTable
 from voltflow.scheduler.dataflow import op_work
 from voltflow.scheduler.documents import write_atomic
@@ -46,6 +47,7 @@ from voltflow.scheduler.network import Network, OpKind
 from voltflow.scheduler.onnx_model import Model, load_model
 from voltflow.scheduler.problem import ProblemOptions, build_problem, check_rails
 from voltflow.scheduler.solve import InfeasibleError, Method
+from voltflow.scheduler.sparsity import OpOperands
 from voltflow.scheduler.texttable import format_table
 
 __all__ = [
@@ -248,8 +250,15 @@ def run_flow(request: FlowRequest) -> FlowReport:
     candidates = (
         [p.value for p in GatingPolicy] if request.policy is None else [request.policy.value]
     )
+    case = _model_case(model, request.seed)
+    active = None
+    if chip.sparsity is not Sparsity.NONE:
+        # The schedule is made for this input's exact cost: which MACs the array gates.
+        case = case if case is not None else make_case(network, request.seed)
+        dense = [op_work(op, chip, network) for op in network.ops]
+        active = case_operands(case, chip, dense)
     instances = {
-        pol: build_problem(network, chip, ProblemOptions(policy=GatingPolicy(pol)))
+        pol: build_problem(network, chip, ProblemOptions(policy=GatingPolicy(pol), operands=active))
         for pol in candidates
     }
     fps = request.fps if request.fps is not None else default_rate(instances[candidates[-1]][1])
@@ -272,7 +281,7 @@ def run_flow(request: FlowRequest) -> FlowReport:
     table = instances[chosen][1]
     if len(candidates) > 1:
         progress.step(f"      policy auto: {chosen} ({energies})")
-    baseline = _nominal_baseline(network, chip, instances, fps, request, net_name)
+    baseline = _nominal_baseline(network, chip, instances, fps, request, net_name, active)
     out = Path(request.out_dir or f"build/cosim/{network.name}-{fps:g}fps")
     out.mkdir(parents=True, exist_ok=True)
     # A folder holds one run: an earlier run's files go first, and report.json is written last,
@@ -297,7 +306,6 @@ def run_flow(request: FlowRequest) -> FlowReport:
         f"[4/5] frames: {periods} on the RTL, and the nominal baseline beside them (second "
         "process)..."
     )
-    case = _model_case(model, request.seed)
     second = None
     if not isinstance(baseline, str):
         base_table, base_plan = baseline
@@ -379,12 +387,13 @@ def _nominal_baseline(
     fps: float,
     request: FlowRequest,
     net_name: str,
+    active: Mapping[str, OpOperands] | None,
 ) -> tuple[CostTable, Plan] | str:
     """The nominal race-to-sleep schedule without gating, the saving's reference; or why it
     cannot meet the rate (an optimal schedule can run faster than nominal voltage allows)."""
     no_pg = GatingPolicy.NO_PG.value
     problem, table = instances.get(no_pg) or build_problem(
-        network, chip, ProblemOptions(policy=GatingPolicy.NO_PG)
+        network, chip, ProblemOptions(policy=GatingPolicy.NO_PG, operands=active)
     )
     provenance = {"network": net_name, "chip": os.fspath(request.chip), "policy": no_pg}
     try:

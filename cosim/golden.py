@@ -55,6 +55,7 @@ __all__ = [
     "conv_accumulate",
     "fc_accumulate",
     "forward",
+    "head_tokens",
     "make_case",
     "maxpool",
     "pick_channel_multiplier",
@@ -66,6 +67,7 @@ __all__ = [
     "run_op",
     "scores_accumulate",
     "scores_tensor",
+    "scores_values",
     "softmax",
 ]
 
@@ -558,7 +560,7 @@ def _check_map(name: str, x: object, attention: Attention, first: int) -> np.nda
     return x
 
 
-def _tokens(x: np.ndarray, attention: Attention, first: int) -> np.ndarray:
+def head_tokens(x: np.ndarray, attention: Attention, first: int) -> np.ndarray:
     """(batch, N, dh) of a map: ``[b, i, f]`` is channel ``first + h dh + f`` of token i's pixel
     ``(ty ph + py, tx pw + px)``, ``b = (py pw + px) heads + h``, ``i = ty tw + tx``."""
     heads, dh = attention.heads, attention.head_channels
@@ -571,7 +573,7 @@ def _tokens(x: np.ndarray, attention: Attention, first: int) -> np.ndarray:
 
 
 def _untokens(values: np.ndarray, attention: Attention, height: int, width: int) -> np.ndarray:
-    """The inverse of `_tokens` for a whole (heads * dh, H, W) map: (batch, N, dh) -> map."""
+    """The inverse of `head_tokens` for a whole (heads * dh, H, W) map: (batch, N, dh) -> map."""
     heads, dh = attention.heads, attention.head_channels
     ph, pw = attention.patch
     th, tw = height // ph, width // pw
@@ -592,7 +594,7 @@ def scores_tensor(values: np.ndarray) -> np.ndarray:
     return out.reshape(batch * n8, 1, n)
 
 
-def _scores_values(a: np.ndarray, batch: int, n: int) -> np.ndarray:
+def scores_values(a: np.ndarray, batch: int, n: int) -> np.ndarray:
     """``A[b, i, j]`` (batch, N, N) held by a scores tensor (the inverse of `scores_tensor`)."""
     return a.reshape(batch, padded_keys(n), n)[:, :n, :].transpose(0, 2, 1)
 
@@ -609,8 +611,8 @@ def scores_accumulate(a: np.ndarray, b: np.ndarray, attention: Attention) -> np.
     _check_map("b", b, attention, attention.b_channel)
     if a.shape[1:] != b.shape[1:]:
         raise ValueError(f"a and b must have equal height and width, not {a.shape} and {b.shape}")
-    q = _tokens(a, attention, attention.a_channel)
-    k = _tokens(b, attention, attention.b_channel)
+    q = head_tokens(a, attention, attention.a_channel)
+    k = head_tokens(b, attention, attention.b_channel)
     return _check_acc_range(_exact_matmul(q, k.transpose(0, 2, 1)), "scores")
 
 
@@ -628,8 +630,8 @@ def context_accumulate(a: np.ndarray, b: np.ndarray, attention: Attention) -> np
     _check_int8("a", a, 3)
     if a.shape != expected:
         raise ValueError(f"a must be the scores tensor of shape {expected}, not {a.shape}")
-    v = _tokens(b, attention, attention.b_channel)
-    return _check_acc_range(_exact_matmul(_scores_values(a, attention.batch, n), v), "context")
+    v = head_tokens(b, attention, attention.b_channel)
+    return _check_acc_range(_exact_matmul(scores_values(a, attention.batch, n), v), "context")
 
 
 def pick_softmax_multiplier(scale: float) -> tuple[int, int]:

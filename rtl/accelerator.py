@@ -270,6 +270,9 @@ class Accelerator(wiring.Component):
             "dma_beats": dma.wbuf_write.en,
             "steps": seq.step_barrier,
             "epochs": seq.epoch_barrier,
+            "gated_macs": array.gated_macs_inc,
+            "zero_detects": array.zero_detects_inc,
+            "skipped_steps": array.skipped_inc,
         }
         # Counters are cumulative from reset across launches (readers take differences).
         m.d.comb += [

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 from voltflow.hw.signatures import Counters
 from voltflow.hw.widths import COUNTER_BITS
 
-__all__ = ["COUNTERS", "ActivityCounters"]
+__all__ = ["COUNTERS", "SPARSITY_COUNTERS", "ActivityCounters"]
 
 #: Counter names in output order, with what one count is (docs/rtl.md, "Counters").
 COUNTERS: tuple[tuple[str, str], ...] = (
@@ -27,7 +27,16 @@ COUNTERS: tuple[tuple[str, str], ...] = (
     ("dma_beats", "DMA beats"),
     ("steps", "pipeline-step barriers"),
     ("epochs", "epoch barriers"),
+    # Last, so that a dense build's log lines keep their columns (array.sparsity; 0 without it).
+    ("gated_macs", "operand pairs a PE met with a zero operand and did not multiply (gate)"),
+    ("zero_detects", "operands checked for zero (gate: at the array's edge; skip: also blocks)"),
+    ("skipped_steps", "reduction elements not streamed: their activations all zero (skip)"),
 )
+
+
+#: The counters only a build with ``array.sparsity`` increments (the last entries of COUNTERS).
+SPARSITY_COUNTERS: tuple[str, ...] = ("gated_macs", "zero_detects", "skipped_steps")
+assert tuple(name for name, _ in COUNTERS[-len(SPARSITY_COUNTERS) :]) == SPARSITY_COUNTERS
 
 
 class ActivityCounters(wiring.Component):

@@ -2,7 +2,10 @@
 captures biases (and per-channel requantisation parameters), and drains finished tiles,
 requantised, into the output buffer."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from dataclasses import dataclass
+from typing import Any
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from voltflow.hw.signatures import MemoryRead, MemoryWrite
@@ -13,6 +16,7 @@ from voltflow.rtl.config import AccelConfig
 from voltflow.rtl.program import ChannelRequant, Descriptor, OpMode
 from voltflow.rtl.requantizer import Requantizer
 from voltflow.rtl.systolic_array import SystolicArray
+from voltflow.scheduler.chip import Sparsity
 
 __all__ = ["ArrayEngine"]
 
@@ -65,6 +69,9 @@ class ArrayEngine(wiring.Component):
                 ),
                 "obuf_write": Out(MemoryWrite(addr_bits=self.obuf_bits, data_bits=WORD_BITS)),
                 "macs_inc": Out(16),
+                "gated_macs_inc": Out(8),
+                "zero_detects_inc": Out(8),
+                "skipped_inc": Out(8),
                 "lane_reads_inc": Out(8),
                 "wbuf_reads_inc": Out(2),
             }
@@ -81,7 +88,9 @@ class ArrayEngine(wiring.Component):
         R, C, L, BW, RQ = cfg.rows, cfg.cols, cfg.lanes, cfg.bias_words, cfg.requant_words
         lane_shift = L.bit_length() - 1
 
-        m.submodules.array = array = SystolicArray(rows=R, cols=C)
+        gate = cfg.sparsity is not Sparsity.NONE  # skipping gates the elements it streams
+        skip = cfg.sparsity is Sparsity.SKIP
+        m.submodules.array = array = SystolicArray(rows=R, cols=C, gate=gate)
         quants = []
         for c in range(C):
             rq = Requantizer(per_channel=True)
@@ -108,31 +117,54 @@ class ArrayEngine(wiring.Component):
 
         stream_len = Signal(16)
         m.d.comb += stream_len.eq(Mux(desc.k_pad > C, desc.k_pad, C + 1))
+        # in_k: an element enters this tick (dense: u < K_pad); lane: its byte in its row word;
+        # k: the element (its weight-buffer word within the pass).
         in_k = Signal()
-        m.d.comb += in_k.eq(u < desc.k_pad)
         lane = Signal(lane_shift)
-        m.d.comb += lane.eq(u[:lane_shift])
+        k = Signal(16)
+        half_base = Mux(tile[0], cfg.max_row_words, 0)
+        skipping = self._skipping(m, streaming, dw, scores, cbk) if skip else None
+        if skipping is None:
+            m.d.comb += [in_k.eq(u < desc.k_pad), lane.eq(u[:lane_shift]), k.eq(u)]
+        else:
+            dense_k = u < desc.k_pad
+            m.d.comb += [
+                in_k.eq(Mux(dw, dense_k, skipping.element)),
+                lane.eq(Mux(dw, u[:lane_shift], skipping.lane)),
+                k.eq(Mux(dw, u, skipping.k)),
+            ]
 
         # ---- buffer reads ----------------------------------------------------------------------
         half_words = Const(cfg.half_words, self.wbuf_bits)
         wbase = Mux(self.epoch.half, half_words, 0) + pass_base
         m.d.comb += [
-            self.wbuf_read.addr.eq(wbase + u),
+            self.wbuf_read.addr.eq(wbase + k),
             self.wbuf_bias_read.addr.eq(wbase + desc.k_pad + u),
-            self.lane_raddr.eq(Mux(tile[0], cfg.max_row_words, 0) + Mux(dw, u, u >> lane_shift)),
         ]
+        if skipping is None:
+            m.d.comb += self.lane_raddr.eq(half_base + Mux(dw, u, u >> lane_shift))
+        else:
+            m.d.comb += self.lane_raddr.eq(half_base + Mux(dw, u, skipping.block))
         load_word = Signal()
         m.d.comb += load_word.eq(lane == 0)
         for r in range(R):
             byte = Signal(signed(8), name=f"row{r}_byte")
             with m.If(dw):
                 m.d.comb += byte.eq(self.lane_rdata[0].word_select(r, 8))
-            with m.Elif(load_word):
-                m.d.comb += byte.eq(self.lane_rdata[r][:8])
-            with m.Else():
-                m.d.comb += byte.eq(shift[r][:8])
-            with m.If(streaming & in_k & ~dw):
-                m.d.sync += shift[r].eq(Mux(load_word, self.lane_rdata[r], shift[r]) >> 8)
+            if skipping is None:
+                with m.Elif(load_word):
+                    m.d.comb += byte.eq(self.lane_rdata[r][:8])
+                with m.Else():
+                    m.d.comb += byte.eq(shift[r][:8])
+                with m.If(streaming & in_k & ~dw):
+                    m.d.sync += shift[r].eq(Mux(load_word, self.lane_rdata[r], shift[r]) >> 8)
+            else:
+                # The block's words as read (in its first tick) or as latched then.
+                with m.Else():
+                    word = Mux(skipping.reading, self.lane_rdata[r], shift[r])
+                    m.d.comb += byte.eq(word.word_select(lane, 8))
+                with m.If(streaming & skipping.reading & ~dw):
+                    m.d.sync += shift[r].eq(self.lane_rdata[r])
             m.d.comb += array.a_in[r].eq(Mux(~flushing & in_k, byte, 0))
         for c in range(C):
             m.d.comb += array.w_in[c].eq(
@@ -193,19 +225,51 @@ class ArrayEngine(wiring.Component):
         m.d.comb += k_real.eq(dw | Mux(scores, in_head, k_index < desc.cin))
         with m.If(streaming & in_k & k_real):
             m.d.comb += self.macs_inc.eq(rows_real * cols_real)
-        with m.If(streaming & in_k & (dw | load_word)):
-            m.d.comb += self.lane_reads_inc.eq(Mux(dw, 1, R))
+        if skipping is None:
+            with m.If(streaming & in_k & (dw | load_word)):
+                m.d.comb += self.lane_reads_inc.eq(Mux(dw, 1, R))
+        else:
+            with m.If(streaming & Mux(dw, in_k, skipping.reading)):
+                m.d.comb += self.lane_reads_inc.eq(Mux(dw, 1, R))
         m.d.comb += self.wbuf_reads_inc.eq((streaming & in_k) + capture)
+        if gate:
+            # Every valid element's R + C operands are zero-detected where they enter; of its
+            # R x C pairs (each meets in one PE) those with a zero operand are gated.
+            nz_rows = sum(array.a_nz[r] for r in range(R))
+            nz_cols = sum(array.w_nz[c] for c in range(C))
+            element_detects = Mux(streaming & in_k, R + C, 0)
+            with m.If(streaming & in_k):
+                m.d.comb += self.gated_macs_inc.eq(R * C - nz_rows * nz_cols)
+            if skipping is None:
+                m.d.comb += self.zero_detects_inc.eq(element_detects)
+            else:
+                # Skipping also checks every byte of a block's R row words when it reads them.
+                block_read = streaming & skipping.reading & ~dw
+                m.d.comb += [
+                    self.zero_detects_inc.eq(element_detects + Mux(block_read, R * L, 0)),
+                    self.skipped_inc.eq(Mux(block_read, L - skipping.streamed, 0)),
+                ]
 
         # ---- sequencing ------------------------------------------------------------------------
         sub_end = Signal()
         # The step's last sub-tile lasts until the drains started in this step are done
         # (docs/timing-model.md: q S + X sys ticks per stream step, X = max(0, R + C - S)).
         tail_len = Mux(stream_len > R + C, stream_len, R + C)
-        m.d.comb += sub_end.eq(u == Mux(p == self.epoch.q - 1, tail_len, stream_len) - 1)
+        last_pass = p == self.epoch.q - 1
+        dense_end = u == Mux(last_pass, tail_len, stream_len) - 1
+        block_done = in_k & (lane == L - 1)  # dense: the element ends its channel block
+        if skipping is None:
+            m.d.comb += sub_end.eq(dense_end)
+        else:
+            # Skipping: once the last block is streamed, and at least C + 1 ticks (R + C for the
+            # step's last sub-tile) as in the dense stream.
+            least = Mux(last_pass, R + C, C + 1)
+            skip_end = skipping.finished & (u + 1 >= least)
+            m.d.comb += sub_end.eq(Mux(dw, dense_end, skip_end))
+            block_done = Mux(dw, block_done, skipping.block_end)
         with m.If(streaming):
             m.d.sync += u.eq(u + 1)
-            with m.If(in_k & (lane == L - 1)):
+            with m.If(block_done):
                 m.d.sync += cbk.eq(Mux(cbk == desc.cb - 1, 0, cbk + 1))
             with m.If(sub_end):
                 m.d.sync += [
@@ -238,6 +302,9 @@ class ArrayEngine(wiring.Component):
                 pass_base.eq(0),
                 cbk.eq(0),
             ]
+        if skipping is not None:
+            with m.If((streaming & sub_end) | self.control.start):
+                m.d.sync += skipping.restart()
 
         # ---- drain -----------------------------------------------------------------------------
         d_row = Signal(8)
@@ -299,3 +366,89 @@ class ArrayEngine(wiring.Component):
                 d_slot.eq(0),
             ]
         return m
+
+    def _skipping(
+        self, m: Module, streaming: Signal, dw: Value, scores: Value, cbk: Signal
+    ) -> "_Skipping":
+        """The skipping stream of a sub-tile (GEMM, SCORES, CONTEXT; docs/sparsity.md).
+
+        The reduction's K_pad elements come in blocks of L, one lane-buffer word per row. In a
+        block's first tick all R words are read and the block's mask is made: lane i is set if
+        element i is a real one (an input channel, a lane of the head, a real key: the others
+        have zero weights, and their lanes may hold another tensor's bytes) and some row's byte
+        i is not zero. Then its set lanes enter the array one per tick, lowest first, and the
+        others are skipped. A block with no set lane takes its read tick with no element."""
+        cfg, desc = self.config, self.desc
+        L, R = cfg.lanes, cfg.rows
+        lane_shift = L.bit_length() - 1
+        blk = Signal(12)  # block of the sub-tile being streamed
+        pend = Signal(L)  # its lanes still to stream (after its first tick)
+        fresh = Signal(init=1)  # the block's first tick: read its words
+        blocks = desc.k_pad >> lane_shift
+        done = Signal()
+        m.d.comb += done.eq(blk == blocks)
+        reading = Signal()
+        m.d.comb += reading.eq(fresh & ~done)
+        mask = Signal(L)
+        with m.If(reading & ~dw):
+            lanes = []
+            for i in range(L):
+                k = cbk * L + i
+                real = Mux(scores, (k - self.epoch.lane_lo)[:16] < desc.head_ch, k < desc.cin)
+                nonzero = Cat(*(self.lane_rdata[r].word_select(i, 8) != 0 for r in range(R)))
+                lanes.append(real & nonzero.any())
+            m.d.comb += mask.eq(Cat(*lanes))
+        current = Signal(L)
+        m.d.comb += current.eq(Mux(reading, mask, pend))
+        lane = Signal(lane_shift)
+        for i in reversed(range(L)):  # the lowest set lane
+            with m.If(current[i]):
+                m.d.comb += lane.eq(i)
+        rest = Signal(L)
+        m.d.comb += rest.eq(current & (current - 1))  # without it
+        block_end = Signal()
+        m.d.comb += block_end.eq(~done & (rest == 0))
+        with m.If(streaming & ~done & ~dw):
+            m.d.sync += pend.eq(rest)
+            m.d.sync += fresh.eq(block_end)
+            with m.If(block_end):
+                m.d.sync += blk.eq(blk + 1)
+        streamed = Signal(range(L + 1))
+        m.d.comb += streamed.eq(sum(mask[i] for i in range(L)))
+        element = Signal()
+        m.d.comb += element.eq(~done & current.any())
+        k = Signal(16)
+        m.d.comb += k.eq(Cat(lane, blk))
+        finished = Signal()
+        m.d.comb += finished.eq(done | (block_end & (blk == blocks - 1)))
+        return _Skipping(
+            element=element,
+            lane=lane,
+            k=k,
+            block=blk,
+            reading=reading,
+            block_end=block_end,
+            finished=finished,
+            streamed=streamed,
+            registers=(blk, pend, fresh),
+        )
+
+
+@dataclass(frozen=True)
+class _Skipping:
+    """The signals of the skipping stream (:meth:`ArrayEngine._skipping`)."""
+
+    element: Value  # an element enters this tick
+    lane: Value  # its lane in its block's words
+    k: Value  # its index in the reduction
+    block: Value  # the block being streamed (its lane-buffer word)
+    reading: Value  # this tick reads the block's words
+    block_end: Value  # this tick ends the block
+    finished: Value  # the sub-tile's elements are all streamed after this tick
+    streamed: Value  # set lanes of the block read this tick
+    registers: tuple[Signal, Signal, Signal]  # block, pending lanes, first tick
+
+    def restart(self) -> list[Any]:
+        """Assignments that start a new sub-tile at its first block."""
+        blk, pend, fresh = self.registers
+        return [blk.eq(0), pend.eq(0), fresh.eq(1)]

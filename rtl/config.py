@@ -8,7 +8,7 @@ a build.
 from dataclasses import dataclass
 
 from voltflow.hw.widths import ADDR_BITS, COUNTER_BITS
-from voltflow.scheduler.chip import Chip
+from voltflow.scheduler.chip import Chip, Sparsity
 from voltflow.scheduler.dataflow import bias_words, requant_words
 
 # ADDR_BITS and COUNTER_BITS are defined in voltflow.hw.widths (shared with the PMU); exported
@@ -41,6 +41,10 @@ class AccelConfig:
         simulation build for a network without attention ops leaves them empty (their outputs
         0), so that Verilator does not evaluate logic no op of the network uses
         (docs/attention.md, "What it costs the other networks").
+    sparsity : Sparsity
+        What the array does with a zero operand (chip ``array.sparsity``, docs/sparsity.md):
+        GATE adds the zero flags that travel with the operands and the gating counters; NONE
+        leaves the array as it is.
     """
 
     rows: int
@@ -54,6 +58,7 @@ class AccelConfig:
     epoch_sync: int
     op_setup: int
     attention: bool = True
+    sparsity: Sparsity = Sparsity.NONE
 
     def __post_init__(self) -> None:
         if self.rows != self.cols or self.lanes != self.cols:
@@ -71,6 +76,11 @@ class AccelConfig:
                 f"a pass's {self.bias_words} bias and {self.requant_words} requantisation words "
                 f"must be read within a stream's cols + 1 = {self.cols + 1} ticks (one per tick)"
             )
+        if self.sparsity is not Sparsity.NONE and self.rows * self.cols > 255:
+            raise ValueError(
+                f"array.sparsity {self.sparsity.value} counts up to rows x cols = "
+                f"{self.rows * self.cols} gated MACs per tick in an 8-bit increment; at most 255"
+            )
         if self.op_setup < 3:
             raise ValueError(
                 f"op_setup must be at least 3 reference cycles (fetch, decode, launch), "
@@ -81,6 +91,7 @@ class AccelConfig:
     def from_chip(cls, chip: Chip, *, attention: bool = True) -> "AccelConfig":
         return cls(
             attention=attention,
+            sparsity=chip.sparsity,
             rows=chip.rows,
             cols=chip.cols,
             lanes=chip.lanes_per_word,

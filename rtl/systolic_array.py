@@ -39,10 +39,17 @@ class SystolicArray(wiring.Component):
     diag_drain : Out(cols)  PE (i, i)'s result is readable on ``diag_acc[i]`` this tick
     diag_acc : Out(signed(32)) x cols
     last_exit : Out(1)  the flush marker leaves PE (R-1, C-1) this tick
+    a_nz : Out(rows)  ``gate``: row r's operand entering this tick is not zero (its detector)
+    w_nz : Out(cols)  ``gate``: column c's operand entering this tick is not zero
+
+    With ``gate`` (chip ``array.sparsity: gate``, docs/sparsity.md) each operand is zero-detected
+    once, where it enters (before its skew), and its flag travels with it; a PE multiplies and
+    accumulates only a valid pair whose flags are both set, and otherwise holds its accumulator
+    (a zero product changes nothing, so the results are the same).
     """
 
-    def __init__(self, *, rows: int, cols: int) -> None:
-        self.rows, self.cols = rows, cols
+    def __init__(self, *, rows: int, cols: int, gate: bool = False) -> None:
+        self.rows, self.cols, self.gate = rows, cols, gate
         super().__init__(
             {
                 "tick": In(1),
@@ -57,6 +64,8 @@ class SystolicArray(wiring.Component):
                 "diag_drain": Out(cols),
                 "diag_acc": Out(signed(32)).array(cols),
                 "last_exit": Out(1),
+                "a_nz": Out(rows),
+                "w_nz": Out(cols),
             }
         )
 
@@ -96,17 +105,19 @@ class SystolicArray(wiring.Component):
         v = [[Signal(signed(8), name=f"v_{r}_{c}") for c in range(cols)] for r in range(rows)]
         acc = [[Signal(signed(32), name=f"acc_{r}_{c}") for c in range(cols)] for r in range(rows)]
         out = [[Signal(signed(32), name=f"out_{r}_{c}") for c in range(cols)] for r in range(rows)]
+        macs = self._gating(m, row_in, h) if self.gate else None
         with m.If(self.tick):
             for r in range(rows):
                 for c in range(cols):
                     a = row_in[r] if c == 0 else h[r][c - 1]
                     w = col_in[c] if r == 0 else v[r - 1][c]
                     prod = a.a * w
+                    mac = a.valid if macs is None else macs[r][c]
                     m.d.sync += [h[r][c].eq(a), v[r][c].eq(w)]
                     with m.If(a.first):
                         m.d.sync += out[r][c].eq(acc[r][c])
-                        m.d.sync += acc[r][c].eq(Mux(a.valid, prod, 0))
-                    with m.Elif(a.valid):
+                        m.d.sync += acc[r][c].eq(Mux(mac, prod, 0))
+                    with m.Elif(mac):
                         m.d.sync += acc[r][c].eq(acc[r][c] + prod)
 
         for r in range(rows):
@@ -123,3 +134,44 @@ class SystolicArray(wiring.Component):
         corner = h[rows - 1][cols - 1]
         m.d.comb += self.last_exit.eq(corner.first & corner.last)
         return m
+
+    def _gating(self, m: Module, row_in: list[Signal], h: list[list[Signal]]) -> list[list[Signal]]:
+        """The zero flags: detected where an operand enters, skewed and passed on with it. Returns
+        each PE's ``mac``: its pair this tick is valid and neither operand is zero."""
+        rows, cols = self.rows, self.cols
+        row_nz = []
+        for r in range(rows):
+            src = Signal(name=f"row{r}_nz_src")
+            m.d.comb += [src.eq(self.a_in[r] != 0), self.a_nz[r].eq(src)]
+            for d in range(r):
+                nxt = Signal(name=f"row{r}_nz_skew{d}")
+                with m.If(self.tick):
+                    m.d.sync += nxt.eq(src)
+                src = nxt
+            row_nz.append(src)
+        col_nz = []
+        for c in range(cols):
+            src = Signal(name=f"col{c}_nz_src")
+            m.d.comb += [src.eq(self.w_in[c] != 0), self.w_nz[c].eq(src)]
+            for d in range(c):
+                nxt = Signal(name=f"col{c}_nz_skew{d}")
+                with m.If(self.tick):
+                    m.d.sync += nxt.eq(src)
+                src = nxt
+            col_nz.append(src)
+        hz = [[Signal(name=f"hnz_{r}_{c}") for c in range(cols)] for r in range(rows)]
+        vz = [[Signal(name=f"vnz_{r}_{c}") for c in range(cols)] for r in range(rows)]
+        macs = []
+        for r in range(rows):
+            row = []
+            for c in range(cols):
+                a_nz = row_nz[r] if c == 0 else hz[r][c - 1]
+                w_nz = col_nz[c] if r == 0 else vz[r - 1][c]
+                a_valid = (row_in[r] if c == 0 else h[r][c - 1]).valid
+                mac = Signal(name=f"mac_{r}_{c}")
+                m.d.comb += mac.eq(a_valid & a_nz & w_nz)
+                with m.If(self.tick):
+                    m.d.sync += [hz[r][c].eq(a_nz), vz[r][c].eq(w_nz)]
+                row.append(mac)
+            macs.append(row)
+        return macs

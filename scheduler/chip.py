@@ -34,6 +34,7 @@ __all__ = [
     "GatingPolicy",
     "IntermittentSpec",
     "ScalingLaw",
+    "Sparsity",
     "TimingSpec",
     "known_chips",
     "load_chip",
@@ -41,6 +42,13 @@ __all__ = [
 ]
 
 FORMAT = "voltflow-chip/1"
+
+#: The energy fields only a chip with ``array.sparsity`` other than none needs, with what each
+#: prices (the message of a missing one).
+SPARSITY_ENERGY_FIELDS: dict[str, str] = {
+    "pe_mac_pj": "picojoules of pe_cycle_pj a gated MAC saves: its multiplier and adder",
+    "zero_detect_pj": "picojoules of one operand's zero detection",
+}
 DEFAULT_CHIP = "powerflow_ref"
 
 
@@ -57,6 +65,20 @@ class Domain(enum.Enum):
 
 
 DOMAINS: tuple[Domain, ...] = (Domain.SYS, Domain.RRAM, Domain.FEEDER)
+
+
+class Sparsity(enum.Enum):
+    """How the array treats zero operands (chip file ``array.sparsity``; docs/sparsity.md).
+
+    NONE: every operand pair is multiplied and accumulated. GATE: a PE whose activation or weight
+    is zero holds its accumulator and multiplier inputs (energy saved, cycles kept); the operands
+    are zero-detected at the array's edge. SKIP: GATE, and the array engine does not stream a
+    reduction element whose activations (every row's) are all zero (energy and cycles saved).
+    """
+
+    NONE = "none"
+    GATE = "gate"
+    SKIP = "skip"
 
 
 class ScalingLaw(enum.Enum):
@@ -141,6 +163,10 @@ class EnergySpec:
     feeder_control_pj: float
     pg_controller_pj: float
     dma_control_pj: float
+    # Sparsity (optional; needed when array.sparsity is not none): the part of pe_cycle_pj a MAC's
+    # multiplier and adder spend, saved when the PE is gated; one operand's zero detection.
+    pe_mac_pj: float = 0.0
+    zero_detect_pj: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +291,7 @@ class Chip:
     sleep_entry_switches: int
     timing: TimingSpec
     intermittent: IntermittentSpec | None = None  # None: no ``intermittent`` section
+    sparsity: Sparsity = Sparsity.NONE  # array.sparsity
 
     # ---- derived quantities -------------------------------------------------------------------
     @property
@@ -450,8 +477,12 @@ class _Reader:
         if phase_bits > 32:
             raise self.fail("clock.divider_phase_bits", phase_bits, "an integer in 4..32")
         array = self.mapping(
-            top["array"], "array", {"rows", "cols", "operand_bits", "accumulator_bits"}
+            top["array"],
+            "array",
+            {"rows", "cols", "operand_bits", "accumulator_bits"},
+            frozenset({"sparsity"}),
         )
+        sparsity = self.enum(Sparsity, array.get("sparsity", "none"), "array.sparsity")
         rows = self.integer(array["rows"], "array.rows", lo=1)
         cols = self.integer(array["cols"], "array.cols", lo=1)
         operand_bits = self.integer(array["operand_bits"], "array.operand_bits", lo=1)
@@ -517,9 +548,18 @@ class _Reader:
             )
         aon = self.mapping(top["always_on"], "always_on", {"voltage_v", "idle_power_uw"})
 
-        en_fields = {f for f in EnergySpec.__dataclass_fields__}
-        en = self.mapping(top["energy"], "energy", en_fields)
+        en_optional = frozenset(SPARSITY_ENERGY_FIELDS)
+        en_fields = {f for f in EnergySpec.__dataclass_fields__} - en_optional
+        en = self.mapping(top["energy"], "energy", en_fields, en_optional)
         energy_kwargs: dict[str, Any] = {}
+        for f, what in SPARSITY_ENERGY_FIELDS.items():
+            if f in en:
+                energy_kwargs[f] = self.number(en[f], f"energy.{f}", lo=0)
+            elif sparsity is not Sparsity.NONE:
+                raise ChipError(
+                    f"{self.label}: energy.{f}: missing; array.sparsity: {sparsity.value} needs "
+                    f"it ({what}); add it to the energy section or set array.sparsity: none"
+                )
         for f in sorted(en_fields):
             if f in ("dynamic_law", "leakage_law"):
                 energy_kwargs[f] = self.enum(ScalingLaw, en[f], f"energy.{f}")
@@ -527,6 +567,13 @@ class _Reader:
                 energy_kwargs[f] = self.number(en[f], "energy.reference_v", positive=True)
             else:
                 energy_kwargs[f] = self.number(en[f], f"energy.{f}", lo=0)
+        if energy_kwargs.get("pe_mac_pj", 0.0) > energy_kwargs["pe_cycle_pj"]:
+            raise self.fail(
+                "energy.pe_mac_pj",
+                en["pe_mac_pj"],
+                f"at most energy.pe_cycle_pj = {en['pe_cycle_pj']} (it is the part of a PE "
+                "cycle that gating saves)",
+            )
         energy = EnergySpec(**energy_kwargs)
 
         banks_raw = self.mapping(top["banks"], "banks", {k.value for k in BankKind})
@@ -613,6 +660,7 @@ class _Reader:
             intermittent=(
                 self.intermittent(top["intermittent"], word_bits) if "intermittent" in top else None
             ),
+            sparsity=sparsity,
         )
         self.check_physics(chip)
         return chip

@@ -9,7 +9,7 @@ analytic activity. Vectorised over states with numpy.
 """
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +24,7 @@ from voltflow.scheduler.prices import (
     DynamicPrice,
     LeakageSource,
 )
+from voltflow.scheduler.sparsity import OpOperands, with_operands
 
 __all__ = [
     "Component",
@@ -130,10 +131,14 @@ def build_cost_table(
     chip: Chip,
     policy: GatingPolicy = GatingPolicy.RRAM_PG,
     levels_v: Sequence[float] | None = None,
+    operands: Mapping[str, OpOperands] | None = None,
 ) -> CostTable:
     """Cost of every schedule layer of ``network`` in every state of the voltage grid.
 
     ``levels_v`` restricts the grid (every domain uses the same levels); default: the chip's grid.
+    ``operands``: per array op, what one input decides (``cosim.operands``); on a chip with
+    ``array.sparsity`` the table is then that input's exact cost, else the dense bound (nothing
+    gated or skipped).
     """
     if policy not in chip.gating_policies:
         raise ValueError(
@@ -152,6 +157,8 @@ def build_cost_table(
     inc = {d: chip.divider_increment(d, v[d]) for d in DOMAINS}
 
     works = tuple(op_work(op, chip, network) for op in network.ops)
+    if operands is not None:
+        works = with_operands(works, chip, operands)
     memory = plan_memory(network, chip, works)
     groups = schedule_layers(network)
     needed = [_banks_needed(g, works, memory, chip, policy) for g in groups]
@@ -226,7 +233,7 @@ def _dynamic_pj(price: DynamicPrice, e: EnergySpec, act: Activity, gating: bool)
         return 0.0
     total = 0.0
     for i, term in enumerate(price.terms):
-        pj = getattr(e, term.energy) * getattr(act, term.activity)
+        pj = term.sign * getattr(e, term.energy) * getattr(act, term.activity)
         total = pj if i == 0 else total + pj
     return total
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Final
 
 import numpy as np
-from voltflow.scheduler.chip import Chip, ticks_to_ref_cycles
+from voltflow.scheduler.chip import Chip, Sparsity, ticks_to_ref_cycles
 from voltflow.scheduler.network import (
     SCORES_BLOCK,
     Attention,
@@ -82,6 +82,11 @@ class Activity:
     dma_beats: int = 0
     steps: int = 0  # pipeline step barriers
     epochs: int = 0  # epoch barriers
+    # array.sparsity (docs/sparsity.md): operand pairs a PE met with a zero operand and did not
+    # multiply (data-dependent: 0 in the dense prediction), operands checked for zero
+    gated_macs: int = 0
+    zero_detects: int = 0
+    skipped_steps: int = 0  # reduction elements not streamed (array.sparsity skip)
 
     def __add__(self, other: "Activity") -> "Activity":
         return Activity(*(a + b for a, b in zip(_fields(self), _fields(other), strict=True)))
@@ -128,6 +133,64 @@ class OpWork:
     epoch_passes: tuple[int, ...]  # passes resident in the weight buffer per epoch, in order
     vector_ticks: int  # feeder ticks of a VECTOR op
     activity: Activity
+    # array.sparsity skip (scheduler.sparsity): one input's stream ticks S of every tile, per
+    # group (conv group, attention batch); None: S = stream_ticks for every tile (dense)
+    tile_streams: tuple[tuple[int, ...], ...] | None = None
+
+    @property
+    def groups(self) -> int:
+        """Groups of passes (conv groups, attention batches; 1 for a plain conv)."""
+        return self.passes // self.group_passes if self.group_passes else 0
+
+    def epoch_groups(self) -> tuple[int, ...]:
+        """The group of each epoch's passes (epochs never span two groups)."""
+        firsts = itertools.accumulate((0, *self.epoch_passes[:-1]))
+        return tuple(first // self.group_passes for first in firsts)
+
+    def _tile_stream_cycles(
+        self, chip: Chip, inc_sys: np.ndarray, inc_rram: np.ndarray, inc_feeder: np.ndarray
+    ) -> np.ndarray:
+        """``ref_cycles`` without the setup when each tile has its own stream ticks: the same
+        phases as the dense op, epoch by epoch (an epoch's compute depends on its group)."""
+        bits = chip.divider_phase_bits
+        t = chip.timing
+        sync = t.epoch_sync_ref_cycles
+        shape = np.broadcast(inc_sys, inc_rram, inc_feeder).shape
+        memo: dict[tuple[int, int], np.ndarray] = {}
+        compute = []
+        for q, group in zip(self.epoch_passes, self.epoch_groups(), strict=True):
+            if (q, group) not in memo:
+                total = np.zeros(shape, dtype=np.int64)
+                for (feeder, sys), n in self.tile_stream_steps(q, group, chip).items():
+                    f = ticks_to_ref_cycles(feeder, inc_feeder, bits)
+                    s = ticks_to_ref_cycles(sys, inc_sys, bits)
+                    total = total + n * (np.maximum(f, s) + t.step_sync_ref_cycles)
+                memo[q, group] = total
+            compute.append(memo[q, group])
+        qs = self.epoch_passes
+        if self.load_from_rram:
+            dma = [ticks_to_ref_cycles(q * self.load_beats, inc_rram, bits) for q in qs]
+            total = dma[0] + sync + compute[-1] + sync
+            for e in range(1, len(qs)):
+                total = total + np.maximum(compute[e - 1], dma[e]) + sync
+            return np.asarray(total)
+        loads = [ticks_to_ref_cycles(q * self.load_ticks, inc_feeder, bits) for q in qs]
+        return np.asarray(sum(ld + sync + c + sync for ld, c in zip(loads, compute, strict=True)))
+
+    def tile_stream_steps(self, passes: int, group: int, chip: Chip) -> Counter[tuple[int, int]]:
+        """The steps of one epoch of ``passes`` passes of ``group`` when each tile has its own
+        stream ticks (``tile_streams``): (feeder ticks, sys ticks) -> number of steps."""
+        assert self.tile_streams is not None
+        tiles, flush = self.tiles, chip.rows + chip.cols
+        write = passes * self.write_words
+        steps: Counter[tuple[int, int]] = Counter()
+        for s, stream in enumerate((0, *self.tile_streams[group], 0, 0)):
+            feeder = max(
+                self.gather_ticks if s <= tiles - 1 else 0, write if 3 <= s <= tiles + 2 else 0
+            )
+            sys = passes * stream + max(0, flush - stream) if 1 <= s <= tiles else 0
+            steps[feeder, sys + (flush if s == tiles + 1 else 0)] += 1
+        return steps
 
     def epoch_steps(self, passes: int, chip: Chip) -> tuple[StepKind, ...]:
         """The pipeline steps of one epoch holding ``passes`` passes."""
@@ -152,6 +215,9 @@ class OpWork:
         sync = t.epoch_sync_ref_cycles
         if self.mode is Mode.VECTOR:
             cycles = ticks_to_ref_cycles(self.vector_ticks, inc_feeder, bits) + sync
+            return np.broadcast_to(cycles + setup, shape).astype(np.int64)
+        if self.tile_streams is not None:
+            cycles = self._tile_stream_cycles(chip, inc_sys, inc_rram, inc_feeder)
             return np.broadcast_to(cycles + setup, shape).astype(np.int64)
         compute: dict[int, np.ndarray] = {}
         for q in set(self.epoch_passes):
@@ -478,8 +544,21 @@ def _op_work(op: Op, chip: Chip, network: Network) -> OpWork:
         dma_beats=passes * load_beats if from_rram else 0,
         steps=n_epochs * (tiles + 3),
         epochs=n_epochs + 1 if from_rram else 2 * n_epochs,
+        zero_detects=_dense_zero_detects(chip, mode, tiles * passes, reduction),
     )
     return replace(work, activity=act)
+
+
+def _dense_zero_detects(chip: Chip, mode: Mode, subtiles: int, reduction: int) -> int:
+    """Zero detects when every element is streamed (docs/sparsity.md): gating checks each
+    element's R + C operands where they enter the array; skipping (not depthwise) also each
+    block's R x L activation bytes when it reads them."""
+    if chip.sparsity is Sparsity.NONE:
+        return 0
+    detects = subtiles * reduction * (chip.rows + chip.cols)
+    if chip.sparsity is Sparsity.SKIP and mode is not Mode.DEPTHWISE:
+        detects += subtiles * reduction * chip.rows
+    return detects
 
 
 def _check_scores_block(op: Op, chip: Chip) -> None:

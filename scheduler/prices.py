@@ -37,6 +37,7 @@ class Component(enum.Enum):
 
     PE = "pe"  # processing elements
     ARRAY = "array"  # operand skew/stagger registers
+    ZERO_DETECT = "zero_detect"  # zero detection of operands (array.sparsity gate)
     PG_CONTROLLER = "pg_ctrl"  # power-gating controller
     FEEDER = "feeder"  # feeder control
     SPAD = "spad"  # scratchpad reads and writes
@@ -72,12 +73,19 @@ class Term:
     units. ``activity`` is the same event in priced units in the cost model's analytic
     :class:`scheduler.dataflow.Activity`. ``energy`` names the :class:`scheduler.chip.EnergySpec`
     field (chip file ``energy.<field>``): picojoules per priced unit at ``energy.reference_v``.
+    ``saving``: the event saves that energy from the component's other terms (a gated MAC).
     """
 
     counter: str
     energy: str
     activity: str
     per_count: tuple[str, ...] = ()
+    saving: bool = False
+
+    @property
+    def sign(self) -> int:
+        """+1, or -1 for a saving."""
+        return -1 if self.saving else 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +101,23 @@ class DynamicPrice:
 
 #: Dynamic energy, in the order of :class:`Component` (the order energies are summed in).
 DYNAMIC_PRICES: tuple[DynamicPrice, ...] = (
-    # Every PE of the array is clocked on each array tick.
+    # Every PE of the array is clocked on each array tick; a gated MAC (array.sparsity gate: a
+    # zero operand) saves its multiplier and adder.
     DynamicPrice(
         Component.PE,
         Domain.SYS,
-        (Term("sys_ticks", "pe_cycle_pj", "pe_cycles", per_count=("rows", "cols")),),
+        (
+            Term("sys_ticks", "pe_cycle_pj", "pe_cycles", per_count=("rows", "cols")),
+            Term("gated_macs", "pe_mac_pj", "gated_macs", saving=True),
+        ),
     ),
     DynamicPrice(
         Component.ARRAY, Domain.SYS, (Term("sys_ticks", "array_stagger_pj", "sys_ticks"),)
+    ),
+    DynamicPrice(
+        Component.ZERO_DETECT,
+        Domain.SYS,
+        (Term("zero_detects", "zero_detect_pj", "zero_detects"),),
     ),
     # The power-gating controller is clocked with the array, from the always-on supply.
     DynamicPrice(

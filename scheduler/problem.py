@@ -1,12 +1,13 @@
 """Problem construction: a network on a chip under options -> a solver instance."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from voltflow.scheduler.chip import DOMAINS, Chip, GatingPolicy
 from voltflow.scheduler.cost import CostTable, build_cost_table
 from voltflow.scheduler.instance import LayerTable, Problem
 from voltflow.scheduler.network import Network
+from voltflow.scheduler.sparsity import OpOperands
 
 __all__ = ["ProblemOptions", "build_problem", "check_rails", "problem_from_table"]
 
@@ -25,6 +26,9 @@ class ProblemOptions:
     sleep_power_w: float | None = None
     sleep_entry_switches: int | None = None
     wraparound: bool = True
+    # Per array op, what one input decides (scheduler.sparsity): that input's exact cost on a
+    # chip with array.sparsity; None: the dense bound.
+    operands: Mapping[str, OpOperands] | None = None
 
     def __post_init__(self) -> None:
         for name in ("transition_energy_j", "transition_latency_s", "sleep_power_w"):
@@ -84,5 +88,5 @@ def build_problem(
     """Cost table and scheduling instance of ``network`` on ``chip``."""
     options = options or ProblemOptions()
     levels: Sequence[float] | None = options.levels_v
-    table = build_cost_table(network, chip, options.policy, levels)
+    table = build_cost_table(network, chip, options.policy, levels, options.operands)
     return problem_from_table(table, options), table

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from voltflow.rtl.activity_counters import SPARSITY_COUNTERS
 
 REFERENCE = Path(__file__).resolve().parents[1] / "data" / "rtl_reference_results.json"
 RECORD = os.environ.get("VOLTFLOW_RECORD_RTL_REFERENCE") == "1"
@@ -28,6 +29,20 @@ def digest(arrays: Mapping[Any, np.ndarray]) -> dict[str, str]:
         h.update(np.ascontiguousarray(value).tobytes())
         out[str(key)] = h.hexdigest()
     return dict(sorted(out.items()))
+
+
+def dense_columns(rows: list[list[int]]) -> list[list[int]]:
+    """Log rows whose last columns are the sparsity counters (``rtl.activity_counters``), which
+    the recorded runs predate, without them; they must be 0 (a dense build)."""
+    n = len(SPARSITY_COUNTERS)
+    assert all(not any(row[-n:]) for row in rows), "a dense build counted sparsity events"
+    return [row[:-n] for row in rows]
+
+
+def dense_counters(counters: Mapping[str, int]) -> dict[str, int]:
+    """``counters`` without the sparsity counters (0 in a dense build)."""
+    assert not any(counters[name] for name in SPARSITY_COUNTERS)
+    return {k: v for k, v in counters.items() if k not in SPARSITY_COUNTERS}
 
 
 def check(key: str, record: dict[str, Any]) -> None:

@@ -42,6 +42,7 @@ WORD_BITS = 64
 PE_PJ, ARRAY_PJ, PG_PJ, FEEDER_PJ = 0.18336, 9.7346, 2.5791, 9.8226
 SPAD_READ_PJ, SPAD_WRITE_PJ, LANE_PJ_PER_BIT = 35.0, 31.0, 0.17987
 RRAM_READ_PJ, WBUF_READ_PJ, WBUF_WRITE_PJ, DMA_PJ = 64.0, 16.0, 191.0, 1.3162
+PE_MAC_PJ, ZERO_DETECT_PJ = 0.110, 0.004  # array.sparsity (the reference chip has none: 0 counts)
 IDLE_UW = {"sys": 2.32, "rram": 6.452, "feeder": 5.71}
 ALWAYS_ON_V, ALWAYS_ON_UW = 1.10, 1.62
 BANK_LEAK_UW = {"ifmap": 20.0, "ofmap": 10.0, "rram": 20.0}
@@ -102,6 +103,7 @@ def test_the_chip_file_holds_the_constants_used_here(chip: Chip) -> None:
         WBUF_WRITE_PJ,
         DMA_PJ,
     )
+    assert (e.pe_mac_pj, e.zero_detect_pj) == (PE_MAC_PJ, ZERO_DETECT_PJ)
     assert {s.domain.value: s.idle_power_uw for s in chip.domains} == IDLE_UW
     assert (chip.always_on_v, chip.always_on_idle_uw) == (ALWAYS_ON_V, ALWAYS_ON_UW)
     assert {b.kind.value: b.leakage_uw for b in chip.banks} == BANK_LEAK_UW
@@ -120,6 +122,8 @@ ACTIVITY = {
     "wbuf_reads": 6,
     "wbuf_writes": 1,
     "dma_beats": 7,
+    "gated_macs": 12,
+    "zero_detects": 32,
 }
 # sys at level 0 (0.90 V), rram at level 8 (1.30 V), feeder at level 4 (1.10 V = reference).
 LEVELS = {"sys": 0, "rram": 8, "feeder": 4}
@@ -128,8 +132,10 @@ LEVELS = {"sys": 0, "rram": 8, "feeder": 4}
 def test_dynamic_energy_by_hand(chip: Chip) -> None:
     got = dynamic_energy(chip, ACTIVITY, LEVELS, gating=True)
     expected_pj = {
-        "pe": PE_PJ * PES * 10 * dyn(0.90),  # 0.18336 pJ x 64 PEs x 10 ticks = 117.3504 pJ
+        # 0.18336 pJ x 64 PEs x 10 ticks = 117.3504 pJ, less 0.110 pJ x 12 gated MACs = 1.32 pJ
+        "pe": (PE_PJ * PES * 10 - PE_MAC_PJ * 12) * dyn(0.90),
         "array": ARRAY_PJ * 10 * dyn(0.90),  # 9.7346 pJ x 10 ticks = 97.346 pJ
+        "zero_detect": ZERO_DETECT_PJ * 32 * dyn(0.90),  # 0.004 pJ x 32 = 0.128 pJ
         "pg_ctrl": PG_PJ * 10 * dyn(ALWAYS_ON_V),  # 2.5791 pJ x 10 ticks = 25.791 pJ, at 1.1 V
         "feeder": FEEDER_PJ * 20 * dyn(1.10),  # 9.8226 pJ x 20 ticks = 196.452 pJ
         "spad": (SPAD_READ_PJ * 3 + SPAD_WRITE_PJ * 2) * dyn(1.10),  # 105 + 62 = 167 pJ
@@ -142,7 +148,7 @@ def test_dynamic_energy_by_hand(chip: Chip) -> None:
     for name, pj in expected_pj.items():
         assert got.dynamic_j[name] == pytest.approx(pj * 1e-12, rel=1e-12), name
     # (0.9/1.1)^2 = 0.669421..., (1.3/1.1)^2 = 1.396694...: the sum, written out.
-    total_pj = (117.3504 + 97.346) * (0.9 / 1.1) ** 2 + 25.791 + 196.452 + 167 + 57.5584
+    total_pj = (116.0304 + 97.346 + 0.128) * (0.9 / 1.1) ** 2 + 25.791 + 196.452 + 167 + 57.5584
     total_pj += (256 + 287 + 9.2134) * (1.3 / 1.1) ** 2
     assert got.dynamic_total_j == pytest.approx(total_pj * 1e-12, rel=1e-12)
     assert (got.leakage_total_j, got.transition_j, got.wake_j, got.sleep_j) == (0, 0, 0, 0)

@@ -12,6 +12,7 @@ from voltflow.scheduler.chip import (
     Domain,
     GatingPolicy,
     ScalingLaw,
+    Sparsity,
     known_chips,
     load_chip,
     ticks_to_ref_cycles,
@@ -165,6 +166,25 @@ def _write_variant(tmp_path: Path, edit) -> Path:
             r"^bad_chip\.yaml: intermittent\.checkpoint\.write_pj_per_bit: missing$",
         ),
         (
+            lambda r: r["array"].__setitem__("sparsity", "prune"),
+            r"^bad_chip\.yaml: array\.sparsity: must be one of none, gate, skip, not 'prune'$",
+        ),
+        (
+            lambda r: (r["array"].__setitem__("sparsity", "gate"), r["energy"].pop("pe_mac_pj")),
+            r"^bad_chip\.yaml: energy\.pe_mac_pj: missing; array\.sparsity: gate needs it "
+            r"\(picojoules of pe_cycle_pj a gated MAC saves: its multiplier and adder\); add it "
+            r"to the energy section or set array\.sparsity: none$",
+        ),
+        (
+            lambda r: r["energy"].__setitem__("pe_mac_pj", 0.2),
+            r"^bad_chip\.yaml: energy\.pe_mac_pj: must be at most energy\.pe_cycle_pj = 0\.18336 "
+            r"\(it is the part of a PE cycle that gating saves\), not 0\.2$",
+        ),
+        (
+            lambda r: r["energy"].__setitem__("zero_detect_pj", -1),
+            r"^bad_chip\.yaml: energy\.zero_detect_pj: must be a number >= 0, not -1$",
+        ),
+        (
             lambda r: r["intermittent"].__setitem__("battery", {}),
             r"^bad_chip\.yaml: intermittent\.battery: unknown field; allowed: boot, capacitor, "
             r"checkpoint$",
@@ -185,6 +205,18 @@ def test_reference_chip_has_the_inas_capacitor() -> None:
     assert (cap.capacitance_uf, cap.on_v, cap.off_v, cap.leakage_uw) == (100.0, 2.8, 2.4, 0.0)
     assert cap.charge_j == pytest.approx(104e-6)  # 1/2 C (V_on^2 - V_off^2)
     assert cap.capacitance_for(cap.charge_j) == pytest.approx(100e-6)
+
+
+def test_sparsity_is_optional_and_none_by_default(tmp_path: Path) -> None:
+    """Without array.sparsity the array is dense, and a dense chip needs no sparsity energies."""
+
+    def edit(raw) -> None:  # type: ignore[no-untyped-def]
+        del raw["array"]["sparsity"], raw["energy"]["pe_mac_pj"], raw["energy"]["zero_detect_pj"]
+
+    chip = load_chip(_write_variant(tmp_path, edit))
+    assert chip.sparsity is Sparsity.NONE and chip.energy.pe_mac_pj == 0.0
+    gate = load_chip(_write_variant(tmp_path, lambda r: r["array"].__setitem__("sparsity", "gate")))
+    assert gate.sparsity is Sparsity.GATE and gate.energy.pe_mac_pj == 0.110
 
 
 def test_the_intermittent_section_is_optional(tmp_path: Path) -> None:
