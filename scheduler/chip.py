@@ -373,7 +373,18 @@ def known_chips() -> tuple[str, ...]:
 
 
 def load_chip(name_or_path: str | os.PathLike[str] = DEFAULT_CHIP) -> Chip:
-    """Load a chip by name (package data) or from a YAML file path."""
+    """Load a chip by name (package data) or from a YAML file path.
+
+    A chip file may start from another (``extends: <chip name or path>``, a path relative to the
+    file): its mappings are merged into the base's, field by field; any other value (a list
+    too) replaces the base's.
+    """
+    raw, label = _raw_chip(name_or_path, ())
+    return _Reader(label).chip(raw)
+
+
+def _raw_chip(name_or_path: str | os.PathLike[str], seen: tuple[str, ...]) -> tuple[Any, str]:
+    """The parsed chip document (its ``extends`` resolved) and the label errors name."""
     text_path = str(name_or_path)
     if text_path.endswith((".yaml", ".yml")) or os.sep in text_path:
         path = Path(text_path)
@@ -384,6 +395,7 @@ def load_chip(name_or_path: str | os.PathLike[str] = DEFAULT_CHIP) -> Chip:
             text = read_text(path, label)
         except DocumentError as exc:
             raise ChipError(str(exc)) from None
+        folder: Path | None = path.parent
     else:
         if text_path not in known_chips():
             raise ChipError(
@@ -392,6 +404,7 @@ def load_chip(name_or_path: str | os.PathLike[str] = DEFAULT_CHIP) -> Chip:
             )
         text = (resources.files(__package__) / "hardware" / f"{text_path}.yaml").read_text()
         label = f"{text_path}.yaml"
+        folder = None
     try:
         raw = parse_yaml(text, label)
     except DocumentError as exc:
@@ -399,7 +412,33 @@ def load_chip(name_or_path: str | os.PathLike[str] = DEFAULT_CHIP) -> Chip:
             raise ChipError(str(exc)) from None
         where = f"{exc.where}: " if exc.where else ""
         raise ChipError(f"{label}: not valid YAML: {where}{exc.problem}") from None
-    return _Reader(label).chip(raw)
+    if not isinstance(raw, Mapping) or "extends" not in raw:
+        return raw, label
+    base = raw["extends"]
+    if not isinstance(base, str) or not base:
+        raise ChipError(
+            f"{label}: extends: must be a chip name or a path to a chip file, not {short(base)}"
+        )
+    if label in seen:
+        raise ChipError(f"{label}: extends: {' -> '.join((*seen, label))} is a loop")
+    is_path = base.endswith((".yaml", ".yml")) or "/" in base or os.sep in base
+    where = folder / base if is_path and folder is not None else base
+    base_raw, base_label = _raw_chip(where, (*seen, label))
+    if not isinstance(base_raw, Mapping):
+        return base_raw, base_label
+    merged = _merge(base_raw, {k: v for k, v in raw.items() if k != "extends"})
+    return merged, f"{label} (extends {base_label})"
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over``'s fields: mappings merged recursively, other values replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 class _Reader:

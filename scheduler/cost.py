@@ -132,13 +132,16 @@ def build_cost_table(
     policy: GatingPolicy = GatingPolicy.RRAM_PG,
     levels_v: Sequence[float] | None = None,
     operands: Mapping[str, OpOperands] | None = None,
+    *,
+    works: Sequence[OpWork] | None = None,
 ) -> CostTable:
     """Cost of every schedule layer of ``network`` in every state of the voltage grid.
 
     ``levels_v`` restricts the grid (every domain uses the same levels); default: the chip's grid.
     ``operands``: per array op, what one input decides (``cosim.operands``); on a chip with
     ``array.sparsity`` the table is then that input's exact cost, else the dense bound (nothing
-    gated or skipped).
+    gated or skipped). ``works``: the ops' works as given (``scheduler.profile``'s bounds)
+    instead of the network's mapped ones.
     """
     if policy not in chip.gating_policies:
         raise ValueError(
@@ -156,9 +159,11 @@ def build_cost_table(
     v = {d: volts[:, i] for i, d in enumerate(DOMAINS)}
     inc = {d: chip.divider_increment(d, v[d]) for d in DOMAINS}
 
-    works = tuple(op_work(op, chip, network) for op in network.ops)
-    if operands is not None:
-        works = with_operands(works, chip, operands)
+    if works is None:
+        works = tuple(op_work(op, chip, network) for op in network.ops)
+        if operands is not None:
+            works = with_operands(works, chip, operands)
+    works = tuple(works)
     memory = plan_memory(network, chip, works)
     groups = schedule_layers(network)
     needed = [_banks_needed(g, works, memory, chip, policy) for g in groups]

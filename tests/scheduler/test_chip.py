@@ -1,5 +1,6 @@
 """The reference chip file and the chip loader's validation."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -239,3 +240,45 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
     bad.write_text("clock: [unclosed\n")
     with pytest.raises(ChipError, match=r"^broken\.yaml: not valid YAML"):
         load_chip(bad)
+
+
+def test_a_chip_file_can_extend_another(tmp_path: Path) -> None:
+    """``extends``: the base's fields, mappings merged field by field, the rest replaced; the
+    shipped sparsity variants are the reference chip but for their array."""
+    reference = load_chip()
+    for kind in (Sparsity.GATE, Sparsity.SKIP):
+        variant = load_chip(f"powerflow_ref_{kind.value}")
+        assert variant.sparsity is kind
+        assert variant == replace(reference, name=variant.name, title=variant.title, sparsity=kind)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "mine.yaml").write_text(
+        "extends: ../base.yaml\nname: mine\nrails: 2\nvoltage: {levels_v: [0.9, 1.0, 1.1]}\n"
+    )
+    (tmp_path / "base.yaml").write_text("extends: powerflow_ref_gate\nname: base\n")
+    mine = load_chip(tmp_path / "sub" / "mine.yaml")
+    assert (mine.name, mine.rails, mine.levels_v, mine.sparsity) == (
+        "mine",
+        2,
+        (0.9, 1.0, 1.1),
+        Sparsity.GATE,
+    )
+    assert mine.nominal_v == reference.nominal_v  # merged, not replaced, mapping
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("extends: 3\n", r"^loop\.yaml: extends: must be a chip name or a path to a chip file, "),
+        ("extends: loop.yaml\n", r"^loop\.yaml: extends: loop\.yaml -> loop\.yaml is a loop$"),
+        ("extends: nochip\n", r"^unknown chip 'nochip'; known chips: powerflow_ref, "),
+        (
+            "extends: powerflow_ref\narray: {sparsity: skip}\nenergy: {pe_mac_pj: null}\n",
+            r"^loop\.yaml \(extends powerflow_ref\.yaml\): energy\.pe_mac_pj: must be a finite ",
+        ),
+    ],
+)
+def test_bad_extends_is_named(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "loop.yaml"
+    path.write_text(text)
+    with pytest.raises(ChipError, match=message):
+        load_chip(path)
