@@ -29,8 +29,8 @@ from voltflow.cosim.e2e import (
     plan,
 )
 from voltflow.cosim.e2e_report import report_json, report_text, write_csv, write_plots
-from voltflow.cosim.golden import Case, make_case
-from voltflow.cosim.model_case import model_case
+from voltflow.cosim.golden import Case
+from voltflow.cosim.model_case import case_of, model_case
 from voltflow.cosim.operands import case_operands
 from voltflow.cosim.sim_top import sim_bank_counts, uses_attention
 from voltflow.pmu.compiler import check_period
@@ -254,7 +254,7 @@ def run_flow(request: FlowRequest) -> FlowReport:
     active = None
     if chip.sparsity is not Sparsity.NONE:
         # The schedule is made for this input's exact cost: which MACs the array gates.
-        case = case if case is not None else make_case(network, request.seed)
+        case = case_of(model, request.seed)
         dense = [op_work(op, chip, network) for op in network.ops]
         active = case_operands(case, chip, dense)
     instances = {

@@ -13,6 +13,7 @@ from voltflow.cosim.golden import (
     OpParams,
     add_multipliers,
     case_from_params,
+    make_case,
     pick_channel_multiplier,
     pick_multiplier,
 )
@@ -20,7 +21,7 @@ from voltflow.scheduler.network import Network, OpKind
 from voltflow.scheduler.onnx_model import Model
 from voltflow.scheduler.quantise import Quantised, seeded_input
 
-__all__ = ["model_case", "model_params"]
+__all__ = ["case_of", "model_case", "model_params"]
 
 
 def model_params(network: Network, quantised: Quantised) -> dict[str, OpParams]:
@@ -64,4 +65,12 @@ def model_case(model: Model, seed: int = 0, x: np.ndarray | None = None) -> Case
         model.quantised.quantise_input(image),
         model_params(network, model.quantised),
         seed=seed,
+    )
+
+
+def case_of(model: Model, seed: int) -> Case:
+    """The golden case of ``model``: its own parameters (`model_case`), or seeded random ones for
+    a network without weights (`golden.make_case`)."""
+    return (
+        model_case(model, seed) if model.quantised is not None else make_case(model.network, seed)
     )

@@ -26,6 +26,7 @@ COMMAND_MODULES = {
     "cosim": "voltflow.cli.cosim",
     "import": "voltflow.cli.onnx",
     "upf": "voltflow.cli.upf",
+    "profile": "voltflow.cli.profile",
 }
 
 

@@ -171,6 +171,19 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument("--method", default="dp", choices=METHODS, help="solver or baseline")
     sched.add_argument("-o", "--output", metavar="FILE", help="write the schedule JSON here")
     sched.add_argument("--no-baselines", action="store_true", help="skip the baseline comparison")
+    sched.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="voltflow-profile/1 JSON (voltflow profile): minimise the expected energy over its "
+        "inputs on a sparsity-aware chip (docs/sparsity.md)",
+    )
+    sched.add_argument(
+        "--deadline-on",
+        default=None,
+        metavar="worst|pNN|dense",
+        help="with --profile: the cycles the deadline is guaranteed on: the worst input seen "
+        "(default), a percentile such as p95, or the dense bound",
+    )
     intermittent_flags(sched, "schedule power states and checkpoints for a capacitor-powered chip")
 
     sweep = sub.add_parser("sweep", help="energy versus rate for several methods (CSV)")
@@ -279,6 +292,28 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--seed", type=int, default=0, help="seed of the calibration input")
     imp.add_argument("--name", help="the network's name (default: the file's stem)")
     imp.add_argument("--json", action="store_true", help="print a JSON object")
+
+    prof = sub.add_parser(
+        "profile", help="sparsity profile: what many inputs do on a gating or skipping chip"
+    )
+    prof.add_argument(
+        "--net", default="squeezenet", help="zoo network name, a network .yaml or an .onnx model"
+    )
+    prof.add_argument(
+        "--hw",
+        default="powerflow_ref_skip",
+        help="chip with array.sparsity gate or skip (default powerflow_ref_skip)",
+    )
+    inputs = prof.add_mutually_exclusive_group()
+    inputs.add_argument(
+        "--inputs", type=int, default=None, metavar="K", help="K seeded random inputs (default 32)"
+    )
+    inputs.add_argument(
+        "--input-dir", metavar="DIR", help="a folder of int8 .npy inputs of the network's shape"
+    )
+    prof.add_argument("--seed", type=int, default=0, help="seed of the weights and inputs")
+    prof.add_argument("-o", "--output", required=True, metavar="FILE", help="profile JSON")
+    prof.add_argument("--json", action="store_true", help="print a JSON summary")
 
     upf = sub.add_parser("upf", help="the chip's power intent as IEEE 1801 UPF (2.1)")
     upf.add_argument(

@@ -11,7 +11,7 @@ from voltflow.pmu.compiler import check_period
 from voltflow.pmu.limits import check_chip
 from voltflow.pmu.planning import plan_schedule
 from voltflow.scheduler.auto_policy import least_energy
-from voltflow.scheduler.chip import Chip, GatingPolicy, load_chip
+from voltflow.scheduler.chip import Chip, GatingPolicy, Sparsity, load_chip
 from voltflow.scheduler.cost import CostTable, build_cost_table
 from voltflow.scheduler.instance import Problem, load_instance, save_instance
 from voltflow.scheduler.model_report import model_json, model_text
@@ -21,6 +21,13 @@ from voltflow.scheduler.problem import (
     build_problem,
     check_rails,
     problem_from_table,
+)
+from voltflow.scheduler.profile import (
+    DeadlineOn,
+    Profile,
+    load_profile,
+    parse_deadline_on,
+    profile_table,
 )
 from voltflow.scheduler.schedule import save_schedule, schedule_to_json
 from voltflow.scheduler.schedule_report import schedule_text
@@ -118,9 +125,16 @@ def _instances(args: argparse.Namespace) -> _Instances:
     check_rails(args.rails, chip)
     problems, tables = {}, {}
     policies = set(GatingPolicy) if policy is None else {policy, *BASELINE_POLICIES}
+    profile, deadline = _profile(args, network, chip)
     for pol in policies:
         options = _problem_options(args, chip, pol)
-        problems[pol.value], tables[pol.value] = build_problem(network, chip, options)
+        if profile is None:
+            problems[pol.value], tables[pol.value] = build_problem(network, chip, options)
+        else:
+            table = profile_table(
+                network, chip, profile, deadline[0], deadline[1], pol, options.levels_v
+            )
+            problems[pol.value], tables[pol.value] = problem_from_table(table, options), table
     # The paper's baselines: nominal and greedy run without gating, the others with rram_pg.
     instance_of = dict.fromkeys(methods, AUTO if policy is None else policy.value)
     instance_of.update(
@@ -131,16 +145,51 @@ def _instances(args: argparse.Namespace) -> _Instances:
         f"{network.title} on {chip.name}, policy {args.policy}, "
         f"levels {', '.join(f'{v:g}' for v in levels)} V"
     )
+    if chip.sparsity is not Sparsity.NONE:
+        header += "\n" + _sparsity_line(args, chip, profile)
     provenance = {
         "network": args.net,
         "chip": args.hw,
         "policy": args.policy,
+        "profile": getattr(args, "profile", None),
+        "deadline_on": getattr(args, "deadline_on", None) if profile is not None else None,
         "levels_v": list(levels),
         "wraparound": not args.no_wraparound,
         "transition_energy_j": args.transition_energy_j,
         "transition_latency_s": args.transition_latency_s,
     }
     return _Instances(problems, instance_of, chip, tables, header, provenance)
+
+
+def _profile(
+    args: argparse.Namespace, network: Network, chip: Chip
+) -> tuple[Profile | None, tuple[DeadlineOn, float]]:
+    """``--profile`` and ``--deadline-on`` (schedule only)."""
+    path, text = getattr(args, "profile", None), getattr(args, "deadline_on", None)
+    if path is None:
+        if text is not None:
+            raise CliError("--deadline-on applies to --profile only; add --profile FILE")
+        return None, (DeadlineOn.DENSE, 100.0)
+    if chip.sparsity is Sparsity.NONE:
+        raise CliError(
+            f"--profile: chip {chip.name!r} has array.sparsity: none, so the data does not change "
+            "its cost; give the chip the profile was measured on (--hw)"
+        )
+    deadline = parse_deadline_on(text or "worst")
+    return load_profile(path, network, chip), deadline
+
+
+def _sparsity_line(args: argparse.Namespace, chip: Chip, profile: Profile | None) -> str:
+    """What the schedule of a sparsity-aware chip is solved on (the report says which)."""
+    if profile is None:
+        return (
+            f"array.sparsity {chip.sparsity.value}: dense bound (nothing gated or skipped); "
+            "give --profile FILE for the expected energy"
+        )
+    return (
+        f"array.sparsity {chip.sparsity.value}: expected energy over the {len(profile.inputs)} "
+        f"inputs of {args.profile}; deadline on {args.deadline_on or 'worst'} cycles"
+    )
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
