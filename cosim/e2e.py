@@ -359,16 +359,19 @@ def measure(
     progress: Callable[[int, int, int], None] | None = None,
     *,
     case: Case | None = None,
+    solved_on: CostTable | None = None,
 ) -> tuple[RunAnalysis, Program]:
     """Compile ``schedule``, run it for ``frames`` periods on the chip's build and analyse it.
 
-    ``table`` is the cost table of ``network`` on its chip for the schedule's gating policy;
+    ``table`` is the cost table of ``network`` on its chip for the schedule's gating policy (on a
+    sparsity-aware chip: this input's exact one); ``solved_on`` the table the schedule was solved
+    on, when another (a profile's bound: the compiler checks the schedule's times against it);
     ``case`` the weights and input (None: drawn from ``seed``). The arguments pickle (the baseline
     runs in a second process with them, without ``progress``).
     """
     chip = table.chip
     counts = sim_bank_counts(chip, table.memory)
-    program = compile_schedule(schedule, table, frames=frames, hardware_counts=counts)
+    program = compile_schedule(schedule, solved_on or table, frames=frames, hardware_counts=counts)
     verilator_build = chip_build(chip, counts, waves, attention=uses_attention(network))
     run = run_program(
         network,

@@ -15,6 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 from voltflow.hw.widths import CHANNEL_M_BITS, CHANNEL_S_BITS
@@ -232,6 +233,20 @@ class Case:
     params: Mapping[str, OpParams]
     outputs: Mapping[str, np.ndarray]
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # The read-only mappings do not pickle; a case crosses to an executor's worker as dicts.
+        return (
+            _case,
+            (
+                self.network,
+                self.seed,
+                dict(self.sparsity),
+                self.input,
+                dict(self.params),
+                dict(self.outputs),
+            ),
+        )
+
     def tensor(self, name: str) -> np.ndarray:
         """The int8 tensor called ``name``: the network input or an op's output."""
         if name == self.network.input_name:
@@ -239,6 +254,25 @@ class Case:
         if name not in self.outputs:
             raise KeyError(f"network {self.network.name!r} has no tensor {name!r}")
         return self.outputs[name]
+
+
+def _case(
+    network: Network,
+    seed: int,
+    sparsity: dict[str, float],
+    input: np.ndarray,
+    params: dict[str, OpParams],
+    outputs: dict[str, np.ndarray],
+) -> Case:
+    """A pickled :class:`Case` (its read-only mappings again)."""
+    return Case(
+        network,
+        seed,
+        MappingProxyType(sparsity),
+        _frozen(input.copy()),
+        MappingProxyType(params),
+        MappingProxyType({k: _frozen(v.copy()) for k, v in outputs.items()}),
+    )
 
 
 # ---- arithmetic ----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from voltflow.cli.intermittent import harvest_of
 from voltflow.cli.parser import AUTO
 from voltflow.cosim.build import TraceFormat
 from voltflow.cosim.flow import FlowRequest, StateRequest, run_fixed_state, run_flow
+from voltflow.cosim.inputs_flow import InputsRequest, run_inputs_flow
 from voltflow.cosim.intermittent_flow import (
     IntermittentReport,
     IntermittentRequest,
@@ -44,7 +45,19 @@ def _cosim(args: argparse.Namespace) -> int:
     ):
         if value != unset:
             raise CliError(f"{flag} applies to --intermittent only; add --intermittent")
+    many = args.inputs is not None or args.input_dir is not None
+    if not many:
+        for flag, value in (
+            ("--profile", args.profile),
+            ("--deadline-on", args.deadline_on),
+            ("--workers", args.workers),
+            ("--cluster", args.cluster),
+        ):
+            if value is not None:
+                raise CliError(f"{flag} applies to --inputs or --input-dir only")
     progress = StderrProgress(sys.stderr)
+    if many:
+        return _many_inputs(args, progress)
     if args.state is not None:
         state = run_fixed_state(
             StateRequest(
@@ -75,6 +88,45 @@ def _cosim(args: argparse.Namespace) -> int:
         )
     )
     return _finish(args, progress, report.data, report.text, report.failures)
+
+
+def _many_inputs(args: argparse.Namespace, progress: StderrProgress) -> int:
+    """`voltflow cosim --inputs K | --input-dir DIR`: one schedule, every input on the RTL."""
+    for flag, value, unset in (
+        ("--state", args.state, None),
+        ("--waves", args.waves, None),
+        ("--sparsity", args.sparsity, 0.0),
+        ("--frames", args.frames, 2),
+        ("--policy", args.policy, "rram_pg"),
+    ):
+        if value != unset:
+            raise CliError(
+                f"{flag} does not apply to --inputs (one period per input, policy rram_pg); "
+                f"drop {flag}"
+            )
+    if args.inputs is not None and args.input_dir is not None:
+        raise CliError("give --inputs K or --input-dir DIR, not both")
+    if args.inputs is not None and args.inputs < 1:
+        raise CliError(f"--inputs must be at least 1, not {args.inputs}")
+    report = run_inputs_flow(
+        InputsRequest(
+            network=args.net,
+            chip=args.hw,
+            inputs=args.inputs,
+            input_dir=args.input_dir,
+            profile=args.profile,
+            deadline_on=args.deadline_on or "worst",
+            fps=args.fps,
+            rails=args.rails,
+            method=args.method,
+            seed=args.seed,
+            out_dir=args.out_dir,
+            workers=args.workers,
+            cluster=args.cluster,
+            progress=progress.step,
+        )
+    )
+    return _finish(args, progress, report.data, report.text, report.data["failures"])
 
 
 def _finish(

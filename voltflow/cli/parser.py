@@ -251,6 +251,38 @@ def build_parser() -> argparse.ArgumentParser:
     cos.add_argument("--out-dir", help="default build/cosim/<net>-<fps>fps")
     cos.add_argument("--seed", type=int, default=0, help="seed of the random weights and input")
     cos.add_argument("--sparsity", type=float, default=0.0, help="fraction of zero weights")
+    many = cos.add_argument_group("many inputs (a chip with array.sparsity; docs/sparsity.md)")
+    many.add_argument(
+        "--inputs",
+        type=int,
+        default=None,
+        metavar="K",
+        help="run K seeded random inputs, one period each, against one schedule",
+    )
+    many.add_argument(
+        "--input-dir", metavar="DIR", help="run every int8 .npy input of this folder instead"
+    )
+    many.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="solve on this voltflow-profile/1 (default: profile the inputs themselves)",
+    )
+    many.add_argument(
+        "--deadline-on",
+        default=None,
+        metavar="worst|pNN|dense",
+        help="the cycles the deadline is guaranteed on (default worst)",
+    )
+    many.add_argument(
+        "--workers", type=int, default=None, help="simulations at once (default: cores)"
+    )
+    many.add_argument(
+        "--cluster",
+        metavar="ADDR",
+        type=_cluster,
+        default=None,
+        help="run the inputs on Dask: 'local' or tcp://HOST:PORT (docs/scale.md)",
+    )
     inter = intermittent_flags(
         cos, "run the intermittent schedule through its power cycles on the RTL"
     )

@@ -5,6 +5,7 @@ import json
 import sys
 
 from voltflow.cli.console import CliError, StatusLine, check_writable, emit
+from voltflow.cosim.inputs_flow import DEFAULT_INPUTS
 from voltflow.cosim.model_case import case_of
 from voltflow.cosim.profile import load_inputs, measure_profile, random_inputs
 from voltflow.pmu.limits import check_chip
@@ -15,9 +16,6 @@ from voltflow.scheduler.profile import profile_json
 from voltflow.scheduler.texttable import format_table
 
 __all__ = ["cmd_profile"]
-
-#: Inputs profiled when neither --inputs nor --input-dir is given.
-DEFAULT_INPUTS = 32
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
