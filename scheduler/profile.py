@@ -182,6 +182,7 @@ def load_profile(path: str | os.PathLike[str], network: Network, chip: Chip) -> 
             raise ProfileError(f"{label}: {where}: {exc}") from None
         operands.append(parsed)
     summary = raw.get("summary", {})
+    _check_densities(summary, fail)
     return Profile(
         raw["network"],
         raw["network_digest"],
@@ -191,6 +192,29 @@ def load_profile(path: str | os.PathLike[str], network: Network, chip: Chip) -> 
         tuple(operands),
         summary if isinstance(summary, dict) else {},
     )
+
+
+def _check_densities(summary: object, fail: Any) -> None:
+    """The summary's densities are fractions (what a reader of the profile is told)."""
+    if not isinstance(summary, dict):
+        raise fail("summary", short(summary), "a mapping")
+    layers = summary.get("layers", [])
+    if not isinstance(layers, list):
+        raise fail("summary.layers", short(layers), "a list")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, dict):
+            raise fail(f"summary.layers[{i}]", short(layer), "a mapping")
+        act = layer.get("activation_density", {})
+        values = (
+            [(f"activation_density.{k}", v) for k, v in act.items()]
+            if isinstance(act, dict)
+            else [("activation_density", act)]
+        )
+        if layer.get("weight_density") is not None:
+            values.append(("weight_density", layer["weight_density"]))
+        for key, value in values:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise fail(f"summary.layers[{i}].{key}", value, "a density in 0..1")
 
 
 def _op_operands(raw: object, where: str, fail: Any) -> OpOperands:

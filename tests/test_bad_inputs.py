@@ -10,7 +10,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from voltflow.cli import main
@@ -276,7 +278,8 @@ ARGS = [
     ("compile-unknown-policy", ("compile", "{d}/ok.json", "-o", "{d}/r.hex", "--policy", "x"),
      r"argument --policy: invalid choice"),
     ("upf-unknown-chip", ("upf", "--hw", "nochip"),
-     r"^voltflow upf: error: unknown chip 'nochip'; known chips: powerflow_ref \(or give a path"),
+     r"^voltflow upf: error: unknown chip 'nochip'; known chips: powerflow_ref, "
+     r"powerflow_ref_gate, powerflow_ref_skip \(or give a path"),
     ("upf-schedule-for-another-chip",
      ("upf", "--schedule", "{d}/ok.json", "--hw", str(SMALL_CHIP), "-o", "{d}/x.upf"),
      r"^voltflow upf: error: {d}/ok.json: provenance.chip: the schedule was solved for chip "
@@ -405,7 +408,8 @@ UPF_EDITS = [
      r"^voltflow upf: error: {f}: provenance.network: must be a non-empty string, not 5$"),
     ("chip-unknown", lambda d: d["provenance"].update(chip="nochip"),
      r"^voltflow upf: error: {f}: provenance.chip: unknown chip 'nochip'; known chips: "
-     r"powerflow_ref \(or give a path to a .yaml file\) \(pass --hw\)$"),
+     r"powerflow_ref, powerflow_ref_gate, powerflow_ref_skip \(or give a path to a .yaml file\) "
+     r"\(pass --hw\)$"),
     ("policy-unknown", lambda d: d["provenance"].update(policy="all"),
      r"^voltflow upf: error: {f}: provenance.policy: must be one of no_pg, layer_pg, rram_pg, "
      r"not 'all'$"),
@@ -585,12 +589,132 @@ for what, make, extra, message in INTERMITTENT_CHIPS:
     CASES.append(Case(f"intermittent-chip-{what}", argv, USER_ERROR, message, make))
 
 
+# ---- sparsity: profiles, their inputs, --profile and --inputs (docs/sparsity.md) ---------------
+def _npy_folder(array: np.ndarray) -> Callable[[Path, Path], Path]:
+    def make(folder: Path, good: Path) -> Path:
+        path = folder / "inputs"
+        path.mkdir()
+        np.save(path / "a.npy", array)
+        return path
+
+    return make
+
+
+def _profile_edit(edit: Callable[[dict], None]) -> Callable[[Path, Path], Path]:
+    def make(folder: Path, good: Path) -> Path:
+        doc = json.loads((good / "ds.prof.json").read_text())
+        edit(doc)
+        path = folder / "bad.prof.json"
+        path.write_text(json.dumps(doc))
+        return path
+
+    return make
+
+
+def _set(path: str, value: object) -> Callable[[dict], None]:
+    def edit(doc: dict) -> None:
+        *parents, last = path.split("/")
+        node: Any = doc
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+
+    return edit
+
+
+PROFILE = ("profile", "--net", "ds_cnn", "-o", "{d}/new.prof.json")
+SKIP_SCHEDULE = ("schedule", "--net", "ds_cnn", "--hw", "powerflow_ref_skip", "--fps", "1000")
+SPARSITY_CASES = [
+    ("profile-inputs-zero", (*PROFILE, "--inputs", "0"), r"--inputs must be at least 1, not 0$",
+     None),
+    ("profile-dense-chip", (*PROFILE, "--hw", "powerflow_ref", "--inputs", "2"),
+     r"chip 'powerflow_ref' has array.sparsity: none; a profile measures what a gating or "
+     r"skipping array does with zeros \(use --hw powerflow_ref_gate or powerflow_ref_skip\)$",
+     None),
+    ("profile-input-dir-dtype", (*PROFILE, "--input-dir", "{f}"),
+     r"a.npy: dtype must be int8 \(the chip's quantised input\), not float32; quantise it with "
+     r"the network's input scale first$", _npy_folder(np.zeros((1, 49, 10), "float32"))),
+    ("profile-input-dir-shape", (*PROFILE, "--input-dir", "{f}"),
+     r"a.npy: shape must be \[1, 49, 10\] \(channels, height, width of ds_cnn's input\), not "
+     r"\[1, 10, 49\]$", _npy_folder(np.zeros((1, 10, 49), "int8"))),
+    ("profile-input-dir-empty", (*PROFILE, "--input-dir", "{f}"),
+     r"--input-dir .*: no .npy files in it$", _folder("empty")),
+    ("profile-input-dir-missing", (*PROFILE, "--input-dir", "{f}"),
+     r"--input-dir .*: not a folder$", _missing("nothere")),
+    ("schedule-profile-other-net",
+     ("schedule", "--net", "resnet8", "--hw", "powerflow_ref_skip", "--fps", "100", "--profile",
+      "{d}/ds.prof.json"),
+     r"ds.prof.json: network: the profile is of 'ds_cnn', not of this 'resnet8' \(profile it "
+     r"with voltflow profile --net resnet8\)$", None),
+    ("schedule-profile-other-chip",
+     (*SKIP_SCHEDULE[:4], "powerflow_ref_gate", *SKIP_SCHEDULE[5:], "--profile",
+      "{d}/ds.prof.json"),
+     r"ds.prof.json: chip: the profile was measured on 'powerflow_ref_skip', not on this "
+     r"'powerflow_ref_gate' \(profile it again with --hw powerflow_ref_gate\)$", None),
+    ("schedule-profile-dense-chip",
+     ("schedule", "--net", "ds_cnn", "--fps", "1000", "--profile", "{d}/ds.prof.json"),
+     r"--profile: chip 'powerflow_ref' has array.sparsity: none, so the data does not change its "
+     r"cost; give the chip the profile was measured on \(--hw\)$", None),
+    ("schedule-deadline-without-profile", (*SKIP_SCHEDULE, "--deadline-on", "p95"),
+     r"--deadline-on applies to --profile only; add --profile FILE$", None),
+    ("schedule-deadline-bad", (*SKIP_SCHEDULE, "--profile", "{d}/ds.prof.json", "--deadline-on",
+                               "p0"),
+     r"--deadline-on must be worst, dense or a percentile pNN such as p95, not 'p0'$", None),
+    ("schedule-profile-format", (*SKIP_SCHEDULE, "--profile", "{f}"),
+     r"{n}: format: must be 'voltflow-profile/1', not 'voltflow-profile/9'$",
+     _profile_edit(_set("format", "voltflow-profile/9"))),
+    ("schedule-profile-density", (*SKIP_SCHEDULE, "--profile", "{f}"),
+     r"{n}: summary.layers\[2\].activation_density.max: must be a density in 0..1, not 1.5$",
+     _profile_edit(_set("summary/layers/2/activation_density/max", 1.5))),
+    ("schedule-profile-weight-density", (*SKIP_SCHEDULE, "--profile", "{f}"),
+     r"{n}: summary.layers\[0\].weight_density: must be a density in 0..1, not -0.1$",
+     _profile_edit(_set("summary/layers/0/weight_density", -0.1))),
+    ("schedule-profile-negative-pairs", (*SKIP_SCHEDULE, "--profile", "{f}"),
+     r"{n}: operands\[1\].conv2d_1.active_pairs: must be an integer >= 0, not -5$",
+     _profile_edit(_set("operands/1/conv2d_1/active_pairs", -5))),
+    ("schedule-profile-ticks", (*SKIP_SCHEDULE, "--profile", "{f}"),
+     r"{n}: operands\[0\]: op 'conv2d_1': group 0 tile 0: 64 elements in 3 ticks do not fit 8 "
+     r"blocks of 8$",
+     _profile_edit(lambda d: (_set("operands/0/conv2d_1/ticks/0/0", 3)(d),
+                              _set("operands/0/conv2d_1/streamed/0/0", 64)(d)))),
+    ("schedule-profile-not-json", (*SKIP_SCHEDULE, "--profile", "{f}"),
+     r"{n}: not valid JSON: line 1: ", _write("p.json", "{nope")),
+    ("cosim-inputs-zero", ("cosim", "--net", "ds_cnn", "--hw", "powerflow_ref_skip", "--inputs",
+                           "0"), r"--inputs must be at least 1, not 0$", None),
+    ("cosim-inputs-and-dir", ("cosim", "--net", "ds_cnn", "--hw", "powerflow_ref_skip",
+                              "--inputs", "2", "--input-dir", "{d}"),
+     r"give --inputs K or --input-dir DIR, not both$", None),
+    ("cosim-profile-without-inputs", ("cosim", "--net", "ds_cnn", "--profile", "{d}/ds.prof.json"),
+     r"--profile applies to --inputs or --input-dir only$", None),
+    ("cosim-inputs-dense-chip", ("cosim", "--net", "ds_cnn", "--inputs", "2"),
+     r"--inputs: chip 'powerflow_ref' has array.sparsity: none, so every input costs the same; "
+     r"use --hw powerflow_ref_gate or powerflow_ref_skip \(or a chip with array.sparsity\)$",
+     None),
+    ("cosim-inputs-frames", ("cosim", "--net", "ds_cnn", "--hw", "powerflow_ref_skip", "--inputs",
+                             "2", "--frames", "3"),
+     r"--frames does not apply to --inputs \(one period per input, policy rram_pg\); drop "
+     r"--frames$", None),
+    ("chip-sparsity-unknown", ("model", "--net", "ds_cnn", "--hw", "{f}"),
+     r"{n} \(extends powerflow_ref.yaml\): array.sparsity: must be one of none, gate, skip, "
+     r"not 'zero'$",
+     _write("c.yaml", "extends: powerflow_ref\narray: {sparsity: zero}\n")),
+]  # fmt: skip
+for name, argv, message, make in SPARSITY_CASES:
+    CASES.append(Case(name, argv, USER_ERROR, message, make))
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real schedule (ds_cnn, 1000 FPS) and its ROM, for the cases that need a good input."""
+    """A real schedule (ds_cnn, 1000 FPS) and its ROM, and a sparsity profile of ds_cnn on
+    powerflow_ref_skip, for the cases that need a good input."""
     d = tmp_path_factory.mktemp("good")
     assert main(["schedule", "--net", "ds_cnn", "--fps", "1000", "-o", str(d / "ok.json")]) == 0
     assert main(["compile", str(d / "ok.json"), "-o", str(d / "ok.hex")]) == 0
+    profile = ["profile", "--net", "ds_cnn", "--inputs", "2", "-o", str(d / "ds.prof.json")]
+    assert main(profile) == 0
     return d
 
 
