@@ -1,9 +1,11 @@
-"""The paper's baseline policies: nominal race-to-sleep, greedy speed-up, evenly spaced rails.
+"""The papers' baseline policies: nominal race-to-sleep, greedy speed-up, evenly spaced rails
+(PowerFlow-DNN), and SparseDVFS's sparsity-class super-blocks.
 
 Each takes a :class:`Problem` (the caller picks the instance: the no-gating one for ``nominal``,
 the gated one for ``gating`` and ``gating-greedy``) and returns a :class:`BaselineSchedule`.
 """
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,12 +18,15 @@ from .evaluate import evaluate, required_period
 from .instance import Problem, restrict_to_levels
 
 __all__ = [
+    "AMORTISE_SWITCHES",
+    "DENSITY_CLASSES",
     "BaselineSchedule",
     "even_rail_levels",
     "even_rails",
     "greedy",
     "greedy_levels",
     "nominal",
+    "superblock",
 ]
 
 
@@ -160,6 +165,68 @@ def greedy(
     fastest, _ = min_period(sub, rails)
     stats = {"steps": steps, "levels_v": [float(v) for v in sub.levels_v]}
     return BaselineSchedule(restriction.to_original(states), fastest, stats)
+
+
+#: SparseDVFS's sparsity classes by activation density: dense (>= 0.6), medium, sparse (< 0.3).
+#: voltflow assumption: the paper classifies operators by sparsity without published thresholds.
+DENSITY_CLASSES = (0.6, 0.3)
+#: The latency-amortisation rule: a super-block lasts at least this many switch latencies
+#: (T_block >= N x T_switch).
+AMORTISE_SWITCHES = 10
+
+
+def superblock(
+    problem: Problem, period_s: float, rails: int, *, amortise: int = AMORTISE_SWITCHES
+) -> BaselineSchedule:
+    """SparseDVFS's method: one frequency set per sparsity class, blocks merged greedily.
+
+    Each layer's class comes from its expected activation density (``LayerTable.density``; a
+    layer without one is dense, so an instance without a profile is one class). Every class
+    gets one uniform state (all domains at one voltage, as the offline modeller maps a class to
+    one frequency triplet); going through the layers, a block keeps growing, each layer taking
+    the block's state, until it lasts ``amortise`` switch latencies, and a new block starts at
+    the next class change; a last block shorter than that joins the one before. Of all class ->
+    voltage choices the cheapest feasible schedule wins.
+    """
+    volts = problem.layers[0].voltage_v
+    uniform = [s for s in range(len(volts)) if np.all(volts[s] == volts[s][0])]
+    dense, sparse = DENSITY_CLASSES
+    classes = [
+        0 if layer.density is None or layer.density >= dense else 1 if layer.density >= sparse
+        else 2
+        for layer in problem.layers
+    ]  # fmt: skip
+    present = sorted(set(classes))
+    least = amortise * problem.transition_latency_s
+    best: tuple[float, list[int]] | None = None
+    fastest = math.inf
+    tried = 0
+    for choice in itertools.product(uniform, repeat=len(present)):
+        state_of = dict(zip(present, choice, strict=True))
+        states = _superblocks(problem, [state_of[c] for c in classes], least)
+        judged = evaluate(problem, states, period_s, rails)
+        tried += 1
+        fastest = min(fastest, required_period(problem, states))
+        if judged.feasible and (best is None or judged.energy_j < best[0]):
+            best = (judged.energy_j, states)
+    stats = {"classes": [classes.count(c) for c in range(3)], "choices": tried}
+    return BaselineSchedule(None if best is None else tuple(best[1]), fastest, stats)
+
+
+def _superblocks(problem: Problem, states: list[int], least_s: float) -> list[int]:
+    """Merge consecutive layers into blocks that last at least ``least_s`` (see superblock)."""
+    out = list(states)
+    start, block_s = 0, 0.0
+    for i, layer in enumerate(problem.layers):
+        if i > 0 and states[i] != out[i - 1] and block_s >= least_s:
+            start, block_s = i, 0.0
+        elif i > 0:
+            out[i] = out[i - 1]
+        block_s += float(layer.time_s[out[i]])
+    if start > 0 and block_s < least_s:  # a short last block joins the one before
+        for i in range(start, len(out)):
+            out[i] = out[start - 1]
+    return out
 
 
 def _level_masks(index: np.ndarray, num_levels: int) -> np.ndarray:

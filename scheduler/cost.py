@@ -50,6 +50,7 @@ class LayerCost:
     wake_j: float  # banks woken at the start of this layer (state independent)
     banks_needed: np.ndarray  # (n_banks,) bool: banks whose contents this layer uses
     banks_on: np.ndarray  # (n_banks,) bool: on during the layer (= needed: woken just in time)
+    density: float | None = None  # expected activation density (a sparsity profile's), or None
 
     @property
     def dynamic_total_j(self) -> np.ndarray:

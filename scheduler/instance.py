@@ -115,6 +115,9 @@ class LayerTable:
         Wall time of the layer in that state (positive).
     leakage_w : ndarray, shape (S,)
         Power drawn when idling in that state after the layer.
+    density : float or None
+        Expected activation density of the layer's input, 0..1 (a sparsity profile's; the
+        SparseDVFS super-block baseline's signal); None: not known (dense).
     """
 
     name: str
@@ -122,6 +125,7 @@ class LayerTable:
     energy_j: np.ndarray
     time_s: np.ndarray
     leakage_w: np.ndarray
+    density: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -147,6 +151,11 @@ class LayerTable:
             allowed = "a positive finite number" if positive else "a non-negative finite number"
             _check_elements(name, array, ok, allowed)
             object.__setattr__(self, name, array)
+        if self.density is not None:
+            d = self.density
+            if isinstance(d, bool) or not isinstance(d, int | float) or not 0 <= d <= 1:
+                raise InstanceError("density", f"must be a number in 0..1, not {short(d)}")
+            object.__setattr__(self, "density", float(d))
 
     @property
     def num_states(self) -> int:
@@ -361,7 +370,8 @@ def restrict_to_levels(problem: Problem, levels: Iterable[int]) -> Restriction:
 
 _TOP_KEYS = ("format", "name", "source", "domains", "transition", "sleep", "wraparound", "layers")
 _REQUIRED_TOP = ("format", "name", "domains", "transition", "sleep", "wraparound", "layers")
-_LAYER_KEYS = ("name", "voltage_v", "energy_j", "time_s", "leakage_w")
+_LAYER_KEYS = ("name", "voltage_v", "energy_j", "time_s", "leakage_w", "density")
+_REQUIRED_LAYER = ("name", "voltage_v", "energy_j", "time_s", "leakage_w")
 
 
 def _object(path: str, value: Any, keys: Sequence[str], required: Sequence[str]) -> Mapping:
@@ -447,7 +457,7 @@ def problem_from_json(data: Any, *, file: str | None = None) -> Problem:
 
 
 def _layer_from_json(layer: Any, num_domains: int) -> LayerTable:
-    _object("", layer, _LAYER_KEYS, _LAYER_KEYS)
+    _object("", layer, _LAYER_KEYS, _REQUIRED_LAYER)
     voltage = layer["voltage_v"]
     if not isinstance(voltage, list) or not voltage:
         raise InstanceError("voltage_v", f"must be a non-empty list of rows, not {short(voltage)}")
@@ -467,6 +477,7 @@ def _layer_from_json(layer: Any, num_domains: int) -> LayerTable:
         energy_j=np.asarray(layer["energy_j"], dtype=np.float64),
         time_s=np.asarray(layer["time_s"], dtype=np.float64),
         leakage_w=np.asarray(layer["leakage_w"], dtype=np.float64),
+        density=layer.get("density"),
     )
 
 
@@ -490,6 +501,7 @@ def problem_to_json(problem: Problem) -> dict[str, Any]:
                 "energy_j": layer.energy_j.tolist(),
                 "time_s": layer.time_s.tolist(),
                 "leakage_w": layer.leakage_w.tolist(),
+                **({} if layer.density is None else {"density": layer.density}),
             }
             for layer in problem.layers
         ],

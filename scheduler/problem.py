@@ -63,6 +63,7 @@ def problem_from_table(table: CostTable, options: ProblemOptions) -> Problem:
             energy_j=layer.energy_j,
             time_s=layer.time_s,
             leakage_w=layer.leakage_total_w,
+            density=layer.density,
         )
         for layer in table.layers
     )

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 from voltflow.scheduler.chip import Chip, GatingPolicy, Sparsity
-from voltflow.scheduler.cost import CostTable, build_cost_table
+from voltflow.scheduler.cost import CostTable, build_cost_table, schedule_layers
 from voltflow.scheduler.dataflow import OpWork, op_work
 from voltflow.scheduler.documents import DocumentError, read_text, short
 from voltflow.scheduler.network import Network
@@ -181,8 +181,8 @@ def load_profile(path: str | os.PathLike[str], network: Network, chip: Chip) -> 
         except ValueError as exc:
             raise ProfileError(f"{label}: {where}: {exc}") from None
         operands.append(parsed)
-    summary = raw.get("summary", {})
-    _check_densities(summary, fail)
+    summary = raw.get("summary")
+    _check_densities(summary, len(schedule_layers(network)), fail)
     return Profile(
         raw["network"],
         raw["network_digest"],
@@ -190,21 +190,26 @@ def load_profile(path: str | os.PathLike[str], network: Network, chip: Chip) -> 
         raw["chip_digest"],
         tuple(inputs),
         tuple(operands),
-        summary if isinstance(summary, dict) else {},
+        summary,
     )
 
 
-def _check_densities(summary: object, fail: Any) -> None:
-    """The summary's densities are fractions (what a reader of the profile is told)."""
+def _check_densities(summary: object, count: int, fail: Any) -> None:
+    """One entry per schedule layer, with densities that are fractions (the super-block
+    baseline classifies layers by the mean activation density)."""
     if not isinstance(summary, dict):
         raise fail("summary", short(summary), "a mapping")
-    layers = summary.get("layers", [])
-    if not isinstance(layers, list):
-        raise fail("summary.layers", short(layers), "a list")
+    layers = summary.get("layers")
+    if not isinstance(layers, list) or len(layers) != count:
+        raise fail("summary.layers", short(layers), f"a list of the {count} schedule layers")
     for i, layer in enumerate(layers):
         if not isinstance(layer, dict):
             raise fail(f"summary.layers[{i}]", short(layer), "a mapping")
-        act = layer.get("activation_density", {})
+        act = layer.get("activation_density")
+        if not isinstance(act, dict) or "mean" not in act:
+            raise fail(
+                f"summary.layers[{i}].activation_density", short(act), "a mapping with a mean"
+            )
         values = (
             [(f"activation_density.{k}", v) for k, v in act.items()]
             if isinstance(act, dict)
@@ -265,12 +270,13 @@ def profile_table(
             for i in range(len(dense))
         )
     timing = build_cost_table(network, chip, policy, levels_v, works=bound)
+    densities = [layer["activation_density"]["mean"] for layer in profile.summary["layers"]]
     layers = []
     for k, layer in enumerate(timing.layers):
         dynamic = {
             c: np.mean([t.layers[k].dynamic_j[c] for t in tables], axis=0) for c in layer.dynamic_j
         }
-        layers.append(replace(layer, dynamic_j=dynamic))
+        layers.append(replace(layer, dynamic_j=dynamic, density=densities[k]))
     return replace(timing, layers=tuple(layers))
 
 

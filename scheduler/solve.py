@@ -31,6 +31,7 @@ class Method(enum.Enum):
     GREEDY = "greedy"
     GATING_GREEDY = "gating-greedy"
     EVEN_RAILS = "even-rails"
+    SUPERBLOCK = "superblock"  # SparseDVFS: sparsity classes, merged super-blocks
 
 
 class Status(enum.Enum):
@@ -192,7 +193,8 @@ def solve(
         At most this many distinct voltages over all domains and layers.
     method : Method or str
         ``dp`` (exact), ``ilp`` (CBC or HiGHS oracle), ``nominal``/``gating`` (every domain at
-        ``nominal_v``, race to sleep), ``greedy``/``gating-greedy``, ``even-rails``.
+        ``nominal_v``, race to sleep), ``greedy``/``gating-greedy``, ``even-rails``,
+        ``superblock`` (SparseDVFS: per sparsity class one uniform state, merged blocks).
     time_limit_s : float or None
         Limit for ``dp``, ``ilp`` and ``even-rails``; the result then carries a gap.
     levels : sequence of float, optional
@@ -232,6 +234,8 @@ def solve(
         outcome = _from_baseline(baselines.nominal(problem, period_s, rails, nominal_v=nominal_v))
     elif method in (Method.GREEDY, Method.GATING_GREEDY):
         outcome = _from_baseline(baselines.greedy(problem, period_s, rails, levels=chosen))
+    elif method is Method.SUPERBLOCK:
+        outcome = _from_baseline(baselines.superblock(problem, period_s, rails))
     elif method is Method.EVEN_RAILS:
         outcome = _from_baseline(
             baselines.even_rails(problem, period_s, rails, levels=chosen, time_limit_s=time_limit_s)

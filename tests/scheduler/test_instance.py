@@ -239,7 +239,7 @@ _DELETE = object()
             "layers.[1].power",
             0.0,
             r"layers\[1\] has unknown field\(s\) 'power'; allowed: name, "
-            r"voltage_v, energy_j, time_s, leakage_w$",
+            r"voltage_v, energy_j, time_s, leakage_w, density$",
         ),
         (
             "sleep.entry_switches",

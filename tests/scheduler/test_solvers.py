@@ -606,7 +606,7 @@ def test_unknown_method_is_named() -> None:
     with pytest.raises(
         ValueError,
         match=r"^method must be one of dp, ilp, nominal, gating, greedy, gating-greedy, "
-        r"even-rails, not 'fast'$",
+        r"even-rails, superblock, not 'fast'$",
     ):
         solve(_two_layer_problem(wraparound=False), 20.0, 2, "fast")
 
