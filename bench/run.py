@@ -209,7 +209,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--only",
-        choices=["cost", "cosim", "networks", "solvers", "e2e", "intermittent", "intermittent-rtl"],
+        choices=[
+            "cost",
+            "cosim",
+            "networks",
+            "solvers",
+            "e2e",
+            "intermittent",
+            "intermittent-rtl",
+            "sparsity-rtl",
+        ],
         help="run one section",
     )
     parser.add_argument("--ilp-time-limit", type=float, default=120.0, help="seconds per ILP")
@@ -223,6 +232,11 @@ def main() -> int:
         from bench import intermittent_rtl
 
         intermittent_rtl.main([])
+    if args.only in (None, "sparsity-rtl"):
+        # The README's sparsity table: aware vs oblivious vs super-block DVFS on the RTL.
+        from bench import sparsity_rtl
+
+        sparsity_rtl.main([])
     if args.only in (None, "cosim"):
         bench_cosim()
     if args.only in (None, "networks"):
