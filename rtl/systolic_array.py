@@ -143,22 +143,12 @@ class SystolicArray(wiring.Component):
         for r in range(rows):
             src = Signal(name=f"row{r}_nz_src")
             m.d.comb += [src.eq(self.a_in[r] != 0), self.a_nz[r].eq(src)]
-            for d in range(r):
-                nxt = Signal(name=f"row{r}_nz_skew{d}")
-                with m.If(self.tick):
-                    m.d.sync += nxt.eq(src)
-                src = nxt
-            row_nz.append(src)
+            row_nz.append(self._skewed(m, src, r, f"row{r}_nz_skew"))
         col_nz = []
         for c in range(cols):
             src = Signal(name=f"col{c}_nz_src")
             m.d.comb += [src.eq(self.w_in[c] != 0), self.w_nz[c].eq(src)]
-            for d in range(c):
-                nxt = Signal(name=f"col{c}_nz_skew{d}")
-                with m.If(self.tick):
-                    m.d.sync += nxt.eq(src)
-                src = nxt
-            col_nz.append(src)
+            col_nz.append(self._skewed(m, src, c, f"col{c}_nz_skew"))
         hz = [[Signal(name=f"hnz_{r}_{c}") for c in range(cols)] for r in range(rows)]
         vz = [[Signal(name=f"vnz_{r}_{c}") for c in range(cols)] for r in range(rows)]
         macs = []
@@ -175,3 +165,12 @@ class SystolicArray(wiring.Component):
                 row.append(mac)
             macs.append(row)
         return macs
+
+    def _skewed(self, m: Module, src: Signal, delay: int, name: str) -> Signal:
+        """``src`` delayed ``delay`` ticks by a chain of registers ``<name><d>``."""
+        for d in range(delay):
+            nxt = Signal(name=f"{name}{d}")
+            with m.If(self.tick):
+                m.d.sync += nxt.eq(src)
+            src = nxt
+        return src

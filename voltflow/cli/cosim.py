@@ -92,18 +92,14 @@ def _cosim(args: argparse.Namespace) -> int:
 
 def _many_inputs(args: argparse.Namespace, progress: StderrProgress) -> int:
     """`voltflow cosim --inputs K | --input-dir DIR`: one schedule, every input on the RTL."""
-    for flag, value, unset in (
+    _refuse(
+        "--inputs (one period per input, policy rram_pg)",
         ("--state", args.state, None),
         ("--waves", args.waves, None),
         ("--sparsity", args.sparsity, 0.0),
         ("--frames", args.frames, 2),
         ("--policy", args.policy, "rram_pg"),
-    ):
-        if value != unset:
-            raise CliError(
-                f"{flag} does not apply to --inputs (one period per input, policy rram_pg); "
-                f"drop {flag}"
-            )
+    )
     if args.inputs is not None and args.input_dir is not None:
         raise CliError("give --inputs K or --input-dir DIR, not both")
     if args.inputs is not None and args.inputs < 1:
@@ -129,6 +125,13 @@ def _many_inputs(args: argparse.Namespace, progress: StderrProgress) -> int:
     return _finish(args, progress, report.data, report.text, report.data["failures"])
 
 
+def _refuse(mode: str, *flags: tuple[str, object, object]) -> None:
+    """A CliError for the first (flag, value, default) given away from its default."""
+    for flag, value, unset in flags:
+        if value != unset:
+            raise CliError(f"{flag} does not apply to {mode}; drop {flag}")
+
+
 def _finish(
     args: argparse.Namespace,
     progress: StderrProgress,
@@ -147,19 +150,15 @@ def _finish(
 
 def _intermittent(args: argparse.Namespace) -> int:
     """`voltflow cosim --intermittent`: the intermittent schedule through its power cycles."""
-    for flag, value, unset in (
+    _refuse(
+        "--intermittent (one inference, run through its power cycles as the harvest allows)",
         ("--state", args.state, None),
         ("--fps", args.fps, None),
         ("--waves", args.waves, None),
         ("--sparsity", args.sparsity, 0.0),
         ("--frames", args.frames, 2),
         ("--method", args.method, "dp"),
-    ):
-        if value != unset:
-            raise CliError(
-                f"{flag} does not apply to --intermittent (one inference, run through its power "
-                f"cycles as the harvest allows); drop {flag}"
-            )
+    )
     if args.inject_failures < 0:
         raise CliError(f"--inject-failures must be 0 or more, not {args.inject_failures}")
     harvest = harvest_of(args)
