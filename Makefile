@@ -26,6 +26,8 @@ HARVEST_UW    ?= 1000
 HARVEST_TRACE ?=
 CHECKPOINTS   ?= optimal
 FAILURES      ?= 0
+HW      ?= powerflow_ref
+INPUTS  ?=
 
 .PHONY: venv test test-slow lint format cosim bench figures clean
 
@@ -70,14 +72,18 @@ format: venv
 
 # INTERMITTENT=1: the intermittent schedule through its power cycles (docs/intermittent.md), from
 # a constant harvest of HARVEST_UW microwatts (or HARVEST_TRACE=FILE), with FAILURES=K supply
-# failures injected at random points.
+# failures injected at random points. INPUTS=K (a chip with array.sparsity, e.g.
+# HW=powerflow_ref_skip): K inputs against one schedule on the RTL (docs/sparsity.md).
 cosim: venv
-ifeq ($(INTERMITTENT),1)
-	$(BIN)/voltflow cosim --net $(NET) --intermittent --rails $(RAILS) \
+ifneq ($(INPUTS),)
+	$(BIN)/voltflow cosim --net $(NET) --hw $(HW) --inputs $(INPUTS) $(if $(FPS),--fps $(FPS)) \
+		--rails $(RAILS) --method $(METHOD)
+else ifeq ($(INTERMITTENT),1)
+	$(BIN)/voltflow cosim --net $(NET) --hw $(HW) --intermittent --rails $(RAILS) \
 		$(if $(HARVEST_TRACE),--harvest-trace $(HARVEST_TRACE),--harvest-uw $(HARVEST_UW)) \
 		--checkpoints $(CHECKPOINTS) --inject-failures $(FAILURES)
 else
-	$(BIN)/voltflow cosim --net $(NET) $(if $(FPS),--fps $(FPS)) --rails $(RAILS) \
+	$(BIN)/voltflow cosim --net $(NET) --hw $(HW) $(if $(FPS),--fps $(FPS)) --rails $(RAILS) \
 		--method $(METHOD) --frames $(FRAMES) $(if $(WAVES),--waves $(WAVES))
 endif
 
