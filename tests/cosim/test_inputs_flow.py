@@ -22,7 +22,7 @@ def skip_chip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.mark.parametrize("deadline", ["worst", "p50"])
+@pytest.mark.parametrize("deadline", ["worst", pytest.param("p50", marks=pytest.mark.slow)])
 def test_many_inputs_on_the_rtl(
     deadline: str, skip_chip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
