@@ -22,6 +22,7 @@ import csv
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from voltflow.cosim.e2e import measure, plan
@@ -51,7 +52,7 @@ def _fps(table: CostTable) -> float:
     return float(round(RATE_SHARE / table.latency_s(top)))
 
 
-def bench_network(name: str, chip_name: str, inputs: int) -> list[dict[str, object]]:
+def bench_network(name: str, chip_name: str, inputs: int) -> list[dict[str, Any]]:
     network = load_network(name)
     chip = load_chip(chip_name)
     dense_chip = load_chip()
@@ -68,7 +69,7 @@ def bench_network(name: str, chip_name: str, inputs: int) -> list[dict[str, obje
     # The profiled inputs' activation density, weighted by each layer's MACs.
     densities = [layer["activation_density"]["mean"] for layer in profile.summary["layers"]]
     density = float(np.average(densities, weights=[layer.activity.macs for layer in dense.layers]))
-    rows = []
+    rows: list[dict[str, Any]] = []
     dense_speed = None
     for method, table, how in (
         ("aware", aware, "dp"),
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     for name in args.nets.split(","):
         for chip in CHIPS:
             rows += bench_network(name, chip, args.inputs)

@@ -119,21 +119,19 @@ def measure_profile(
             progress(i + 1, len(inputs))
     layers: list[dict[str, Any]] = []
     for k, group in enumerate(groups):
-        weighted = [network.ops[j] for j in group if base.params.get(network.ops[j].name)]
         weights = [
-            base.params[op.name].weight
-            for op in weighted
-            if base.params[op.name].weight is not None
+            w
+            for j in group
+            if (params := base.params.get(network.ops[j].name)) is not None
+            and (w := params.weight) is not None
         ]
+        nonzero = sum(int(np.count_nonzero(w)) for w in weights)
+        size = sum(int(w.size) for w in weights)
         layers.append(
             {
                 "name": network.ops[group[0]].name,
                 "activation_density": _stats(act_density[k]),
-                "weight_density": (
-                    float(sum(np.count_nonzero(w) for w in weights) / sum(w.size for w in weights))
-                    if weights
-                    else None
-                ),
+                "weight_density": nonzero / size if size else None,
                 "cycles_nominal": _stats(cycles[k]),
                 "energy_nominal_j": _stats(energy[k]),
             }

@@ -422,8 +422,8 @@ def _raw_chip(name_or_path: str | os.PathLike[str], seen: tuple[str, ...]) -> tu
     if label in seen:
         raise ChipError(f"{label}: extends: {' -> '.join((*seen, label))} is a loop")
     is_path = base.endswith((".yaml", ".yml")) or "/" in base or os.sep in base
-    where = folder / base if is_path and folder is not None else base
-    base_raw, base_label = _raw_chip(where, (*seen, label))
+    source: str | Path = folder / base if is_path and folder is not None else base
+    base_raw, base_label = _raw_chip(source, (*seen, label))
     if not isinstance(base_raw, Mapping):
         return base_raw, base_label
     merged = _merge(base_raw, {k: v for k, v in raw.items() if k != "extends"})

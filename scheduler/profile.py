@@ -181,8 +181,9 @@ def load_profile(path: str | os.PathLike[str], network: Network, chip: Chip) -> 
         except ValueError as exc:
             raise ProfileError(f"{label}: {where}: {exc}") from None
         operands.append(parsed)
-    summary = raw.get("summary")
-    _check_densities(summary, len(schedule_layers(network)), fail)
+    summary: dict[str, Any] = _check_densities(
+        raw.get("summary"), len(schedule_layers(network)), fail
+    )
     return Profile(
         raw["network"],
         raw["network_digest"],
@@ -194,7 +195,7 @@ def load_profile(path: str | os.PathLike[str], network: Network, chip: Chip) -> 
     )
 
 
-def _check_densities(summary: object, count: int, fail: Any) -> None:
+def _check_densities(summary: object, count: int, fail: Any) -> dict[str, Any]:
     """One entry per schedule layer, with densities that are fractions (the super-block
     baseline classifies layers by the mean activation density)."""
     if not isinstance(summary, dict):
@@ -220,6 +221,7 @@ def _check_densities(summary: object, count: int, fail: Any) -> None:
         for key, value in values:
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
                 raise fail(f"summary.layers[{i}].{key}", value, "a density in 0..1")
+    return summary
 
 
 def _op_operands(raw: object, where: str, fail: Any) -> OpOperands:

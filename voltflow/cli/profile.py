@@ -3,6 +3,7 @@
 import argparse
 import json
 import sys
+from typing import Any
 
 from voltflow.cli.console import CliError, StatusLine, check_writable, emit
 from voltflow.cosim.inputs_flow import DEFAULT_INPUTS
@@ -47,7 +48,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _text(summary: dict, path: str) -> str:  # type: ignore[type-arg]
+def _text(summary: dict[str, Any], path: str) -> str:
     s = summary["summary"]
     rows = [
         [
