@@ -147,39 +147,9 @@ class OpWork:
         firsts = itertools.accumulate((0, *self.epoch_passes[:-1]))
         return tuple(first // self.group_passes for first in firsts)
 
-    def _tile_stream_cycles(
-        self, chip: Chip, inc_sys: np.ndarray, inc_rram: np.ndarray, inc_feeder: np.ndarray
-    ) -> np.ndarray:
-        """``ref_cycles`` without the setup when each tile has its own stream ticks: the same
-        phases as the dense op, epoch by epoch (an epoch's compute depends on its group)."""
-        bits = chip.divider_phase_bits
-        t = chip.timing
-        sync = t.epoch_sync_ref_cycles
-        shape = np.broadcast(inc_sys, inc_rram, inc_feeder).shape
-        memo: dict[tuple[int, int], np.ndarray] = {}
-        compute = []
-        for q, group in zip(self.epoch_passes, self.epoch_groups(), strict=True):
-            if (q, group) not in memo:
-                total = np.zeros(shape, dtype=np.int64)
-                for (feeder, sys), n in self.tile_stream_steps(q, group, chip).items():
-                    f = ticks_to_ref_cycles(feeder, inc_feeder, bits)
-                    s = ticks_to_ref_cycles(sys, inc_sys, bits)
-                    total = total + n * (np.maximum(f, s) + t.step_sync_ref_cycles)
-                memo[q, group] = total
-            compute.append(memo[q, group])
-        qs = self.epoch_passes
-        if self.load_from_rram:
-            dma = [ticks_to_ref_cycles(q * self.load_beats, inc_rram, bits) for q in qs]
-            total = dma[0] + sync + compute[-1] + sync
-            for e in range(1, len(qs)):
-                total = total + np.maximum(compute[e - 1], dma[e]) + sync
-            return np.asarray(total)
-        loads = [ticks_to_ref_cycles(q * self.load_ticks, inc_feeder, bits) for q in qs]
-        return np.asarray(sum(ld + sync + c + sync for ld, c in zip(loads, compute, strict=True)))
-
-    def tile_stream_steps(self, passes: int, group: int, chip: Chip) -> Counter[tuple[int, int]]:
+    def tile_stream_steps(self, passes: int, group: int, chip: Chip) -> tuple[StepKind, ...]:
         """The steps of one epoch of ``passes`` passes of ``group`` when each tile has its own
-        stream ticks (``tile_streams``): (feeder ticks, sys ticks) -> number of steps."""
+        stream ticks (``tile_streams``), equal steps counted together."""
         assert self.tile_streams is not None
         tiles, flush = self.tiles, chip.rows + chip.cols
         write = passes * self.write_words
@@ -190,7 +160,7 @@ class OpWork:
             )
             sys = passes * stream + max(0, flush - stream) if 1 <= s <= tiles else 0
             steps[feeder, sys + (flush if s == tiles + 1 else 0)] += 1
-        return steps
+        return tuple(StepKind(n, feeder, sys) for (feeder, sys), n in steps.items())
 
     def epoch_steps(self, passes: int, chip: Chip) -> tuple[StepKind, ...]:
         """The pipeline steps of one epoch holding ``passes`` passes."""
@@ -216,32 +186,39 @@ class OpWork:
         if self.mode is Mode.VECTOR:
             cycles = ticks_to_ref_cycles(self.vector_ticks, inc_feeder, bits) + sync
             return np.broadcast_to(cycles + setup, shape).astype(np.int64)
-        if self.tile_streams is not None:
-            cycles = self._tile_stream_cycles(chip, inc_sys, inc_rram, inc_feeder)
-            return np.broadcast_to(cycles + setup, shape).astype(np.int64)
-        compute: dict[int, np.ndarray] = {}
-        for q in set(self.epoch_passes):
+        # An epoch's compute depends on its passes and, when each tile has its own stream ticks
+        # (array.sparsity skip), on its group: epochs are keyed by both (group 0 when dense).
+        qs = self.epoch_passes
+        if self.tile_streams is None:
+            keys = tuple((q, 0) for q in qs)
+        else:
+            keys = tuple(zip(qs, self.epoch_groups(), strict=True))
+        compute: dict[tuple[int, int], np.ndarray] = {}
+        for q, group in set(keys):
+            if self.tile_streams is None:
+                steps = self.epoch_steps(q, chip)
+            else:
+                steps = self.tile_stream_steps(q, group, chip)
             total = np.zeros(shape, dtype=np.int64)
-            for step in self.epoch_steps(q, chip):
+            for step in steps:
                 f = ticks_to_ref_cycles(step.feeder_ticks, inc_feeder, bits)
                 s = ticks_to_ref_cycles(step.sys_ticks, inc_sys, bits)
                 total = total + step.count * (np.maximum(f, s) + t.step_sync_ref_cycles)
-            compute[q] = total
-        qs = self.epoch_passes
+            compute[q, group] = total
         if self.load_from_rram:
             # Epoch 0 only loads; epoch e computes epoch e-1's passes while the DMA loads epoch
             # e's into the other half of the weight buffer; the last epoch only computes.
             dma = {q: ticks_to_ref_cycles(q * self.load_beats, inc_rram, bits) for q in set(qs)}
-            total = dma[qs[0]] + sync + compute[qs[-1]] + sync
-            for (prev, nxt), n in Counter(itertools.pairwise(qs)).items():
-                total = total + n * (np.maximum(compute[prev], dma[nxt]) + sync)
+            total = dma[qs[0]] + sync + compute[keys[-1]] + sync
+            for (prev, nxt), n in Counter(itertools.pairwise(keys)).items():
+                total = total + n * (np.maximum(compute[prev], dma[nxt[0]]) + sync)
         else:
             # B comes from the scratchpad through the feeder: load, then compute, no overlap.
             total = np.zeros(shape, dtype=np.int64)
-            for q, n in Counter(qs).items():
-                load = ticks_to_ref_cycles(q * self.load_ticks, inc_feeder, bits)
-                total = total + n * (load + sync + compute[q] + sync)
-        return (total + setup).astype(np.int64)
+            for key, n in Counter(keys).items():
+                load = ticks_to_ref_cycles(key[0] * self.load_ticks, inc_feeder, bits)
+                total = total + n * (load + sync + compute[key] + sync)
+        return np.broadcast_to(total + setup, shape).astype(np.int64)
 
 
 def valid_taps(size: int, out: int, kernel: int, stride: int, pad_before: int) -> int:
