@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from voltflow.cosim.e2e import measure, plan
+from voltflow.cosim.e2e import default_rate, measure, plan
 from voltflow.cosim.golden import case_from_params, make_case
 from voltflow.cosim.operands import case_operands
 from voltflow.cosim.profile import measure_profile, random_inputs
-from voltflow.scheduler.chip import DOMAINS, GatingPolicy, load_chip
-from voltflow.scheduler.cost import CostTable, build_cost_table
+from voltflow.scheduler.chip import GatingPolicy, load_chip
+from voltflow.scheduler.cost import build_cost_table
 from voltflow.scheduler.dataflow import op_work
 from voltflow.scheduler.network import load_network
 from voltflow.scheduler.problem import ProblemOptions, problem_from_table
@@ -47,11 +47,6 @@ FIELDS = (
 RATE_SHARE = 0.8
 
 
-def _fps(table: CostTable) -> float:
-    top = table.state_index([max(table.levels_v)] * len(DOMAINS))
-    return float(round(RATE_SHARE / table.latency_s(top)))
-
-
 def bench_network(name: str, chip_name: str, inputs: int) -> list[dict[str, Any]]:
     network = load_network(name)
     chip = load_chip(chip_name)
@@ -64,7 +59,7 @@ def bench_network(name: str, chip_name: str, inputs: int) -> list[dict[str, Any]
     exact = build_cost_table(network, chip, operands=case_operands(case, chip, works))
     dense = build_cost_table(network, chip)
     aware = profile_table(network, chip, profile, DeadlineOn.WORST)
-    fps = _fps(dense)
+    fps = default_rate(dense, RATE_SHARE)
     options = ProblemOptions(policy=GatingPolicy.RRAM_PG)
     # The profiled inputs' activation density, weighted by each layer's MACs.
     densities = [layer["activation_density"]["mean"] for layer in profile.summary["layers"]]

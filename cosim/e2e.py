@@ -158,11 +158,11 @@ class RunAnalysis:
         return out
 
 
-def default_rate(table: CostTable) -> float:
-    """Half the highest rate the chip can run the network at (every domain at the top voltage),
-    rounded to an integer: a rate met with slack."""
+def default_rate(table: CostTable, share: float = 0.5) -> float:
+    """``share`` (default half) of the highest rate the chip can run the network at (every
+    domain at the top voltage), rounded to an integer: a rate met with slack."""
     top = table.state_index([max(table.levels_v)] * len(DOMAINS))
-    return float(max(1, round(0.5 / table.latency_s(top))))
+    return float(max(1, round(share / table.latency_s(top))))
 
 
 def _predicted_layer(
