@@ -31,7 +31,7 @@ class ProfileInputError(ValueError):
 def random_inputs(network: Network, count: int, seed: int) -> list[tuple[str, np.ndarray]]:
     """``count`` seeded uniform int8 inputs (-128 .. 127), one independent stream each."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ProfileInputError(f"--inputs must be a count of at least 1, not {count!r}")
+        raise ProfileInputError(f"--inputs must be at least 1, not {count!r}")
     shape = network.input
     out = []
     for i in range(count):

@@ -102,8 +102,6 @@ def _many_inputs(args: argparse.Namespace, progress: StderrProgress) -> int:
     )
     if args.inputs is not None and args.input_dir is not None:
         raise CliError("give --inputs K or --input-dir DIR, not both")
-    if args.inputs is not None and args.inputs < 1:
-        raise CliError(f"--inputs must be at least 1, not {args.inputs}")
     report = run_inputs_flow(
         InputsRequest(
             network=args.net,

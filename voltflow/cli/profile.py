@@ -5,7 +5,7 @@ import json
 import sys
 from typing import Any
 
-from voltflow.cli.console import CliError, StatusLine, check_writable, emit
+from voltflow.cli.console import StatusLine, check_writable, emit
 from voltflow.cosim.inputs_flow import DEFAULT_INPUTS
 from voltflow.cosim.model_case import case_of
 from voltflow.cosim.profile import load_inputs, measure_profile, random_inputs
@@ -29,8 +29,6 @@ def cmd_profile(args: argparse.Namespace) -> int:
         inputs = load_inputs(args.input_dir, network)
     else:
         count = DEFAULT_INPUTS if args.inputs is None else args.inputs
-        if count < 1:
-            raise CliError(f"--inputs must be at least 1, not {count}")
         inputs = random_inputs(network, count, args.seed)
     status = StatusLine(sys.stderr)
     profile = measure_profile(
