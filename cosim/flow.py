@@ -251,14 +251,16 @@ def run_flow(request: FlowRequest) -> FlowReport:
         [p.value for p in GatingPolicy] if request.policy is None else [request.policy.value]
     )
     case = _model_case(model, request.seed)
-    active = None
+    operands = None
     if chip.sparsity is not Sparsity.NONE:
         # The schedule is made for this input's exact cost: which MACs the array gates.
         case = case_of(model, request.seed)
         dense = [op_work(op, chip, network) for op in network.ops]
-        active = case_operands(case, chip, dense)
+        operands = case_operands(case, chip, dense)
     instances = {
-        pol: build_problem(network, chip, ProblemOptions(policy=GatingPolicy(pol), operands=active))
+        pol: build_problem(
+            network, chip, ProblemOptions(policy=GatingPolicy(pol), operands=operands)
+        )
         for pol in candidates
     }
     fps = request.fps if request.fps is not None else default_rate(instances[candidates[-1]][1])
@@ -281,7 +283,7 @@ def run_flow(request: FlowRequest) -> FlowReport:
     table = instances[chosen][1]
     if len(candidates) > 1:
         progress.step(f"      policy auto: {chosen} ({energies})")
-    baseline = _nominal_baseline(network, chip, instances, fps, request, net_name, active)
+    baseline = _nominal_baseline(network, chip, instances, fps, request, net_name, operands)
     out = Path(request.out_dir or f"build/cosim/{network.name}-{fps:g}fps")
     out.mkdir(parents=True, exist_ok=True)
     # A folder holds one run: an earlier run's files go first, and report.json is written last,
@@ -387,13 +389,13 @@ def _nominal_baseline(
     fps: float,
     request: FlowRequest,
     net_name: str,
-    active: Mapping[str, OpOperands] | None,
+    operands: Mapping[str, OpOperands] | None,
 ) -> tuple[CostTable, Plan] | str:
     """The nominal race-to-sleep schedule without gating, the saving's reference; or why it
     cannot meet the rate (an optimal schedule can run faster than nominal voltage allows)."""
     no_pg = GatingPolicy.NO_PG.value
     problem, table = instances.get(no_pg) or build_problem(
-        network, chip, ProblemOptions(policy=GatingPolicy.NO_PG, operands=active)
+        network, chip, ProblemOptions(policy=GatingPolicy.NO_PG, operands=operands)
     )
     provenance = {"network": net_name, "chip": os.fspath(request.chip), "policy": no_pg}
     try:

@@ -101,10 +101,6 @@ class InputsReport:
     data: dict[str, Any] = field(default_factory=dict)
     text: str = ""
 
-    @property
-    def passed(self) -> bool:
-        return not self.data["failures"]
-
 
 def _run_input(
     network: Network,
