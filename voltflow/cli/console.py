@@ -17,6 +17,7 @@ __all__ = [
     "StderrProgress",
     "check_writable",
     "emit",
+    "only_with",
 ]
 
 #: Exit status of a user error (bad argument, bad or missing file), printed as one line.
@@ -27,6 +28,15 @@ INTERRUPTED = 130
 
 class CliError(Exception):
     """A user error: printed as one line, exit status 2."""
+
+
+def only_with(mode: str, *flags: tuple[str, object, object], add: str | None = None) -> None:
+    """A CliError for the first (flag, value, default) given away from its default: the flag
+    applies to ``mode`` only (``add``: the flag that enables it, named as the fix)."""
+    for flag, value, unset in flags:
+        if value != unset:
+            fix = f"; add {add}" if add else ""
+            raise CliError(f"{flag} applies to {mode} only{fix}")
 
 
 def check_writable(path: str) -> None:

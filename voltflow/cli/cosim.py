@@ -5,7 +5,7 @@ import os
 import sys
 from typing import Any
 
-from voltflow.cli.console import CliError, StderrProgress, emit
+from voltflow.cli.console import CliError, StderrProgress, emit, only_with
 from voltflow.cli.intermittent import harvest_of
 from voltflow.cli.parser import AUTO
 from voltflow.cosim.build import TraceFormat
@@ -36,25 +36,24 @@ def cmd_cosim(args: argparse.Namespace) -> int:
 def _cosim(args: argparse.Namespace) -> int:
     if args.intermittent:
         return _intermittent(args)
-    for flag, value, unset in (
+    only_with(
+        "--intermittent",
         ("--harvest-uw", args.harvest_uw, None),
         ("--harvest-trace", args.harvest_trace, None),
         ("--objective", args.objective, None),
         ("--checkpoints", args.checkpoints, "optimal"),
         ("--inject-failures", args.inject_failures, 0),
-    ):
-        if value != unset:
-            raise CliError(f"{flag} applies to --intermittent only; add --intermittent")
+        add="--intermittent",
+    )
     many = args.inputs is not None or args.input_dir is not None
     if not many:
-        for flag, value in (
-            ("--profile", args.profile),
-            ("--deadline-on", args.deadline_on),
-            ("--workers", args.workers),
-            ("--cluster", args.cluster),
-        ):
-            if value is not None:
-                raise CliError(f"{flag} applies to --inputs or --input-dir only")
+        only_with(
+            "--inputs or --input-dir",
+            ("--profile", args.profile, None),
+            ("--deadline-on", args.deadline_on, None),
+            ("--workers", args.workers, None),
+            ("--cluster", args.cluster, None),
+        )
     progress = StderrProgress(sys.stderr)
     if many:
         return _many_inputs(args, progress)

@@ -5,7 +5,14 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from voltflow.cli.console import INTERRUPTED, CliError, LazyFile, check_writable, emit
+from voltflow.cli.console import (
+    INTERRUPTED,
+    CliError,
+    LazyFile,
+    check_writable,
+    emit,
+    only_with,
+)
 from voltflow.cli.parser import AUTO, POLICIES
 from voltflow.pmu.compiler import check_period
 from voltflow.pmu.limits import check_chip
@@ -167,8 +174,7 @@ def _profile(
     """``--profile`` and ``--deadline-on`` (schedule only)."""
     path, text = getattr(args, "profile", None), getattr(args, "deadline_on", None)
     if path is None:
-        if text is not None:
-            raise CliError("--deadline-on applies to --profile only; add --profile FILE")
+        only_with("--profile", ("--deadline-on", text, None), add="--profile FILE")
         return None, (DeadlineOn.DENSE, 100.0)
     if chip.sparsity is Sparsity.NONE:
         raise CliError(
@@ -197,13 +203,13 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         from voltflow.cli.intermittent import run_intermittent
 
         return run_intermittent(args)
-    for flag, value in (
-        ("--harvest-uw", args.harvest_uw),
-        ("--harvest-trace", args.harvest_trace),
-        ("--objective", args.objective),
-    ):
-        if value is not None:
-            raise CliError(f"{flag} applies to --intermittent only; add --intermittent")
+    only_with(
+        "--intermittent",
+        ("--harvest-uw", args.harvest_uw, None),
+        ("--harvest-trace", args.harvest_trace, None),
+        ("--objective", args.objective, None),
+        add="--intermittent",
+    )
     if args.fps is None:
         raise CliError(
             "--fps is required: the target rate in frames per second (or --intermittent)"
