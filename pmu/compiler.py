@@ -207,6 +207,7 @@ def compile_schedule(
                 f"layer {i} {name}: {' '.join(table.layers[i].ops)}",
                 first=first,
                 count=count,
+                lead=0,
             )
             launch_layers.append(name)
     if sleep:
@@ -460,6 +461,6 @@ def state_program(chip: Chip, state_v: tuple[float, ...], descriptors: int) -> P
     frame_start = len(emit.words)
     for first in range(0, descriptors, 255):
         count = min(255, descriptors - first)
-        emit(Opcode.LAUNCH, f"ops {first}..{first + count - 1}", first=first, count=count)
+        emit(Opcode.LAUNCH, f"ops {first}..{first + count - 1}", first=first, count=count, lead=0)
     emit(Opcode.HALT, "end", code=0)
     return Program(tuple(emit.words), tuple(emit.comments), frame_start, rails)

@@ -150,7 +150,7 @@ def compile_intermittent(
             if count > 255:
                 raise CompileError(f"layer {name} has {count} ops; LAUNCH runs at most 255")
             if count:
-                emit(Opcode.LAUNCH, f"layer {i} {name}", first=first, count=count)
+                emit(Opcode.LAUNCH, f"layer {i} {name}", first=first, count=count, lead=0)
                 launch_layers.append(name)
         checkpoint = checkpoints[b - 1]
         commit: int | None = b

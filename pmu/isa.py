@@ -22,6 +22,7 @@ else:
 
 __all__ = [
     "HALT_POWER_OFF",
+    "LOOKAHEAD_COMMANDS",
     "MEANING",
     "OPCODE_BITS",
     "WORD_BITS",
@@ -59,7 +60,7 @@ class IsaError(ValueError):
 
 
 class Opcode(enum.Enum, shape=OPCODE_BITS):
-    """What a command does (meanings in ``MEANING``). Values 17..31 are illegal."""
+    """What a command does (meanings in ``MEANING``). Values 18..31 are illegal."""
 
     HALT = 0
     SET_PERIOD = 1
@@ -78,6 +79,7 @@ class Opcode(enum.Enum, shape=OPCODE_BITS):
     RESTORE = 14
     COMMIT = 15
     RESUME = 16
+    SYNC = 17
 
 
 #: What each opcode does; the PMU RTL implements exactly this.
@@ -105,7 +107,10 @@ MEANING: dict[Opcode, str] = {
         "(usable after the wake-up latency)"
     ),
     Opcode.LAUNCH: (
-        "run `count` ops of the layer program from op `first`; continue when they are done"
+        "run `count` ops of the layer program from op `first`; `lead` 0: continue when they are "
+        "done; `lead` > 0 (look-ahead): continue `lead` reference cycles after the LAUNCH (or when "
+        "the ops are done, if that is earlier) while they run, up to a SYNC; only SET_RAIL, "
+        "WAIT_RAILS, CONNECT, GATE, WAKE, WAIT and SYNC may execute while they run"
     ),
     Opcode.WAIT: "wait `cycles` reference cycles",
     Opcode.IDLE: "stay powered with the domain clocks stopped until the period timer fires",
@@ -131,7 +136,25 @@ MEANING: dict[Opcode, str] = {
         "read both slots' markers; if one is valid, make the newer one current and jump to "
         "its `resume` command, else go on with the next command (nothing committed yet)"
     ),
+    Opcode.SYNC: (
+        "wait until the ops of a look-ahead LAUNCH are done (go on at once if none are running)"
+    ),
 }
+
+
+#: The commands that may execute while a look-ahead LAUNCH's ops run (the look-ahead queue):
+#: they change supplies and banks, not the clocks the ops run at nor the scratchpad.
+LOOKAHEAD_COMMANDS = frozenset(
+    {
+        Opcode.SET_RAIL,
+        Opcode.WAIT_RAILS,
+        Opcode.CONNECT,
+        Opcode.GATE,
+        Opcode.WAKE,
+        Opcode.WAIT,
+        Opcode.SYNC,
+    }
+)
 
 
 class ErrorCode(enum.Enum, shape=8):
@@ -140,7 +163,7 @@ class ErrorCode(enum.Enum, shape=8):
     PMU clock ticks (docs/pmu.md)."""
 
     NONE = 0
-    ILLEGAL_OPCODE = 1  # opcode 17..31
+    ILLEGAL_OPCODE = 1  # opcode 18..31
     ILLEGAL_DOMAIN = 2  # domain code 3
     UNUSED_BITS = 3  # non-zero bits above the opcode's payload
     RAIL_RANGE = 4  # rail index >= the chip's rails
@@ -155,6 +178,7 @@ class ErrorCode(enum.Enum, shape=8):
     CLOCK_STOPPED = 13  # LAUNCH while a domain's increment is 0 (the ops could never finish)
     STORE_RANGE = 14  # SAVE/RESTORE beyond the scratchpad or beyond a checkpoint-store slot
     NO_STORE = 15  # a checkpoint command on a build without the checkpoint store
+    BUSY = 16  # a command other than the look-ahead ones while a look-ahead LAUNCH's ops run
 
 
 class DomainCode(enum.Enum, shape=2):
@@ -175,7 +199,7 @@ _PAYLOAD_FIELDS: dict[Opcode, dict[str, int]] = {
     Opcode.SET_FREQ: {"domain": 2, "increment": 24},
     Opcode.GATE: {"group": 12, "mask": 32},
     Opcode.WAKE: {"group": 12, "mask": 32},
-    Opcode.LAUNCH: {"first": 16, "count": 8},
+    Opcode.LAUNCH: {"first": 16, "count": 8, "lead": 24},
     Opcode.WAIT: {"cycles": 48},
     Opcode.IDLE: {},
     Opcode.SLEEP: {},
@@ -184,6 +208,7 @@ _PAYLOAD_FIELDS: dict[Opcode, dict[str, int]] = {
     Opcode.RESTORE: {"first": 1, "base": 24, "words": 24},
     Opcode.COMMIT: {"resume": 12, "boundary": 16},
     Opcode.RESUME: {},
+    Opcode.SYNC: {},
 }
 
 

@@ -5,7 +5,15 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import Out
 from voltflow.hw.widths import ADDR_BITS, CLOCK_DOMAINS, GROUP_BANKS, TIME_BITS
 from voltflow.pmu.config import COMMAND_ADDR_BITS, COMMAND_WORDS, PmuConfig
-from voltflow.pmu.isa import OPCODE_BITS, WORD_BITS, Command, ErrorCode, Opcode, payload_fields
+from voltflow.pmu.isa import (
+    LOOKAHEAD_COMMANDS,
+    OPCODE_BITS,
+    WORD_BITS,
+    Command,
+    ErrorCode,
+    Opcode,
+    payload_fields,
+)
 from voltflow.pmu.ports import (
     STORE_ADDR_BITS,
     VOLTAGE_CODE_BITS,
@@ -34,7 +42,10 @@ class PmuSequencer(wiring.Component):
     one tick, in which ``delta`` (the reference cycles this tick stands for) jumps ``now`` to the
     continuation: nothing else in the chip can change while the PMU waits (the accelerator only
     runs inside a LAUNCH), so the always-on timer skips ahead instead of ticking. LAUNCH holds
-    ``launch.start`` until the accelerator reports ``launch.done``.
+    ``launch.start`` until the accelerator reports ``launch.done``. A look-ahead LAUNCH (``lead``
+    > 0) returns to EXEC after ``lead`` cycles while ``start`` stays high: the look-ahead
+    commands execute while the ops run, a wait among them ticks cycle by cycle (the accelerator
+    is running), and SYNC waits in LAUNCHED for ``done``, which is taken in any state.
 
     Attributes
     ----------
@@ -97,6 +108,9 @@ class PmuSequencer(wiring.Component):
         loop_armed = Signal()
         loop_pc = Signal(COMMAND_ADDR_BITS)
         loop_left = Signal(16)
+        lead_on = Signal()  # LAUNCHED returns to EXEC when lead_left reaches 1 (look-ahead)
+        lead_left = Signal(payload_fields(Opcode.LAUNCH)["lead"])
+        running = self.launch.start  # a launch's ops run (held until done is taken)
         R = cfg.rails
         rail_code = Array(Signal(VOLTAGE_CODE_BITS, name=f"rail{r}_code") for r in range(R))
         rail_prev = Array(Signal(VOLTAGE_CODE_BITS, name=f"rail{r}_prev") for r in range(R))
@@ -216,6 +230,11 @@ class PmuSequencer(wiring.Component):
         else:
             is_store_op = (raw_op >= Opcode.SAVE.value) & (raw_op <= Opcode.RESUME.value)
             checks.append((is_store_op, ErrorCode.NO_STORE))
+        lookahead_op = Signal()
+        m.d.comb += lookahead_op.eq(0)
+        with m.Switch(raw_op), m.Case(*(o.value for o in LOOKAHEAD_COMMANDS)):
+            m.d.comb += lookahead_op.eq(1)
+        checks.append((running & ~lookahead_op, ErrorCode.BUSY))
         with m.If(checks[0][0]):
             m.d.comb += err.eq(checks[0][1])
         for cond, code in checks[1:]:
@@ -247,9 +266,20 @@ class PmuSequencer(wiring.Component):
             m.d.sync += [self.status.halted.eq(1), self.status.end_cycle.eq(now)]
             m.next = "STOPPED"
 
+        def take_done() -> Value:
+            """The accelerator's ``done`` for the running launch (in every state but STOPPED):
+            the one-cycle ``launch_done`` pulse, and ``start`` drops."""
+            done = Signal(name="launch_taken")
+            m.d.comb += done.eq(running & self.launch.done)
+            with m.If(done):
+                m.d.comb += self.status.launch_done.eq(1)
+                m.d.sync += self.launch.start.eq(0)
+            return done
+
         with m.FSM(name="pmu"):
             with m.State("EXEC"):
                 m.d.comb += self.delta.eq(1)
+                take_done()
                 with m.If(err != ErrorCode.NONE):
                     m.d.sync += [self.status.error.eq(err), self.status.error_pc.eq(pc)]
                     stop()
@@ -310,7 +340,12 @@ class PmuSequencer(wiring.Component):
                                 self.launch.first.eq(first),
                                 self.launch.count.eq(count),
                                 self.status.launch_exec.eq(now),
+                                lead_on.eq(p.launch.lead != 0),
+                                lead_left.eq(p.launch.lead),
                             ]
+                            m.next = "LAUNCHED"
+                        with m.Case(Opcode.SYNC), m.If(running & ~self.launch.done):
+                            m.d.sync += lead_on.eq(0)
                             m.next = "LAUNCHED"
                         with m.Case(Opcode.WAIT):
                             go(now + 1 + p.wait.cycles)
@@ -381,16 +416,18 @@ class PmuSequencer(wiring.Component):
                                 m.d.sync += [loop_left.eq(loop_left - 1), pc.eq(target)]
             with m.State("WAIT"):
                 m.d.comb += [
-                    self.delta.eq(wait_until - now),
+                    # While ops run, every cycle is a tick (the accelerator needs them).
+                    self.delta.eq(Mux(running, 1, wait_until - now)),
                     self.idle.eq(wait_kind == 1),
                     self.asleep.eq(wait_kind == 2),
                 ]
-                m.next = "EXEC"
+                take_done()
+                with m.If(~running | (now + 1 >= wait_until)):
+                    m.next = "EXEC"
             with m.State("LAUNCHED"):
                 m.d.comb += self.delta.eq(1)
-                with m.If(self.launch.done):
-                    m.d.comb += self.status.launch_done.eq(1)
-                    m.d.sync += self.launch.start.eq(0)
+                m.d.sync += lead_left.eq(lead_left - 1)
+                with m.If(take_done() | (lead_on & (lead_left == 1))):
                     m.next = "EXEC"
             if cfg.store:
                 with m.State("STORE"):

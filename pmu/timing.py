@@ -13,7 +13,11 @@ from t + 1; the next command executes at its continuation c):
 - WAIT_RAILS: c = max(t + 1, every rail's settle deadline); SET_RAIL's deadline is
   t + 1 + rail_settle_cycles.
 - LAUNCH: the accelerator runs its ops in cycles t + 2 .. t + 1 + C (C = the ops' reference
-  cycles at the present increments); the PMU sees ``done`` at t + 2 + C; c = t + 3 + C.
+  cycles at the present increments); the PMU sees ``done`` at d = t + 2 + C; c = t + 3 + C.
+  With ``lead`` L in 1 .. C + 1 (look-ahead): c = t + 1 + L, and the ops are *running* through
+  cycle d: only SET_RAIL, WAIT_RAILS, CONNECT, GATE, WAKE, WAIT and SYNC may execute in those
+  cycles (any other command stops the PMU with BUSY); a larger L is an ordinary LAUNCH.
+- SYNC: c = max(t + 1, d + 1) while a look-ahead LAUNCH's ops run, else t + 1.
 - SAVE: c = t + 1 + (first + words) * W; RESTORE: c = t + 1 + words * R; COMMIT: c = t + 1 + W;
   RESUME: c = t + 1 + 2 * R (W, R: a checkpoint-store word write / read; pmu/store.py). RESUME
   then continues at the newer valid marker's ``resume`` command, or at pc + 1.
@@ -28,7 +32,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from voltflow.pmu.config import COMMAND_WORDS, GROUP_BANKS, TRANSITION_KINDS, PmuConfig
-from voltflow.pmu.isa import HALT_POWER_OFF, DomainCode, ErrorCode, Instr, IsaError, Opcode, decode
+from voltflow.pmu.isa import (
+    HALT_POWER_OFF,
+    LOOKAHEAD_COMMANDS,
+    DomainCode,
+    ErrorCode,
+    Instr,
+    IsaError,
+    Opcode,
+    decode,
+)
 from voltflow.pmu.store import marker_word, newest
 from voltflow.scheduler.chip import BANK_DOMAIN, DOMAINS, BankKind
 
@@ -342,6 +355,7 @@ def predict(
     store.markers = list(markers)
     write, read = cfg.store_write_cycles, cfg.store_read_cycles
     spad_words = cfg.spad_words
+    running = -1  # the done cycle of a look-ahead LAUNCH's ops (running through it)
 
     def stop(error: ErrorCode) -> Outcome:
         out.error = error
@@ -350,6 +364,7 @@ def predict(
 
     def finish() -> Outcome:
         out.end_cycle = t
+        _drop_unfinished(out.launches, t + 1)  # a stopped PMU sees no later done
         pmu.account(t, t + 1)
         pmu.close_banks(t)
         return out
@@ -361,6 +376,7 @@ def predict(
     def fail() -> Outcome:
         assert fail_at is not None
         out.failed_at = out.end_cycle = fail_at  # the power cycle ends in the failing cycle
+        _drop_unfinished(out.launches, fail_at)  # the failing tick's done never happens
         return out
 
     while True:
@@ -412,6 +428,8 @@ def predict(
             )
             if a["base"] + a["words"] > spad_words or offset + a["words"] > cfg.slot_words:
                 return stop(ErrorCode.STORE_RANGE)
+        if t <= running and op not in LOOKAHEAD_COMMANDS:
+            return stop(ErrorCode.BUSY)
         if op is Opcode.HALT:
             out.halt_code = a["code"]
             return finish()
@@ -465,6 +483,11 @@ def predict(
             done = t + LAUNCH_DONE_DELAY + cycles
             out.launches.append(Launch(a["first"], a["count"], t, done))
             c = done + 1
+            if 1 <= a["lead"] <= cycles + 1:  # look-ahead: go on while the ops run
+                c = t + 1 + a["lead"]
+                running = done
+        elif op is Opcode.SYNC:
+            c = max(t + 1, running + 1)
         elif op is Opcode.WAIT:
             c = t + 1 + a["cycles"]
         elif op in (Opcode.IDLE, Opcode.SLEEP):
@@ -530,14 +553,18 @@ def predict(
             # landed. SAVE's invalidation ends at t + 1 + W, COMMIT's marker at t + 1 + W = c.
             if op is Opcode.COMMIT:
                 store.markers[store.current] = old_marker
-            if op is Opcode.LAUNCH:
-                out.launches.pop()  # its ops never reported done
             return fail()
         if on_supply is not None and op in _SUPPLY_COMMANDS:
             on_supply(pc, pmu.supply_state())
         pmu.account(t + 1, c)
         t = c
         pc = next_pc
+
+
+def _drop_unfinished(launches: list[Launch], end: int) -> None:
+    """Forget the launches whose ``done`` the PMU would see at cycle ``end`` or later."""
+    while launches and launches[-1].done_cycle >= end:
+        launches.pop()
 
 
 def _decode(word: int) -> tuple[ErrorCode, Instr | None]:

@@ -110,7 +110,7 @@ def test_raising_a_clock_before_its_rail_settles_is_an_overclock_at_that_cycle(
             encode(Opcode.CONNECT, domain=code, rail=0),
             encode(Opcode.SET_FREQ, domain=code, increment=inc[d][lo]),
         ]
-    launch = encode(Opcode.LAUNCH, first=0, count=9)
+    launch = encode(Opcode.LAUNCH, first=0, count=9, lead=0)
     words += [
         launch,
         encode(Opcode.SET_RAIL, rail=0, level=hi),

@@ -140,7 +140,7 @@ def test_disasm_shows_every_word_and_reports_hostile_launches(chip, tmp_path: Pa
         (1 << 64) - 1,  # illegal
         encode(Opcode.CONNECT, domain=DomainCode.SYS, rail=0),
         encode(Opcode.CONNECT, domain=DomainCode.RRAM, rail=5),  # never programmed
-        encode(Opcode.LAUNCH, first=0, count=1),  # feeder never connected, no clocks
+        encode(Opcode.LAUNCH, first=0, count=1, lead=0),  # feeder never connected, no clocks
         encode(Opcode.HALT, code=0),
     ]
     text = disassemble(words)

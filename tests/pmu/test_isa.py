@@ -51,8 +51,8 @@ def test_any_word_decodes_to_a_command_that_reencodes_or_is_rejected(word) -> No
 
 
 def test_illegal_words_and_fields_are_named() -> None:
-    with pytest.raises(IsaError, match=r"^illegal opcode 17 in word 0x0000000000000011$"):
-        decode(17)
+    with pytest.raises(IsaError, match=r"^illegal opcode 18 in word 0x0000000000000012$"):
+        decode(18)
     with pytest.raises(IsaError, match=r"^illegal opcode 31 in word 0x000000000000001f$"):
         decode(31)
     connect = encode(Opcode.CONNECT, domain=DomainCode.SYS, rail=1)
@@ -62,7 +62,7 @@ def test_illegal_words_and_fields_are_named() -> None:
         decode(connect | (1 << 40))
     with pytest.raises(IsaError, match=r"^SET_RAIL\.level must be an integer in 0\.\.15, not 16$"):
         encode(Opcode.SET_RAIL, rail=0, level=16)
-    with pytest.raises(IsaError, match=r"^LAUNCH takes fields first, count, not first$"):
+    with pytest.raises(IsaError, match=r"^LAUNCH takes fields first, count, lead, not first$"):
         encode(Opcode.LAUNCH, first=0)
 
 

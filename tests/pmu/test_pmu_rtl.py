@@ -86,7 +86,7 @@ HAND = {
         E(Opcode.GATE, group=0, mask=0b110),
         E(Opcode.WAKE, group=0, mask=0b010),
         E(Opcode.WAKE, group=1, mask=0b1),
-        E(Opcode.LAUNCH, first=3, count=4),
+        E(Opcode.LAUNCH, first=3, count=4, lead=0),
         E(Opcode.WAIT, cycles=17),
         E(Opcode.IDLE),
         E(Opcode.LOOP, target=len(_setup(c)) + 3, count=2),
@@ -94,7 +94,7 @@ HAND = {
     ],
     "sleep_frames": lambda c: [
         *_setup(c),
-        E(Opcode.LAUNCH, first=0, count=9),
+        E(Opcode.LAUNCH, first=0, count=9, lead=0),
         E(Opcode.SLEEP),
         E(Opcode.WAKE, group=0, mask=0b111),
         E(Opcode.WAIT, cycles=20),
@@ -102,6 +102,30 @@ HAND = {
         E(Opcode.SET_FREQ, domain=DomainCode.SYS, increment=c.max_increment[0][4]),
         E(Opcode.SLEEP),
         E(Opcode.SLEEP),
+        E(Opcode.HALT, code=0),
+    ],
+    # Look-ahead LAUNCHes (stub C = (first + count) % 5 + 1): supply and bank commands while
+    # the ops run (a CONNECT's wait outlasting them), SYNC before and after done, a lead past
+    # the ops' end (an ordinary LAUNCH) and a SYNC with nothing running.
+    "lookahead": lambda c: [
+        *_setup(c, 2),
+        E(Opcode.SET_RAIL, rail=1, level=6),
+        E(Opcode.WAIT_RAILS),
+        E(Opcode.LAUNCH, first=3, count=1, lead=1),  # C = 5
+        E(Opcode.WAKE, group=0, mask=0b001),
+        E(Opcode.CONNECT, domain=DomainCode.SYS, rail=1),
+        E(Opcode.SYNC),
+        E(Opcode.SET_FREQ, domain=DomainCode.SYS, increment=c.max_increment[0][6]),
+        E(Opcode.LAUNCH, first=1, count=1, lead=2),  # C = 3
+        E(Opcode.SYNC),
+        E(Opcode.LAUNCH, first=2, count=2, lead=5),  # C = 5: lead C is still look-ahead
+        E(Opcode.GATE, group=0, mask=0b001),
+        E(Opcode.SYNC),
+        E(Opcode.LAUNCH, first=0, count=1, lead=4),  # C = 2: lead C + 2 is an ordinary LAUNCH
+        E(Opcode.SYNC),
+        E(Opcode.LAUNCH, first=0, count=3, lead=3),  # C = 4: the ops end inside the WAIT
+        E(Opcode.WAIT, cycles=40),
+        E(Opcode.SYNC),
         E(Opcode.HALT, code=0),
     ],
     # Raising the rail's voltage but the clock before it settles, then lowering the rail under
@@ -152,7 +176,7 @@ def test_hand_written_programs_match_the_model(config: PmuConfig) -> None:
 
 
 ERRORS = {
-    ErrorCode.ILLEGAL_OPCODE: [17],
+    ErrorCode.ILLEGAL_OPCODE: [18],
     ErrorCode.NO_STORE: [E(Opcode.RESUME)],
     ErrorCode.ILLEGAL_DOMAIN: [Opcode.CONNECT.value | 3 << OPCODE_BITS],
     ErrorCode.UNUSED_BITS: [Opcode.WAIT_RAILS.value | 1 << 63],
@@ -160,7 +184,7 @@ ERRORS = {
     ErrorCode.LEVEL_RANGE: [E(Opcode.SET_RAIL, rail=0, level=9)],
     ErrorCode.FREQ_RANGE: [E(Opcode.SET_FREQ, domain=DomainCode.SYS, increment=1 << 16)],
     ErrorCode.BANK_RANGE: [E(Opcode.WAKE, group=1, mask=1 << 11)],
-    ErrorCode.LAUNCH_RANGE: [E(Opcode.LAUNCH, first=199, count=2)],
+    ErrorCode.LAUNCH_RANGE: [E(Opcode.LAUNCH, first=199, count=2, lead=0)],
     ErrorCode.PERIOD: [E(Opcode.IDLE)],
     ErrorCode.LOOP_NESTED: [
         E(Opcode.LOOP, target=1, count=3),
@@ -168,7 +192,14 @@ ERRORS = {
     ],
     ErrorCode.END_OF_PROGRAM: [E(Opcode.WAIT, cycles=5)],
     ErrorCode.WATCHDOG: [E(Opcode.LOOP, target=0, count=0)],
-    ErrorCode.CLOCK_STOPPED: [E(Opcode.LAUNCH, first=0, count=1)],
+    ErrorCode.CLOCK_STOPPED: [E(Opcode.LAUNCH, first=0, count=1, lead=0)],
+    ErrorCode.BUSY: [
+        E(Opcode.SET_RAIL, rail=0, level=4),
+        *(E(Opcode.CONNECT, domain=d, rail=0) for d in DomainCode),
+        *(E(Opcode.SET_FREQ, domain=d, increment=1 << 14) for d in DomainCode),
+        E(Opcode.LAUNCH, first=0, count=4, lead=1),
+        E(Opcode.SET_FREQ, domain=DomainCode.SYS, increment=1),
+    ],
 }
 
 
@@ -214,7 +245,7 @@ def _random_programs(seed: int, count: int) -> list[list[int]]:
             if kind < 0.05:
                 word = int(rng.integers(0, 1 << 63, dtype=np.uint64)) << 1 | int(rng.integers(2))
             else:
-                op = Opcode(int(rng.integers(0, 13)))
+                op = Opcode(int(rng.choice([*range(13), Opcode.SYNC.value])))
                 word = op.value
                 fields = {
                     Opcode.HALT: {"code": int(rng.integers(0, 4))},
@@ -242,6 +273,7 @@ def _random_programs(seed: int, count: int) -> list[list[int]]:
                     Opcode.LAUNCH: {
                         "first": int(rng.integers(0, 210)),
                         "count": int(rng.integers(0, 9)),
+                        "lead": int(rng.integers(0, 8)) if rng.random() < 0.5 else 0,
                     },
                     Opcode.WAIT: {
                         "cycles": int(rng.integers(0, 1 << 48))
