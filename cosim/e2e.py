@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from voltflow.cosim.build import TraceFormat, VerilatorBuild, build
 from voltflow.cosim.energy import Energy, dynamic_energy, launch_levels, window_energy
 from voltflow.cosim.golden import Case
@@ -219,8 +220,18 @@ def analyse(
     launch = 0
     stat_row = 0
     current: LayerRow | None = None
-    start_snapshot: dict[str, int] | None = None
+    # The running launch's open segment: the PMU's and the accelerator's counters at its start
+    # (a look-ahead's supply change ends one segment and starts the next).
+    segment_power: dict[str, int] | None = None
+    segment_activity = np.zeros(len(names), dtype=np.int64)
     frame_before: dict[str, int] | None = None
+
+    def segment_energy(power: dict[str, int], activity: np.ndarray) -> Energy:
+        """Dynamic energy of the open segment, up to ``power``/``activity``."""
+        counts = dict(zip(names, (int(x) for x in activity - segment_activity), strict=True))
+        levels = launch_levels(chip, power, segment_power)
+        return dynamic_energy(chip, counts, levels, gating=gating)
+
     for snap in run.snapshots:
         window = window_energy(chip, snap.counters, prev, snap.now - prev_now)
         if snap.event == "S" and launch // n != frame.frame:
@@ -247,18 +258,22 @@ def analyse(
             )
             current.measured = current.measured + window
             layer_rows.append(current)
-            start_snapshot = snap.counters
+            segment_power = snap.counters
+            segment_activity = (
+                rows_stats[stat_row - 1, 1:] if stat_row else np.zeros(len(names), np.int64)
+            )
+        elif snap.event == "C":  # a look-ahead changed a supply while the ops run
+            assert current is not None
+            activity = np.array(snap.activity, dtype=np.int64)
+            current.measured = current.measured + window + segment_energy(snap.counters, activity)
+            segment_power, segment_activity = snap.counters, activity
         elif snap.event == "D":
             assert current is not None
             got = run.launches[launch]
             last = stat_row + got.count - 1
-            before = rows_stats[stat_row - 1, 1:] if stat_row else 0
-            delta = rows_stats[last, 1:] - before
-            activity = dict(zip(names, (int(x) for x in delta), strict=True))
             stat_row = last + 1
-            levels = launch_levels(chip, snap.counters, start_snapshot)
             current.measured = (
-                current.measured + window + dynamic_energy(chip, activity, levels, gating=gating)
+                current.measured + window + segment_energy(snap.counters, rows_stats[last, 1:])
             )
             frame.latency_cycles = snap.now - frame.start_cycle
             frame.predicted_latency_cycles = (
@@ -360,18 +375,22 @@ def measure(
     *,
     case: Case | None = None,
     solved_on: CostTable | None = None,
+    lookahead: bool = False,
 ) -> tuple[RunAnalysis, Program]:
     """Compile ``schedule``, run it for ``frames`` periods on the chip's build and analyse it.
 
     ``table`` is the cost table of ``network`` on its chip for the schedule's gating policy (on a
     sparsity-aware chip: this input's exact one); ``solved_on`` the table the schedule was solved
     on, when another (a profile's bound: the compiler checks the schedule's times against it);
-    ``case`` the weights and input (None: drawn from ``seed``). The arguments pickle (the baseline
+    ``case`` the weights and input (None: drawn from ``seed``); ``lookahead``: compile for the
+    PMU's look-ahead queue. The arguments pickle (the baseline
     runs in a second process with them, without ``progress``).
     """
     chip = table.chip
     counts = sim_bank_counts(chip, table.memory)
-    program = compile_schedule(schedule, solved_on or table, frames=frames, hardware_counts=counts)
+    program = compile_schedule(
+        schedule, solved_on or table, frames=frames, hardware_counts=counts, lookahead=lookahead
+    )
     verilator_build = chip_build(chip, counts, waves, attention=uses_attention(network))
     run = run_program(
         network,

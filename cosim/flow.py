@@ -35,6 +35,7 @@ from voltflow.cosim.operands import case_operands
 from voltflow.cosim.sim_top import sim_bank_counts, uses_attention
 from voltflow.pmu.compiler import check_period
 from voltflow.pmu.limits import check_chip
+from voltflow.pmu.planning import lookahead_program
 from voltflow.pmu.rom import write_hex, write_listing
 from voltflow.scheduler.auto_policy import least_energy
 from voltflow.scheduler.chip import DOMAINS, Chip, GatingPolicy, Sparsity, load_chip
@@ -128,6 +129,9 @@ class FlowRequest:
         Also dump waves (a separate build) into ``out_dir``.
     out_dir : path-like or None
         Where the files go; None: ``build/cosim/<net>-<fps>fps``.
+    lookahead : bool
+        Compile for the PMU's look-ahead queue (supplies raised and banks woken while the
+        previous layer runs); the report says how many cycles per frame it hides.
     progress : FlowProgress or None
         Receives the steps and the frames' progress; None: silent.
     """
@@ -142,6 +146,7 @@ class FlowRequest:
     seed: int = 0
     waves: TraceFormat | None = None
     out_dir: str | os.PathLike[str] | None = None
+    lookahead: bool = False
     progress: FlowProgress | None = field(default=None, compare=False)
 
 
@@ -291,9 +296,13 @@ def run_flow(request: FlowRequest) -> FlowReport:
     for name in RUN_FILES:
         (out / name).unlink(missing_ok=True)
     write_atomic(out / "schedule.json", json.dumps(main_plan.schedule_json, indent=2) + "\n")
-    progress.step(f"[2/5] compile: {len(main_plan.program.words)} PMU commands -> {out}/rom.hex")
-    write_hex(out / "rom.hex", main_plan.program.words)
-    write_listing(out / "rom.lst", main_plan.program.listing())
+    program, hidden = main_plan.program, None
+    if request.lookahead:
+        counts = sim_bank_counts(chip, table.memory)
+        program, hidden = lookahead_program(main_plan, table, request.frames, counts)
+    progress.step(f"[2/5] compile: {len(program.words)} PMU commands -> {out}/rom.hex")
+    write_hex(out / "rom.hex", program.words)
+    write_listing(out / "rom.lst", program.listing())
     progress.step(f"[3/5] Verilator build of {chip.name} (once per chip, cached)...")
     built = chip_build(
         chip,
@@ -326,7 +335,7 @@ def run_flow(request: FlowRequest) -> FlowReport:
     try:
         run, _ = measure(
             network, table, main_plan.schedule, frames, request.seed, run_dir, request.waves,
-            launched, case=case,
+            launched, case=case, lookahead=request.lookahead,
         )  # fmt: skip
         base = second.result()[0] if second is not None else None
     finally:  # Ctrl-C or a failure: the baseline's process and simulator end with this one
@@ -361,6 +370,13 @@ def run_flow(request: FlowRequest) -> FlowReport:
         **_weights_report(model),
     }
     data = report_json(head, run, base, main_plan)
+    if hidden is not None:
+        data["lookahead"] = {
+            "hidden_cycles_per_frame": hidden,
+            "hidden_ns_per_frame": hidden * 1e3 / chip.reference_mhz,
+            "commands": len(program.words),
+            "commands_without": len(main_plan.program.words),
+        }
     if isinstance(baseline, str):
         data["baseline_infeasible"] = baseline
     data["total_wall_s"] = time.perf_counter() - wall
@@ -368,6 +384,11 @@ def run_flow(request: FlowRequest) -> FlowReport:
     write_plots(out, run, chip, data)
     write_atomic(out / "report.json", json.dumps(data, indent=2) + "\n")
     text = report_text(data, run, chip) + _weights_text(model)
+    if hidden is not None:
+        text += (
+            f"\nlook-ahead: {hidden} reference cycles ({hidden * 1e3 / chip.reference_mhz:.0f} ns)"
+            " of supply-switch and bank wake-up latency hidden per frame (pmu.timing)"
+        )
     if not run.failures():
         text += (
             "\nPASS: every layer and frame cycle-exact, energy within "

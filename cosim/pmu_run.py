@@ -74,12 +74,16 @@ class LaunchResult:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """The PMU's power counters at an event: ``S`` a LAUNCH's first cycle, ``D`` its done,
-    ``F`` a period boundary (after IDLE/SLEEP)."""
+    """The PMU's power counters at an event: ``S`` a LAUNCH's first cycle, ``C`` the cycle
+    after a supply or rail change while its ops run (a look-ahead), ``D`` its done, ``F`` a
+    period boundary (after IDLE/SLEEP); ``P``/``O`` a power cycle's end. A ``C`` snapshot also
+    has the accelerator's activity counters (``rtl.activity_counters.COUNTERS`` order): the
+    ops' activity up to the change."""
 
     event: str
     now: int
     counters: dict[str, int]
+    activity: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,8 +293,9 @@ def run_program(
         for line in (work_dir / "snapshots.txt").read_text().splitlines():
             parts = line.split()
             values = [int(x) for x in parts[2:]]
+            power, activity = values[: len(names)], tuple(values[len(names) :])
             snapshots.append(
-                Snapshot(parts[0], int(parts[1]), dict(zip(names, values, strict=True)))
+                Snapshot(parts[0], int(parts[1]), dict(zip(names, power, strict=True)), activity)
             )
         stats = np.array((work_dir / "stats.txt").read_text().split(), dtype=np.int64).reshape(
             -1, len(COUNTERS) + 1

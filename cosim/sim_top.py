@@ -296,6 +296,10 @@ def wrapper_verilog(accel: AccelConfig, pmu: PmuConfig, sizes: SimSizes) -> str:
     snap_args = ", ".join(["status__now", *pmu_names])
     down_args = ", ".join(["down_cycle" if pmu.store else "status__now", *pmu_names])
     frames, idle, asleep = (pmu_signal[n] for n in ("frames", "idle_cycles", "asleep_cycles"))
+    switches, rail_sets = (pmu_signal[n] for n in ("supply_switches", "rail_sets"))
+    # A supply change while ops run (the look-ahead queue): the accelerator's counters too.
+    change_fmt = " ".join([snap_fmt] + ["%0d"] * len(names))
+    change_args = ", ".join([snap_args, *names])
     n_banks = pmu.n_banks
     spad_lo, spad_hi = pmu.bank_range(kind_is_rram=False)
     spad_banks = pmu.banks[spad_lo:spad_hi]
@@ -405,7 +409,7 @@ module {TOP_NAME} (
   string path;
   string dump_prefix;
   integer stats_fd = 0, launch_fd = 0, pmu_fd = 0, snap_fd = 0;
-  reg [{width[frames] - 1}:0] frames_q, idle_q, asleep_q;
+  reg [{width[frames] - 1}:0] frames_q, idle_q, asleep_q, switches_q, rail_sets_q;
   initial begin
     finished = 1'b0;
     if ($value$plusargs("spad=%s", path)) $readmemh(path, spad);
@@ -428,17 +432,23 @@ module {TOP_NAME} (
     if ($value$plusargs("snapshots=%s", path)) snap_fd = $fopen(path, "w");
   end
 
-  // Power-counter snapshots (for the energy model's windows): S at a LAUNCH's first cycle, D
-  // when it is done, F at each period boundary: after the tick in which IDLE/SLEEP waited for
-  // the period timer (the idle or asleep counter grew without a new frame being counted).
+  // Power-counter snapshots (for the energy model's windows): S at a LAUNCH's first cycle, C
+  // in the cycle after a supply or rail change while its ops run (with the accelerator's
+  // counters: the ops' activity up to the change ran at the old voltage), D when it is done, F
+  // at each period boundary: after the tick in which IDLE/SLEEP waited for the period timer
+  // (the idle or asleep counter grew without a new frame being counted).
   always @(posedge clk) begin
     frames_q <= rst ? 0 : {frames};
     idle_q <= rst ? 0 : {idle};
     asleep_q <= rst ? 0 : {asleep};
+    switches_q <= rst ? 0 : {switches};
+    rail_sets_q <= rst ? 0 : {rail_sets};
     if (snap_fd != 0 && power_down)  // the power cycle's counters, before the reset clears them
       $fwrite(snap_fd, "{snap_fmt}\\n", fail_now ? "P" : "O", {down_args});
     if (snap_fd != 0 && !rst && !power_down) begin  // a failing tick's events never happen
       if (launch__start && !start_q) $fwrite(snap_fd, "{snap_fmt}\\n", "S", {snap_args});
+      if (launch__start && start_q && ({switches} != switches_q || {rail_sets} != rail_sets_q))
+        $fwrite(snap_fd, "{change_fmt}\\n", "C", {change_args});
       if (status__launch_done) $fwrite(snap_fd, "{snap_fmt}\\n", "D", {snap_args});
       if ({frames} == frames_q && ({idle} != idle_q || {asleep} != asleep_q))
         $fwrite(snap_fd, "{snap_fmt}\\n", "F", {snap_args});

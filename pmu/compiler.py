@@ -134,8 +134,16 @@ def compile_schedule(
     table: CostTable,
     frames: int = 1,
     hardware_counts: Mapping[BankKind, int] | None = None,
+    *,
+    lookahead: bool = False,
 ) -> Program:
     """Compile ``schedule`` (solved on ``table``'s network and chip) for ``frames`` frames.
+
+    ``lookahead``: use the PMU's look-ahead queue. While layer i runs, the supplies that layer
+    i + 1 raises are switched and its banks woken, timed (the LAUNCH's ``lead``) so that these
+    latencies end as layer i's ops end; the clocks rise after SYNC. Falling supplies cannot
+    overlap (a clock must fall before its supply, and layer i needs its clock), nor the frame's
+    first layer (the idle or sleeping slack comes between).
 
     ``hardware_counts``: banks per kind the PMU switches (``PmuConfig``'s banks), when the
     hardware has more than the network's layout uses (an ``auto`` count is simulated with a
@@ -183,33 +191,76 @@ def compile_schedule(
     emit(Opcode.SET_PERIOD, f"period {schedule.period_s * 1e3:.6g} ms", cycles=period)
     frame_start = len(emit.words)
     launch_layers: list[str] = []
+    transition_cycles = ns_to_cycles(chip.transition_latency_ns, chip.reference_mhz)
+    # The domains the previous layer's look-ahead connected (None: it had no look-ahead).
+    prepared: frozenset[Domain] | None = None
     for i, group in enumerate(groups):
         name = table.layers[i].name
         if i == 0:
             set_state(None if sleep else states[last], states[0], f"layer 0 {name}")
             before = np.zeros_like(on[0]) if sleep else on[last]
         else:
-            set_state(states[i - 1], states[i], f"layer {i} {name}")
+            emit_state(emit, chip, rail_of, states[i - 1], states[i], f"layer {i} {name}", prepared)
             before = on[i - 1]
         woken = on[i] & ~before
         emit.banks(Opcode.GATE, before & ~on[i], f"layer {i}: contents no longer needed")
-        emit.banks(Opcode.WAKE, woken, f"layer {i}: needed now")
-        if woken.any():
-            # Woken just in time: wait out the wake-up latency before the LAUNCH.
-            emit(Opcode.WAIT, f"bank wake-up latency {wake_cycles} cycles", cycles=wake_cycles)
+        if prepared is None:
+            emit.banks(Opcode.WAKE, woken, f"layer {i}: needed now")
+            if woken.any():
+                # Woken just in time: wait out the wake-up latency before the LAUNCH.
+                emit(Opcode.WAIT, f"bank wake-up latency {wake_cycles} cycles", cycles=wake_cycles)
         first = int(descriptor[group[0]])
         count = int(descriptor[group[-1] + 1]) - first
         if count > 255:
             raise CompileError(f"layer {name} has {count} ops; LAUNCH runs at most 255")
-        if count:
-            emit(
-                Opcode.LAUNCH,
-                f"layer {i} {name}: {' '.join(table.layers[i].ops)}",
-                first=first,
-                count=count,
-                lead=0,
+        prepared = None
+        if not count:
+            continue
+        note = f"layer {i} {name}: {' '.join(table.layers[i].ops)}"
+        launch_layers.append(name)
+        if not lookahead or i == last:
+            emit(Opcode.LAUNCH, note, first=first, count=count, lead=0)
+            continue
+        # Look-ahead: while layer i runs, raise the supplies that layer i + 1 raises and wake
+        # its banks, timed to end as its ops end; the clocks change after SYNC.
+        rising = [
+            d for d, old, new in zip(DOMAINS, states[i], states[i + 1], strict=True) if new > old
+        ]
+        wake_next = on[i + 1] & ~on[i]
+        section = _Emitter(emit.expand)
+        section.banks(Opcode.WAKE, wake_next, f"look-ahead: layer {i + 1} needs them")
+        wakes = len(section.words)
+        for d in rising:
+            v = states[i + 1][DOMAINS.index(d)]
+            section(
+                Opcode.CONNECT,
+                f"look-ahead: {d.value} up to {v:.2f} V for layer {i + 1}, supply first",
+                domain=_DOMAIN_CODE[d],
+                rail=rail_of[v],
             )
-            launch_layers.append(name)
+        busy = len(rising) * (1 + transition_cycles)
+        if wakes and busy < wake_cycles:  # the banks are usable wake_cycles after the WAKE
+            rest = wake_cycles - busy - 1
+            section(Opcode.WAIT, f"rest of the bank wake-up latency {rest} cycles", cycles=rest)
+            busy += 1 + rest
+        if not section.words:
+            emit(Opcode.LAUNCH, note, first=first, count=count, lead=0)
+            continue
+        # The section takes `wakes + busy` cycles; SYNC then executes as the ops end.
+        cycles = int(table.layers[i].ref_cycles[schedule.layers[i].state])
+        lead = max(1, cycles + 1 - wakes - busy)
+        widest = (1 << payload_fields(Opcode.LAUNCH)["lead"]) - 1
+        if lead > widest:  # a longer layer: the section starts with a WAIT for the rest
+            section.words.insert(0, encode(Opcode.WAIT, cycles=lead - widest - 1))
+            section.comments.insert(0, "look-ahead: the rest of the lead")
+            lead = widest
+        emit(
+            Opcode.LAUNCH, f"{note} (look-ahead {lead} cycles)", first=first, count=count, lead=lead
+        )
+        emit.words += section.words
+        emit.comments += section.comments
+        emit(Opcode.SYNC, f"layer {i} {name} done")
+        prepared = frozenset(rising)
     if sleep:
         emit(Opcode.SLEEP, "power down until the period ends")
     else:
@@ -234,13 +285,23 @@ def emit_state(
     prev: tuple[float, ...] | None,
     new: tuple[float, ...],
     why: str,
+    connected: frozenset[Domain] | None = None,
 ) -> None:
     """Switch domains from ``prev`` (None: powered down) to ``new`` in a safe order: a domain's
-    clock is lowered before its supply, and raised only after its supply (CONNECT waits for it)."""
+    clock is lowered before its supply, and raised only after its supply (CONNECT waits for it).
+    ``connected``: domains whose supply a look-ahead already raised (their clock only)."""
     for d, v_old, v_new in zip(DOMAINS, prev or (None,) * len(DOMAINS), new, strict=True):
         code = _DOMAIN_CODE[d]
         inc = int(chip.divider_increment(d, v_new))
         if v_old == v_new:
+            continue
+        if connected and d in connected:
+            emit(
+                Opcode.SET_FREQ,
+                f"{why}: {d.value} clock (supply raised ahead)",
+                domain=code,
+                increment=inc,
+            )
             continue
         if v_old is not None and v_new < v_old:
             emit(

@@ -13,7 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from voltflow.pmu.compiler import Program, compile_schedule, descriptor_works, launch_cycles
+from voltflow.pmu.compiler import (
+    Program,
+    compile_schedule,
+    descriptor_works,
+    launch_cycles,
+    verify_timing,
+)
 from voltflow.pmu.config import PmuConfig
 from voltflow.pmu.timing import Outcome, predict
 from voltflow.scheduler.chip import BankKind
@@ -23,7 +29,7 @@ from voltflow.scheduler.instance import Problem
 from voltflow.scheduler.schedule import ScheduleFile, schedule_from_json, schedule_to_json
 from voltflow.scheduler.solve import Method, Result, solve
 
-__all__ = ["MAX_ROUNDS", "Plan", "plan_schedule"]
+__all__ = ["MAX_ROUNDS", "Plan", "lookahead_program", "plan_schedule"]
 
 #: Margin rounds before giving up (each lengthens the margin by the busiest frame's overrun).
 MAX_ROUNDS = 6
@@ -91,3 +97,21 @@ def plan_schedule(
         over = max((e - s for s, e in zip(starts, ends, strict=False)), default=0)
         margin += max(16, over - round(period_s * f_ref) + 16)
     raise ValueError(f"no schedule found that the PMU meets at {fps:g} FPS (margin {margin})")
+
+
+def lookahead_program(
+    plan: Plan,
+    table: CostTable,
+    frames: int,
+    hardware_counts: Mapping[BankKind, int] | None = None,
+) -> tuple[Program, int]:
+    """``plan``'s schedule compiled for the PMU's look-ahead queue, checked on pmu.timing
+    (:func:`~voltflow.pmu.compiler.verify_timing`), and the reference cycles per frame it hides:
+    how much earlier the first frame's last layer is done than in ``plan.program``."""
+    program = compile_schedule(
+        plan.schedule, table, frames=frames, hardware_counts=hardware_counts, lookahead=True
+    )
+    outcome = verify_timing(program, table, hardware_counts)
+    last = len(program.launch_layers) - 1
+    hidden = plan.predicted_run.launches[last].done_cycle - outcome.launches[last].done_cycle
+    return program, hidden

@@ -83,11 +83,17 @@ def test_schedule_compile_disasm_round_trip(capsys, tmp_path) -> None:
         capsys, "compile", str(sched), "-o", str(rom), "--listing", str(tmp_path / "l")
     )
     assert code == 0 and rom.exists() and (tmp_path / "l").read_text().count("LAUNCH") == 10
-    code, out, _ = run(capsys, "disasm", str(rom), "--json")
-    launches = json.loads(out)["launches"]
-    assert [[x["voltage_v"][d] for d in ("sys", "rram", "feeder")] for x in launches] == [
-        layer["voltage_v"] for layer in report["layers"]
-    ]
+    for flags in ((), ("--lookahead",)):
+        code, _, _ = run(capsys, "compile", str(sched), "-o", str(rom), *flags)
+        assert code == 0
+        code, out, _ = run(capsys, "disasm", str(rom), "--json")
+        listing = json.loads(out)
+        launches = listing["launches"]
+        assert [[x["voltage_v"][d] for d in ("sys", "rram", "feeder")] for x in launches] == [
+            layer["voltage_v"] for layer in report["layers"]
+        ]
+        # The look-ahead program prepares layer boundaries: a SYNC after each such LAUNCH.
+        assert any(c.endswith("  SYNC") for c in listing["commands"]) == bool(flags)
 
 
 def test_schedule_json_has_savings_and_an_infeasible_rate_names_the_limit(capsys) -> None:

@@ -35,19 +35,27 @@ class Recorder:
 
 @pytest.mark.cosim
 @pytest.mark.parametrize(
-    ("net", "fps", "mode"),
+    ("net", "fps", "mode", "lookahead"),
     [
-        ("ds_cnn", 1000, "sleep"),
-        ("ds_cnn", 2600, "stay-on"),
-        ("resnet8", 600, "sleep"),
-        ("resnet8", 1700, "stay-on"),
+        ("ds_cnn", 1000, "sleep", True),  # look-ahead wakes banks
+        ("ds_cnn", 2600, "stay-on", False),
+        ("resnet8", 600, "sleep", False),
+        ("resnet8", 1700, "stay-on", True),  # look-ahead wakes banks and raises two supplies
     ],
 )
-def test_end_to_end_flow_matches_prediction(net: str, fps: int, mode: str, tmp_path: Path) -> None:
+def test_end_to_end_flow_matches_prediction(
+    net: str, fps: int, mode: str, lookahead: bool, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     progress = Recorder()
     request = FlowRequest(
-        network=net, chip=SMALL_CHIP, fps=fps, frames=2, out_dir=out, progress=progress
+        network=net,
+        chip=SMALL_CHIP,
+        fps=fps,
+        frames=2,
+        out_dir=out,
+        lookahead=lookahead,
+        progress=progress,
     )
     result = run_flow(request)
     assert result.passed, result.failures
@@ -70,6 +78,17 @@ def test_end_to_end_flow_matches_prediction(net: str, fps: int, mode: str, tmp_p
     provenance = json.loads((out / "schedule.json").read_text())["provenance"]
     assert provenance == {"network": net, "chip": str(SMALL_CHIP), "policy": "rram_pg"}
     assert result.policy is GatingPolicy.RRAM_PG and result.policy_energies_j is None
+    listing = (out / "rom.lst").read_text()
+    if lookahead:
+        # Every inner layer boundary is prepared ahead; the hidden latency is pmu.timing's, and
+        # the RTL met it to the cycle (the layer and frame checks above).
+        sections = listing.count("(look-ahead ")
+        assert sections >= 8 and listing.count("SYNC") == sections
+        assert report["lookahead"]["hidden_cycles_per_frame"] >= 16 * sections
+        assert ("up to" in listing) == (net == "resnet8")
+        assert "look-ahead" in result.text
+    else:
+        assert "SYNC" not in listing and "lookahead" not in report
 
 
 @pytest.mark.slow

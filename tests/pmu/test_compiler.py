@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from voltflow.pmu.compiler import CompileError, compile_schedule
+from voltflow.cosim.e2e import default_rate
+from voltflow.pmu.compiler import CompileError, compile_schedule, verify_timing
+from voltflow.pmu.config import ns_to_cycles
 from voltflow.pmu.disasm import disassemble, launch_states
 from voltflow.pmu.isa import DomainCode, Opcode, decode
+from voltflow.pmu.planning import lookahead_program, plan_schedule
 from voltflow.pmu.rom import RomError, read_rom, write_bin, write_hex
-from voltflow.scheduler.chip import DOMAINS, load_chip
+from voltflow.scheduler.chip import DOMAINS, BankKind, load_chip
 from voltflow.scheduler.evaluate import SlackMode
 from voltflow.scheduler.network import load_network
 from voltflow.scheduler.problem import build_problem
@@ -42,8 +45,10 @@ def _schedule(table, states: list[int], mode: SlackMode) -> ScheduleFile:
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.data(), mode=st.sampled_from(list(SlackMode)))
-def test_disassembly_gives_back_every_layers_state_and_ordering_is_safe(table, data, mode) -> None:
+@given(data=st.data(), mode=st.sampled_from(list(SlackMode)), lookahead=st.booleans())
+def test_disassembly_gives_back_every_layers_state_and_ordering_is_safe(
+    table, data, mode, lookahead
+) -> None:
     # At most 3 distinct voltages: the schedule's rails.
     rails = data.draw(
         st.lists(st.sampled_from(table.levels_v), min_size=1, max_size=3, unique=True)
@@ -57,7 +62,7 @@ def test_disassembly_gives_back_every_layers_state_and_ordering_is_safe(table, d
         st.lists(st.sampled_from(allowed), min_size=len(table.layers), max_size=len(table.layers))
     )
     schedule = _schedule(table, states, mode)
-    program = compile_schedule(schedule, table, frames=2)
+    program = compile_schedule(schedule, table, frames=2, lookahead=lookahead)
     launched = launch_states(list(program.words), table.chip)
     assert [ls.voltage_v for ls in launched] == [layer.voltage_v for layer in schedule.layers]
     for ls, layer in zip(launched, schedule.layers, strict=True):
@@ -82,18 +87,26 @@ def test_disassembly_gives_back_every_layers_state_and_ordering_is_safe(table, d
             assert inc <= int(table.chip.divider_increment(d, supply[code]))
         if instr.opcode is Opcode.LOOP:
             break
-    # Every bank a layer needs is on when it is launched.
+    # Every bank a layer needs is on when it is launched, and stays on while it runs.
     on = np.zeros(table.memory.total, dtype=bool)
     launch = 0
+    running = None  # the layer a look-ahead LAUNCH left running
     for word in program.words:
         instr = decode(word)
         if instr.opcode in (Opcode.GATE, Opcode.WAKE):
             for i in range(32):
                 if instr["mask"] >> i & 1:
                     on[32 * instr["group"] + i] = instr.opcode is Opcode.WAKE
+            if running is not None:
+                assert np.all(on[table.layers[running].banks_needed]), running
         elif instr.opcode is Opcode.LAUNCH:
             assert np.all(on[table.layers[launch].banks_needed]), launch
+            assert running is None and (lookahead or instr["lead"] == 0)
+            running = launch if instr["lead"] else None
             launch += 1
+        elif instr.opcode is Opcode.SYNC:
+            assert running is not None
+            running = None
         elif instr.opcode is Opcode.LOOP:
             break
     assert launch == len(table.layers)
@@ -173,3 +186,45 @@ def test_hardware_with_more_banks_of_a_kind_gets_masks_placed_kind_by_kind(table
         assert got == mapped
     with pytest.raises(CompileError, match="banks"):
         compile_schedule(schedule, table, hardware_counts={k: n - 1 for k, n in layout.items()})
+
+
+def test_lookahead_sections_end_as_the_ops_end_and_hide_their_latency() -> None:
+    """ds_cnn on the reference chip at 80 % of its top rate (supplies rise and banks wake inside
+    the frame), replayed on pmu.timing: every look-ahead section's SYNC executes in the cycle
+    its layer's ops are done, the ops take the same cycles, each prepared layer boundary (done
+    to the next LAUNCH) is shorter, by ``hidden`` in all; no domain is overclocked and every
+    woken bank has had its wake-up latency at the LAUNCH that needs it."""
+    chip = load_chip()
+    problem, table = build_problem(load_network("ds_cnn"), chip)
+    plan = plan_schedule(table, problem, default_rate(table, 0.8), 3, Method.DP, frames=1)
+    program, hidden = lookahead_program(plan, table, 1)
+    outcome = verify_timing(program, table)
+    assert outcome.overclock_count == 0
+    at = dict(outcome.command_cycles)
+    ops = [decode(w) for w in program.words]
+    wake_cycles = ns_to_cycles(chip.bank(BankKind.IFMAP).wake_latency_ns, chip.reference_mhz)
+    last_wake, prepared = None, []
+    launches = iter(outcome.launches)
+    for pc, instr in enumerate(ops):
+        if instr.opcode is Opcode.WAKE:
+            last_wake = at[pc]
+        if instr.opcode is not Opcode.LAUNCH:
+            continue
+        if last_wake is not None:
+            assert at[pc] >= last_wake + 2 + wake_cycles
+            last_wake = None
+        launch = next(launches)
+        prepared.append(instr["lead"] > 0)
+        if instr["lead"]:
+            sync = next(a for a in range(pc, len(ops)) if ops[a].opcode is Opcode.SYNC)
+            assert at[sync] == launch.done_cycle
+    plain, ahead = plan.predicted_run.launches, outcome.launches
+    assert [x.cycles for x in plain] == [x.cycles for x in ahead]
+    saved = [
+        (plain[k + 1].exec_cycle - plain[k].done_cycle)
+        - (ahead[k + 1].exec_cycle - ahead[k].done_cycle)
+        for k in range(len(ahead) - 1)
+    ]
+    assert all((s > 0) == p for s, p in zip(saved, prepared, strict=False))
+    assert sum(saved) == hidden > 0
+    assert any("up to" in c and "look-ahead" in c for c in program.comments)

@@ -58,6 +58,10 @@ def _cosim(args: argparse.Namespace) -> int:
     if many:
         return _many_inputs(args, progress)
     if args.state is not None:
+        _refuse(
+            "--state (one inference, one LAUNCH per 255 ops)",
+            ("--lookahead", args.lookahead, False),
+        )
         state = run_fixed_state(
             StateRequest(
                 network=args.net,
@@ -83,6 +87,7 @@ def _cosim(args: argparse.Namespace) -> int:
             seed=args.seed,
             waves=TraceFormat(args.waves) if args.waves else None,
             out_dir=args.out_dir,
+            lookahead=args.lookahead,
             progress=progress,
         )
     )
@@ -98,6 +103,7 @@ def _many_inputs(args: argparse.Namespace, progress: StderrProgress) -> int:
         ("--sparsity", args.sparsity, 0.0),
         ("--frames", args.frames, 2),
         ("--policy", args.policy, "rram_pg"),
+        ("--lookahead", args.lookahead, False),
     )
     if args.inputs is not None and args.input_dir is not None:
         raise CliError("give --inputs K or --input-dir DIR, not both")
@@ -155,6 +161,7 @@ def _intermittent(args: argparse.Namespace) -> int:
         ("--sparsity", args.sparsity, 0.0),
         ("--frames", args.frames, 2),
         ("--method", args.method, "dp"),
+        ("--lookahead", args.lookahead, False),
     )
     if args.inject_failures < 0:
         raise CliError(f"--inject-failures must be 0 or more, not {args.inject_failures}")

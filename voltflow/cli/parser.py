@@ -215,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--listing", metavar="FILE", help="annotated listing")
     comp.add_argument("--bin", metavar="FILE", help="binary image (little-endian words)")
     comp.add_argument("--frames", type=int, default=1, help="frames the program runs (default 1)")
+    comp.add_argument(
+        "--lookahead",
+        action="store_true",
+        help="use the PMU's look-ahead queue: raise the next layer's supplies and wake its banks "
+        "while the present layer runs (docs/pmu.md)",
+    )
     comp.add_argument("--net", help="override the schedule's network")
     comp.add_argument("--hw", help="override the schedule's chip")
     comp.add_argument("--policy", choices=POLICIES, help="override")
@@ -251,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     cos.add_argument("--out-dir", help="default build/cosim/<net>-<fps>fps")
     cos.add_argument("--seed", type=int, default=0, help="seed of the random weights and input")
     cos.add_argument("--sparsity", type=float, default=0.0, help="fraction of zero weights")
+    cos.add_argument(
+        "--lookahead",
+        action="store_true",
+        help="compile for the PMU's look-ahead queue (the next layer's supplies raised and banks "
+        "woken while a layer runs); reports the latency it hides",
+    )
     many = cos.add_argument_group("many inputs (a chip with array.sparsity; docs/sparsity.md)")
     many.add_argument(
         "--inputs",

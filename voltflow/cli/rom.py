@@ -36,7 +36,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         policy=policy, levels_v=tuple(prov["levels_v"]) if prov.get("levels_v") else None
     )
     _, table = build_problem(load_network(net), chip, options)
-    program = compile_schedule(schedule, table, frames=args.frames)
+    program = compile_schedule(schedule, table, frames=args.frames, lookahead=args.lookahead)
     # Replayed on the exact PMU model before anything is written: a ROM that would overrun its
     # period, overclock a domain or stop the PMU is refused naming the layer.
     try:
