@@ -218,6 +218,7 @@ def main() -> int:
             "intermittent",
             "intermittent-rtl",
             "sparsity-rtl",
+            "lookahead",
         ],
         help="run one section",
     )
@@ -237,6 +238,11 @@ def main() -> int:
         from bench import sparsity_rtl
 
         sparsity_rtl.main([])
+    if args.only in (None, "lookahead"):
+        # The PMU's look-ahead queue: latency hidden per frame, energy on the RTL.
+        from bench import lookahead
+
+        lookahead.main([])
     if args.only in (None, "cosim"):
         bench_cosim()
     if args.only in (None, "networks"):
