@@ -28,6 +28,7 @@ CHECKPOINTS   ?= optimal
 FAILURES      ?= 0
 HW      ?= powerflow_ref
 INPUTS  ?=
+LOOKAHEAD ?=
 
 .PHONY: venv test test-slow lint format cosim bench figures clean
 
@@ -74,6 +75,7 @@ format: venv
 # a constant harvest of HARVEST_UW microwatts (or HARVEST_TRACE=FILE), with FAILURES=K supply
 # failures injected at random points. INPUTS=K (a chip with array.sparsity, e.g.
 # HW=powerflow_ref_skip): K inputs against one schedule on the RTL (docs/sparsity.md).
+# LOOKAHEAD=1: compile for the PMU's look-ahead queue (docs/pmu.md).
 cosim: venv
 ifneq ($(INPUTS),)
 	$(BIN)/voltflow cosim --net $(NET) --hw $(HW) --inputs $(INPUTS) $(if $(FPS),--fps $(FPS)) \
@@ -84,7 +86,8 @@ else ifeq ($(INTERMITTENT),1)
 		--checkpoints $(CHECKPOINTS) --inject-failures $(FAILURES)
 else
 	$(BIN)/voltflow cosim --net $(NET) --hw $(HW) $(if $(FPS),--fps $(FPS)) --rails $(RAILS) \
-		--method $(METHOD) --frames $(FRAMES) $(if $(WAVES),--waves $(WAVES))
+		--method $(METHOD) --frames $(FRAMES) $(if $(WAVES),--waves $(WAVES)) \
+		$(if $(filter 1,$(LOOKAHEAD)),--lookahead)
 endif
 
 bench: venv
