@@ -48,11 +48,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# Every core runs tests (pytest-xdist); a file's tests stay on one worker, so its module fixtures
+# (a Verilator run, a build) happen once. `make test PYTEST_WORKERS=0` runs them in this process.
+PYTEST_WORKERS ?= auto
+PYTEST_PARALLEL = $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
+
 test: venv
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_PARALLEL)
 
 test-slow: venv
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow $(PYTEST_PARALLEL)
 
 # mypy cannot follow setuptools' package-dir mapping (an import hook), so it checks a tree of
 # links that lays the folders out under their import names: build/typecheck/voltflow/<package>.
