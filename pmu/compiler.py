@@ -221,34 +221,17 @@ def compile_schedule(
         if not lookahead or i == last:
             emit(Opcode.LAUNCH, note, first=first, count=count, lead=0)
             continue
-        # Look-ahead: while layer i runs, raise the supplies that layer i + 1 raises and wake
-        # its banks, timed to end as its ops end; the clocks change after SYNC.
-        rising = [
-            d for d, old, new in zip(DOMAINS, states[i], states[i + 1], strict=True) if new > old
-        ]
-        wake_next = on[i + 1] & ~on[i]
-        section = _Emitter(emit.expand)
-        section.banks(Opcode.WAKE, wake_next, f"look-ahead: layer {i + 1} needs them")
-        wakes = len(section.words)
-        for d in rising:
-            v = states[i + 1][DOMAINS.index(d)]
-            section(
-                Opcode.CONNECT,
-                f"look-ahead: {d.value} up to {v:.2f} V for layer {i + 1}, supply first",
-                domain=_DOMAIN_CODE[d],
-                rail=rail_of[v],
-            )
-        busy = len(rising) * (1 + transition_cycles)
-        if wakes and busy < wake_cycles:  # the banks are usable wake_cycles after the WAKE
-            rest = wake_cycles - busy - 1
-            section(Opcode.WAIT, f"rest of the bank wake-up latency {rest} cycles", cycles=rest)
-            busy += 1 + rest
+        section, rising, section_cycles = _lookahead_section(
+            emit.expand, rail_of, states[i], states[i + 1], on[i + 1] & ~on[i], i + 1,
+            wake_cycles, transition_cycles,
+        )  # fmt: skip
         if not section.words:
             emit(Opcode.LAUNCH, note, first=first, count=count, lead=0)
             continue
-        # The section takes `wakes + busy` cycles; SYNC then executes as the ops end.
+        # A LAUNCH at t sees done at t + 2 + C; the section starts at t + 1 + lead, so with this
+        # lead its SYNC executes in the cycle done is seen.
         cycles = int(table.layers[i].ref_cycles[schedule.layers[i].state])
-        lead = max(1, cycles + 1 - wakes - busy)
+        lead = max(1, cycles + 1 - section_cycles)
         widest = (1 << payload_fields(Opcode.LAUNCH)["lead"]) - 1
         if lead > widest:  # a longer layer: the section starts with a WAIT for the rest
             section.words.insert(0, encode(Opcode.WAIT, cycles=lead - widest - 1))
@@ -276,6 +259,41 @@ def compile_schedule(
     return Program(
         tuple(emit.words), tuple(emit.comments), frame_start, rails, tuple(launch_layers)
     )
+
+
+def _lookahead_section(
+    expand: Callable[[np.ndarray, bool], np.ndarray],
+    rail_of: Mapping[float, int],
+    state: tuple[float, ...],
+    following: tuple[float, ...],
+    wake: np.ndarray,
+    layer: int,
+    wake_cycles: int,
+    transition_cycles: int,
+) -> tuple["_Emitter", list[Domain], int]:
+    """The look-ahead commands run while a layer in ``state`` ends, for ``layer`` in
+    ``following``: WAKE the banks in ``wake``, CONNECT every domain whose voltage rises to its
+    higher rail, and WAIT for what is left of the banks' wake-up latency. Returns the commands,
+    the domains raised and the cycles the commands take."""
+    section = _Emitter(expand)
+    section.banks(Opcode.WAKE, wake, f"look-ahead: layer {layer} needs them")
+    cycles = len(section.words)
+    woken = bool(section.words)
+    rising = [d for d, old, new in zip(DOMAINS, state, following, strict=True) if new > old]
+    for d in rising:
+        v = following[DOMAINS.index(d)]
+        section(
+            Opcode.CONNECT,
+            f"look-ahead: {d.value} up to {v:.2f} V for layer {layer}, supply first",
+            domain=_DOMAIN_CODE[d],
+            rail=rail_of[v],
+        )
+    busy = len(rising) * (1 + transition_cycles)
+    if woken and busy < wake_cycles:  # the banks are usable wake_cycles after the last WAKE
+        rest = wake_cycles - busy - 1
+        section(Opcode.WAIT, f"rest of the bank wake-up latency {rest} cycles", cycles=rest)
+        busy += 1 + rest
+    return section, rising, cycles + busy
 
 
 def emit_state(
