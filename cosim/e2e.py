@@ -122,6 +122,9 @@ class RunAnalysis:
     wall_s: float
     sim_wall_s: float
     trace: str | None
+    #: The PMU's prologue before the first period (rails set up, the first supplies and banks):
+    #: measured, not part of any frame (``total`` is the frames'), so not in the prediction.
+    prologue: Energy = field(default_factory=Energy)
 
     @property
     def energy_difference(self) -> float:
@@ -225,6 +228,7 @@ def analyse(
     segment_power: dict[str, int] | None = None
     segment_activity = np.zeros(len(names), dtype=np.int64)
     frame_before: dict[str, int] | None = None
+    prologue = Energy()
 
     def segment_energy(power: dict[str, int], activity: np.ndarray) -> Energy:
         """Dynamic energy of the open segment, up to ``power``/``activity``."""
@@ -282,6 +286,10 @@ def analyse(
                 else -1
             )
             launch += 1
+        elif snap.event == "B" and launch == 0:  # SET_PERIOD: the prologue ends
+            prologue = prologue + window
+        elif snap.event == "B":
+            frame.slack = frame.slack + window
         else:  # F: the period ended
             frame.slack = frame.slack + window
             frame.violations = _violations(snap.counters, frame_before)
@@ -315,6 +323,7 @@ def analyse(
         wall_s=run.wall_s,
         sim_wall_s=run.sim_wall_s,
         trace=None if run.trace is None else str(run.trace),
+        prologue=prologue,
     )
 
 

@@ -61,6 +61,8 @@ def report_json(
             "tolerance": ENERGY_TOLERANCE,
             "measured_detail": run.total.to_json(),
             "cycles": run.cycles,
+            # The PMU's prologue before the first period: measured, not part of a frame.
+            "prologue_j": run.prologue.total_j,
         },
         "failures": run.failures(),
         "passed": not run.failures(),
@@ -131,7 +133,8 @@ def report_text(report: dict[str, Any], run: RunAnalysis, chip: Chip) -> str:
         "",
         f"total: predicted {_uj(t['predicted_j']):,.4f} uJ, measured {_uj(t['measured_j']):,.4f}"
         f" uJ ({t['difference'] * 100:+.4f}%, tolerance {t['tolerance'] * 100:.1f}%); "
-        f"{t['cycles']:,} reference cycles",
+        f"{t['cycles']:,} reference cycles; the PMU's prologue before the first period "
+        f"(rails and first supplies, in no frame) {t['prologue_j'] * 1e9:,.3f} nJ",
     ]
     if "baseline" in report:
         b = report["baseline"]

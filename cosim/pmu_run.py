@@ -74,7 +74,8 @@ class LaunchResult:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """The PMU's power counters at an event: ``S`` a LAUNCH's first cycle, ``C`` the cycle
+    """The PMU's power counters at an event: ``B`` SET_PERIOD (a period starts), ``S`` a
+    LAUNCH's first cycle, ``C`` the cycle
     after a supply or rail change while its ops run (a look-ahead), ``D`` its done, ``F`` a
     period boundary (after IDLE/SLEEP); ``P``/``O`` a power cycle's end. A ``C`` snapshot also
     has the accelerator's activity counters (``rtl.activity_counters.COUNTERS`` order): the

@@ -432,7 +432,8 @@ module {TOP_NAME} (
     if ($value$plusargs("snapshots=%s", path)) snap_fd = $fopen(path, "w");
   end
 
-  // Power-counter snapshots (for the energy model's windows): S at a LAUNCH's first cycle, C
+  // Power-counter snapshots (for the energy model's windows): B when SET_PERIOD executes (the
+  // prologue before it is no frame's), S at a LAUNCH's first cycle, C
   // in the cycle after a supply or rail change while its ops run (with the accelerator's
   // counters: the ops' activity up to the change ran at the old voltage), D when it is done, F
   // at each period boundary: after the tick in which IDLE/SLEEP waited for the period timer
@@ -446,6 +447,7 @@ module {TOP_NAME} (
     if (snap_fd != 0 && power_down)  // the power cycle's counters, before the reset clears them
       $fwrite(snap_fd, "{snap_fmt}\\n", fail_now ? "P" : "O", {down_args});
     if (snap_fd != 0 && !rst && !power_down) begin  // a failing tick's events never happen
+      if (status__period_set) $fwrite(snap_fd, "{snap_fmt}\\n", "B", {snap_args});
       if (launch__start && !start_q) $fwrite(snap_fd, "{snap_fmt}\\n", "S", {snap_args});
       if (launch__start && start_q && ({switches} != switches_q || {rail_sets} != rail_sets_q))
         $fwrite(snap_fd, "{change_fmt}\\n", "C", {change_args});

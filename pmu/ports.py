@@ -101,6 +101,8 @@ class Status(wiring.Signature):
         The PMU has stopped (HALT or error) in cycle ``end_cycle``.
     launch_exec : Out(64), launch_done : Out(1)
         The cycle of the last LAUNCH; its ops are done (one-cycle pulse).
+    period_set : Out(1)
+        SET_PERIOD executes (one-cycle pulse): a period starts in this cycle.
     tick_end : Out(64)
         ``now`` + the present tick's length: the tick covers cycles ``now .. tick_end - 1`` and its
         effects (a checkpoint-store write among them) land at its end, so a power failure in a
@@ -118,6 +120,7 @@ class Status(wiring.Signature):
                 "end_cycle": Out(TIME_BITS),
                 "launch_exec": Out(TIME_BITS),
                 "launch_done": Out(1),
+                "period_set": Out(1),
                 "tick_end": Out(TIME_BITS),
             }
         )

@@ -290,6 +290,7 @@ class PmuSequencer(wiring.Component):
                     m.d.sync += [executed.eq(executed + 1), pc.eq(pc + 1)]
                     with m.Switch(op):
                         with m.Case(Opcode.SET_PERIOD):
+                            m.d.comb += self.status.period_set.eq(1)
                             m.d.sync += [
                                 period.eq(p.set_period.cycles),
                                 deadline.eq(now + p.set_period.cycles),
