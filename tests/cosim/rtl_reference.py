@@ -10,7 +10,7 @@ deliberate change of the simulated behaviour (and its own review) may re-record 
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,17 @@ def dense_counters(counters: Mapping[str, int]) -> dict[str, int]:
     """``counters`` without the sparsity counters (0 in a dense build)."""
     assert not any(counters[name] for name in SPARSITY_COUNTERS)
     return {k: v for k, v in counters.items() if k not in SPARSITY_COUNTERS}
+
+
+#: Snapshot events the recorded runs predate: ``B`` (SET_PERIOD, where the prologue ends) and ``C``
+#: (a supply change while ops run: look-ahead programs only).
+NEWER_EVENTS = ("B", "C")
+
+
+def recorded_snapshots(snapshots: Sequence[Any]) -> list[list[Any]]:
+    """The snapshots (``cosim.pmu_run.Snapshot``) as recorded: event, cycle and PMU counters, the
+    events the recordings predate left out."""
+    return [[s.event, s.now, s.counters] for s in snapshots if s.event not in NEWER_EVENTS]
 
 
 def check(key: str, record: dict[str, Any]) -> None:

@@ -91,7 +91,7 @@ def _check_reference(key: str, result: PmuRunResult) -> None:
             "counters": result.counters,
             "bank_on_cycles": list(result.bank_on_cycles),
             "launches": [[x.first, x.count, x.exec_cycle, x.done_cycle] for x in result.launches],
-            "snapshots": [[s.event, s.now, s.counters] for s in result.snapshots],
+            "snapshots": rtl_reference.recorded_snapshots(result.snapshots),
             "op_stats": rtl_reference.dense_columns(result.op_stats.tolist()),
             "outputs": rtl_reference.digest(result.outputs),
         },
