@@ -286,10 +286,11 @@ def analyse(
                 else -1
             )
             launch += 1
-        elif snap.event == "B" and launch == 0:  # SET_PERIOD: the prologue ends
-            prologue = prologue + window
-        elif snap.event == "B":
-            frame.slack = frame.slack + window
+        elif snap.event == "B":  # SET_PERIOD: the first one ends the prologue
+            if launch == 0:
+                prologue = prologue + window
+            else:
+                frame.slack = frame.slack + window
         else:  # F: the period ended
             frame.slack = frame.slack + window
             frame.violations = _violations(snap.counters, frame_before)
@@ -392,8 +393,8 @@ def measure(
     sparsity-aware chip: this input's exact one); ``solved_on`` the table the schedule was solved
     on, when another (a profile's bound: the compiler checks the schedule's times against it);
     ``case`` the weights and input (None: drawn from ``seed``); ``lookahead``: compile for the
-    PMU's look-ahead queue. The arguments pickle (the baseline
-    runs in a second process with them, without ``progress``).
+    PMU's look-ahead queue. The arguments pickle (the baseline runs in a second process with
+    them, without ``progress``).
     """
     chip = table.chip
     counts = sim_bank_counts(chip, table.memory)
