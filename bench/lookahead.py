@@ -46,6 +46,14 @@ def bench_network(name: str, share: float, rtl: bool) -> dict[str, Any]:
     counts = sim_bank_counts(chip, table.memory)
     program, hidden = lookahead_program(planned, table, 1, counts)
     ops = [decode(w) for w in program.words]
+    # Supplies raised ahead: the CONNECTs between a look-ahead LAUNCH and its SYNC.
+    raised, running = 0, False
+    for op in ops:
+        if op.opcode is Opcode.LAUNCH:
+            running = op["lead"] > 0
+        elif op.opcode is Opcode.SYNC:
+            running = False
+        raised += running and op.opcode is Opcode.CONNECT
     last = len(program.launch_layers) - 1
     frame = planned.predicted_run.launches[last].done_cycle
     frame -= planned.predicted_run.launches[0].exec_cycle
@@ -55,7 +63,7 @@ def bench_network(name: str, share: float, rtl: bool) -> dict[str, Any]:
         "layers": len(table.layers),
         "switches": planned.result.evaluation.switches,
         "prepared": sum(op.opcode is Opcode.SYNC for op in ops),
-        "raised": sum("look-ahead" in c and " up to " in c for c in program.comments),
+        "raised": raised,
         "hidden_cycles": hidden,
         "hidden_ns": round(hidden * 1e3 / chip.reference_mhz, 1),
         "frame_cycles": frame,
