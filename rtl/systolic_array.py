@@ -3,6 +3,7 @@
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
+from voltflow.hw.clock_gating import gated_domain
 
 __all__ = ["Operand", "SystolicArray"]
 
@@ -72,6 +73,9 @@ class SystolicArray(wiring.Component):
     def elaborate(self, platform: object) -> Module:
         m = Module()
         rows, cols = self.rows, self.cols
+        # Every register advances only on ``tick``: the array runs on its own clock, gated by
+        # it (hw.clock_gating), so an idle array costs the simulation nothing.
+        gated_domain(m, "pe", self.tick)
 
         # Skew: row r's stream delayed r ticks, column c's c ticks.
         row_in = []
@@ -86,8 +90,7 @@ class SystolicArray(wiring.Component):
             ]
             for d in range(r):
                 nxt = Signal(Operand, name=f"row{r}_skew{d}")
-                with m.If(self.tick):
-                    m.d.sync += nxt.eq(src)
+                m.d.pe += nxt.eq(src)
                 src = nxt
             row_in.append(src)
         col_in = []
@@ -96,8 +99,7 @@ class SystolicArray(wiring.Component):
             m.d.comb += src.eq(self.w_in[c])
             for d in range(c):
                 nxt = Signal(signed(8), name=f"col{c}_skew{d}")
-                with m.If(self.tick):
-                    m.d.sync += nxt.eq(src)
+                m.d.pe += nxt.eq(src)
                 src = nxt
             col_in.append(src)
 
@@ -106,19 +108,18 @@ class SystolicArray(wiring.Component):
         acc = [[Signal(signed(32), name=f"acc_{r}_{c}") for c in range(cols)] for r in range(rows)]
         out = [[Signal(signed(32), name=f"out_{r}_{c}") for c in range(cols)] for r in range(rows)]
         macs = self._gating(m, row_in, h) if self.gate else None
-        with m.If(self.tick):
-            for r in range(rows):
-                for c in range(cols):
-                    a = row_in[r] if c == 0 else h[r][c - 1]
-                    w = col_in[c] if r == 0 else v[r - 1][c]
-                    prod = a.a * w
-                    mac = a.valid if macs is None else macs[r][c]
-                    m.d.sync += [h[r][c].eq(a), v[r][c].eq(w)]
-                    with m.If(a.first):
-                        m.d.sync += out[r][c].eq(acc[r][c])
-                        m.d.sync += acc[r][c].eq(Mux(mac, prod, 0))
-                    with m.Elif(mac):
-                        m.d.sync += acc[r][c].eq(acc[r][c] + prod)
+        for r in range(rows):
+            for c in range(cols):
+                a = row_in[r] if c == 0 else h[r][c - 1]
+                w = col_in[c] if r == 0 else v[r - 1][c]
+                prod = a.a * w
+                mac = a.valid if macs is None else macs[r][c]
+                m.d.pe += [h[r][c].eq(a), v[r][c].eq(w)]
+                with m.If(a.first):
+                    m.d.pe += out[r][c].eq(acc[r][c])
+                    m.d.pe += acc[r][c].eq(Mux(mac, prod, 0))
+                with m.Elif(mac):
+                    m.d.pe += acc[r][c].eq(acc[r][c] + prod)
 
         for r in range(rows):
             exiting = h[r][cols - 1]
@@ -160,8 +161,7 @@ class SystolicArray(wiring.Component):
                 a_valid = (row_in[r] if c == 0 else h[r][c - 1]).valid
                 mac = Signal(name=f"mac_{r}_{c}")
                 m.d.comb += mac.eq(a_valid & a_nz & w_nz)
-                with m.If(self.tick):
-                    m.d.sync += [hz[r][c].eq(a_nz), vz[r][c].eq(w_nz)]
+                m.d.pe += [hz[r][c].eq(a_nz), vz[r][c].eq(w_nz)]
                 row.append(mac)
             macs.append(row)
         return macs
@@ -170,7 +170,6 @@ class SystolicArray(wiring.Component):
         """``src`` delayed ``delay`` ticks by a chain of registers ``<name><d>``."""
         for d in range(delay):
             nxt = Signal(name=f"{name}{d}")
-            with m.If(self.tick):
-                m.d.sync += nxt.eq(src)
+            m.d.pe += nxt.eq(src)
             src = nxt
         return src
