@@ -4,6 +4,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from voltflow.hw.clock_gating import gated_domain
 from voltflow.hw.signatures import BankAccess, BankPower
 from voltflow.hw.widths import GROUP_BANKS, SELECT_BITS, TIME_BITS
 from voltflow.pmu.config import PmuConfig
@@ -101,6 +102,10 @@ class BankSwitches(wiring.Component):
         width = groups * GROUP_BANKS
         now = self.now
 
+        # Every register and memory here changes only on a GATE, WAKE or SLEEP command: they run
+        # on the reference clock gated by the commands (hw.clock_gating), so the cycles without
+        # one cost the simulation none of their next-state logic.
+        gated_domain(m, "switch", command.gate_all | command.gate | command.wake)
         on = self.power.on
         until = Array(Signal(TIME_BITS, name=f"group{g}_until") for g in range(groups))
         waking = Array(Signal(GROUP_BANKS, name=f"group{g}_waking") for g in range(groups))
@@ -161,20 +166,20 @@ class BankSwitches(wiring.Component):
 
         with m.If(command.gate_all):
             m.d.comb += [self.gates.eq(n_on), self.power.gated_now.eq(on)]
-            m.d.sync += [on.eq(0), n_on.eq(0)]
-            m.d.sync += [n_kind[kind].eq(0) for kind in BankKind]
+            m.d.switch += [on.eq(0), n_on.eq(0)]
+            m.d.switch += [n_kind[kind].eq(0) for kind in BankKind]
         with m.Elif(command.gate):
             m.d.comb += [self.gates.eq(popcount(off_g)), self.power.gated_now.eq(on & cmd_vec[:n])]
-            m.d.sync += [on.eq(on & ~cmd_vec[:n]), n_on.eq(n_on - self.gates)]
-            m.d.sync += [
+            m.d.switch += [on.eq(on & ~cmd_vec[:n]), n_on.eq(n_on - self.gates)]
+            m.d.switch += [
                 n_kind[kind].eq(n_kind[kind] - popcount(off_g & kind_g[kind])) for kind in BankKind
             ]
         with m.Elif(command.wake):
             m.d.comb += self.wakes.eq(popcount(new_g))
             for kind in BankKind:
                 m.d.comb += getattr(self, f"wakes_{kind.value}").eq(popcount(new_g & kind_g[kind]))
-                m.d.sync += n_kind[kind].eq(n_kind[kind] + popcount(new_g & kind_g[kind]))
-            m.d.sync += [on.eq(on | cmd_vec[:n]), n_on.eq(n_on + self.wakes)]
+                m.d.switch += n_kind[kind].eq(n_kind[kind] + popcount(new_g & kind_g[kind]))
+            m.d.switch += [on.eq(on | cmd_vec[:n]), n_on.eq(n_on + self.wakes)]
             for g in range(groups):
                 latencies: dict[int, int] = {}
                 for i in range(GROUP_BANKS):
@@ -186,7 +191,7 @@ class BankSwitches(wiring.Component):
                 for w, bits in sorted(latencies.items()):
                     latest = Mux((new_g & bits) != 0, now + 1 + w, latest)
                 with m.If((command.group == g) & (new_g != 0)):
-                    m.d.sync += [
+                    m.d.switch += [
                         waking[g].eq(Mux(until[g] <= now + 1, new_g, waking[g] | new_g)),
                         until[g].eq(Mux(until[g] > latest, until[g], latest)),
                     ]
@@ -215,9 +220,9 @@ class BankSwitches(wiring.Component):
             for g in range(groups):
                 on_here = on[g * GROUP_BANKS : min(n, (g + 1) * GROUP_BANKS)]
                 with m.If(on_here != 0):
-                    m.d.sync += [pend[g].eq(on_here), pend_at[g].eq(after)]
+                    m.d.switch += [pend[g].eq(on_here), pend_at[g].eq(after)]
         with m.Elif(touch):
-            m.d.sync += pend[command.group].eq(0)
+            m.d.switch += pend[command.group].eq(0)
         pend_g = Signal(GROUP_BANKS)
         pend_at_g = Signal(TIME_BITS)
         m.d.comb += [pend_g.eq(pend[command.group]), pend_at_g.eq(pend_at[command.group])]
@@ -238,8 +243,8 @@ class BankSwitches(wiring.Component):
             self.on_time_memories += [done_mem, since_mem]
             done_rd = done_mem.read_port(domain="comb")
             since_rd = since_mem.read_port(domain="comb")
-            done_wr = done_mem.write_port()
-            since_wr = since_mem.write_port()
+            done_wr = done_mem.write_port(domain="switch")
+            since_wr = since_mem.write_port(domain="switch")
             closing = Signal(name=f"lane{lane}_closing")
             m.d.comb += [
                 done_rd.addr.eq(command.group),

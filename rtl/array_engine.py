@@ -8,6 +8,7 @@ from typing import Any
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
+from voltflow.hw.clock_gating import gated_domain
 from voltflow.hw.signatures import MemoryRead, MemoryWrite
 from voltflow.hw.widths import CHANNEL_ENTRY_BITS, WORD_BITS
 from voltflow.rtl.arith import address_bits, head_lanes, widened_signed
@@ -114,6 +115,9 @@ class ArrayEngine(wiring.Component):
         m.d.comb += active.eq(self.control.tick & self.control.busy)
         streaming = Signal()
         m.d.comb += streaming.eq(active & ~flushing)
+        # Every register here changes only in an active tick, at a start or when an epoch
+        # begins: they run on the reference clock gated by those (hw.clock_gating).
+        gated_domain(m, "engine", active | self.control.start | self.epoch.begin)
 
         stream_len = Signal(16)
         m.d.comb += stream_len.eq(Mux(desc.k_pad > C, desc.k_pad, C + 1))
@@ -157,14 +161,14 @@ class ArrayEngine(wiring.Component):
                 with m.Else():
                     m.d.comb += byte.eq(shift[r][:8])
                 with m.If(streaming & in_k & ~dw):
-                    m.d.sync += shift[r].eq(Mux(load_word, self.lane_rdata[r], shift[r]) >> 8)
+                    m.d.engine += shift[r].eq(Mux(load_word, self.lane_rdata[r], shift[r]) >> 8)
             else:
                 # The block's words as read (in its first tick) or as latched then.
                 with m.Else():
                     word = Mux(skipping.reading, self.lane_rdata[r], shift[r])
                     m.d.comb += byte.eq(word.word_select(lane, 8))
                 with m.If(streaming & skipping.reading & ~dw):
-                    m.d.sync += shift[r].eq(self.lane_rdata[r])
+                    m.d.engine += shift[r].eq(self.lane_rdata[r])
             m.d.comb += array.a_in[r].eq(Mux(~flushing & in_k, byte, 0))
         for c in range(C):
             m.d.comb += array.w_in[c].eq(
@@ -184,7 +188,7 @@ class ArrayEngine(wiring.Component):
         side_len = Mux(desc.per_channel, BW + RQ, BW)
         m.d.comb += capture.eq(streaming & (tile == 0) & (u < side_len) & ~matmul)
         with m.If(capture):
-            m.d.sync += side_acc.word_select(u[: address_bits(BW + RQ - 1)], WORD_BITS).eq(
+            m.d.engine += side_acc.word_select(u[: address_bits(BW + RQ - 1)], WORD_BITS).eq(
                 self.wbuf_bias_read.data
             )
         side_words = [side_acc.word_select(i, WORD_BITS) for i in range(BW + RQ - 1)]
@@ -215,7 +219,7 @@ class ArrayEngine(wiring.Component):
         context_cols = Signal(8)
         with m.If(self.control.start & context):
             head_cols = head_lanes(self.epoch.jp0, self.epoch.lane_lo, desc.head_ch, C)
-            m.d.sync += context_cols.eq(sum(head_cols[c] for c in range(C)))
+            m.d.engine += context_cols.eq(sum(head_cols[c] for c in range(C)))
         m.d.comb += cols_real.eq(Mux(context, context_cols, Mux(left_ch >= C, C, left_ch)))
         k_index = Signal(16)
         m.d.comb += k_index.eq(cbk * L + lane)
@@ -268,11 +272,11 @@ class ArrayEngine(wiring.Component):
             m.d.comb += sub_end.eq(Mux(dw, dense_end, skip_end))
             block_done = Mux(dw, block_done, skipping.block_end)
         with m.If(streaming):
-            m.d.sync += u.eq(u + 1)
+            m.d.engine += u.eq(u + 1)
             with m.If(block_done):
-                m.d.sync += cbk.eq(Mux(cbk == desc.cb - 1, 0, cbk + 1))
+                m.d.engine += cbk.eq(Mux(cbk == desc.cb - 1, 0, cbk + 1))
             with m.If(sub_end):
-                m.d.sync += [
+                m.d.engine += [
                     u.eq(0),
                     cbk.eq(0),
                     p.eq(p + 1),
@@ -280,7 +284,7 @@ class ArrayEngine(wiring.Component):
                 ]
                 with m.If(p == self.epoch.q - 1):
                     m.d.comb += self.control.done.eq(1)
-                    m.d.sync += [
+                    m.d.engine += [
                         self.control.busy.eq(0),
                         p.eq(0),
                         pass_base.eq(0),
@@ -288,12 +292,12 @@ class ArrayEngine(wiring.Component):
                         tile_pix.eq(tile_pix + R),
                     ]
         with m.If(active & flushing):
-            m.d.sync += flush_mark.eq(0)
+            m.d.engine += flush_mark.eq(0)
             with m.If(array.last_exit):
                 m.d.comb += self.control.done.eq(1)
-                m.d.sync += self.control.busy.eq(0)
+                m.d.engine += self.control.busy.eq(0)
         with m.If(self.control.start):
-            m.d.sync += [
+            m.d.engine += [
                 self.control.busy.eq(1),
                 flushing.eq(self.flush),
                 flush_mark.eq(self.flush),
@@ -304,7 +308,7 @@ class ArrayEngine(wiring.Component):
             ]
         if skipping is not None:
             with m.If((streaming & sub_end) | self.control.start):
-                m.d.sync += skipping.restart()
+                m.d.engine += skipping.restart()
 
         # ---- drain -----------------------------------------------------------------------------
         d_row = Signal(8)
@@ -332,7 +336,7 @@ class ArrayEngine(wiring.Component):
             for d in range(2 * (C - 1 - c)):
                 nxt = Signal(8, name=f"dw_lane{c}_delay{d}")
                 with m.If(active):
-                    m.d.sync += nxt.eq(value)
+                    m.d.engine += nxt.eq(value)
                 value = nxt
             dw_lanes.append(value)
         gemm_word = Cat(*(q.y for q in quants))
@@ -347,17 +351,21 @@ class ArrayEngine(wiring.Component):
             self.obuf_write.data.eq(Mux(dw, Cat(*dw_lanes), gemm_word)),
         ]
         with m.If(write):
-            m.d.sync += d_row.eq(d_row + 1)
+            m.d.engine += d_row.eq(d_row + 1)
             with m.If(d_row == width - 1):
-                m.d.sync += [d_row.eq(0), d_pass.eq(d_pass + 1), d_pass_off.eq(d_pass_off + width)]
+                m.d.engine += [
+                    d_row.eq(0),
+                    d_pass.eq(d_pass + 1),
+                    d_pass_off.eq(d_pass_off + width),
+                ]
                 with m.If(d_pass == self.epoch.q - 1):
-                    m.d.sync += [
+                    m.d.engine += [
                         d_pass.eq(0),
                         d_pass_off.eq(0),
                         d_slot.eq(Mux(d_slot == 2, 0, d_slot + 1)),
                     ]
         with m.If(self.epoch.begin):
-            m.d.sync += [
+            m.d.engine += [
                 tile.eq(0),
                 tile_pix.eq(0),
                 d_row.eq(0),
@@ -409,10 +417,10 @@ class ArrayEngine(wiring.Component):
         block_end = Signal()
         m.d.comb += block_end.eq(~done & (rest == 0))
         with m.If(streaming & ~done & ~dw):
-            m.d.sync += pend.eq(rest)
-            m.d.sync += fresh.eq(block_end)
+            m.d.engine += pend.eq(rest)
+            m.d.engine += fresh.eq(block_end)
             with m.If(block_end):
-                m.d.sync += blk.eq(blk + 1)
+                m.d.engine += blk.eq(blk + 1)
         streamed = Signal(range(L + 1))
         m.d.comb += streamed.eq(sum(mask[i] for i in range(L)))
         element = Signal()
