@@ -19,9 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from voltflow.cosim.accel_run import run_network
-from voltflow.cosim.build import build
-from voltflow.cosim.sim_top import accel_build_spec, uses_attention
+from voltflow.cosim.accel_run import chip_build, run_network
+from voltflow.cosim.sim_top import uses_attention
 from voltflow.scheduler.chip import load_chip
 from voltflow.scheduler.network import load_network
 
@@ -40,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     chip = load_chip()
     network = load_network(args.network)
     attention = args.build == "full" or uses_attention(network)
-    chosen = build(accel_build_spec(chip, attention=attention))
+    chosen = chip_build(chip, attention=attention)
     with tempfile.TemporaryDirectory(prefix="voltflow-ir-") as scratch:
         copy = Path(scratch) / "build"
         shutil.copytree(

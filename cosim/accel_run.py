@@ -6,7 +6,9 @@ through cocotb and returns, per op, the measured reference cycles and counters n
 model's prediction, and whether each op's output is bit-exact.
 """
 
+import dataclasses
 import json
+import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -14,7 +16,14 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
-from voltflow.cosim.build import VerilatorBuild, build, follow_lines, run_cocotb
+from voltflow.cosim.build import (
+    BuildError,
+    TraceFormat,
+    VerilatorBuild,
+    build,
+    follow_lines,
+    run_cocotb,
+)
 from voltflow.cosim.golden import Case, make_case
 from voltflow.cosim.images import (
     descriptor_quant,
@@ -29,6 +38,7 @@ from voltflow.cosim.sim_top import (
     BankCounts,
     SimSizes,
     accel_build_spec,
+    default_bank_counts,
     sim_bank_counts,
     uses_attention,
 )
@@ -42,13 +52,16 @@ from voltflow.rtl.program import DESCRIPTOR_BITS, Program, compile_program
 from voltflow.scheduler.chip import DOMAINS, Chip, Domain
 from voltflow.scheduler.dataflow import Activity, Mode, OpWork, op_work
 from voltflow.scheduler.memory import BankLayout, plan_memory
-from voltflow.scheduler.network import Network
+from voltflow.scheduler.network import Network, load_network
 
 __all__ = [
+    "PGO_ENV",
+    "TRAINING_NETWORK",
     "OpResult",
     "PreparedRun",
     "RunResult",
     "accelerator_build",
+    "chip_build",
     "dump_plan",
     "measured_activity",
     "prepare_run",
@@ -113,10 +126,57 @@ class RunResult:
         )
 
 
+#: The network whose inference trains a profile-guided build (``cosim.build.build``'s
+#: ``train``): 0.4 M cycles at nominal voltage, with every engine but attention's and the PMU.
+#: SqueezeNet runs as fast on a build trained on it as on one trained on SqueezeNet itself.
+TRAINING_NETWORK = "resnet8"
+#: ``VOLTFLOW_PGO=0`` builds without profile-guided optimisation: a first build about 30 s
+#: shorter, simulations about 1.3x slower.
+PGO_ENV = "VOLTFLOW_PGO"
+
+
+def chip_build(
+    chip: Chip,
+    counts: BankCounts | None = None,
+    trace: TraceFormat | None = None,
+    *,
+    attention: bool = True,
+    store: bool = False,
+) -> VerilatorBuild:
+    """The chip's (cached) Verilator build with ``counts`` banks per kind (default: the build
+    that most networks use; see cosim.sim_top.sim_bank_counts), with the attention engines'
+    logic if ``attention`` and the checkpoint store if ``store`` (the intermittent build); with
+    a trace format, the separate build that dumps it.
+
+    The default size class without store or trace is profile-guided: trained on one inference
+    of :data:`TRAINING_NETWORK` while it is built (docs/rtl.md, "Speed"). Other builds, and
+    every build with ``VOLTFLOW_PGO=0``, are compiled without a profile."""
+    counts = default_bank_counts(chip) if counts is None else counts
+    spec = accel_build_spec(chip, counts, store=store, attention=attention)
+    if trace is not None and trace is not TraceFormat.NONE:
+        return build(dataclasses.replace(spec, trace=trace))
+    guided = not store and counts == default_bank_counts(chip)
+    if not guided or os.environ.get(PGO_ENV, "1") == "0":
+        return build(spec)
+    return build(spec, train=lambda instrumented: _train(chip, instrumented))
+
+
+def _train(chip: Chip, instrumented: VerilatorBuild) -> None:
+    """The training run of a profile-guided build: one inference of :data:`TRAINING_NETWORK`
+    at nominal voltage, which must be exact like any other."""
+    network = load_network(TRAINING_NETWORK)
+    result = run_network(network, chip, [chip.nominal_v] * 3, verilator_build=instrumented)
+    if not result.passed:
+        raise BuildError(
+            f"the training run of {chip.name}'s profile-guided build ({network.name}) differs "
+            f"from the cost and golden models: {list(result.testbench_mismatches)[:5]}"
+        )
+
+
 def accelerator_build(chip: Chip, counts: BankCounts | None = None) -> VerilatorBuild:
-    """The (cached) Verilator build of the chip with ``counts`` banks per kind (default: the
-    build that most networks use; see cosim.sim_top.sim_bank_counts)."""
-    return build(accel_build_spec(chip, counts))
+    """The chip's full build (attention engines included) with ``counts`` banks per kind (see
+    :func:`chip_build`)."""
+    return chip_build(chip, counts)
 
 
 def measured_activity(delta: dict[str, int], rows: int, cols: int, word_bits: int) -> Activity:
@@ -250,9 +310,9 @@ class PreparedRun:
         build of this size class, else the (cached) one; ``store``: the intermittent build.
         A network without attention ops runs on the build without the attention engines' logic
         (same results, less to simulate), or on the full build if that is the one given."""
-        spec = accel_build_spec(chip, self.counts, store=store, attention=self.attention)
         if given is None:
-            return build(spec)
+            return chip_build(chip, self.counts, attention=self.attention, store=store)
+        spec = accel_build_spec(chip, self.counts, store=store, attention=self.attention)
         full = accel_build_spec(chip, self.counts, store=store)
         if given.spec.sources not in (spec.sources, full.sources):
             raise ValueError(

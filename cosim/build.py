@@ -130,6 +130,19 @@ AMARANTH_LINT_WAIVERS: tuple[LintWaiver, ...] = (
 #: build. Verilator's own `-O3` and `--x-assign/--x-initial fast` measured no gain, so are absent.
 PERFORMANCE_ARGS: tuple[str, ...] = ("-CFLAGS", "-O2")
 
+#: GCC profile-guided optimisation of a build that comes with a training run (``build(spec,
+#: train=...)``): compiled with ``PGO_GENERATE``, run once on the training workload, then
+#: recompiled with ``PGO_USE`` (``{profile}``: the directory of the counts). Both compiles happen
+#: in the same directory, so the per-object profile names match. Verilator's makefiles read these
+#: as ``USER_CPPFLAGS``/``USER_LDFLAGS`` (from the environment), for the model, Verilator's runtime
+#: and cocotb's main loop alike. Code the training never ran is optimised as without a profile.
+PGO_GENERATE: tuple[str, ...] = ("-fprofile-generate={profile}", "-fprofile-update=single")
+PGO_USE: tuple[str, ...] = (
+    "-fprofile-use={profile}",
+    "-fprofile-partial-training",
+    "-Wno-missing-profile",
+)
+
 
 class TraceFormat(enum.Enum):
     """The waveform format a build can write; each format is its own build."""
@@ -443,11 +456,18 @@ def _tail(path: Path, lines: int = 40) -> str:
         return "(no log)"
 
 
-def _verilate(spec: BuildSpec, directory: Path) -> None:
-    """Verilate and compile *spec* into *directory* through cocotb's runner."""
+def _pgo_environ(flags: Sequence[str], profile: Path) -> dict[str, str]:
+    """The compile and link flags of one PGO step (``PGO_GENERATE`` or ``PGO_USE``)."""
+    line = " ".join(flag.format(profile=profile) for flag in flags)
+    return {"USER_CPPFLAGS": line, "USER_LDFLAGS": line}
+
+
+def _verilate(spec: BuildSpec, directory: Path, flags: Mapping[str, str] | None = None) -> None:
+    """Verilate and compile *spec* into *directory* through cocotb's runner (*flags*: further
+    make variables through the environment, e.g. :func:`_pgo_environ`)."""
     control, paths = _write_sources(spec.sources, directory / "src")
     log = directory / "build.log"
-    overrides = {**_compiler_cache_environ(), **_make_environ()}
+    overrides = {**_compiler_cache_environ(), **_make_environ(), **(flags or {})}
     with activated_environ(overrides=overrides, unset=_RUNNER_OVERRIDES):
         runner = get_runner("verilator")
         try:
@@ -465,8 +485,43 @@ def _verilate(spec: BuildSpec, directory: Path) -> None:
             ) from error
 
 
-def build(spec: BuildSpec) -> VerilatorBuild:
+def _recompile(spec: BuildSpec, directory: Path, flags: Mapping[str, str]) -> None:
+    """Compile *directory*'s verilated C++ again with *flags* (the sources are unchanged)."""
+    for pattern in ("*.o", "*.a", "*.gch"):
+        for stale in directory.glob(pattern):
+            stale.unlink()
+    (directory / spec.toplevel).unlink(missing_ok=True)
+    log = directory / "build.log"
+    overrides = {**_compiler_cache_environ(), **_make_environ(), **flags}
+    jobs = str(min(8, os.cpu_count() or 1))
+    command = ["make", "-j", jobs, "-C", str(directory), "-f", "Vtop.mk"]
+    command.append(f"VM_TRACE={int(spec.trace is not TraceFormat.NONE)}")
+    with activated_environ(overrides=overrides, unset=_RUNNER_OVERRIDES), log.open("a") as out:
+        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if done.returncode != 0:
+        raise BuildError(f"the PGO recompile of {spec.toplevel!r} failed; log {log}:\n{_tail(log)}")
+
+
+def _optimise_with_profile(
+    spec: BuildSpec, key: str, directory: Path, train: Callable[[VerilatorBuild], None]
+) -> None:
+    """Profile-guided optimisation of the instrumented build in *directory*: run *train* on it,
+    then recompile with the profile (``PGO_USE``). The profile and the training's files go."""
+    train(VerilatorBuild(spec, key, directory, built=True, build_seconds=0.0))
+    _recompile(spec, directory, _pgo_environ(PGO_USE, directory / "pgo"))
+    shutil.rmtree(directory / "pgo", ignore_errors=True)
+    shutil.rmtree(directory / "runs", ignore_errors=True)
+
+
+def build(
+    spec: BuildSpec, *, train: Callable[[VerilatorBuild], None] | None = None
+) -> VerilatorBuild:
     """Return the Verilator build of *spec*, compiling it only if it is not cached yet.
+
+    With *train*, the build is profile-guided (its own cache entry, key suffix ``-pgo``): it is
+    compiled instrumented, ``train(instrumented_build)`` runs a representative workload on it,
+    and the final binary is compiled with that profile (``PGO_USE``). The answers are the same
+    as a plain build's; only the speed differs.
 
     Safe against concurrent callers (processes or threads): a per-key lock file serialises builds
     of the same key, and a build is made in a temporary sibling directory that is renamed into
@@ -480,7 +535,7 @@ def build(spec: BuildSpec) -> VerilatorBuild:
     ToolchainError
         If the toolchain is missing, or an FST build lacks the headers it needs.
     """
-    key = cache_key(spec, ToolchainIdentity.current())
+    key = cache_key(spec, ToolchainIdentity.current()) + ("-pgo" if train is not None else "")
     root = build_root()
     directory = root / key
     cached = _read_cached(spec, key, directory)
@@ -502,7 +557,11 @@ def build(spec: BuildSpec) -> VerilatorBuild:
         staging.chmod(0o755)  # mkdtemp makes it private; the cache is shared like build/ itself
         try:
             start = time.perf_counter()
-            _verilate(spec, staging)
+            if train is None:
+                _verilate(spec, staging)
+            else:
+                _verilate(spec, staging, _pgo_environ(PGO_GENERATE, staging / "pgo"))
+                _optimise_with_profile(spec, key, staging, train)
             seconds = time.perf_counter() - start
             manifest = {
                 "key": key,
@@ -511,6 +570,7 @@ def build(spec: BuildSpec) -> VerilatorBuild:
                 "trace": spec.trace.value,
                 "verilator_args": list(spec.verilator_args),
                 "sources": [source.file_name for source in spec.sources],
+                "profile_guided": train is not None,
             }
             (staging / _MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
             # Atomic on one file system: readers see no entry or a complete one. (Verilator's

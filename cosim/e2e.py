@@ -10,7 +10,6 @@ process) into one call.
 """
 
 import contextlib
-import dataclasses
 import multiprocessing
 import os
 import signal
@@ -20,15 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from voltflow.cosim.build import TraceFormat, VerilatorBuild, build
+from voltflow.cosim.accel_run import chip_build
+from voltflow.cosim.build import TraceFormat
 from voltflow.cosim.energy import Energy, dynamic_energy, launch_levels, window_energy
 from voltflow.cosim.golden import Case
 from voltflow.cosim.pmu_run import PmuRunResult, run_program
-from voltflow.cosim.sim_top import accel_build_spec, sim_bank_counts, uses_attention
+from voltflow.cosim.sim_top import sim_bank_counts, uses_attention
 from voltflow.pmu.compiler import Program, compile_schedule
 from voltflow.pmu.planning import Plan, plan_schedule
 from voltflow.rtl.activity_counters import COUNTERS
-from voltflow.scheduler.chip import DOMAINS, BankKind, Chip, GatingPolicy
+from voltflow.scheduler.chip import DOMAINS, Chip, GatingPolicy
 from voltflow.scheduler.cost import CostTable
 from voltflow.scheduler.evaluate import SlackMode
 from voltflow.scheduler.instance import Problem
@@ -414,23 +414,6 @@ def measure(
         progress=progress,
     )
     return analyse(run, chip, table, schedule, program, frames), program
-
-
-def chip_build(
-    chip: Chip,
-    counts: dict[BankKind, int],
-    waves: TraceFormat | None = None,
-    *,
-    attention: bool = True,
-    store: bool = False,
-) -> VerilatorBuild:
-    """The chip's Verilator build with ``counts`` banks per kind (cached), with the attention
-    engines' logic if ``attention`` and the checkpoint store if ``store`` (the intermittent
-    build); with a trace format, the separate build that dumps it."""
-    spec = accel_build_spec(chip, counts, store=store, attention=attention)
-    if waves:
-        spec = dataclasses.replace(spec, trace=waves)
-    return build(spec)
 
 
 def plan(

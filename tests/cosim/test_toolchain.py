@@ -1,6 +1,7 @@
 """The day-one toolchain: Amaranth -> Verilog -> cached Verilator build -> cocotb, and its cache."""
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -377,6 +378,55 @@ def test_counter_raises_done_at_the_exact_cycle(smoke_build: VerilatorBuild) -> 
     assert run.passed, run.log_tail()
     assert (run.tests, run.failures) == (2, 0)
     assert run.results_xml.is_relative_to(smoke_build.directory)
+
+
+@pytest.mark.cosim
+def test_a_profile_guided_build_trains_its_instrumented_binary_then_runs_the_same(
+    smoke_build: VerilatorBuild, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A build directory of its own, so the build is made here whatever the cache holds (the
+    # compiler cache stays the shared one).
+    monkeypatch.setenv(
+        "CCACHE_DIR", os.environ.get("CCACHE_DIR", str(build_root().parent / "ccache"))
+    )
+    monkeypatch.setenv(BUILD_DIR_ENV, str(tmp_path / "build"))
+    trained: list[Path] = []
+
+    def train(instrumented: VerilatorBuild) -> None:
+        run = run_cocotb(instrumented, SMOKE_TB, run_dir=tmp_path / "train")
+        assert run.passed, run.log_tail()
+        # The training run wrote the profile where the recompile reads it.
+        trained.extend((instrumented.directory / "pgo").glob("*.gcda"))
+
+    guided = build(smoke_spec(), train=train)
+    assert guided.built and guided.key == smoke_build.key + "-pgo"
+    assert trained, "the instrumented binary wrote no profile"
+    manifest = json.loads((guided.directory / "manifest.json").read_text())
+    assert manifest["profile_guided"] is True
+    assert not (guided.directory / "pgo").exists()  # the profile is not kept
+    run = run_cocotb(guided, SMOKE_TB, run_dir=tmp_path / "run")
+    assert run.passed and (run.tests, run.failures) == (2, 0), run.log_tail()
+    assert not build(smoke_spec(), train=train).built  # cached like any build
+
+
+@pytest.mark.cosim
+def test_a_failing_training_run_leaves_no_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "CCACHE_DIR", os.environ.get("CCACHE_DIR", str(build_root().parent / "ccache"))
+    )
+    monkeypatch.setenv(BUILD_DIR_ENV, str(tmp_path / "build"))
+    spec = smoke_spec()
+
+    def train(instrumented: VerilatorBuild) -> None:
+        raise BuildError("the training run differs")
+
+    with pytest.raises(BuildError, match=r"^the training run differs$"):
+        build(spec, train=train)
+    key = cache_key(spec, ToolchainIdentity.current()) + "-pgo"
+    assert not (build_root() / key).exists()
+    assert not list(build_root().glob(f".{key}.tmp-*"))
 
 
 @pytest.mark.cosim
