@@ -61,7 +61,7 @@ class _TreeFinder:
 def _use_tree(root: Path) -> None:
     """Make this process import voltflow from ``root`` (before anything imported it)."""
     assert "voltflow" not in sys.modules, "the tree must be chosen before voltflow is imported"
-    sys.meta_path.insert(0, _TreeFinder(root))  # type: ignore[arg-type]
+    sys.meta_path.insert(0, _TreeFinder(root))
 
 
 def baseline_tree(commit: str = BASELINE) -> Path:
