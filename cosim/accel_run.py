@@ -167,9 +167,15 @@ def _train(chip: Chip, instrumented: VerilatorBuild) -> None:
     network = load_network(TRAINING_NETWORK)
     result = run_network(network, chip, [chip.nominal_v] * 3, verilator_build=instrumented)
     if not result.passed:
+        ops = [
+            op.name
+            for op in result.ops
+            if not (op.cycles_match and op.activity_match and op.bit_exact is not False)
+        ]
         raise BuildError(
             f"the training run of {chip.name}'s profile-guided build ({network.name}) differs "
-            f"from the cost and golden models: {list(result.testbench_mismatches)[:5]}"
+            f"from the cost and golden models: ops {ops[:5]}, testbench "
+            f"{list(result.testbench_mismatches)[:5]}"
         )
 
 
