@@ -462,12 +462,18 @@ def _pgo_environ(flags: Sequence[str], profile: Path) -> dict[str, str]:
     return {"USER_CPPFLAGS": line, "USER_LDFLAGS": line}
 
 
+def _compile_environ(flags: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a compile of Verilator's makefiles runs in: the compiler cache, the make
+    flags, and *flags*."""
+    return {**_compiler_cache_environ(), **_make_environ(), **(flags or {})}
+
+
 def _verilate(spec: BuildSpec, directory: Path, flags: Mapping[str, str] | None = None) -> None:
     """Verilate and compile *spec* into *directory* through cocotb's runner (*flags*: further
     make variables through the environment, e.g. :func:`_pgo_environ`)."""
     control, paths = _write_sources(spec.sources, directory / "src")
     log = directory / "build.log"
-    overrides = {**_compiler_cache_environ(), **_make_environ(), **(flags or {})}
+    overrides = _compile_environ(flags)
     with activated_environ(overrides=overrides, unset=_RUNNER_OVERRIDES):
         runner = get_runner("verilator")
         try:
@@ -492,7 +498,7 @@ def _recompile(spec: BuildSpec, directory: Path, flags: Mapping[str, str]) -> No
             stale.unlink()
     (directory / spec.toplevel).unlink(missing_ok=True)
     log = directory / "build.log"
-    overrides = {**_compiler_cache_environ(), **_make_environ(), **flags}
+    overrides = _compile_environ(flags)
     jobs = str(min(8, os.cpu_count() or 1))
     command = ["make", "-j", jobs, "-C", str(directory), "-f", "Vtop.mk"]
     command.append(f"VM_TRACE={int(spec.trace is not TraceFormat.NONE)}")
